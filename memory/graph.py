@@ -1,0 +1,238 @@
+"""The cube's entity graph in Kuzu, derived from SQLite.
+
+Nodes: ``Memory`` (live, active memories only) and ``Entity`` (keyed by normalised name).
+Edges: ``MENTIONS`` (memory to entity), ``RELATED`` (entity to entity, with predicate,
+source memory and valid time), ``SUPERSEDES`` and ``DERIVED_FROM`` (memory to memory).
+
+The graph is never written directly by a tool call. A change to a memory queues a row
+in SQLite's ``graph_outbox`` in the same transaction; ``apply_outbox`` then re-derives
+that memory's part of the graph from its SQLite row. Re-deriving is idempotent, so a
+crash between the two steps only leaves work that the next run finishes, and
+``rebuild`` can always recreate the whole graph from SQLite. All Cypher uses bound
+parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from .entities import normalize
+from .errors import NotFound, Unavailable
+from .models import EntityView, GraphMemoryRef, GraphRelation
+from .store import CubeStore
+
+log = logging.getLogger(__name__)
+
+SCHEMA = [
+    "CREATE NODE TABLE IF NOT EXISTS Memory(id STRING, type STRING, text STRING, PRIMARY KEY(id))",
+    "CREATE NODE TABLE IF NOT EXISTS Entity(name STRING, display STRING, PRIMARY KEY(name))",
+    "CREATE REL TABLE IF NOT EXISTS MENTIONS(FROM Memory TO Entity)",
+    "CREATE REL TABLE IF NOT EXISTS RELATED(FROM Entity TO Entity, predicate STRING, source_memory STRING, valid_from STRING, valid_to STRING)",
+    "CREATE REL TABLE IF NOT EXISTS SUPERSEDES(FROM Memory TO Memory)",
+    "CREATE REL TABLE IF NOT EXISTS DERIVED_FROM(FROM Memory TO Memory)",
+]
+PREVIEW_CHARS = 280
+
+
+class GraphStore:
+    """One cube's Kuzu database (``graph/``). Opened on first use; blocking methods."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db: Any = None
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            import kuzu
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = kuzu.Database(str(self.path))
+            except RuntimeError as exc:
+                raise Unavailable(
+                    f"the graph at {self.path} cannot be opened ({exc}); another memcube process may hold it"
+                ) from exc
+            self._conn = kuzu.Connection(self._db)
+            for statement in SCHEMA:
+                self._conn.execute(statement)
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._db.close()
+            self._conn = self._db = None
+
+    def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        result = self._connection().execute(query, params or {})
+        rows = []
+        while result.has_next():
+            rows.append(result.get_next())
+        return rows
+
+    # -- deriving from SQLite -------------------------------------------------------
+
+    def apply_outbox(self, store: CubeStore, limit: int = 1000) -> int:
+        """Bring the graph up to date with queued changes; returns how many were applied."""
+        with store.lock:
+            pending = store.conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        if not pending:
+            return 0
+        with self._lock:
+            memory_ids = list(dict.fromkeys(memory_id for _, memory_id in pending))
+            self._resync(store, memory_ids)
+        with store.write() as conn:
+            conn.execute("DELETE FROM graph_outbox WHERE seq <= ?", (pending[-1][0],))
+        return len(pending)
+
+    def rebuild(self, store: CubeStore) -> int:
+        """Drop the graph and derive it again from every memory in SQLite."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("MATCH (n) DETACH DELETE n")
+            with store.lock:
+                high = store.conn.execute("SELECT coalesce(max(seq), 0) FROM graph_outbox").fetchone()[0]
+                ids = [r[0] for r in store.conn.execute("SELECT id FROM memories WHERE status = 'active'").fetchall()]
+            for start in range(0, len(ids), 200):
+                self._resync(store, ids[start : start + 200])
+        with store.write() as sql:
+            sql.execute("DELETE FROM graph_outbox WHERE seq <= ?", (high,))
+        return len(ids)
+
+    def _resync(self, store: CubeStore, memory_ids: list[str]) -> None:
+        conn = self._connection()
+        with store.lock:
+            placeholders = ",".join("?" * len(memory_ids))
+            rows = {
+                r[0]: r
+                for r in store.conn.execute(
+                    f"SELECT id, status, type, text, entities, relations FROM memories WHERE id IN ({placeholders})", memory_ids
+                ).fetchall()
+            }
+        touched: set[str] = set()
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for memory_id in memory_ids:
+                for (name,) in self._rows(
+                    "MATCH (m:Memory {id: $id})-[:MENTIONS]->(e:Entity) RETURN e.name", {"id": memory_id}
+                ):
+                    touched.add(name)
+                for a, b in self._rows(
+                    "MATCH (a:Entity)-[r:RELATED {source_memory: $id}]->(b:Entity) RETURN a.name, b.name", {"id": memory_id}
+                ):
+                    touched.update((a, b))
+                conn.execute("MATCH ()-[r:RELATED {source_memory: $id}]->() DELETE r", {"id": memory_id})
+                conn.execute("MATCH (m:Memory {id: $id}) DETACH DELETE m", {"id": memory_id})
+                row = rows.get(memory_id)
+                if row is None or row[1] != "active":
+                    continue
+                _, _, type_, text, entities_json, relations_json = row
+                conn.execute(
+                    "CREATE (m:Memory {id: $id, type: $type, text: $text})",
+                    {"id": memory_id, "type": type_, "text": text[:PREVIEW_CHARS]},
+                )
+                for display in json.loads(entities_json or "[]"):
+                    key = normalize(display)
+                    if not key:
+                        continue
+                    self._merge_entity(key, display)
+                    conn.execute(
+                        "MATCH (m:Memory {id: $id}), (e:Entity {name: $name}) CREATE (m)-[:MENTIONS]->(e)",
+                        {"id": memory_id, "name": key},
+                    )
+                for rel in json.loads(relations_json or "[]"):
+                    subject, obj = normalize(rel["subject"]), normalize(rel["object"])
+                    if not subject or not obj:
+                        continue
+                    self._merge_entity(subject, rel["subject"])
+                    self._merge_entity(obj, rel["object"])
+                    conn.execute(
+                        "MATCH (a:Entity {name: $a}), (b:Entity {name: $b}) "
+                        "CREATE (a)-[:RELATED {predicate: $p, source_memory: $id, valid_from: $vf, valid_to: $vt}]->(b)",
+                        {"a": subject, "b": obj, "p": rel["predicate"], "id": memory_id,
+                         "vf": rel.get("valid_from"), "vt": rel.get("valid_to")},
+                    )
+            # Entities that nothing mentions or relates any more leave the graph.
+            for name in touched:
+                conn.execute(
+                    "MATCH (e:Entity {name: $name}) WHERE NOT EXISTS { MATCH (e)<-[:MENTIONS]-(:Memory) } "
+                    "AND NOT EXISTS { MATCH (e)-[:RELATED]-(:Entity) } DELETE e",
+                    {"name": name},
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _merge_entity(self, key: str, display: str) -> None:
+        self._connection().execute(
+            "MERGE (e:Entity {name: $name}) ON CREATE SET e.display = $display", {"name": key, "display": display}
+        )
+
+    # -- reading --------------------------------------------------------------------
+
+    def entity(self, name: str, depth: int = 1, memory_limit: int = 50) -> EntityView:
+        key = normalize(name)
+        with self._lock:
+            found = self._rows("MATCH (e:Entity {name: $name}) RETURN e.display", {"name": key})
+            if not found:
+                raise NotFound(f"no entity {name!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text")
+            relations: dict[tuple, GraphRelation] = {}
+            frontier = {key}
+            seen = {key}
+            neighbours: dict[str, str] = {}
+            for _ in range(depth):
+                next_frontier: set[str] = set()
+                for current in frontier:
+                    for a, ad, p, b, bd, src, vf, vt in self._rows(
+                        "MATCH (a:Entity)-[r:RELATED]->(b:Entity) WHERE a.name = $n OR b.name = $n "
+                        "RETURN a.name, a.display, r.predicate, b.name, b.display, r.source_memory, r.valid_from, r.valid_to",
+                        {"n": current},
+                    ):
+                        relations[(a, p, b, src)] = GraphRelation(subject=ad, predicate=p, object=bd, source_memory=src, valid_from=vf, valid_to=vt)
+                        for other, display in ((a, ad), (b, bd)):
+                            if other not in seen:
+                                seen.add(other)
+                                neighbours[other] = display
+                                next_frontier.add(other)
+                    for other, display in self._rows(
+                        "MATCH (e:Entity {name: $n})<-[:MENTIONS]-(:Memory)-[:MENTIONS]->(o:Entity) "
+                        "WHERE o.name <> $n RETURN DISTINCT o.name, o.display",
+                        {"n": current},
+                    ):
+                        if other not in seen:
+                            seen.add(other)
+                            neighbours[other] = display
+                            next_frontier.add(other)
+                frontier = next_frontier
+            memories = [
+                GraphMemoryRef(id=i, text=t, type=ty)
+                for i, t, ty in self._rows(
+                    "MATCH (m:Memory)-[:MENTIONS]->(e:Entity {name: $n}) RETURN m.id, m.text, m.type ORDER BY m.id DESC LIMIT $limit",
+                    {"n": key, "limit": memory_limit},
+                )
+            ]
+        return EntityView(
+            entity=found[0][0], depth=depth, relations=list(relations.values()),
+            neighbours=sorted(neighbours.values(), key=str.casefold), memories=memories,
+        )
+
+    def memory_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._rows("MATCH (m:Memory) RETURN m.id")}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "memories": self._rows("MATCH (m:Memory) RETURN count(m)")[0][0],
+                "entities": self._rows("MATCH (e:Entity) RETURN count(e)")[0][0],
+                "mentions": self._rows("MATCH ()-[r:MENTIONS]->() RETURN count(r)")[0][0],
+                "relations": self._rows("MATCH ()-[r:RELATED]->() RETURN count(r)")[0][0],
+            }

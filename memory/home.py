@@ -1,0 +1,69 @@
+"""A MemCube home: the data directory that holds every cube and the shared embedder.
+
+Layout::
+
+    <home>/config.toml            optional settings (see memory.config)
+    <home>/cubes/<cube>/memory.db SQLite: memories, versions, FTS5, sqlite-vec (source of truth)
+    <home>/cubes/<cube>/graph/    Kuzu graph, derived from memory.db
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .config import DEFAULT_CUBE, check_cube_name, default_home, load_config
+from .cube import MemCube
+from .embedder import Embedder
+from .errors import NotFound
+
+
+class MemoryHome:
+    def __init__(self, root: Path | str | None = None, *, embedder: Embedder | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_home()
+        self.config = load_config(self.root)
+        self.embedder = embedder or Embedder(self.config.embedding.model_dir)
+        self._cubes: dict[str, MemCube] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def cubes_dir(self) -> Path:
+        return self.root / "cubes"
+
+    def cube_names(self) -> list[str]:
+        if not self.cubes_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.cubes_dir.iterdir() if (p / "memory.db").is_file() and check_cube_name_ok(p.name))
+
+    def cube(self, name: str = DEFAULT_CUBE, *, create: bool = False) -> MemCube:
+        """Open a cube. Reading a cube that does not exist is an error, except the default cube."""
+        check_cube_name(name)
+        with self._lock:
+            cube = self._cubes.get(name)
+            if cube is not None:
+                return cube
+            folder = self.cubes_dir / name
+            if not (folder / "memory.db").is_file() and not create and name != DEFAULT_CUBE:
+                known = ", ".join(self.cube_names()) or "none yet"
+                raise NotFound(f"no cube '{name}' (existing cubes: {known}); adding a memory to it creates it")
+            cube = MemCube(name, folder, self.embedder)
+            self._cubes[name] = cube
+            return cube
+
+    def open_cubes(self) -> list[MemCube]:
+        with self._lock:
+            return list(self._cubes.values())
+
+    def close(self) -> None:
+        with self._lock:
+            cubes, self._cubes = list(self._cubes.values()), {}
+        for cube in cubes:
+            cube.close()
+
+
+def check_cube_name_ok(name: str) -> bool:
+    try:
+        check_cube_name(name)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,271 @@
+"""The pydantic models at the memory API's boundary: what goes in, what comes out.
+
+Limits live here too, so that every entry point (MCP tools, CLI, library calls)
+rejects the same bad input with the same message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_TEXT_CHARS = 32_000
+MAX_BATCH = 500
+MAX_TAGS = 32
+MAX_TAG_CHARS = 64
+MAX_ENTITIES = 64
+MAX_ENTITY_CHARS = 128
+MAX_RELATIONS = 64
+MAX_METADATA_BYTES = 16_384
+MAX_QUERY_CHARS = 2_000
+MAX_LIMIT = 100
+MAX_IDS = 500
+
+MemoryStatus = Literal["active", "archived", "deleted"]
+MemoryKind = Literal["plaintext", "activation", "parametric"]
+
+_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG_CHARS)]
+EntityName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ENTITY_CHARS)]
+MemoryText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)]
+Moment = datetime | date | str
+
+
+def _check_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not _TYPE_PATTERN.match(value):
+        raise ValueError(
+            "type must be a short lower-case word such as fact, preference, event, task, note "
+            "(letters, digits, '-' or '_', at most 32 characters)"
+        )
+    return value
+
+
+def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        encoded = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        raise ValueError("metadata must be a JSON object of plain values") from None
+    if len(encoded.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON; store less or put it in the text")
+    return value
+
+
+def _dedupe(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    seen: dict[str, None] = {}
+    for v in values:
+        seen.setdefault(v, None)
+    return list(seen)
+
+
+class Relation(BaseModel):
+    """A fact about two entities, e.g. ``{subject: "Alice", predicate: "works_at", object: "Acme"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: EntityName
+    predicate: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    object: EntityName
+    valid_from: Moment | None = None
+    valid_to: Moment | None = None
+
+
+class MemoryInput(BaseModel):
+    """One memory to add."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: MemoryText
+    type: str = "note"
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = []
+    entities: Annotated[list[EntityName], Field(max_length=MAX_ENTITIES)] = []
+    relations: Annotated[list[Relation], Field(max_length=MAX_RELATIONS)] = []
+    occurred_at: Moment | None = None
+    metadata: dict[str, Any] = {}
+    importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    source: Annotated[str, StringConstraints(max_length=256)] | None = None
+    user_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    agent_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _valid_type(cls, value: str | None) -> str | None:
+        return _check_type(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _valid_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+    @field_validator("tags", "entities")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        return _dedupe(value)
+
+
+class MemoryPatch(BaseModel):
+    """The fields of a memory to change; ``None`` leaves a field as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: MemoryText | None = None
+    type: str | None = None
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
+    entities: Annotated[list[EntityName], Field(max_length=MAX_ENTITIES)] | None = None
+    relations: Annotated[list[Relation], Field(max_length=MAX_RELATIONS)] | None = None
+    occurred_at: Moment | None = None
+    metadata: dict[str, Any] | None = None
+    importance: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _valid_type(cls, value: str | None) -> str | None:
+        return _check_type(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _valid_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+    @field_validator("tags", "entities")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        return _dedupe(value)
+
+    def is_empty(self) -> bool:
+        return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)
+
+
+class RelationOut(BaseModel):
+    subject: str
+    predicate: str
+    object: str
+    valid_from: str | None = None
+    valid_to: str | None = None
+
+
+class Memory(BaseModel):
+    """A stored memory, as every reader sees it."""
+
+    id: str
+    cube: str
+    text: str
+    kind: MemoryKind = "plaintext"
+    type: str
+    status: MemoryStatus
+    tags: list[str]
+    entities: list[str]
+    relations: list[RelationOut]
+    source: str | None
+    client: str | None
+    user_id: str | None
+    agent_id: str | None
+    session_id: str | None
+    created_at: str
+    updated_at: str
+    occurred_at: str | None
+    valid_from: str | None
+    valid_to: str | None
+    version: int
+    importance: float
+    confidence: float
+    access_count: int
+    last_access: str | None
+    content_hash: str
+    embedding_model: str | None
+    metadata: dict[str, Any]
+
+
+class AddOutcome(BaseModel):
+    id: str
+    created: bool = Field(description="false when an identical memory already existed and its id is returned")
+
+
+class SignalScore(BaseModel):
+    rank: int = Field(description="1-based rank of this memory in that signal's own list")
+    score: float = Field(description="the signal's raw score: cosine similarity, BM25 (higher is better) or entity overlap")
+
+
+class SearchHit(BaseModel):
+    id: str
+    text: str
+    score: float = Field(description="fused score (reciprocal rank fusion); higher is better")
+    type: str
+    tags: list[str]
+    occurred_at: str | None
+    created_at: str
+    status: MemoryStatus
+    signals: dict[str, SignalScore] = Field(description="which signals found this memory: vector, keyword, entity")
+
+
+class SearchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)]
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10
+    types: list[str] | None = None
+    tags: list[str] | None = None
+    since: Moment | None = None
+    until: Moment | None = None
+    include_archived: bool = False
+    signals: tuple[Literal["vector", "keyword", "entity"], ...] = ("vector", "keyword", "entity")
+
+
+class VersionEntry(BaseModel):
+    version: int
+    op: str = Field(description="add, update, archive, restore, delete or purge")
+    at: str
+    client: str | None
+    changes: dict[str, dict[str, Any]] = Field(description="field -> {old, new}")
+
+
+class GraphRelation(BaseModel):
+    subject: str
+    predicate: str
+    object: str
+    source_memory: str | None
+    valid_from: str | None = None
+    valid_to: str | None = None
+
+
+class GraphMemoryRef(BaseModel):
+    id: str
+    text: str
+    type: str
+
+
+class EntityView(BaseModel):
+    """An entity, its relations and the memories that mention it."""
+
+    entity: str
+    depth: int
+    relations: list[GraphRelation]
+    neighbours: list[str] = Field(description="entities reached through relations or shared memories")
+    memories: list[GraphMemoryRef]
+
+
+class CubeStats(BaseModel):
+    cube: str
+    active: int
+    archived: int
+    deleted: int
+    entities: int
+    relations: int
+    embedding_model: str | None
+    schema_version: int
+    graph_pending: int = Field(description="graph changes not yet applied to Kuzu")
+    path: str

@@ -1,0 +1,152 @@
+"""The cube database's schema and its migrations.
+
+A cube's ``memory.db`` records its schema version in ``PRAGMA user_version``. Each
+migration is a function from version N-1 to N, run in one transaction, so an old cube
+is brought forward step by step on open. sqlite-utils creates the plain tables (it
+keeps column definitions readable); FTS5, sqlite-vec and triggers need raw SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    db["cube_meta"].create({"key": str, "value": str}, pk="key")
+    db["memories"].create(
+        {
+            # An INTEGER PRIMARY KEY keeps rowids stable across VACUUM; FTS and vec rows use it.
+            "row_id": int,
+            "id": str,
+            "text": str,
+            "kind": str,
+            "type": str,
+            "status": str,
+            "tags": str,  # JSON array
+            "entities": str,  # JSON array of display names
+            "relations": str,  # JSON array of {subject, predicate, object, valid_from, valid_to}
+            "source": str,
+            "client": str,
+            "user_id": str,
+            "agent_id": str,
+            "session_id": str,
+            "created_at": str,
+            "updated_at": str,
+            "occurred_at": str,
+            "valid_from": str,
+            "valid_to": str,
+            "version": int,
+            "importance": float,
+            "confidence": float,
+            "access_count": int,
+            "last_access": str,
+            "content_hash": str,
+            "embedding_model": str,
+            "metadata": str,  # JSON object
+            "seq": int,  # change sequence: which write last touched this row
+        },
+        pk="row_id",
+        not_null={"id", "text", "kind", "type", "status", "created_at", "updated_at", "version", "content_hash", "seq"},
+        defaults={
+            "kind": "plaintext",
+            "status": "active",
+            "tags": "[]",
+            "entities": "[]",
+            "relations": "[]",
+            "metadata": "{}",
+            "version": 1,
+            "importance": 0.5,
+            "confidence": 1.0,
+            "access_count": 0,
+        },
+    )
+    conn.execute("CREATE UNIQUE INDEX memories_id ON memories(id)")
+    # An exact duplicate of a live memory is refused by the index itself, so two
+    # processes adding the same text at once still end with one memory.
+    conn.execute("CREATE UNIQUE INDEX memories_live_hash ON memories(content_hash) WHERE status != 'deleted'")
+    conn.execute("CREATE INDEX memories_status_created ON memories(status, created_at)")
+    conn.execute("CREATE INDEX memories_occurred ON memories(occurred_at)")
+    conn.execute("CREATE INDEX memories_seq ON memories(seq)")
+
+    db["memory_versions"].create(
+        {"seq": int, "memory_id": str, "version": int, "op": str, "at": str, "client": str, "changes": str},
+        pk="seq",
+        not_null={"memory_id", "version", "op", "at", "changes"},
+    )
+    conn.execute("CREATE INDEX memory_versions_memory ON memory_versions(memory_id, version)")
+
+    # Entities per memory, normalised for lookup: the source of truth the graph is built from.
+    db["memory_entities"].create(
+        {"memory_rowid": int, "name": str, "norm": str},
+        pk=("memory_rowid", "norm"),
+    )
+    conn.execute("CREATE INDEX memory_entities_norm ON memory_entities(norm)")
+
+    # Pending graph work, written in the same transaction as the change it follows.
+    db["graph_outbox"].create({"seq": int, "memory_id": str, "op": str}, pk="seq", not_null={"memory_id", "op"})
+
+    conn.execute(
+        "CREATE VIRTUAL TABLE memory_fts USING fts5("
+        "text, tags, entities, tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+    fts_row = (
+        "SELECT new.rowid, new.text, "
+        "(SELECT group_concat(value, ' ') FROM json_each(new.tags)), "
+        "(SELECT group_concat(value, ' ') FROM json_each(new.entities)) "
+        "WHERE new.status != 'deleted'"
+    )
+    # executescript() would COMMIT the migration's transaction first: one statement at a time.
+    conn.execute(
+        "CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN "
+        f"INSERT INTO memory_fts(rowid, text, tags, entities) {fts_row}; END"
+    )
+    conn.execute(
+        "CREATE TRIGGER memories_fts_update AFTER UPDATE OF text, tags, entities, status ON memories BEGIN "
+        "DELETE FROM memory_fts WHERE rowid = old.rowid; "
+        f"INSERT INTO memory_fts(rowid, text, tags, entities) {fts_row}; END"
+    )
+    conn.execute(
+        "CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN "
+        "DELETE FROM memory_fts WHERE rowid = old.rowid; "
+        "DELETE FROM memory_entities WHERE memory_rowid = old.rowid; END"
+    )
+    conn.executemany(
+        "INSERT INTO cube_meta(key, value) VALUES (?, ?)",
+        [("change_seq", "0"), ("vector_epoch", "0")],
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to ``SCHEMA_VERSION``; returns the version it was at."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"this cube was written by a newer MemCube (schema {found}, this one knows {SCHEMA_VERSION}); upgrade memcube-mcp"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+        return found
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def create_vector_table(conn: sqlite3.Connection, dim: int) -> None:
+    """The sqlite-vec table; its width is the embedding model's, so it is made when the model is known."""
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS memory_vec USING vec0("
+        f"embedding float[{int(dim)}] distance_metric=cosine)"
+    )

@@ -1,0 +1,94 @@
+"""The MCP server: wires the memory home to the tool families, resources and prompts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+
+from memory import MemoryHome
+from tools import graph_tools, memory_tools, prompts, resources
+from tools.runtime import ToolRuntime
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """MemCube is the user's long-term memory, kept on this computer.
+Search it (memory_search) before answering questions about the user, their people, projects and
+past conversations; save what will matter later (memory_add) as self-contained statements with
+entities; correct stale memories (memory_update) instead of adding contradicting ones; archive what
+no longer applies. Cite memory ids when you rely on them."""
+
+
+def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool = True) -> MCPServer:
+    """An MCP server over ``home`` (a MemoryHome, a path, or None for $MEMCUBE_HOME)."""
+    memory_home = home if isinstance(home, MemoryHome) else MemoryHome(home)
+    runtime = ToolRuntime(memory_home)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[ToolRuntime]:
+        async with anyio.create_task_group() as tasks:
+            if warm_up:
+                # Load the embedding model while the client is still listing tools, so the
+                # first search does not pay for it; initialize never waits for it.
+                tasks.start_soon(_warm_up, memory_home)
+            tasks.start_soon(runtime.run_graph_sync)
+            try:
+                yield runtime
+            finally:
+                tasks.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await runtime.flush()
+
+    mcp: MCPServer = MCPServer(
+        "memcube",
+        title="MemCube",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+    memory_tools.register(mcp, runtime)
+    graph_tools.register(mcp, runtime)
+    resources.register(mcp, runtime)
+    prompts.register(mcp, runtime)
+    _serve_legacy_subscriptions(mcp, runtime)
+    mcp.memory_home = memory_home  # type: ignore[attr-defined]  # for the CLI and tests to close it
+    return mcp
+
+
+async def _warm_up(home: MemoryHome) -> None:
+    try:
+        await anyio.to_thread.run_sync(home.embedder.load)
+    except Exception:  # a broken model must surface on the call that needs it, with its message
+        log.exception("embedding model failed to load")
+
+
+def _serve_legacy_subscriptions(mcp: MCPServer, runtime: ToolRuntime) -> None:
+    """resources/subscribe for 2025-era clients: they get notifications/resources/updated on change."""
+    lowlevel = mcp._lowlevel_server  # noqa: SLF001 - MCPServer exposes no hook for this method
+
+    async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        runtime.subscriptions.setdefault(str(params.uri), set()).add(ctx.session)
+        return EmptyResult()
+
+    async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        runtime.subscriptions.get(str(params.uri), set()).discard(ctx.session)
+        return EmptyResult()
+
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("memcube-mcp")
+    except PackageNotFoundError:
+        return "0+unknown"

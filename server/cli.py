@@ -1,0 +1,177 @@
+"""``memcube``: the stdio MCP server and a few commands for people.
+
+Every command takes ``--home`` (default ``$MEMCUBE_HOME`` or the platform data folder);
+the memory commands take ``--cube`` (default ``default``). Output for people goes to
+stdout; logs go to stderr (for ``serve``, stdout is the MCP channel and nothing else).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from memory.config import DEFAULT_CUBE
+
+
+def _home(args: argparse.Namespace) -> Any:
+    from memory import MemoryHome
+
+    return MemoryHome(args.home)
+
+
+def _print_json(value: Any) -> None:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import build_server
+
+    mcp = build_server(args.home)
+    try:
+        mcp.run("stdio")
+    finally:
+        mcp.memory_home.close()  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    home = _home(args)
+    try:
+        item: dict[str, Any] = {"text": args.text, "type": args.type, "tags": args.tag or [], "entities": args.entity or []}
+        if args.occurred_at:
+            item["occurred_at"] = args.occurred_at
+        outcome = home.cube(args.cube, create=True).add([item], client="memcube-cli")[0]
+        home.cube(args.cube).try_sync_graph()
+        print(outcome.id if outcome.created else f"{outcome.id} (already stored)")
+    finally:
+        home.close()
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    home = _home(args)
+    try:
+        hits = home.cube(args.cube).search({"query": args.query, "limit": args.limit, "include_archived": args.include_archived})
+        if args.json:
+            _print_json(hits)
+        else:
+            for hit in hits:
+                when = f" {hit.occurred_at[:10]}" if hit.occurred_at else ""
+                print(f"{hit.score:.4f} {hit.id}{when} [{'+'.join(hit.signals)}] {hit.text}")
+    finally:
+        home.close()
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    home = _home(args)
+    try:
+        _print_json(home.cube(args.cube).get(args.ids))
+    finally:
+        home.close()
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    home = _home(args)
+    try:
+        names = [args.cube] if args.cube_given else (home.cube_names() or [DEFAULT_CUBE])
+        _print_json([home.cube(n).stats() for n in names])
+    finally:
+        home.close()
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
+    from memory.doctor import check_cube
+
+    home = _home(args)
+    healthy = True
+    try:
+        names = [args.cube] if args.cube_given else home.cube_names()
+        print(f"home: {home.root}")
+        for name in names:
+            report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed)
+            healthy &= report.healthy
+            print(report.render())
+    finally:
+        home.close()
+    return 0 if healthy else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
+    parser.add_argument("--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_cube(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--cube", default=None, help=f"cube name (default: {DEFAULT_CUBE})")
+        p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
+        return p
+
+    serve = commands.add_parser("serve", help="run the MCP server over stdio (what Claude Desktop starts)")
+    serve.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
+    serve.set_defaults(func=cmd_serve)
+
+    add = with_cube(commands.add_parser("add", help="add a memory"))
+    add.add_argument("text")
+    add.add_argument("--type", default="note")
+    add.add_argument("--tag", action="append", help="a tag (repeatable)")
+    add.add_argument("--entity", action="append", help="an entity the memory is about (repeatable)")
+    add.add_argument("--occurred-at", help="when it happened (ISO 8601)")
+    add.set_defaults(func=cmd_add)
+
+    search = with_cube(commands.add_parser("search", help="search memories"))
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--include-archived", action="store_true")
+    search.add_argument("--json", action="store_true", help="print the hits as JSON")
+    search.set_defaults(func=cmd_search)
+
+    get = with_cube(commands.add_parser("get", help="print memories by id as JSON"))
+    get.add_argument("ids", nargs="+")
+    get.set_defaults(func=cmd_get)
+
+    stats = with_cube(commands.add_parser("stats", help="counts per cube"))
+    stats.set_defaults(func=cmd_stats)
+
+    doctor = with_cube(commands.add_parser("doctor", help="check cubes and repair derived stores"))
+    doctor.add_argument("--rebuild-graph", action="store_true", help="recreate the Kuzu graph from SQLite")
+    doctor.add_argument("--reembed", action="store_true", help="recompute every vector with the configured model")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    args.cube_given = getattr(args, "cube", None) is not None
+    if getattr(args, "cube", None) is None:
+        args.cube = DEFAULT_CUBE
+    from memory import MemCubeError
+
+    try:
+        return args.func(args)
+    except MemCubeError as exc:
+        print(f"memcube: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The core memory tools: add, search, get, update, delete, archive, restore, history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
+from memory.config import DEFAULT_CUBE
+from memory.models import MAX_LIMIT, Relation, VersionEntry
+
+from .runtime import ToolRuntime
+
+CubeName = Annotated[str, Field(description="the cube (memory namespace) to use; letters, digits, '-' or '_'")]
+Ids = Annotated[str | list[str], Field(description="one memory id or a list of them")]
+
+
+class AddResult(BaseModel):
+    ids: list[str] = Field(description="the memories' ids, in the order given (an existing id for an exact duplicate)")
+    results: list[AddOutcome]
+
+
+class SearchResult(BaseModel):
+    cube: str
+    query: str
+    hits: list[SearchHit]
+
+
+class MemoriesResult(BaseModel):
+    memories: list[Memory]
+
+
+class DeleteResult(BaseModel):
+    ids: list[str]
+    purged: bool = Field(description="true when the memories were erased for good, false when tombstoned")
+
+
+class HistoryResult(BaseModel):
+    id: str
+    versions: list[VersionEntry]
+
+
+def _id_list(ids: str | list[str]) -> list[str]:
+    values = [ids] if isinstance(ids, str) else list(ids)
+    if not values:
+        raise ToolError("give at least one memory id")
+    return values
+
+
+def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
+    @mcp.tool(annotations=ToolAnnotations(title="Add memories", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    async def memory_add(
+        ctx: Context,
+        text: Annotated[str | None, Field(description="what to remember, as a self-contained statement")] = None,
+        type: Annotated[str, Field(description="fact, preference, event, task, note, ...")] = "note",
+        tags: list[str] | None = None,
+        entities: Annotated[list[str] | None, Field(description="people, places, projects... the memory is about")] = None,
+        relations: Annotated[list[Relation] | None, Field(description="facts between entities: {subject, predicate, object}")] = None,
+        occurred_at: Annotated[str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")] = None,
+        metadata: dict[str, Any] | None = None,
+        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        memories: Annotated[list[MemoryInput] | None, Field(description="a batch of memories instead of text (each has text, type, tags, ...)")] = None,
+        cube: CubeName = DEFAULT_CUBE,
+    ) -> AddResult:
+        """Remember something. Give `text` (plus optional type, tags, entities, relations, occurred_at, metadata),
+        or `memories`, a list of such objects, for a batch. An exact duplicate returns the existing id."""
+        if memories is not None and text is not None:
+            raise ToolError("give either text or memories, not both")
+        if memories is None:
+            if text is None:
+                raise ToolError("give text (what to remember) or memories (a list of them)")
+            single: dict[str, Any] = {"text": text, "type": type}
+            for key, value in (("tags", tags), ("entities", entities), ("relations", relations), ("occurred_at", occurred_at), ("metadata", metadata), ("importance", importance)):
+                if value is not None:
+                    single[key] = value
+            items: list[MemoryInput | dict[str, Any]] = [single]
+        else:
+            items = list(memories)
+        client = runtime.client_name(ctx)
+        outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(items, client=client))
+        await runtime.changed(ctx, cube, [o.id for o in outcomes if o.created], listing=True)
+        return AddResult(ids=[o.id for o in outcomes], results=outcomes)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Search memories", read_only_hint=True, open_world_hint=False))
+    async def memory_search(
+        query: Annotated[str, Field(description="what you are looking for, in plain words")],
+        cube: CubeName = DEFAULT_CUBE,
+        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10,
+        types: Annotated[list[str] | None, Field(description="only these types")] = None,
+        tags: Annotated[list[str] | None, Field(description="only memories with at least one of these tags")] = None,
+        since: Annotated[str | None, Field(description="only memories that occurred at or after this ISO date-time")] = None,
+        until: Annotated[str | None, Field(description="only memories that occurred at or before this ISO date-time")] = None,
+        include_archived: bool = False,
+    ) -> SearchResult:
+        """Find memories by meaning and by words (vector + keyword search fused, plus memories linked to
+        entities named in the query). Each hit says which signals found it."""
+        q = await runtime.call(lambda: SearchQuery(query=query, limit=limit, types=types, tags=tags, since=since, until=until, include_archived=include_archived))
+        hits = await runtime.call(lambda: runtime.cube(cube).search(q))
+        return SearchResult(cube=cube, query=q.query, hits=hits)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Get memories", read_only_hint=True, open_world_hint=False))
+    async def memory_get(ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
+        """Read memories by id, with every field (status, version, entities, timestamps, metadata)."""
+        return MemoriesResult(memories=await runtime.call(lambda: runtime.cube(cube).get(_id_list(ids))))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Update a memory", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
+    async def memory_update(
+        ctx: Context,
+        id: Annotated[str, Field(description="the memory to change")],
+        cube: CubeName = DEFAULT_CUBE,
+        text: str | None = None,
+        type: str | None = None,
+        tags: list[str] | None = None,
+        entities: list[str] | None = None,
+        relations: list[Relation] | None = None,
+        occurred_at: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+    ) -> Memory:
+        """Correct a memory: the given fields change, a new version is recorded (see memory_history),
+        the text is re-embedded and the graph follows. Fields left out stay as they are."""
+        fields = {"text": text, "type": type, "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at, "metadata": metadata, "importance": importance}
+        patch = await runtime.call(lambda: MemoryPatch(**{k: v for k, v in fields.items() if v is not None}))
+        client = runtime.client_name(ctx)
+        memory = await runtime.call(lambda: runtime.cube(cube).update(id, patch, client=client))
+        await runtime.changed(ctx, cube, [id])
+        return memory
+
+    @mcp.tool(annotations=ToolAnnotations(title="Delete memories", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+    async def memory_delete(
+        ctx: Context,
+        ids: Ids,
+        cube: CubeName = DEFAULT_CUBE,
+        purge: Annotated[bool, Field(description="erase for good (text removed from history too) instead of a tombstone")] = False,
+    ) -> DeleteResult:
+        """Delete memories: they leave search, resources and the graph at once. Without purge a tombstone
+        and the history remain; with purge the memory is erased."""
+        values = _id_list(ids)
+        client = runtime.client_name(ctx)
+        deleted = await runtime.call(lambda: runtime.cube(cube).delete(values, purge=purge, client=client))
+        await runtime.changed(ctx, cube, deleted, listing=True)
+        return DeleteResult(ids=deleted, purged=purge)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Archive memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    async def memory_archive(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
+        """Archive stale memories: they leave default search and the graph but are kept, found with
+        include_archived, and can come back with memory_restore."""
+        values = _id_list(ids)
+        client = runtime.client_name(ctx)
+        memories = await runtime.call(lambda: runtime.cube(cube).archive(values, client=client))
+        await runtime.changed(ctx, cube, values)
+        return MemoriesResult(memories=memories)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Restore memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    async def memory_restore(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
+        """Bring archived memories back into search and the graph."""
+        values = _id_list(ids)
+        client = runtime.client_name(ctx)
+        memories = await runtime.call(lambda: runtime.cube(cube).restore(values, client=client))
+        await runtime.changed(ctx, cube, values)
+        return MemoriesResult(memories=memories)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Memory history", read_only_hint=True, open_world_hint=False))
+    async def memory_history(id: str, cube: CubeName = DEFAULT_CUBE) -> HistoryResult:
+        """Every version of one memory: what changed (old and new values), when, and by which client."""
+        return HistoryResult(id=id, versions=await runtime.call(lambda: runtime.cube(cube).history(id)))

@@ -1,0 +1,107 @@
+"""What every tool adapter shares: the memory home, worker threads, errors, notifications.
+
+Adapters stay thin: they validate arguments into the memory layer's models, run the
+blocking call in a worker thread (never on the event loop), turn ``MemCubeError`` into
+an MCP tool error with the same message, and tell clients which resources changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from pydantic import ValidationError
+
+from memory import MemCube, MemCubeError, MemoryHome
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """pydantic's errors as one line per field, without echoing the (possibly huge) input."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "input"
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid input: " + "; ".join(parts[:8])
+
+
+class ToolRuntime:
+    def __init__(self, home: MemoryHome) -> None:
+        self.home = home
+        self._graph_dirty: anyio.Event | None = None
+        # Legacy (2025-era) sessions that subscribed to a resource URI.
+        self.subscriptions: dict[str, set[Any]] = {}
+
+    def cube(self, name: str, *, create: bool = False) -> MemCube:
+        return self.home.cube(name, create=create)
+
+    async def call(self, fn: Callable[[], T], *, error: type[Exception] = ToolError) -> T:
+        """Run blocking memory work in a worker thread; report its errors as MCP errors."""
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        except MemCubeError as exc:
+            raise error(str(exc)) from None
+        except ValidationError as exc:
+            raise error(describe_validation(exc)) from None
+
+    async def read_resource(self, fn: Callable[[], T]) -> T:
+        return await self.call(fn, error=ResourceError)
+
+    @staticmethod
+    def client_name(ctx: Context) -> str | None:
+        """Which client made the call (MCP clientInfo), recorded with every change."""
+        try:
+            params = ctx.session.client_params
+        except Exception:  # no session (direct library use)
+            return None
+        if params is None or params.client_info is None:
+            return None
+        info = params.client_info
+        return f"{info.name}/{info.version}" if info.version else info.name
+
+    async def changed(self, ctx: Context, cube: str, ids: list[str], *, listing: bool = False) -> None:
+        """A write happened: schedule graph work and tell subscribers which resources changed."""
+        self.graph_changed()
+        uris = [f"memory://{cube}/items/{i}" for i in ids] + [f"memory://{cube}/recent", f"memory://{cube}/stats"]
+        for uri in uris:
+            try:
+                await ctx.notify_resource_updated(uri)
+            except Exception:  # a notification must never fail the write that caused it
+                log.debug("resource-updated publish failed for %s", uri, exc_info=True)
+            for session in list(self.subscriptions.get(uri, ())):
+                try:
+                    await session.send_resource_updated(uri)
+                except Exception:
+                    self.subscriptions[uri].discard(session)
+        if listing:
+            try:
+                await ctx.notify_resources_changed()
+            except Exception:
+                log.debug("resource list-changed publish failed", exc_info=True)
+
+    # -- background graph work --------------------------------------------------------
+
+    def graph_changed(self) -> None:
+        if self._graph_dirty is not None:
+            self._graph_dirty.set()
+
+    async def run_graph_sync(self) -> None:
+        """Apply queued graph changes between calls, so tool calls never wait on Kuzu."""
+        while True:
+            self._graph_dirty = anyio.Event()
+            await self._graph_dirty.wait()
+            await anyio.sleep(0.05)  # let a burst of writes land first
+            for cube in self.home.open_cubes():
+                await anyio.to_thread.run_sync(cube.try_sync_graph)
+
+    async def flush(self) -> None:
+        for cube in self.home.open_cubes():
+            await anyio.to_thread.run_sync(cube.try_sync_graph)
+            await anyio.to_thread.run_sync(cube.flush_access)
