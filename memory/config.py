@@ -20,9 +20,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from .constants import DEFAULT_CUBE
 from .errors import InvalidInput
 
-DEFAULT_CUBE = "default"
+__all__ = ["DEFAULT_CUBE", "HomeConfig", "check_cube_name", "default_home", "load_config"]
 CUBE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memory.config import DEFAULT_CUBE
+from memory.constants import DEFAULT_CUBE
 
 
 def _home(args: argparse.Namespace) -> Any:
@@ -34,13 +34,9 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import build_server
+    from server.stdio_front import serve_stdio
 
-    mcp = build_server(args.home)
-    try:
-        mcp.run("stdio")
-    finally:
-        mcp.memory_home.close()  # type: ignore[attr-defined]
+    serve_stdio(args.home)
     return 0
 
 
