@@ -36,10 +36,14 @@ from memory import MemoryHome, SearchQuery  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (1, 5, 10, 20)
+ALL_SIGNALS: tuple[str, ...] = SearchQuery.model_fields["signals"].default
 MODES: dict[str, tuple[str, ...] | None] = {
     "hybrid": None,  # the default signals of SearchQuery: what memory_search does
     "keyword": ("keyword",),
     "vector": ("vector",),
+    "keyword+vector": ("keyword", "vector"),
+    # Ablations: the default search less one signal, to read what each one buys.
+    **{f"hybrid-no-{s}": tuple(x for x in ALL_SIGNALS if x != s) for s in ALL_SIGNALS},
 }
 _EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
 
@@ -159,7 +163,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def report(outcome: dict[str, Any], modes: list[str]) -> str:
     lines = [f"{outcome['turns']} turns, {outcome['seconds']:.1f}s in all"]
-    header = f"{'mode':8} {'category':12} {'n':>4} " + " ".join(f"{'R@' + str(k):>6}" for k in KS) + " " + " ".join(
+    header = f"{'mode':18} {'category':12} {'n':>4} " + " ".join(f"{'R@' + str(k):>6}" for k in KS) + " " + " ".join(
         f"{'all@' + str(k):>6}" for k in KS
     )
     lines.append(header)
@@ -169,12 +173,12 @@ def report(outcome: dict[str, Any], modes: list[str]) -> str:
         for name, rows in groups:
             s = summarise(rows)
             lines.append(
-                f"{mode:8} {name:12} {s['n']:>4} " + " ".join(f"{s[f'r{k}']:6.3f}" for k in KS) + " "
+                f"{mode:18} {name:12} {s['n']:>4} " + " ".join(f"{s[f'r{k}']:6.3f}" for k in KS) + " "
                 + " ".join(f"{s[f'all{k}']:6.3f}" for k in KS)
             )
         latency = outcome["results"][mode]["latency"]
         lines.append(
-            f"{mode:8} search ms    p50 {percentile(latency, 0.5):.1f}  p95 {percentile(latency, 0.95):.1f}  "
+            f"{mode:18} search ms    p50 {percentile(latency, 0.5):.1f}  p95 {percentile(latency, 0.95):.1f}  "
             f"mean {statistics.fmean(latency) if latency else 0:.1f}"
         )
     main = modes[0]
@@ -186,14 +190,30 @@ def report(outcome: dict[str, Any], modes: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA, help="LoCoMo JSON (a list of samples)")
-    parser.add_argument("--modes", default="hybrid,keyword,vector", help="comma-separated: hybrid, keyword, vector (first is the RESULT)")
+    parser.add_argument(
+        "--modes", default="hybrid,keyword,vector",
+        help=f"comma-separated, the first gives the RESULT line: {', '.join(MODES)}; 'ablate' adds every hybrid-no-* mode",
+    )
     parser.add_argument("--home", type=Path, help="keep the cubes in this folder (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--weight", action="append", default=[], metavar="SIGNAL=W",
+        help="override a signal's weight in the fused score (memory.search.WEIGHTS), to measure what it buys",
+    )
     parser.add_argument("--details", type=Path, help="write one JSON line per question and mode here")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if "ablate" in modes:
+        modes = [m for m in modes if m != "ablate"] + [m for m in MODES if m.startswith("hybrid-no-")]
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         parser.error(f"unknown mode {unknown[0]!r}; use {', '.join(MODES)}")
+    from memory import search
+
+    for item in args.weight:
+        name, _, value = item.partition("=")
+        if name not in search.WEIGHTS:
+            parser.error(f"unknown signal {name!r} in --weight; use {', '.join(search.WEIGHTS)}")
+        search.WEIGHTS[name] = float(value)
     if not args.path.is_file():
         parser.error(f"no data file {args.path}")
     temporary = args.home is None

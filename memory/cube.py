@@ -8,6 +8,7 @@ caller. Methods block: async callers run them in worker threads.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import Counter
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from .embedder import Embedder
 from .entities import extract_entities, normalize
@@ -25,25 +27,44 @@ from .models import (
     MAX_BATCH,
     MAX_ENTITIES,
     MAX_IDS,
+    MAX_CONTEXT_TURNS,
     AddOutcome,
+    ContextTurn,
     CubeStats,
     EntityView,
     Memory,
     MemoryInput,
+    STATES,
+    SUPERSEDING_TYPES,
+    FeedbackEntry,
+    FeedbackInput,
     MemoryPatch,
+    check_state,
     SearchHit,
     SearchQuery,
     VersionEntry,
 )
 from .schema import SCHEMA_VERSION
-from .search import hybrid_search
-from .store import CubeStore, NewMemory
-from .timeutil import stored_from_input
+from .search import context_turns, embedding_text, hybrid_search, vector_query_text
+from .profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
+from .store import CubeStore, NewMemory, check_ids
+from .temporal import TimeWindow
+from .temporal import resolve as resolve_time
+from .timeutil import now_stored, parse_moment, stored_from_input
 from .vectors import VectorMirror
 
 log = logging.getLogger(__name__)
 
+
+class SearchOutcome(BaseModel):
+    hits: list[SearchHit]
+    time: TimeWindow | None = Field(default=None, description="the time words in the query and the window they were read as")
+    time_applied: bool = Field(default=False, description="false when the window matched nothing and was dropped")
+
 REEMBED_BATCH = 128
+# Cosine above which a new preference or fact is taken to restate an older one (all-MiniLM-L6-v2:
+# "prefers tea" / "now prefers coffee" 0.97, "dark mode" / "light mode" 0.85, unrelated preferences < 0.5).
+SUPERSEDE_SIMILARITY = 0.8
 
 
 def _relation_dicts(relations: Sequence[Any]) -> list[dict[str, Any]]:
@@ -65,6 +86,12 @@ def resolve_entities(text: str, given: Sequence[str], relations: Sequence[dict[s
         if key and key not in names:
             names[key] = name.strip()
     return list(names.values())[: MAX_ENTITIES * 2]
+
+
+def _checked_id(value: str | None) -> str | None:
+    if value is not None:
+        check_ids([value])
+    return value
 
 
 def _check_count(ids: Sequence[str], what: str = "ids") -> None:
@@ -110,7 +137,7 @@ class MemCube:
     def _reembed_stale(self, model_id: str) -> int:
         done = 0
         while rows := self.store.stale_embeddings(model_id, REEMBED_BATCH):
-            vectors = self.embedder.embed([text for _, text in rows])
+            vectors = self.embedder.embed([embedding_text(text) for _, text in rows])
             self.store.store_vectors([(row_id, vectors[i]) for i, (row_id, _) in enumerate(rows)], model_id)
             done += len(rows)
             log.info("cube %s: re-embedded %d memories", self.name, done)
@@ -143,11 +170,15 @@ class MemCube:
                     occurred_at=stored_from_input(item.occurred_at, field="occurred_at"), metadata=item.metadata,
                     importance=item.importance, confidence=item.confidence, source=item.source,
                     user_id=item.user_id, agent_id=item.agent_id, session_id=item.session_id,
+                    role=item.role, subject=normalize(item.subject) if item.subject else None, state=item.state,
+                    due_at=stored_from_input(item.due_at, field="due_at"), parent_id=_checked_id(item.parent_id),
                 )
             )
-        vectors = self.embedder.embed([p.text for p in prepared])
+        vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
         for item, vector in zip(prepared, vectors, strict=True):
             item.vector = vector
+            if item.type in SUPERSEDING_TYPES and item.subject is None:
+                item.supersede = self._same_subject(item)
         self.flush_access()
         outcomes = self.store.add(prepared, client=client, model_id=self.embedder.model_id)
         return [AddOutcome(id=i, created=c) for i, c in outcomes]
@@ -158,10 +189,25 @@ class MemCube:
             raise InvalidInput("nothing to update: give at least one of text, type, tags, entities, relations, occurred_at, metadata, importance, confidence")
         current = self.store.get_many([memory_id])[0]
         values: dict[str, Any] = {}
-        for field in ("text", "type", "tags", "metadata", "importance", "confidence"):
+        for field in ("text", "type", "tags", "metadata", "importance", "confidence", "role"):
             value = getattr(patch, field)
             if value is not None:
                 values[field] = value
+        if patch.subject is not None:
+            values["subject"] = normalize(patch.subject)
+        if patch.due_at is not None:
+            values["due_at"] = stored_from_input(patch.due_at, field="due_at")
+        if patch.parent_id is not None:
+            values["parent_id"] = _checked_id(patch.parent_id)
+            self.store.get_many([patch.parent_id])
+        new_type = values.get("type", current.type)
+        if patch.state is not None or new_type != current.type:
+            # A change of type resets the state to the new type's default unless one is given.
+            requested = patch.state if patch.state is not None else None
+            try:
+                values["state"] = check_state(new_type, requested)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
         if patch.occurred_at is not None:
             values["occurred_at"] = stored_from_input(patch.occurred_at, field="occurred_at")
         relations = _relation_dicts(patch.relations) if patch.relations is not None else [r.model_dump() for r in current.relations]
@@ -174,9 +220,36 @@ class MemCube:
         vector = None
         if "text" in values and values["text"] != current.text:
             self.ensure_vectors()
-            vector = self.embedder.embed_one(values["text"])
+            vector = self.embedder.embed_one(embedding_text(values["text"]))
         self.flush_access()
-        return self.store.update(memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client)
+        self.store.update(memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client)
+        return self.store.get_many([memory_id])[0]
+
+    def _same_subject(self, item: NewMemory) -> list[str]:
+        """Live memories of the same type and role that say something about the same subject as ``item``.
+
+        With no subject key from the client, "the same subject" is judged locally: a shared
+        entity (or neither naming any) and a cosine similarity of at least SUPERSEDE_SIMILARITY.
+        """
+        assert item.vector is not None
+        with self.store.lock:
+            rows = self.store.conn.execute(
+                "SELECT row_id, id, entities FROM memories WHERE status = 'active' AND type = ? AND role IS ?",
+                (item.type, item.role),
+            ).fetchall()
+        if not rows:
+            return []
+        with self.store.read() as conn:
+            self.mirror.sync(conn)
+        similarity = self.mirror.similarity(item.vector, [r[0] for r in rows])
+        mine = {normalize(e) for e in item.entities}
+        matches = []
+        for row_id, memory_id, entities_json in rows:
+            theirs = {normalize(e) for e in json.loads(entities_json or "[]")}
+            related = bool(mine & theirs) or (not mine and not theirs)
+            if related and similarity.get(row_id, 0.0) >= SUPERSEDE_SIMILARITY:
+                matches.append(memory_id)
+        return matches
 
     def _client_entities(self, memory: Memory) -> list[str]:
         """Entities of a memory that did not come from its text or relations: the ones the client named."""
@@ -213,12 +286,20 @@ class MemCube:
     def search(self, query: SearchQuery | dict[str, Any]) -> list[SearchHit]:
         q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
         vector = None
-        if "vector" in q.signals or "entity" in q.signals:
+        if "vector" in q.signals:
             self.ensure_vectors()
-            vector = self.embedder.embed_one(q.query)
+            with self.store.read() as conn:
+                text = vector_query_text(conn, q.query)
+            vector = self.embedder.embed_one(text)
         hits = hybrid_search(self.store, self.mirror, q, vector)
         self._note_access(self._row_ids([h.id for h in hits]))
         return hits
+
+    def context(self, hits: Sequence[SearchHit], turns: int = 1, *, include_archived: bool = False) -> list[ContextTurn]:
+        """The memories around each hit in its thread (same session_id, in time order), ``turns`` on each side."""
+        if not 0 <= turns <= MAX_CONTEXT_TURNS:
+            raise InvalidInput(f"context turns must be between 0 and {MAX_CONTEXT_TURNS}")
+        return context_turns(self.store, list(hits), turns, include_archived=include_archived)
 
     def history(self, memory_id: str) -> list[VersionEntry]:
         return [VersionEntry(**entry) for entry in self.store.history(memory_id)]
@@ -291,3 +372,106 @@ class MemCube:
                 "SELECT v.embedding FROM memories m JOIN memory_vec v ON v.rowid = m.row_id WHERE m.id = ?", (memory_id,)
             ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32) if row else None
+
+    # -- goals, tasks and the profile -------------------------------------------------
+
+    def progress(
+        self,
+        memory_id: str,
+        *,
+        state: str | None = None,
+        feedback: FeedbackInput | dict[str, Any] | None = None,
+        due_at: Any = None,
+        client: str | None = None,
+    ) -> Memory:
+        """Move a task or goal to another state and/or log what was tried and what happened."""
+        entry = feedback if isinstance(feedback, FeedbackInput) or feedback is None else FeedbackInput.model_validate(feedback)
+        if state is None and entry is None and due_at is None:
+            raise InvalidInput("nothing to record: give a state, a feedback entry ({tried, result}) or a due_at")
+        current = self.store.get_many([memory_id])[0]
+        if current.type not in STATES:
+            raise InvalidInput(f"memory {memory_id} is a {current.type}; progress is for goals and tasks")
+        if entry is not None:
+            if not entry.tried and not entry.result:
+                raise InvalidInput("a feedback entry needs at least one of tried (what was done) or result (what came of it)")
+            at = stored_from_input(entry.at, field="feedback.at") or now_stored()
+            self.store.add_feedback(memory_id, FeedbackEntry(at=at, tried=entry.tried, result=entry.result), client=client)
+        patch: dict[str, Any] = {}
+        if state is not None:
+            patch["state"] = state
+        if due_at is not None:
+            patch["due_at"] = due_at
+        if patch:
+            return self.update(memory_id, patch, client=client)
+        return self.store.get_many([memory_id])[0]
+
+    def profile(self, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: Any = None) -> Profile:
+        if not 100 <= budget_tokens <= 20_000:
+            raise InvalidInput("budget_tokens must be between 100 and 20000")
+        moment = parse_moment(now, field="now") if now is not None else None
+        profile = build_profile(self.store, role=role, budget_tokens=budget_tokens, now=moment)
+        self._note_access(self._row_ids([line.id for section in profile.sections for line in section.lines]))
+        return profile
+
+    def tasks(self, *, role: str | None = None, include_done: bool = True) -> list[Memory]:
+        """Goals and tasks with their state and feedback, open ones first."""
+        states = ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped") if include_done else ("todo", "in_progress", "blocked", "active")
+        placeholders = ",".join("?" * len(states))
+        params: list[Any] = [*states]
+        role_sql = ""
+        if role:
+            role_sql = " AND (role IS NULL OR role = ?)"
+            params.append(role)
+        with self.store.lock:
+            ids = [r[0] for r in self.store.conn.execute(
+                f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
+                "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, due_at IS NULL, due_at, created_at",
+                params,
+            )]
+        return self.store.get_many(ids) if ids else []
+
+    def search_in_time(self, query: SearchQuery | dict[str, Any], *, now: Any = None) -> SearchOutcome:
+        """``search``, with time words in the query ("today", "last week", "the last X") resolved against ``now``.
+
+        A named time becomes an ``occurred_at`` window unless the caller gave ``since``/``until``;
+        "the last X" puts the most recent occasion (day) among the best matches first. When a
+        window leaves nothing, the search runs again without it and says so.
+        """
+        q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
+        moment = parse_moment(now, field="now") if now is not None else None
+        window, cleaned = resolve_time(q.query, moment)
+        if window is None or q.since is not None or q.until is not None:
+            return SearchOutcome(hits=self.search(q))
+        timed = q.model_copy(update={
+            "query": cleaned or q.query, "since": window.since, "until": window.until,
+            "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
+        })
+        hits = self.search(timed)
+        if window.latest and hits:
+            hits = _latest_occasion(hits)[: q.limit]
+        if not hits:
+            return SearchOutcome(hits=self.search(q), time=window, time_applied=False)
+        return SearchOutcome(hits=hits, time=window, time_applied=True)
+
+
+MAX_LIMIT_FOR_LATEST = 100
+LATEST_POOL = 5
+LATEST_MARGIN = 0.08
+
+
+def _latest_occasion(hits: list[SearchHit]) -> list[SearchHit]:
+    """The hits of the most recent day among the best matches first (in rank order), then the rest.
+
+    "The best matches" are the top hits whose meaning is as close to the query as the closest
+    one's (cosine within LATEST_MARGIN). Reordering rather than filtering keeps the other
+    occasions within reach when "last" meant something else.
+    """
+    dated = [h for h in hits[:LATEST_POOL] if h.occurred_at]
+    if not dated:
+        return hits
+    cosine = {h.id: h.signals["vector"].score for h in dated if "vector" in h.signals}
+    best = max(cosine.values(), default=None)
+    anchors = [h for h in dated if best is not None and cosine.get(h.id, -1.0) >= best - LATEST_MARGIN] or dated[:1]
+    day = max(h.occurred_at for h in anchors if h.occurred_at)[:10]
+    first = [h for h in hits if h.occurred_at and h.occurred_at[:10] == day]
+    return first + [h for h in hits if h not in first]

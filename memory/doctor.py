@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .cube import MemCube
 from .errors import Unavailable
+from .graph import IN_GRAPH
 
 
 @dataclass
@@ -90,7 +91,7 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
             if applied:
                 report.repairs.append(f"applied {applied} pending graph changes")
         with cube.store.lock:
-            active = {r[0] for r in conn.execute("SELECT id FROM memories WHERE status = 'active'")}
+            active = {r[0] for r in conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}")}
         in_graph = cube.graph_store.memory_ids()
         if active != in_graph:
             report.problem(f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes")

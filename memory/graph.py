@@ -36,6 +36,8 @@ SCHEMA = [
     "CREATE REL TABLE IF NOT EXISTS DERIVED_FROM(FROM Memory TO Memory)",
 ]
 PREVIEW_CHARS = 280
+# The memories that have a node: active ones, and superseded ones (the far end of a SUPERSEDES link).
+IN_GRAPH = "status = 'active' OR (status = 'archived' AND superseded_by IS NOT NULL)"
 
 
 class GraphStore:
@@ -99,7 +101,7 @@ class GraphStore:
             conn.execute("MATCH (n) DETACH DELETE n")
             with store.lock:
                 high = store.conn.execute("SELECT coalesce(max(seq), 0) FROM graph_outbox").fetchone()[0]
-                ids = [r[0] for r in store.conn.execute("SELECT id FROM memories WHERE status = 'active'").fetchall()]
+                ids = [r[0] for r in store.conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}").fetchall()]
             for start in range(0, len(ids), 200):
                 self._resync(store, ids[start : start + 200])
         with store.write() as sql:
@@ -113,7 +115,7 @@ class GraphStore:
             rows = {
                 r[0]: r
                 for r in store.conn.execute(
-                    f"SELECT id, status, type, text, entities, relations FROM memories WHERE id IN ({placeholders})", memory_ids
+                    f"SELECT id, status, type, text, entities, relations, supersedes, superseded_by FROM memories WHERE id IN ({placeholders})", memory_ids
                 ).fetchall()
             }
         touched: set[str] = set()
@@ -131,13 +133,18 @@ class GraphStore:
                 conn.execute("MATCH ()-[r:RELATED {source_memory: $id}]->() DELETE r", {"id": memory_id})
                 conn.execute("MATCH (m:Memory {id: $id}) DETACH DELETE m", {"id": memory_id})
                 row = rows.get(memory_id)
-                if row is None or row[1] != "active":
+                if row is None:
                     continue
-                _, _, type_, text, entities_json, relations_json = row
-                conn.execute(
-                    "CREATE (m:Memory {id: $id, type: $type, text: $text})",
-                    {"id": memory_id, "type": type_, "text": text[:PREVIEW_CHARS]},
-                )
+                _, status, type_, text, entities_json, relations_json, supersedes, superseded_by = row
+                if status != "active":
+                    if status == "archived" and superseded_by:
+                        # A superseded memory stays as the end of its SUPERSEDES link, without mentions.
+                        self._memory_node(memory_id, type_, text)
+                        self._link_supersedes(superseded_by, memory_id)
+                    continue
+                self._memory_node(memory_id, type_, text)
+                if supersedes:
+                    self._link_supersedes(memory_id, supersedes)
                 for display in json.loads(entities_json or "[]"):
                     key = normalize(display)
                     if not key:
@@ -170,6 +177,22 @@ class GraphStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _memory_node(self, memory_id: str, type_: str, text: str) -> None:
+        self._connection().execute(
+            "MERGE (m:Memory {id: $id}) SET m.type = $type, m.text = $text",
+            {"id": memory_id, "type": type_, "text": text[:PREVIEW_CHARS]},
+        )
+
+    def _link_supersedes(self, newer: str, older: str) -> None:
+        """newer -[:SUPERSEDES]-> older, when both nodes exist (the other side's resync adds it otherwise)."""
+        self._connection().execute(
+            "MATCH (a:Memory {id: $a}), (b:Memory {id: $b}) MERGE (a)-[:SUPERSEDES]->(b)", {"a": newer, "b": older}
+        )
+
+    def supersedes(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(a, b) for a, b in self._rows("MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id")]
 
     def _merge_entity(self, key: str, display: str) -> None:
         self._connection().execute(

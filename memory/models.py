@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 MAX_TEXT_CHARS = 32_000
 MAX_BATCH = 500
@@ -24,8 +24,18 @@ MAX_METADATA_BYTES = 16_384
 MAX_QUERY_CHARS = 2_000
 MAX_LIMIT = 100
 MAX_IDS = 500
+MAX_CONTEXT_TURNS = 5
 
 MemoryStatus = Literal["active", "archived", "deleted"]
+
+# Types with a life cycle, and the states each may be in (the first is the default).
+STATES: dict[str, tuple[str, ...]] = {
+    "goal": ("active", "achieved", "dropped"),
+    "task": ("todo", "in_progress", "blocked", "done"),
+}
+# Types where a newer memory about the same subject (and role) replaces the older one.
+SUPERSEDING_TYPES = ("preference", "fact")
+MAX_FEEDBACK_CHARS = 4_000
 MemoryKind = Literal["plaintext", "activation", "parametric"]
 
 _TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -60,6 +70,38 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+def normalize_state(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def check_state(type_: str, state: str | None) -> str | None:
+    """The state a memory of ``type_`` is in: validated, or the type's default."""
+    allowed = STATES.get(type_)
+    if allowed is None:
+        if state is not None:
+            raise ValueError(f"only {', '.join(STATES)} memories have a state; a {type_} does not")
+        return None
+    state = normalize_state(state) or allowed[0]
+    if state not in allowed:
+        raise ValueError(f"a {type_}'s state is one of {', '.join(allowed)} (got {state!r})")
+    return state
+
+
+def _check_moment(value: Any) -> Any:
+    """Reject a date that cannot be read at validation time, before anything is opened or written."""
+    if value is None:
+        return None
+    from .errors import InvalidInput
+    from .timeutil import stored_from_input
+
+    try:
+        return stored_from_input(value, field="time")
+    except InvalidInput as exc:
+        raise ValueError(str(exc).replace("time ", "", 1)) from None
+
+
 def _dedupe(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -80,6 +122,11 @@ class Relation(BaseModel):
     valid_from: Moment | None = None
     valid_to: Moment | None = None
 
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _valid_moment(cls, value: Any) -> Any:
+        return _check_moment(value)
+
 
 class MemoryInput(BaseModel):
     """One memory to add."""
@@ -99,6 +146,20 @@ class MemoryInput(BaseModel):
     user_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     agent_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = Field(
+        default=None, description="the part of the user's life it holds in: work, home, team lead..."
+    )
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = Field(
+        default=None, description="what a preference or fact is about (e.g. 'coffee', 'editor theme'); a newer one with the same subject and role supersedes the older"
+    )
+    state: str | None = Field(default=None, description="goals: active, achieved, dropped; tasks: todo, in_progress, blocked, done")
+    due_at: Moment | None = None
+    parent_id: str | None = Field(default=None, description="the goal a task serves (a memory id)")
+
+    @model_validator(mode="after")
+    def _valid_state(self) -> "MemoryInput":
+        self.state = check_state(self.type, self.state)
+        return self
 
     @field_validator("type")
     @classmethod
@@ -114,6 +175,11 @@ class MemoryInput(BaseModel):
     @classmethod
     def _unique(cls, value: list[str] | None) -> list[str] | None:
         return _dedupe(value)
+
+    @field_validator("occurred_at", "due_at")
+    @classmethod
+    def _valid_moment(cls, value: Any) -> Any:
+        return _check_moment(value)
 
 
 class MemoryPatch(BaseModel):
@@ -130,6 +196,11 @@ class MemoryPatch(BaseModel):
     metadata: dict[str, Any] | None = None
     importance: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None
+    state: str | None = None
+    due_at: Moment | None = None
+    parent_id: str | None = None
 
     @field_validator("type")
     @classmethod
@@ -146,6 +217,11 @@ class MemoryPatch(BaseModel):
     def _unique(cls, value: list[str] | None) -> list[str] | None:
         return _dedupe(value)
 
+    @field_validator("occurred_at", "due_at")
+    @classmethod
+    def _valid_moment(cls, value: Any) -> Any:
+        return _check_moment(value)
+
     def is_empty(self) -> bool:
         return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)
 
@@ -156,6 +232,27 @@ class RelationOut(BaseModel):
     object: str
     valid_from: str | None = None
     valid_to: str | None = None
+
+
+class FeedbackEntry(BaseModel):
+    """One entry in a task's log."""
+
+    at: str
+    tried: str | None = None
+    result: str | None = None
+    client: str | None = None
+
+
+class FeedbackInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tried: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_FEEDBACK_CHARS)] | None = Field(
+        default=None, description="what was tried or done"
+    )
+    result: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_FEEDBACK_CHARS)] | None = Field(
+        default=None, description="what came of it"
+    )
+    at: Moment | None = Field(default=None, description="when (default: now)")
 
 
 class Memory(BaseModel):
@@ -188,6 +285,14 @@ class Memory(BaseModel):
     content_hash: str
     embedding_model: str | None
     metadata: dict[str, Any]
+    role: str | None = None
+    subject: str | None = None
+    state: str | None = Field(default=None, description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")
+    due_at: str | None = None
+    parent_id: str | None = None
+    supersedes: str | None = Field(default=None, description="the older memory this one replaced")
+    superseded_by: str | None = Field(default=None, description="the newer memory that replaced this one")
+    feedback: list[FeedbackEntry] = Field(default_factory=list, description="a task's log: what was tried, what happened")
 
 
 class AddOutcome(BaseModel):
@@ -197,19 +302,36 @@ class AddOutcome(BaseModel):
 
 class SignalScore(BaseModel):
     rank: int = Field(description="1-based rank of this memory in that signal's own list")
-    score: float = Field(description="the signal's raw score: cosine similarity, BM25 (higher is better) or entity overlap")
+    score: float = Field(
+        description="the signal's raw score: BM25 (keyword, context; higher is better), cosine (vector), "
+        "entity specificity (entity), 1 for a match (speaker, time)"
+    )
 
 
 class SearchHit(BaseModel):
     id: str
     text: str
-    score: float = Field(description="fused score (reciprocal rank fusion); higher is better")
+    score: float = Field(description="fused score (weighted sum of the signals' normalised scores); higher is better")
     type: str
     tags: list[str]
     occurred_at: str | None
     created_at: str
     status: MemoryStatus
-    signals: dict[str, SignalScore] = Field(description="which signals found this memory: vector, keyword, entity")
+    signals: dict[str, SignalScore] = Field(
+        description="why this memory was found: keyword (its words), context (words of its thread neighbours), "
+        "vector (meaning), entity (an entity the query names), speaker (said by one), time (in the period the query names)"
+    )
+
+
+class ContextTurn(BaseModel):
+    """A neighbour of a hit in its thread (memories sharing a session_id, in time order), returned beside the hits."""
+
+    id: str
+    text: str
+    occurred_at: str | None
+    session_id: str | None
+    context_of: str = Field(description="the id of the hit this memory surrounds")
+    offset: int = Field(description="position relative to that hit: -1 just before, 1 just after")
 
 
 class SearchQuery(BaseModel):
@@ -222,7 +344,9 @@ class SearchQuery(BaseModel):
     since: Moment | None = None
     until: Moment | None = None
     include_archived: bool = False
-    signals: tuple[Literal["vector", "keyword", "entity"], ...] = ("vector", "keyword", "entity")
+    signals: tuple[Literal["vector", "keyword", "context", "entity", "time"], ...] = (
+        "vector", "keyword", "context", "entity", "time",
+    )
 
 
 class VersionEntry(BaseModel):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3  # == len(MIGRATIONS)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -122,7 +122,45 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+def _v2(conn: sqlite3.Connection) -> None:
+    """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.context)."""
+    from . import context
+
+    conn.execute(
+        "CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+    conn.execute("CREATE INDEX memories_thread ON memories(session_id, occurred_at) WHERE session_id IS NOT NULL")
+    context.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE status != 'deleted'")])
+    # Vectors are now made from the text less a leading speaker ("Alice: ..."): re-embed those lazily.
+    conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted' AND text GLOB '*: *'")
+    # A purged memory's context row goes with it, like its FTS row.
+    conn.execute(
+        "CREATE TRIGGER memories_context_delete AFTER DELETE ON memories BEGIN "
+        "DELETE FROM memory_context_fts WHERE rowid = old.rowid; END"
+    )
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Structured memories: goals and tasks with a state, preferences per role, supersession."""
+    for column in ("role", "subject", "state", "due_at", "parent_id", "supersedes", "superseded_by"):
+        conn.execute(f"ALTER TABLE memories ADD COLUMN {column} TEXT")
+    conn.execute("CREATE INDEX memories_type_state ON memories(type, state) WHERE status = 'active'")
+    conn.execute("CREATE INDEX memories_subject ON memories(subject, role) WHERE subject IS NOT NULL AND status = 'active'")
+    conn.execute("CREATE INDEX memories_due ON memories(due_at) WHERE due_at IS NOT NULL")
+    # A task's feedback log: what was tried, what happened, when. Append-only; each entry is also a version row.
+    sqlite_utils.Database(conn)["memory_feedback"].create(
+        {"seq": int, "memory_id": str, "at": str, "tried": str, "result": str, "client": str},
+        pk="seq",
+        not_null={"memory_id", "at"},
+    )
+    conn.execute("CREATE INDEX memory_feedback_memory ON memory_feedback(memory_id, seq)")
+    conn.execute(
+        "CREATE TRIGGER memories_feedback_delete AFTER DELETE ON memories BEGIN "
+        "DELETE FROM memory_feedback WHERE memory_id = old.id; END"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -21,21 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from . import db, schema
+from . import context, db, schema
 from .entities import normalize
 from .errors import Conflict, InvalidInput, NotFound
 from .ids import is_memory_id, new_memory_id
-from .models import Memory, MemoryStatus, RelationOut
+from .models import SUPERSEDING_TYPES, FeedbackEntry, Memory, MemoryStatus, RelationOut
 from .timeutil import now_stored
 
 MEMORY_COLUMNS = (
     "row_id, id, text, kind, type, status, tags, entities, relations, source, client, user_id, agent_id, "
     "session_id, created_at, updated_at, occurred_at, valid_from, valid_to, version, importance, confidence, "
-    "access_count, last_access, content_hash, embedding_model, metadata"
-)
-# Fields a version row records when they change.
-VERSIONED_FIELDS = (
-    "text", "type", "status", "tags", "entities", "relations", "occurred_at", "metadata", "importance", "confidence",
+    "access_count, last_access, content_hash, embedding_model, metadata, "
+    "role, subject, state, due_at, parent_id, supersedes, superseded_by"
 )
 
 
@@ -60,6 +57,13 @@ class NewMemory:
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None
+    role: str | None = None
+    subject: str | None = None  # normalised subject key
+    state: str | None = None
+    due_at: str | None = None
+    parent_id: str | None = None
+    # Live memories the cube matched as saying the same thing about the same subject (no key given).
+    supersede: list[str] = field(default_factory=list)
     vector: np.ndarray | None = None
     hash: str = field(init=False)
 
@@ -80,6 +84,7 @@ def row_to_memory(cube: str, row: sqlite3.Row | tuple) -> Memory:
         _row_id, id_, text, kind, type_, status, tags, entities, relations, source, client, user_id, agent_id,
         session_id, created_at, updated_at, occurred_at, valid_from, valid_to, version, importance, confidence,
         access_count, last_access, hash_, embedding_model, metadata,
+        role, subject, state, due_at, parent_id, supersedes, superseded_by,
     ) = row
     return Memory(
         id=id_, cube=cube, text=text, kind=kind, type=type_, status=status,
@@ -90,6 +95,8 @@ def row_to_memory(cube: str, row: sqlite3.Row | tuple) -> Memory:
         valid_from=valid_from, valid_to=valid_to, version=version, importance=importance,
         confidence=confidence, access_count=access_count, last_access=last_access,
         content_hash=hash_, embedding_model=embedding_model, metadata=_loads(metadata, {}),
+        role=role, subject=subject, state=state, due_at=due_at, parent_id=parent_id,
+        supersedes=supersedes, superseded_by=superseded_by,
     )
 
 
@@ -180,7 +187,23 @@ class CubeStore:
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise NotFound(f"no memory {', '.join(missing[:10])} in cube '{self.cube}'" + (" (it was deleted)" if any(r[1] in missing for r in rows) else ""))
-        return [row_to_memory(self.cube, by_id[i]) for i in ids]
+        memories = [row_to_memory(self.cube, by_id[i]) for i in ids]
+        self._attach_feedback(memories)
+        return memories
+
+    def _attach_feedback(self, memories: Sequence[Memory]) -> None:
+        tasks = [m for m in memories if m.type == "task"]
+        if not tasks:
+            return
+        with self.lock:
+            placeholders = ",".join("?" * len(tasks))
+            rows = self.conn.execute(
+                f"SELECT memory_id, at, tried, result, client FROM memory_feedback WHERE memory_id IN ({placeholders}) ORDER BY seq",
+                [m.id for m in tasks],
+            ).fetchall()
+        by_id = {m.id: m for m in tasks}
+        for memory_id, at, tried, result, client in rows:
+            by_id[memory_id].feedback.append(FeedbackEntry(at=at, tried=tried, result=result, client=client))
 
     def get_by_row_ids(self, row_ids: Sequence[int]) -> dict[int, Memory]:
         if not row_ids:
@@ -250,22 +273,29 @@ class CubeStore:
         with self.write() as conn:
             seq = self._next_seq(conn)
             batch_ids: dict[str, str] = {}
+            created_rows: list[int] = []
             for item in items:
                 existing = batch_ids.get(item.hash) or self._live_id_by_hash(conn, item.hash)
                 if existing:
                     outcomes.append((existing, False))
                     continue
                 memory_id = new_memory_id()
+                if item.parent_id is not None:
+                    self._current(conn, item.parent_id)  # a task's goal must exist in this cube
+                replaced = self._superseded_by_new(conn, item)
                 row_id = conn.execute(
                     "INSERT INTO memories(id, text, kind, type, status, tags, entities, relations, source, client, "
                     "user_id, agent_id, session_id, created_at, updated_at, occurred_at, version, importance, "
-                    "confidence, access_count, content_hash, embedding_model, metadata, seq) "
-                    "VALUES (?, ?, 'plaintext', ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, 0, ?, ?, ?, ?) RETURNING row_id",
+                    "confidence, access_count, content_hash, embedding_model, metadata, seq, "
+                    "role, subject, state, due_at, parent_id, supersedes) "
+                    "VALUES (?, ?, 'plaintext', ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, 0, ?, ?, ?, ?, "
+                    "?, ?, ?, ?, ?, ?) RETURNING row_id",
                     (
                         memory_id, item.text, item.type, _dumps(item.tags), _dumps(item.entities), _dumps(item.relations),
                         item.source, client, item.user_id, item.agent_id, item.session_id, now, now, item.occurred_at,
                         item.importance, item.confidence, item.hash,
                         model_id if item.vector is not None else None, _dumps(item.metadata), seq,
+                        item.role, item.subject, item.state, item.due_at, item.parent_id, replaced[0] if replaced else None,
                     ),
                 ).fetchone()[0]
                 self._write_entities(conn, row_id, item.entities)
@@ -277,10 +307,19 @@ class CubeStore:
                     "relations": {"old": None, "new": item.relations}, "occurred_at": {"old": None, "new": item.occurred_at},
                     "metadata": {"old": None, "new": item.metadata}, "status": {"old": None, "new": "active"},
                 }
+                for key in ("role", "subject", "state", "due_at", "parent_id"):
+                    if getattr(item, key) is not None:
+                        changes[key] = {"old": None, "new": getattr(item, key)}
+                if replaced:
+                    changes["supersedes"] = {"old": None, "new": replaced[0]}
                 self._record(conn, memory_id, 1, "add", now, client, changes)
+                for old_id in replaced:
+                    self._supersede(conn, old_id, memory_id, now, client, seq)
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
                 batch_ids[item.hash] = memory_id
                 outcomes.append((memory_id, True))
+                created_rows.append(row_id)
+            context.refresh(conn, created_rows)
         return outcomes
 
     def update(
@@ -324,6 +363,8 @@ class CubeStore:
             if "entities" in assignments:
                 conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
                 self._write_entities(conn, row_id, assignments["entities"])
+            if "text" in assignments or "occurred_at" in assignments:
+                context.refresh(conn, [row_id])
             self._record(conn, memory_id, current.version + 1, "update", now, client, changes)
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
             return self._current(conn, memory_id)
@@ -353,6 +394,8 @@ class CubeStore:
                     conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
                 self._record(conn, memory.id, memory.version + 1, op, now, client, {"status": {"old": memory.status, "new": to}})
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
+            placeholders = ",".join("?" * len(ids))
+            context.refresh(conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))])
             return [self._current(conn, i) for i in ids]
 
     def purge(self, ids: Sequence[str], *, client: str | None) -> None:
@@ -370,6 +413,7 @@ class CubeStore:
                 conn.execute("UPDATE memory_versions SET changes = '{}' WHERE memory_id = ?", (memory.id,))
                 self._record(conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}})
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
+            context.refresh_threads(conn, [m.session_id for m in currents])
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
 
     def store_vectors(self, rows: Sequence[tuple[int, np.ndarray]], model_id: str) -> None:
@@ -390,6 +434,57 @@ class CubeStore:
             conn.executemany("UPDATE memories SET access_count = access_count + 1, last_access = ? WHERE row_id = ?", [(now, r) for r in row_ids])
 
     # -- helpers --------------------------------------------------------------------
+
+    def _superseded_by_new(self, conn: sqlite3.Connection, item: NewMemory) -> list[str]:
+        """Active memories a new preference or fact replaces: same subject key and role, or matched by the cube."""
+        if item.type not in SUPERSEDING_TYPES:
+            return []
+        found = list(item.supersede)
+        if item.subject is not None:
+            rows = conn.execute(
+                "SELECT id FROM memories WHERE status = 'active' AND type = ? AND subject = ? AND role IS ? ORDER BY row_id",
+                (item.type, item.subject, item.role),
+            ).fetchall()
+            found += [r[0] for r in rows]
+        return list(dict.fromkeys(found))
+
+    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int) -> None:
+        """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite."""
+        old = self._current(conn, old_id)
+        if old.status != "active":
+            return
+        conn.execute(
+            "UPDATE memories SET status = 'archived', superseded_by = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
+            (new_id, now, seq, old_id),
+        )
+        self._record(
+            conn, old_id, old.version + 1, "supersede", now, client,
+            {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id}},
+        )
+        conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
+
+    def add_feedback(self, memory_id: str, entry: FeedbackEntry, *, client: str | None) -> Memory:
+        """Append an entry to a task's log; recorded as a version."""
+        check_ids([memory_id])
+        with self.write() as conn:
+            current = self._current(conn, memory_id)
+            if current.type != "task":
+                raise InvalidInput(f"memory {memory_id} is a {current.type}; feedback entries belong to tasks")
+            if current.status == "deleted":
+                raise NotFound(f"memory {memory_id} was deleted")
+            seq = self._next_seq(conn)
+            conn.execute(
+                "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
+                (memory_id, entry.at, entry.tried, entry.result, client),
+            )
+            conn.execute(
+                "UPDATE memories SET version = version + 1, updated_at = ?, seq = ? WHERE id = ?", (now_stored(), seq, memory_id)
+            )
+            self._record(
+                conn, memory_id, current.version + 1, "feedback", now_stored(), client,
+                {"feedback": {"old": None, "new": entry.model_dump(exclude={"client"})}},
+            )
+        return self.get_many([memory_id])[0]
 
     def _live_id_by_hash(self, conn: sqlite3.Connection, hash_: str) -> str | None:
         row = conn.execute("SELECT id FROM memories WHERE content_hash = ? AND status != 'deleted'", (hash_,)).fetchone()

@@ -118,6 +118,19 @@ class VectorMirror:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(row_ids[i]), float(scores[i])) for i in top]
 
+    def all_scores(
+        self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row ids and cosines of every searchable memory, unordered (for score statistics and top-k)."""
+        with self._lock:
+            if self._matrix is None or len(self._row_ids) == 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            scores = self._matrix @ query.astype(np.float32)
+            mask = np.ones(len(scores), dtype=bool) if include_archived else self._active.copy()
+            if allowed is not None:
+                mask &= np.isin(self._row_ids, allowed, assume_unique=True)
+            return self._row_ids[mask], scores[mask]
+
     def similarity(self, query: np.ndarray, row_ids: list[int]) -> dict[int, float]:
         """Cosine of ``query`` with each given memory that has a vector."""
         with self._lock:

@@ -13,7 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from memory import MemoryHome
-from tools import graph_tools, memory_tools, prompts, resources
+from tools import graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.runtime import ToolRuntime
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
     )
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
+    profile_tools.register(mcp, runtime)
     resources.register(mcp, runtime)
     prompts.register(mcp, runtime)
     _serve_legacy_subscriptions(mcp, runtime)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
 from memory.config import DEFAULT_CUBE
 from memory.models import MAX_LIMIT, Relation, VersionEntry
+from memory.temporal import TimeWindow
 
 from .runtime import ToolRuntime
 
@@ -28,6 +29,8 @@ class SearchResult(BaseModel):
     cube: str
     query: str
     hits: list[SearchHit]
+    time: TimeWindow | None = Field(default=None, description="time words found in the query and the occurred_at window they were read as")
+    time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
 
 
 class MemoriesResult(BaseModel):
@@ -55,7 +58,9 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     @mcp.tool(annotations=ToolAnnotations(title="Add memories", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
     async def memory_add(
         ctx: Context,
-        text: Annotated[str | None, Field(description="what to remember, as a self-contained statement")] = None,
+        # Plain `str` (not Optional): the SDK JSON-decodes string arguments of any other type, and
+        # a memory whose text looks like JSON must stay text.
+        text: Annotated[str, Field(description="what to remember, as a self-contained statement")] = "",
         type: Annotated[str, Field(description="fact, preference, event, task, note, ...")] = "note",
         tags: list[str] | None = None,
         entities: Annotated[list[str] | None, Field(description="people, places, projects... the memory is about")] = None,
@@ -63,25 +68,38 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         occurred_at: Annotated[str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")] = None,
         metadata: dict[str, Any] | None = None,
         importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        role: Annotated[str | None, Field(description="the part of the user's life it holds in: work, home, team lead...")] = None,
+        subject: Annotated[str | None, Field(description="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older")] = None,
+        state: Annotated[str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")] = None,
+        due_at: Annotated[str | None, Field(description="tasks: when it is due, ISO 8601")] = None,
+        parent_id: Annotated[str | None, Field(description="tasks: the goal it serves (a memory id)")] = None,
         memories: Annotated[list[MemoryInput] | None, Field(description="a batch of memories instead of text (each has text, type, tags, ...)")] = None,
         cube: CubeName = DEFAULT_CUBE,
     ) -> AddResult:
         """Remember something. Give `text` (plus optional type, tags, entities, relations, occurred_at, metadata),
-        or `memories`, a list of such objects, for a batch. An exact duplicate returns the existing id."""
-        if memories is not None and text is not None:
+        or `memories`, a list of such objects, for a batch. An exact duplicate returns the existing id.
+        Types with structure: goal and task (with state, due_at, parent_id), preference (with subject and role:
+        a newer preference on the same subject and role supersedes the older, which is archived)."""
+        if memories is not None and text:
             raise ToolError("give either text or memories, not both")
         if memories is None:
-            if text is None:
+            if not text:
                 raise ToolError("give text (what to remember) or memories (a list of them)")
             single: dict[str, Any] = {"text": text, "type": type}
-            for key, value in (("tags", tags), ("entities", entities), ("relations", relations), ("occurred_at", occurred_at), ("metadata", metadata), ("importance", importance)):
+            optional = {
+                "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at, "metadata": metadata,
+                "importance": importance, "role": role, "subject": subject, "state": state, "due_at": due_at, "parent_id": parent_id,
+            }
+            for key, value in optional.items():
                 if value is not None:
                     single[key] = value
             items: list[MemoryInput | dict[str, Any]] = [single]
         else:
             items = list(memories)
         client = runtime.client_name(ctx)
-        outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(items, client=client))
+        # Validate before the cube is opened: a rejected call must not create the cube it named.
+        valid = await runtime.call(lambda: [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items])
+        outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(valid, client=client))
         await runtime.changed(ctx, cube, [o.id for o in outcomes if o.created], listing=True)
         return AddResult(ids=[o.id for o in outcomes], results=outcomes)
 
@@ -95,12 +113,15 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         since: Annotated[str | None, Field(description="only memories that occurred at or after this ISO date-time")] = None,
         until: Annotated[str | None, Field(description="only memories that occurred at or before this ISO date-time")] = None,
         include_archived: bool = False,
+        now: Annotated[str | None, Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)")] = None,
     ) -> SearchResult:
         """Find memories by meaning and by words (vector + keyword search fused, plus memories linked to
-        entities named in the query). Each hit says which signals found it."""
+        entities named in the query). Each hit says which signals found it. Time words in the query
+        ("today's meetings", "last week", "in May 2023") filter on when memories occurred, and "the last X"
+        puts the most recent X first; `time` in the result says how they were read."""
         q = await runtime.call(lambda: SearchQuery(query=query, limit=limit, types=types, tags=tags, since=since, until=until, include_archived=include_archived))
-        hits = await runtime.call(lambda: runtime.cube(cube).search(q))
-        return SearchResult(cube=cube, query=q.query, hits=hits)
+        outcome = await runtime.call(lambda: runtime.cube(cube).search_in_time(q, now=now))
+        return SearchResult(cube=cube, query=q.query, hits=outcome.hits, time=outcome.time, time_applied=outcome.time_applied)
 
     @mcp.tool(annotations=ToolAnnotations(title="Get memories", read_only_hint=True, open_world_hint=False))
     async def memory_get(ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
@@ -112,7 +133,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         ctx: Context,
         id: Annotated[str, Field(description="the memory to change")],
         cube: CubeName = DEFAULT_CUBE,
-        text: str | None = None,
+        text: Annotated[str, Field(description="the corrected text (leave out to keep it)")] = "",
         type: str | None = None,
         tags: list[str] | None = None,
         entities: list[str] | None = None,
@@ -120,10 +141,19 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         occurred_at: str | None = None,
         metadata: dict[str, Any] | None = None,
         importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        role: str | None = None,
+        subject: str | None = None,
+        state: Annotated[str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")] = None,
+        due_at: str | None = None,
+        parent_id: str | None = None,
     ) -> Memory:
         """Correct a memory: the given fields change, a new version is recorded (see memory_history),
         the text is re-embedded and the graph follows. Fields left out stay as they are."""
-        fields = {"text": text, "type": type, "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at, "metadata": metadata, "importance": importance}
+        fields = {
+            "text": text or None, "type": type, "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at,
+            "metadata": metadata, "importance": importance, "role": role, "subject": subject, "state": state, "due_at": due_at,
+            "parent_id": parent_id,
+        }
         patch = await runtime.call(lambda: MemoryPatch(**{k: v for k, v in fields.items() if v is not None}))
         client = runtime.client_name(ctx)
         memory = await runtime.call(lambda: runtime.cube(cube).update(id, patch, client=client))

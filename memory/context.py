@@ -1,0 +1,99 @@
+"""Threads and context windows: what a memory says, read with the memories around it.
+
+A chat turn often means little alone ("Yes, I play clarinet!" answers a question asked
+one turn before). Memories that share a ``session_id`` form a **thread**, ordered by
+``occurred_at`` then by insertion (``row_id``). Each memory's **context window** is its
+own text with up to ``WINDOW`` live neighbours on each side in its thread; a memory with
+no session is its own window. The windows are indexed in ``memory_context_fts`` (FTS5,
+rowid = the memory's row id), so a keyword search can match a turn through words that
+its neighbours said.
+
+The windows are derived state (invariant 2): every write that can change a thread
+(add, a new text or ``occurred_at``, a status change, a purge) calls ``refresh`` for the
+memories it touched, inside the same transaction, and ``refresh`` rebuilds the windows
+of every memory in those memories' threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+WINDOW = 2  # neighbours on each side
+LIVE = ("active", "archived")
+
+
+def refresh(conn: sqlite3.Connection, row_ids: Iterable[int]) -> None:
+    """Rebuild the context windows of these memories and of every memory in their threads."""
+    row_ids = list(dict.fromkeys(int(r) for r in row_ids))
+    sessions: set[str] = set()
+    for start in range(0, len(row_ids), 500):
+        chunk = row_ids[start : start + 500]
+        placeholders = ",".join("?" * len(chunk))
+        found = dict(conn.execute(f"SELECT row_id, session_id FROM memories WHERE row_id IN ({placeholders})", chunk).fetchall())
+        for row_id in chunk:
+            if row_id in found and found[row_id] is not None:
+                sessions.add(found[row_id])
+                continue
+            # Purged, or a memory without a session: it is its own window while it is live.
+            conn.execute("DELETE FROM memory_context_fts WHERE rowid = ?", (row_id,))
+            conn.execute(
+                "INSERT INTO memory_context_fts(rowid, text) SELECT row_id, text FROM memories "
+                "WHERE row_id = ? AND status IN ('active', 'archived')",
+                (row_id,),
+            )
+    refresh_threads(conn, sessions)
+
+
+def refresh_threads(conn: sqlite3.Connection, session_ids: Iterable[str | None]) -> None:
+    """Rebuild the context windows of every memory in these threads."""
+    for session_id in sorted({s for s in session_ids if s is not None}):
+        _refresh_thread(conn, session_id)
+
+
+def _refresh_thread(conn: sqlite3.Connection, session_id: str) -> None:
+    rows = conn.execute(
+        "SELECT row_id, text, status FROM memories WHERE session_id = ? ORDER BY coalesce(occurred_at, ''), row_id",
+        (session_id,),
+    ).fetchall()
+    live = [(row_id, text) for row_id, text, status in rows if status in LIVE]
+    wanted = {
+        row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)
+    }
+    all_ids = [r for r, _, _ in rows]
+    current: dict[int, str] = {}
+    for start in range(0, len(all_ids), 500):
+        chunk = all_ids[start : start + 500]
+        placeholders = ",".join("?" * len(chunk))
+        current.update(conn.execute(f"SELECT rowid, text FROM memory_context_fts WHERE rowid IN ({placeholders})", chunk).fetchall())
+    # Write only the windows that changed: an add to a long thread touches a few rows, not all.
+    for row_id in all_ids:
+        if current.get(row_id) == wanted.get(row_id):
+            continue
+        if row_id in current:
+            conn.execute("DELETE FROM memory_context_fts WHERE rowid = ?", (row_id,))
+        if row_id in wanted:
+            conn.execute("INSERT INTO memory_context_fts(rowid, text) VALUES (?, ?)", (row_id, wanted[row_id]))
+
+
+def thread_neighbours(conn: sqlite3.Connection, row_id: int, before: int, after: int, statuses: tuple[str, ...] = ("active",)) -> list[tuple[int, int]]:
+    """The live neighbours of a memory in its thread as ``(row_id, offset)``, offset < 0 before it."""
+    row = conn.execute("SELECT session_id, occurred_at FROM memories WHERE row_id = ?", (row_id,)).fetchone()
+    if row is None or row[0] is None:
+        return []
+    session_id, occurred_at = row
+    placeholders = ",".join("?" * len(statuses))
+    key = (occurred_at or "", row_id)
+    earlier = conn.execute(
+        f"SELECT row_id FROM memories WHERE session_id = ? AND status IN ({placeholders}) "
+        "AND (coalesce(occurred_at, '') < ? OR (coalesce(occurred_at, '') = ? AND row_id < ?)) "
+        "ORDER BY coalesce(occurred_at, '') DESC, row_id DESC LIMIT ?",
+        [session_id, *statuses, key[0], key[0], row_id, before],
+    ).fetchall() if before > 0 else []
+    later = conn.execute(
+        f"SELECT row_id FROM memories WHERE session_id = ? AND status IN ({placeholders}) "
+        "AND (coalesce(occurred_at, '') > ? OR (coalesce(occurred_at, '') = ? AND row_id > ?)) "
+        "ORDER BY coalesce(occurred_at, ''), row_id LIMIT ?",
+        [session_id, *statuses, key[0], key[0], row_id, after],
+    ).fetchall() if after > 0 else []
+    return [(r, -(i + 1)) for i, (r,) in enumerate(earlier)][::-1] + [(r, i + 1) for i, (r,) in enumerate(later)]

@@ -1,0 +1,56 @@
+"""Small helpers for talking to the MemCube MCP server the way an assistant does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp import Client
+from mcp.types import Implementation
+
+CLIENT_INFO = Implementation(name="memcube-tests", version="1.0")
+CLIENT_NAME = "memcube-tests/1.0"  # how the server records CLIENT_INFO with each change
+
+
+async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured result."""
+    result = await client.call_tool(tool, arguments)
+    text = result.content[0].text if result.content else ""
+    assert not result.is_error, f"{tool}({arguments!r}) failed: {text}"
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error(client: Client, tool: str, **arguments: Any) -> str:
+    """Call a tool that must fail; return the error message the assistant would read."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, f"{tool}({arguments!r}) should have failed but returned {result.structured_content!r}"
+    return result.content[0].text
+
+
+async def add(client: Client, text: str, **fields: Any) -> str:
+    """Add one memory; return its id."""
+    result = await ok(client, "memory_add", text=text, **fields)
+    return result["ids"][0]
+
+
+async def get(client: Client, memory_id: str, cube: str = "default") -> dict[str, Any]:
+    return (await ok(client, "memory_get", ids=memory_id, cube=cube))["memories"][0]
+
+
+async def search(client: Client, query: str, **options: Any) -> list[dict[str, Any]]:
+    return (await ok(client, "memory_search", query=query, **options))["hits"]
+
+
+async def search_ids(client: Client, query: str, **options: Any) -> list[str]:
+    return [hit["id"] for hit in await search(client, query, **options)]
+
+
+async def read_json(client: Client, uri: str) -> Any:
+    """Read a resource fresh from the server (no client-side cache) and parse its JSON."""
+    result = await client.read_resource(uri, cache_mode="bypass")
+    return json.loads(result.contents[0].text)
+
+
+def without(record: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in keys}
