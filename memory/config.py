@@ -8,7 +8,12 @@ Windows). ``<home>/config.toml`` is optional:
     [embedding]
     model_dir = "/path/to/onnx-sentence-model"   # model.onnx + tokenizer.json
 
-``MEMCUBE_EMBEDDING_MODEL`` overrides ``model_dir``.
+    [local_model]                                # the model memory_ask answers with (optional)
+    path = "mlx-community/Qwen2.5-0.5B-Instruct-4bit"  # a folder, or a hub id fetched by `memcube model pull`
+    backend = "auto"                             # auto, mlx or onnx
+
+``MEMCUBE_EMBEDDING_MODEL`` overrides ``model_dir``; ``MEMCUBE_LOCAL_MODEL`` overrides
+``local_model.path``.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import re
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from .access import AccessConfig
 from .constants import DEFAULT_CUBE
 from .errors import InvalidInput
 
@@ -32,13 +40,41 @@ class EmbeddingConfig(BaseModel):
     model_dir: str | None = None
 
 
+class LocalModelConfig(BaseModel):
+    """The local language model that holds activation (KV) memory and answers memory_ask."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None  # a model folder, or a hub id already fetched with `memcube model pull`
+    backend: Literal["auto", "mlx", "onnx"] = "auto"
+    max_tokens: int = Field(default=256, ge=1, le=4096)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # What the scheduler keeps warm: the working set's size in model tokens, and the caches' budgets.
+    working_set_tokens: int = Field(default=2048, ge=64, le=32768)
+    ram_budget_mb: int = Field(default=1024, ge=1)
+    disk_budget_mb: int = Field(default=4096, ge=1)
+
+
 class HomeConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     embedding: EmbeddingConfig = EmbeddingConfig()
+    access: AccessConfig = AccessConfig()
+    local_model: LocalModelConfig = LocalModelConfig()
+
+
+def setting(name: str) -> str | None:
+    """An environment setting, or None when it is empty or an unexpanded ``${...}`` placeholder.
+
+    An MCP Bundle passes an optional setting the user left empty through as the literal
+    text ``${user_config.<key>}``: that means "not set", not a path.
+    """
+    value = os.environ.get(name, "").strip()
+    if not value or (value.startswith("${") and value.endswith("}")):
+        return None
+    return value
 
 
 def default_home() -> Path:
-    configured = os.environ.get("MEMCUBE_HOME")
+    configured = setting("MEMCUBE_HOME")
     if configured:
         return Path(configured).expanduser()
     import platformdirs
@@ -55,9 +91,12 @@ def load_config(home: Path) -> HomeConfig:
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"{path} is not valid TOML: {exc}") from None
     config = HomeConfig.model_validate(data)
-    override = os.environ.get("MEMCUBE_EMBEDDING_MODEL")
+    override = setting("MEMCUBE_EMBEDDING_MODEL")
     if override:
         config.embedding.model_dir = override
+    local = os.environ.get("MEMCUBE_LOCAL_MODEL")
+    if local:
+        config.local_model.path = local
     return config
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from .embedder import Embedder
 from .entities import extract_entities, normalize
 from .errors import InvalidInput, Unavailable
-from .graph import GraphStore
+from .graph import PREVIEW_CHARS, GraphStore
 from .models import (
     MAX_BATCH,
     MAX_ENTITIES,
@@ -108,6 +108,8 @@ class MemCube:
         self.embedder = embedder
         self.store = CubeStore(name, folder / "memory.db")
         self.graph_store = GraphStore(folder / "graph" / "graph.kuzu")
+        # A restored backup carries no graph: the first use derives it from SQLite.
+        self.graph_store.needs_rebuild = self.store.meta("graph_rebuild") == "1"
         self.mirror = VectorMirror()
         self._vectors_ready = False
         self._vector_lock = threading.Lock()
@@ -310,7 +312,12 @@ class MemCube:
         if not entity or not normalize(entity):
             raise InvalidInput("give an entity name, e.g. 'Alice' or '#project-x'")
         self.sync_graph()
-        return self.graph_store.entity(entity, depth)
+        view = self.graph_store.entity(entity, depth)
+        texts = {m.id: m.text for m in self.store.get_many([m.id for m in view.memories])} if view.memories else {}
+        for ref in view.memories:
+            text = texts.get(ref.id, "")
+            ref.text = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        return view
 
     def recent(self, limit: int = 20) -> list[Memory]:
         return self.store.recent(limit)

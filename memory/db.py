@@ -76,4 +76,6 @@ def connect(path: Path | str) -> sqlite3.Connection:
     # only a power loss can drop the last commits.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted content is overwritten, not left in free pages: a purge must erase the text.
+    conn.execute("PRAGMA secure_delete = ON")
     return conn

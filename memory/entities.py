@@ -49,11 +49,11 @@ def _proper_names(text: str) -> list[str]:
     # Words seen capitalised inside a sentence are names wherever they stand.
     inner_capitals = {
         m.group(0)
-        for sentence in re.split(r"(?<=[.!?])\s+|\n+", text)
+        for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text)
         for m in list(_WORD.finditer(sentence))[1:]
         if m.group(0)[0].isupper()
     }
-    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+    for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text):
         words = list(_WORD.finditer(sentence))
         run: list[str] = []
 
@@ -66,6 +66,9 @@ def _proper_names(text: str) -> list[str]:
 
         for index, match in enumerate(words):
             word = match.group(0)
+            # Punctuation ends a name: "Caroline: Glad you came" names Caroline, not "Caroline Glad".
+            if run and index > 0 and sentence[words[index - 1].end() : match.start()].strip():
+                flush()
             lower = word.lower().rstrip("'’s") if word.lower().endswith(("'s", "’s")) else word.lower()
             is_cap = word[0].isupper() and not word.isupper() or (word.isupper() and len(word) > 1 and word.isalpha())
             if run and lower in _JOINERS:

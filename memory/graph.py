@@ -17,8 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from . import interprocess
 
 from .entities import normalize
 from .errors import NotFound, Unavailable
@@ -28,49 +32,104 @@ from .store import CubeStore
 log = logging.getLogger(__name__)
 
 SCHEMA = [
-    "CREATE NODE TABLE IF NOT EXISTS Memory(id STRING, type STRING, text STRING, PRIMARY KEY(id))",
+    # No text in the graph: texts live in SQLite only, so a purge erases them in one place.
+    "CREATE NODE TABLE IF NOT EXISTS Memory(id STRING, type STRING, PRIMARY KEY(id))",
     "CREATE NODE TABLE IF NOT EXISTS Entity(name STRING, display STRING, PRIMARY KEY(name))",
     "CREATE REL TABLE IF NOT EXISTS MENTIONS(FROM Memory TO Entity)",
     "CREATE REL TABLE IF NOT EXISTS RELATED(FROM Entity TO Entity, predicate STRING, source_memory STRING, valid_from STRING, valid_to STRING)",
     "CREATE REL TABLE IF NOT EXISTS SUPERSEDES(FROM Memory TO Memory)",
     "CREATE REL TABLE IF NOT EXISTS DERIVED_FROM(FROM Memory TO Memory)",
 ]
-PREVIEW_CHARS = 280
+PREVIEW_CHARS = 280  # of a memory's text in graph views (read from SQLite)
+LOCK_TIMEOUT_S = 30.0
 # The memories that have a node: active ones, and superseded ones (the far end of a SUPERSEDES link).
 IN_GRAPH = "status = 'active' OR (status = 'archived' AND superseded_by IS NOT NULL)"
 
 
 class GraphStore:
-    """One cube's Kuzu database (``graph/``). Opened on first use; blocking methods."""
+    """One cube's Kuzu database (``graph/``); blocking methods.
+
+    Kuzu lets one process open a database for writing, and every MCP client starts its own
+    ``memcube serve``. So no process keeps the graph open: each graph operation takes an
+    OS file lock beside the database (``graph/lock``), opens it, works and closes it, and
+    the next process in line goes on. Opening costs about 0.1 s, paid once per burst of
+    writes (the outbox is applied in batches between tool calls) and once per graph read.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._depth = 0
         self._db: Any = None
         self._conn: Any = None
+        self._lock_file: Any = None
+        self.needs_rebuild = False
 
-    def _connection(self) -> Any:
-        if self._conn is None:
-            import kuzu
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """Exclusive use of the graph, across threads and processes; re-entrant within a thread."""
+        with self._lock:
+            if self._depth == 0:
+                self._open()
+            self._depth += 1
+            try:
+                yield self._conn
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._close()
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _open(self) -> None:
+        import kuzu
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.path.parent / "lock", "a+b")  # noqa: SIM115 - held for the session
+        if not interprocess.acquire(self._lock_file, timeout=LOCK_TIMEOUT_S):
+            self._lock_file.close()
+            self._lock_file = None
+            raise Unavailable(f"the graph at {self.path} stayed busy for {LOCK_TIMEOUT_S:.0f} s (other memcube processes); try again")
+        try:
             try:
                 self._db = kuzu.Database(str(self.path))
             except RuntimeError as exc:
-                raise Unavailable(
-                    f"the graph at {self.path} cannot be opened ({exc}); another memcube process may hold it"
-                ) from exc
+                # We hold the lock, so no other memcube process has it open: the files are damaged
+                # (e.g. a crash mid-checkpoint). The graph is derived: set it aside and rebuild.
+                log.warning("graph at %s cannot be opened (%s); recreating it from SQLite", self.path, exc)
+                self._set_aside()
+                self._db = kuzu.Database(str(self.path))
+                self.needs_rebuild = True
             self._conn = kuzu.Connection(self._db)
             for statement in SCHEMA:
                 self._conn.execute(statement)
-        return self._conn
+        except BaseException:
+            self._close()
+            raise
+
+    def _set_aside(self) -> None:
+        for path in self.path.parent.glob(self.path.name + "*"):
+            path.rename(path.with_name(path.name + ".damaged"))
+
+    def _close(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.close()
+            if self._db is not None:
+                self._db.close()
+        finally:
+            self._conn = self._db = None
+            if self._lock_file is not None:
+                interprocess.release(self._lock_file)
+                self._lock_file.close()
+                self._lock_file = None
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._db.close()
-            self._conn = self._db = None
+            if self._depth == 0:
+                self._close()
+
+    def _connection(self) -> Any:
+        assert self._conn is not None, "graph used outside a session"
+        return self._conn
 
     def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
         result = self._connection().execute(query, params or {})
@@ -85,27 +144,37 @@ class GraphStore:
         """Bring the graph up to date with queued changes; returns how many were applied."""
         with store.lock:
             pending = store.conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        if not pending:
+        if not pending and not self.needs_rebuild:
             return 0
-        with self._lock:
+        with self._session():
+            if self.needs_rebuild:
+                return self.rebuild(store)
+            # Another process may have applied these while we waited for the lock: re-read.
+            with store.lock:
+                pending = store.conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            if not pending:
+                return 0
             memory_ids = list(dict.fromkeys(memory_id for _, memory_id in pending))
             self._resync(store, memory_ids)
-        with store.write() as conn:
-            conn.execute("DELETE FROM graph_outbox WHERE seq <= ?", (pending[-1][0],))
+            # Still inside the session: no other process can empty the outbox (and let seqs
+            # restart) between the read above and this delete.
+            with store.write() as conn:
+                conn.execute("DELETE FROM graph_outbox WHERE seq <= ?", (pending[-1][0],))
         return len(pending)
 
     def rebuild(self, store: CubeStore) -> int:
         """Drop the graph and derive it again from every memory in SQLite."""
-        with self._lock:
-            conn = self._connection()
+        with self._session() as conn:
+            self.needs_rebuild = False
             conn.execute("MATCH (n) DETACH DELETE n")
             with store.lock:
                 high = store.conn.execute("SELECT coalesce(max(seq), 0) FROM graph_outbox").fetchone()[0]
                 ids = [r[0] for r in store.conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}").fetchall()]
             for start in range(0, len(ids), 200):
                 self._resync(store, ids[start : start + 200])
-        with store.write() as sql:
-            sql.execute("DELETE FROM graph_outbox WHERE seq <= ?", (high,))
+            with store.write() as sql:
+                sql.execute("DELETE FROM graph_outbox WHERE seq <= ?", (high,))
+                sql.execute("DELETE FROM cube_meta WHERE key = 'graph_rebuild'")
         return len(ids)
 
     def _resync(self, store: CubeStore, memory_ids: list[str]) -> None:
@@ -115,7 +184,7 @@ class GraphStore:
             rows = {
                 r[0]: r
                 for r in store.conn.execute(
-                    f"SELECT id, status, type, text, entities, relations, supersedes, superseded_by FROM memories WHERE id IN ({placeholders})", memory_ids
+                    f"SELECT id, status, type, entities, relations, supersedes, superseded_by FROM memories WHERE id IN ({placeholders})", memory_ids
                 ).fetchall()
             }
         touched: set[str] = set()
@@ -135,14 +204,14 @@ class GraphStore:
                 row = rows.get(memory_id)
                 if row is None:
                     continue
-                _, status, type_, text, entities_json, relations_json, supersedes, superseded_by = row
+                _, status, type_, entities_json, relations_json, supersedes, superseded_by = row
                 if status != "active":
                     if status == "archived" and superseded_by:
                         # A superseded memory stays as the end of its SUPERSEDES link, without mentions.
-                        self._memory_node(memory_id, type_, text)
+                        self._memory_node(memory_id, type_)
                         self._link_supersedes(superseded_by, memory_id)
                     continue
-                self._memory_node(memory_id, type_, text)
+                self._memory_node(memory_id, type_)
                 if supersedes:
                     self._link_supersedes(memory_id, supersedes)
                 for display in json.loads(entities_json or "[]"):
@@ -178,11 +247,8 @@ class GraphStore:
             conn.execute("ROLLBACK")
             raise
 
-    def _memory_node(self, memory_id: str, type_: str, text: str) -> None:
-        self._connection().execute(
-            "MERGE (m:Memory {id: $id}) SET m.type = $type, m.text = $text",
-            {"id": memory_id, "type": type_, "text": text[:PREVIEW_CHARS]},
-        )
+    def _memory_node(self, memory_id: str, type_: str) -> None:
+        self._connection().execute("MERGE (m:Memory {id: $id}) SET m.type = $type", {"id": memory_id, "type": type_})
 
     def _link_supersedes(self, newer: str, older: str) -> None:
         """newer -[:SUPERSEDES]-> older, when both nodes exist (the other side's resync adds it otherwise)."""
@@ -191,7 +257,7 @@ class GraphStore:
         )
 
     def supersedes(self) -> list[tuple[str, str]]:
-        with self._lock:
+        with self._session():
             return [(a, b) for a, b in self._rows("MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id")]
 
     def _merge_entity(self, key: str, display: str) -> None:
@@ -203,7 +269,7 @@ class GraphStore:
 
     def entity(self, name: str, depth: int = 1, memory_limit: int = 50) -> EntityView:
         key = normalize(name)
-        with self._lock:
+        with self._session():
             found = self._rows("MATCH (e:Entity {name: $name}) RETURN e.display", {"name": key})
             if not found:
                 raise NotFound(f"no entity {name!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text")
@@ -236,9 +302,9 @@ class GraphStore:
                             next_frontier.add(other)
                 frontier = next_frontier
             memories = [
-                GraphMemoryRef(id=i, text=t, type=ty)
-                for i, t, ty in self._rows(
-                    "MATCH (m:Memory)-[:MENTIONS]->(e:Entity {name: $n}) RETURN m.id, m.text, m.type ORDER BY m.id DESC LIMIT $limit",
+                GraphMemoryRef(id=i, text="", type=ty)
+                for i, ty in self._rows(
+                    "MATCH (m:Memory)-[:MENTIONS]->(e:Entity {name: $n}) RETURN m.id, m.type ORDER BY m.id DESC LIMIT $limit",
                     {"n": key, "limit": memory_limit},
                 )
             ]
@@ -248,11 +314,11 @@ class GraphStore:
         )
 
     def memory_ids(self) -> set[str]:
-        with self._lock:
+        with self._session():
             return {r[0] for r in self._rows("MATCH (m:Memory) RETURN m.id")}
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
+        with self._session():
             return {
                 "memories": self._rows("MATCH (m:Memory) RETURN count(m)")[0][0],
                 "entities": self._rows("MATCH (e:Entity) RETURN count(e)")[0][0],

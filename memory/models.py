@@ -304,7 +304,7 @@ class SignalScore(BaseModel):
     rank: int = Field(description="1-based rank of this memory in that signal's own list")
     score: float = Field(
         description="the signal's raw score: BM25 (keyword, context; higher is better), cosine (vector), "
-        "entity specificity (entity), 1 for a match (speaker, time)"
+        "entity specificity (entity), 1 for a match (speaker)"
     )
 
 
@@ -319,7 +319,7 @@ class SearchHit(BaseModel):
     status: MemoryStatus
     signals: dict[str, SignalScore] = Field(
         description="why this memory was found: keyword (its words), context (words of its thread neighbours), "
-        "vector (meaning), entity (an entity the query names), speaker (said by one), time (in the period the query names)"
+        "vector (meaning), entity (an entity the query names), speaker (said by one of them)"
     )
 
 
@@ -344,9 +344,7 @@ class SearchQuery(BaseModel):
     since: Moment | None = None
     until: Moment | None = None
     include_archived: bool = False
-    signals: tuple[Literal["vector", "keyword", "context", "entity", "time"], ...] = (
-        "vector", "keyword", "context", "entity", "time",
-    )
+    signals: tuple[Literal["vector", "keyword", "context", "entity"], ...] = ("vector", "keyword", "context", "entity")
 
 
 class VersionEntry(BaseModel):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3  # == len(MIGRATIONS)
+SCHEMA_VERSION = 4  # == len(MIGRATIONS)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -160,7 +160,14 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+def _v4(conn: sqlite3.Connection) -> None:
+    """Refused calls, kept in the cube they were aimed at (see memory.access)."""
+    sqlite_utils.Database(conn)["access_denials"].create(
+        {"seq": int, "at": str, "client": str, "action": str, "need": str}, pk="seq", not_null={"at", "action", "need"}
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

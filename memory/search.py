@@ -1,4 +1,4 @@
-"""Hybrid retrieval: keyword, context, vector, entity and time signals, fused by score.
+"""Hybrid retrieval: keyword, context, vector and entity signals, fused by score.
 
 Each signal scores candidates on its own terms and is brought to a common scale:
 
@@ -11,12 +11,13 @@ Each signal scores candidates on its own terms and is brought to a common scale:
 - ``entity``: a bonus for memories linked to an entity the query names, larger for rarer
   entities (an entity in half the cube says little), and for memories *said by* it (a
   leading ``"Name: "``, the way chat transcripts are stored);
-- ``time``: a bonus for memories whose ``occurred_at`` lies in a period the query names
-  ("last week", "in May 2023"; see ``memory.query_time``).
 
-The fused score is the weighted sum. Measured on long conversations (bench/locomo.py),
+The vector looks for *what* the query asks and the entity signal for *who*: the query is
+embedded without the names of entities the cube knows, and a memory without its leading
+speaker. The fused score is the weighted sum. Measured on long conversations (bench/locomo.py),
 summing normalised scores beat reciprocal rank fusion, which gives a weak signal's
-ranking as much say as a strong one's.
+ranking as much say as a strong one's. Time words ("last week") are read before this, by
+``MemCube.search_in_time`` (``memory.temporal``), into an ``occurred_at`` filter.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
@@ -33,13 +34,12 @@ import numpy as np
 from . import context
 from .entities import normalize, query_keys
 from .models import ContextTurn, SearchHit, SearchQuery, SignalScore
-from .query_time import TimeRange, parse_time_range
 from .store import CubeStore
-from .timeutil import stored_from_input
+from .timeutil import stored_from_input, stored_until_from_input
 from .vectors import VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
-WEIGHTS = {"context": 1.0, "keyword": 0.5, "vector": 0.2, "entity": 0.3, "speaker": 0.3, "time": 0.3}
+WEIGHTS = {"context": 1.0, "keyword": 0.5, "vector": 0.3, "entity": 0.3, "speaker": 0.3}
 MIN_POOL = 100
 _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})\s*:\s")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -103,7 +103,7 @@ def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
         params.append(stored_from_input(q.since, field="since"))
     if q.until is not None:
         clauses.append("coalesce(m.occurred_at, m.due_at) <= ?")
-        params.append(stored_from_input(q.until, field="until"))
+        params.append(stored_until_from_input(q.until, field="until"))
     return clauses, params
 
 
@@ -128,39 +128,35 @@ def keyword_candidates(conn: sqlite3.Connection, q: SearchQuery, k: int, *, tabl
     return [(rid, -score) for rid, score in rows]
 
 
-def entity_candidates(conn: sqlite3.Connection, q: SearchQuery, k: int) -> list[tuple[int, float]]:
-    """Memories linked to an entity named in the query, with the specificity of the rarest one they mention.
+def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], set[int]]:
+    """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and those said by one.
 
-    Specificity is ``log(N / df) / log(N)``: 1 for an entity one memory mentions, near 0
-    for one that every memory mentions (the user's own name in a personal cube).
+    A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
+    1 for an entity one memory mentions, 0 for one that every memory mentions (the user's
+    own name in a personal cube says nothing about which memory is meant).
     """
     keys = query_keys(q.query)
     if not keys:
-        return []
-    placeholders = ",".join("?" * len(keys))
-    counts = dict(conn.execute(
-        f"SELECT e.norm, count(*) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
-        f"WHERE e.norm IN ({placeholders}) AND {_status_sql(q)} GROUP BY e.norm",
-        list(keys),
-    ).fetchall())
-    if not counts:
-        return []
-    total = max(2, conn.execute(f"SELECT count(*) FROM memories m WHERE {_status_sql(q)}").fetchone()[0])
-    weight = {key: math.log(total / df) / math.log(total) for key, df in counts.items() if df < total}
-    if not weight:
-        return []
+        return [], set()
     clauses, params = _filter_sql(q)
     where = " AND ".join([_status_sql(q), *clauses])
-    found = list(weight)
     rows = conn.execute(
-        f"SELECT e.memory_rowid, e.norm FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
-        f"WHERE e.norm IN ({','.join('?' * len(found))}) AND {where}",
-        [*found, *params],
+        f"SELECT e.memory_rowid, e.norm, substr(m.text, 1, 100) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
+        f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where}",
+        [*keys, *params],
     ).fetchall()
+    if not rows:
+        return [], set()
+    total = max(2, conn.execute(f"SELECT count(*) FROM memories m WHERE {_status_sql(q)}").fetchone()[0])
+    df = Counter(norm for _, norm, _ in rows)
     best: dict[int, float] = {}
-    for row_id, norm in rows:
-        best[row_id] = max(best.get(row_id, 0.0), weight[norm])
-    return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+    said: set[int] = set()
+    for row_id, norm, opening in rows:
+        best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
+        if speaker_of(opening) == norm:
+            said.add(row_id)
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return ranked, said
 
 
 @lru_cache(maxsize=65_536)
@@ -197,16 +193,6 @@ def vector_query_text(conn: sqlite3.Connection, query: str) -> str:
     return stripped if _TOKEN.search(stripped) and stripped != query.strip() else query
 
 
-def time_candidates(conn: sqlite3.Connection, q: SearchQuery, period: TimeRange, k: int) -> list[int]:
-    clauses, params = _filter_sql(q)
-    where = " AND ".join([_status_sql(q), "m.occurred_at >= ?", "m.occurred_at < ?", *clauses])
-    rows = conn.execute(
-        f"SELECT m.row_id FROM memories m WHERE {where} ORDER BY m.occurred_at DESC LIMIT ?",
-        [period.start_stored, period.end_stored, *params, k],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def _scaled(ranked: list[tuple[int, float]]) -> list[tuple[int, float, float]]:
     """(row_id, raw, raw / best) for a higher-is-better list."""
     if not ranked:
@@ -216,8 +202,7 @@ def _scaled(ranked: list[tuple[int, float]]) -> list[tuple[int, float, float]]:
 
 
 def hybrid_search(
-    store: CubeStore, mirror: VectorMirror, q: SearchQuery, query_vector: np.ndarray | None,
-    *, now: datetime | None = None,
+    store: CubeStore, mirror: VectorMirror, q: SearchQuery, query_vector: np.ndarray | None
 ) -> list[SearchHit]:
     pool = max(MIN_POOL, q.limit * 5)
     candidates: dict[int, Candidate] = {}
@@ -225,10 +210,6 @@ def hybrid_search(
     def candidate(row_id: int) -> Candidate:
         return candidates.setdefault(row_id, Candidate(row_id))
 
-    vector_z: dict[int, float] = {}
-    vector_raw: dict[int, float] = {}
-    vector_rank: dict[int, int] = {}
-    period = parse_time_range(q.query, now) if "time" in q.signals else None
     with store.read() as conn:
         if "keyword" in q.signals:
             for rank, (row_id, raw, scaled) in enumerate(_scaled(keyword_candidates(conn, q, pool)), start=1):
@@ -237,42 +218,32 @@ def hybrid_search(
             found = keyword_candidates(conn, q, pool, table="memory_context_fts")
             for rank, (row_id, raw, scaled) in enumerate(_scaled(found), start=1):
                 candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
+        said: set[int] = set()
+        if "entity" in q.signals:
+            linked, said = entity_matches(conn, q, pool)
+            for rank, (row_id, specificity) in enumerate(linked, start=1):
+                candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
         if "vector" in q.signals and query_vector is not None:
             mirror.sync(conn)
             row_ids, scores = mirror.all_scores(query_vector, include_archived=q.include_archived, allowed=filtered_row_ids(conn, q))
             if len(scores):
+                # A z-score: how far a memory stands above this cube's typical similarity to the query.
                 mean, std = float(scores.mean()), float(scores.std())
+                std = std if std > 1e-9 else 1.0
                 k = min(pool, len(scores))
                 top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
                 top = top[np.argsort(-scores[top], kind="stable")]
-                for rank, i in enumerate(top.tolist(), start=1):
-                    vector_rank[int(row_ids[i])] = rank
-                    candidate(int(row_ids[i]))
-                z = (scores - mean) / (std if std > 1e-9 else 1.0)
-                vector_z = dict(zip(row_ids.tolist(), z.tolist(), strict=True))
-                vector_raw = dict(zip(row_ids.tolist(), scores.tolist(), strict=True))
-        if "entity" in q.signals:
-            for rank, (row_id, specificity) in enumerate(entity_candidates(conn, q, pool), start=1):
-                candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
-        if period is not None:
-            for row_id in time_candidates(conn, q, period, pool * 4):
-                candidate(row_id)
-        texts = _texts(conn, list(candidates)) if ("entity" in q.signals or period is not None) else {}
+                vector_rank = {int(row_ids[i]): rank for rank, i in enumerate(top.tolist(), start=1)}
+                for row_id in vector_rank:
+                    candidate(row_id)
+                for row_id, cosine in mirror.similarity(query_vector, list(candidates)).items():
+                    candidates[row_id].add(
+                        "vector", vector_rank.get(row_id, k + 1), cosine, WEIGHTS["vector"] * (cosine - mean) / std
+                    )
 
-    if vector_z:
-        for row_id, c in candidates.items():
-            if row_id in vector_z:
-                c.add("vector", vector_rank.get(row_id, len(vector_z)), vector_raw[row_id], WEIGHTS["vector"] * vector_z[row_id])
-    if "entity" in q.signals:
-        keys = query_keys(q.query)
-        for row_id, c in candidates.items():
-            speaker = speaker_of(texts.get(row_id, ("", None))[0])
-            if speaker is not None and speaker in keys:
-                c.add("speaker", 1, 1.0, WEIGHTS["speaker"])
-    if period is not None:
-        for row_id, c in candidates.items():
-            if period.contains(texts.get(row_id, ("", None))[1]):
-                c.add("time", 1, 1.0, WEIGHTS["time"])
+    # Said by someone the query names: a bonus among the memories found, not a way to be found.
+    for row_id in said & candidates.keys():
+        candidates[row_id].add("speaker", 1, 1.0, WEIGHTS["speaker"])
 
     ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.row_id))[: q.limit]
     memories = store.get_by_row_ids([c.row_id for c in ranked])
@@ -289,18 +260,6 @@ def hybrid_search(
             )
         )
     return hits
-
-
-def _texts(conn: sqlite3.Connection, row_ids: list[int]) -> dict[int, tuple[str, str | None]]:
-    out: dict[int, tuple[str, str | None]] = {}
-    for start in range(0, len(row_ids), 500):
-        chunk = row_ids[start : start + 500]
-        placeholders = ",".join("?" * len(chunk))
-        for row_id, text, occurred_at in conn.execute(
-            f"SELECT row_id, text, occurred_at FROM memories WHERE row_id IN ({placeholders})", chunk
-        ):
-            out[row_id] = (text, occurred_at)
-    return out
 
 
 def context_turns(store: CubeStore, hits: list[SearchHit], turns: int, *, include_archived: bool = False) -> list[ContextTurn]:

@@ -415,6 +415,16 @@ class CubeStore:
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
             context.refresh_threads(conn, [m.session_id for m in currents])
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
+        self._scrub()
+
+    def _scrub(self) -> None:
+        """Make erased text unrecoverable: FTS5 keeps deleted terms in old index segments until a
+        merge, and the WAL keeps old pages until a checkpoint. (secure_delete zeroes freed pages.)"""
+        with self.lock:
+            for table in ("memory_fts", "memory_context_fts"):
+                if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                    self.conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def store_vectors(self, rows: Sequence[tuple[int, np.ndarray]], model_id: str) -> None:
         """Replace vectors (re-embedding after a model change)."""
@@ -485,6 +495,19 @@ class CubeStore:
                 {"feedback": {"old": None, "new": entry.model_dump(exclude={"client"})}},
             )
         return self.get_many([memory_id])[0]
+
+    def record_denial(self, *, client: str | None, action: str, need: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO access_denials(at, client, action, need) VALUES (?, ?, ?, ?)", (now_stored(), client, action, need)
+            )
+
+    def denials(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT at, client, action, need FROM access_denials ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [{"at": at, "client": client, "action": action, "need": need} for at, client, action, need in rows]
 
     def _live_id_by_hash(self, conn: sqlite3.Connection, hash_: str) -> str | None:
         row = conn.execute("SELECT id FROM memories WHERE content_hash = ? AND status != 'deleted'", (hash_,)).fetchone()

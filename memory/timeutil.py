@@ -54,3 +54,16 @@ def stored_from_input(value: str | datetime | date | None, *, field: str) -> str
     if value is None:
         return None
     return to_stored(parse_moment(value, field=field))
+
+
+def stored_until_from_input(value: str | datetime | date | None, *, field: str = "until") -> str | None:
+    """The end of a window: a bare date means the end of that day, so until=2023-05-08 includes its evening."""
+    if value is None:
+        return None
+    is_bare_date = (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and len(value.strip()) == 10
+    )
+    moment = parse_moment(value, field=field)
+    if is_bare_date:
+        moment = moment.replace(hour=23, minute=59, second=59)
+    return to_stored(moment)

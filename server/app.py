@@ -13,7 +13,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from memory import MemoryHome
-from tools import graph_tools, memory_tools, profile_tools, prompts, resources
+
+from .access import AccessControl
+from memory.scheduler import Scheduler
+from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.runtime import ToolRuntime
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
     """An MCP server over ``home`` (a MemoryHome, a path, or None for $MEMCUBE_HOME)."""
     memory_home = home if isinstance(home, MemoryHome) else MemoryHome(home)
     runtime = ToolRuntime(memory_home)
+    scheduler = Scheduler(memory_home)  # the local model loads on first use, never here
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ToolRuntime]:
@@ -38,6 +42,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
                 # first search does not pay for it; initialize never waits for it.
                 tasks.start_soon(_warm_up, memory_home)
             tasks.start_soon(runtime.run_graph_sync)
+            tasks.start_soon(scheduler.run)
             try:
                 yield runtime
             finally:
@@ -52,14 +57,18 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         version=_version(),
         lifespan=lifespan,
         log_level="WARNING",
+        middleware=[AccessControl(memory_home)],
     )
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
     profile_tools.register(mcp, runtime)
+    ask_tools.register(mcp, runtime, scheduler)
+    ask_tools.observe(mcp, scheduler)
     resources.register(mcp, runtime)
     prompts.register(mcp, runtime)
     _serve_legacy_subscriptions(mcp, runtime)
     mcp.memory_home = memory_home  # type: ignore[attr-defined]  # for the CLI and tests to close it
+    mcp.scheduler = scheduler  # type: ignore[attr-defined]  # for tests and benchmarks to wait on it
     return mcp
 
 

@@ -34,6 +34,15 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if getattr(args, "http", None):
+        from server.http import HttpConfigError, serve_http
+
+        try:
+            serve_http(args.home, args.http)
+        except HttpConfigError as exc:
+            print(f"memcube: {exc}", file=sys.stderr)
+            return 2
+        return 0
     from server.stdio_front import serve_stdio
 
     serve_stdio(args.home)
@@ -88,6 +97,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from memory.backup import backup_home
+
+    home = _home(args)
+    try:
+        report = backup_home(home, args.destination)
+    finally:
+        home.close()
+    for cube, count in report.cubes.items():
+        print(f"{cube}: {count} memories")
+    print(f"backup written to {report.destination} (the graph is rebuilt from SQLite when the copy is first opened)")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
     from memory.doctor import check_cube
@@ -106,6 +129,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_model_pull(args: argparse.Namespace) -> int:
+    """Download a local model into <home>/models/; the only place MemCube reaches the network for one."""
+    from memory.activation.engine import pulled_folder
+    from memory.config import default_home
+
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+    except ImportError:
+        print("memcube: huggingface_hub is not installed (it comes with mlx-lm)", file=sys.stderr)
+        return 2
+    home = Path(args.home).expanduser() if args.home else default_home()
+    target = pulled_folder(home, args.model)
+    revision = HfApi().model_info(args.model, revision=args.revision).sha
+    snapshot_download(args.model, revision=revision, local_dir=target)
+    (target / ".memcube-revision").write_text(revision or "unknown")
+    print(f"{args.model}@{revision} -> {target}")
+    print(f'use it: MEMCUBE_LOCAL_MODEL={args.model} or [local_model] path = "{args.model}" in {home / "config.toml"}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
     parser.add_argument("--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)")
@@ -117,8 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
         return p
 
+    def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
+        return p
+
     serve = commands.add_parser("serve", help="run the MCP server over stdio (what Claude Desktop starts)")
     serve.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
+    serve.add_argument(
+        "--http", nargs="?", const="127.0.0.1:8765", default=None, metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (default 127.0.0.1:8765; "
+        "a non-loopback HOST needs MEMCUBE_HTTP_TOKEN)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     add = with_cube(commands.add_parser("add", help="add a memory"))
@@ -147,6 +199,22 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--rebuild-graph", action="store_true", help="recreate the Kuzu graph from SQLite")
     doctor.add_argument("--reembed", action="store_true", help="recompute every vector with the configured model")
     doctor.set_defaults(func=cmd_doctor)
+
+    backup = commands.add_parser("backup", help="write a consistent copy of the home while servers run")
+    backup.add_argument("destination", type=Path, help="a new (or empty) folder")
+    backup.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
+    backup.set_defaults(func=cmd_backup)
+
+    model = commands.add_parser("model", help="the local model for memory_ask and activation memory")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    pull = with_home(model_commands.add_parser("pull", help="download a model from the Hugging Face hub into <home>/models/"))
+    pull.add_argument("model", help="a hub id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit or onnx-community/Qwen2.5-0.5B-Instruct")
+    pull.add_argument("--revision", default=None, help="a branch, tag or commit (default: main)")
+    pull.set_defaults(func=cmd_model_pull)
+
+    from server import cli_portable
+
+    cli_portable.register(commands, with_home)
     return parser
 
 

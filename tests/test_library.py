@@ -222,3 +222,24 @@ def test_extracted_entities_link_memories_in_the_graph(cube):
     assert view.entity == "New York"
     assert [m.id for m in view.memories] == [outcome.id]
     assert view.neighbours == ["Bob", "Carol"]
+
+
+@pytest.mark.parametrize("how", ["tombstone", "purge", "correction"])
+def test_entities_passing_from_one_memory_to_another_in_one_graph_batch_stay_in_the_graph(cube, how):
+    """The old memory lets go of its entities and a new one names them, before the graph catches up."""
+    names = ["Ada", "Babbage", "Engine"]
+    cube.add([{"text": "An unrelated note", "entities": ["Other"]}])
+    [old] = cube.add([{"text": "Ada wrote notes on the Engine", "entities": names}])
+    cube.sync_graph()
+    if how == "tombstone":
+        cube.delete([old.id])
+    elif how == "purge":
+        cube.delete([old.id], purge=True)
+    else:
+        cube.update(old.id, {"text": "An unrelated second note", "entities": []})
+    [new] = cube.add([{"text": "Babbage designed the Engine for Ada", "entities": names}])
+
+    cube.sync_graph()  # one batch: the old memory's change and the new memory together
+    for name in names:
+        assert [m.id for m in cube.graph(name).memories] == [new.id], name
+    assert cube.stats().graph_pending == 0

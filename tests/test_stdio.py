@@ -59,3 +59,28 @@ async def test_memcube_serve_speaks_only_json_rpc_on_stdout_and_stores_what_it_i
         assert home.cube().stats().graph_pending == 0  # graph work was finished before the server exited
     finally:
         home.close()
+
+
+async def test_two_servers_on_one_home_both_serve_every_tool(tmp_path):
+    """Each MCP client starts its own `memcube serve`; on one data directory they must all work at once."""
+    with anyio.fail_after(180):
+        async with (
+            Client(serve_params(tmp_path), mode="legacy", client_info=CLIENT_INFO) as desktop,
+            Client(serve_params(tmp_path), client_info=CLIENT_INFO) as editor,
+        ):
+            from_desktop = (await ok(desktop, "memory_add", text="Mira leads the Falcon project",
+                                     relations=[{"subject": "Mira", "predicate": "leads", "object": "Falcon"}]))["ids"][0]
+            from_editor = (await ok(editor, "memory_add", text="Falcon ships in October",
+                                    relations=[{"subject": "Falcon", "predicate": "ships_in", "object": "October"}]))["ids"][0]
+
+            # Each sees the other's writes at once.
+            assert (await search(desktop, "when does Falcon ship"))[0]["id"] == from_editor
+            assert (await search(editor, "who leads Falcon"))[0]["id"] == from_desktop
+
+            # And both can follow the graph, whichever of them applied the changes to it.
+            graphs = [await client.call_tool("memory_graph", {"entity": "Falcon"}) for client in (desktop, editor)]
+
+    # (checked outside the sessions, so that a failure reads plainly rather than inside task-group errors)
+    for result in graphs:
+        assert not result.is_error, result.content[0].text
+        assert {m["id"] for m in result.structured_content["memories"]} == {from_desktop, from_editor}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
 
 from support import CLIENT_NAME, add, error, get, ok, read_json, search, search_ids
@@ -148,6 +149,14 @@ async def test_search_filters_by_when_a_memory_occurred(client):
     assert set(await search_ids(client, "trip", until="2023-12-31")) == {january, june}
     assert await search_ids(client, "trip", since="2023-06-01", until="2023-12-31") == [june]
     assert await search_ids(client, "trip", since="2025-01-01") == []
+
+
+async def test_a_date_as_the_end_of_a_window_includes_that_whole_day(client):
+    """'What happened on May 8?' is since=until=2023-05-08: an evening event that day is inside the window."""
+    dinner = await add(client, "Dinner with Sam at the harbour", occurred_at="2023-05-08T19:00:00Z")
+    await add(client, "Breakfast with Sam the next morning", occurred_at="2023-05-09T08:00:00Z")
+    assert await search_ids(client, "meal with Sam", since="2023-05-08", until="2023-05-08") == [dinner]
+    assert await search_ids(client, "meal with Sam", until="2023-05-08") == [dinner]
 
 
 async def test_search_finds_updated_text_by_its_new_words_and_never_by_its_old_ones(client):
@@ -338,6 +347,16 @@ async def test_the_graph_follows_an_update_of_a_memorys_relations(client, compan
     assert "Alice" not in acme["neighbours"]
 
 
+async def test_entities_found_in_the_text_follow_the_text_when_it_is_corrected(client):
+    memory_id = await add(client, "Last year Nadia moved to Berlin")
+    assert {"Nadia", "Berlin"} <= set((await get(client, memory_id))["entities"])
+    await ok(client, "memory_update", id=memory_id, text="Last year Nadia moved to Madrid")
+    entities = (await get(client, memory_id))["entities"]
+    assert "Madrid" in entities and "Berlin" not in entities
+    assert "no entity" in await error(client, "memory_graph", entity="Berlin")
+    assert [m["id"] for m in (await ok(client, "memory_graph", entity="Madrid"))["memories"]] == [memory_id]
+
+
 async def test_an_entity_leaves_the_graph_with_the_last_memory_that_named_it(client, company):
     await ok(client, "memory_delete", ids=company["berlin"])
     germany_error = await error(client, "memory_graph", entity="Germany")
@@ -345,3 +364,52 @@ async def test_an_entity_leaves_the_graph_with_the_last_memory_that_named_it(cli
     berlin = await ok(client, "memory_graph", entity="Berlin")  # still named by the Acme memory
     assert [m["id"] for m in berlin["memories"]] == [company["acme"]]
     assert [r["predicate"] for r in berlin["relations"]] == ["based_in"]
+
+
+async def test_the_server_keeps_serving_after_entities_pass_from_a_purged_memory_to_a_new_one(client):
+    """Graph work runs in the background, in batches; whatever a batch meets, the server must go on answering."""
+    names = ["Ada", "Babbage", "Engine"]
+    old = await add(client, "Ada wrote notes on the Engine", entities=names)
+    await ok(client, "memory_graph", entity="Ada")  # the graph holds the old memory
+    added: list[str] = []
+
+    async def purge_old() -> None:
+        await ok(client, "memory_delete", ids=old, purge=True)
+
+    async def add_new() -> None:
+        added.append(await add(client, "Babbage designed the Engine for Ada", entities=names))
+
+    async with anyio.create_task_group() as tasks:  # both changes land in one background batch
+        tasks.start_soon(purge_old)
+        tasks.start_soon(add_new)
+    await anyio.sleep(0.3)  # time for the background graph sync to run
+
+    assert await search_ids(client, "who designed the Engine") == added
+    view = await ok(client, "memory_graph", entity="Engine")
+    assert [m["id"] for m in view["memories"]] == added
+
+
+# -- many calls at once ------------------------------------------------------------------
+
+
+async def test_concurrent_calls_from_one_client_all_succeed_and_nothing_is_lost(client):
+    failures: list[str] = []
+
+    async def worker(i: int) -> None:
+        for tool, arguments in [
+            ("memory_add", {"text": f"Person{i} met the Hub team about topic {i}", "entities": ["Hub", f"Person{i}"]}),
+            ("memory_search", {"query": f"topic {i}"}),
+            ("memory_graph", {"entity": "Hub"}),
+        ]:
+            result = await client.call_tool(tool, arguments)
+            if result.is_error:
+                failures.append(f"{tool}: {result.content[0].text}")
+
+    async with anyio.create_task_group() as tasks:
+        for i in range(12):
+            tasks.start_soon(worker, i)
+    assert failures == []
+    hub = await ok(client, "memory_graph", entity="Hub")
+    assert len(hub["memories"]) == 12
+    stats = await read_json(client, "memory://default/stats")
+    assert (stats["active"], stats["graph_pending"]) == (12, 0)

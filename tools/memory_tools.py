@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
 from memory.config import DEFAULT_CUBE
-from memory.models import MAX_LIMIT, Relation, VersionEntry
+from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, ContextTurn, Relation, VersionEntry
 from memory.temporal import TimeWindow
 
 from .runtime import ToolRuntime
@@ -29,6 +29,9 @@ class SearchResult(BaseModel):
     cube: str
     query: str
     hits: list[SearchHit]
+    context: list[ContextTurn] = Field(
+        default=[], description="with context > 0: the memories around each hit in its session, not ranked, not among the hits"
+    )
     time: TimeWindow | None = Field(default=None, description="time words found in the query and the occurred_at window they were read as")
     time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
 
@@ -68,6 +71,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         occurred_at: Annotated[str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")] = None,
         metadata: dict[str, Any] | None = None,
         importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        session_id: Annotated[str | None, Field(description="the conversation it came from: memories of one session form a thread, and each is searched with its neighbours")] = None,
         role: Annotated[str | None, Field(description="the part of the user's life it holds in: work, home, team lead...")] = None,
         subject: Annotated[str | None, Field(description="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older")] = None,
         state: Annotated[str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")] = None,
@@ -88,7 +92,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
             single: dict[str, Any] = {"text": text, "type": type}
             optional = {
                 "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at, "metadata": metadata,
-                "importance": importance, "role": role, "subject": subject, "state": state, "due_at": due_at, "parent_id": parent_id,
+                "importance": importance, "session_id": session_id, "role": role, "subject": subject, "state": state, "due_at": due_at, "parent_id": parent_id,
             }
             for key, value in optional.items():
                 if value is not None:
@@ -114,14 +118,25 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         until: Annotated[str | None, Field(description="only memories that occurred at or before this ISO date-time")] = None,
         include_archived: bool = False,
         now: Annotated[str | None, Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)")] = None,
+        context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS, description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)")] = 0,
     ) -> SearchResult:
-        """Find memories by meaning and by words (vector + keyword search fused, plus memories linked to
-        entities named in the query). Each hit says which signals found it. Time words in the query
+        """Find memories by meaning and by words: keywords in each memory and in it with its session neighbours,
+        meaning (vector), entities the query names (and who said what). Each hit says which signals found it and
+        their scores; `context` > 0 also returns the memories around each hit in its session. Time words in the query
         ("today's meetings", "last week", "in May 2023") filter on when memories occurred, and "the last X"
         puts the most recent X first; `time` in the result says how they were read."""
         q = await runtime.call(lambda: SearchQuery(query=query, limit=limit, types=types, tags=tags, since=since, until=until, include_archived=include_archived))
-        outcome = await runtime.call(lambda: runtime.cube(cube).search_in_time(q, now=now))
-        return SearchResult(cube=cube, query=q.query, hits=outcome.hits, time=outcome.time, time_applied=outcome.time_applied)
+
+        def run() -> tuple[Any, list[ContextTurn]]:
+            memory_cube = runtime.cube(cube)
+            outcome = memory_cube.search_in_time(q, now=now)
+            around = memory_cube.context(outcome.hits, context, include_archived=include_archived) if context else []
+            return outcome, around
+
+        outcome, around = await runtime.call(run)
+        return SearchResult(
+            cube=cube, query=q.query, hits=outcome.hits, context=around, time=outcome.time, time_applied=outcome.time_applied
+        )
 
     @mcp.tool(annotations=ToolAnnotations(title="Get memories", read_only_hint=True, open_world_hint=False))
     async def memory_get(ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:

@@ -21,6 +21,7 @@ from memory import MemCube, MemCubeError, MemoryHome
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STARTUP_GRACE_S = 0.5  # let the handshake and first calls go first
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -93,7 +94,18 @@ class ToolRuntime:
             self._graph_dirty.set()
 
     async def run_graph_sync(self) -> None:
-        """Apply queued graph changes between calls, so tool calls never wait on Kuzu."""
+        """Apply queued graph changes between calls, so tool calls never wait on Kuzu.
+
+        It starts with every cube in the home: work queued by a process that died (a crash,
+        a SIGKILL) is finished by the next one to start.
+        """
+        await anyio.sleep(STARTUP_GRACE_S)
+        for name in self.home.cube_names():
+            try:
+                cube = await anyio.to_thread.run_sync(lambda n=name: self.home.cube(n))
+                await anyio.to_thread.run_sync(cube.try_sync_graph)
+            except Exception:  # one damaged cube must not stop the others; doctor reports it
+                log.exception("cube %s: could not reconcile its graph at start", name)
         while True:
             self._graph_dirty = anyio.Event()
             await self._graph_dirty.wait()

@@ -1,0 +1,216 @@
+"""The local model behind activation memory: loaded on first use, run on one thread of its own.
+
+All model work (load, prefill, generation, cache files) runs on a single "model thread":
+MLX streams are per thread, and two prefills at once on a laptop's cores would only slow
+each other. Callers block in a worker thread while it runs, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
+
+from ..config import LocalModelConfig
+from ..models import Memory
+from .base import Backend, CacheMeta, ModelIdentity, NoLocalModel
+from .kv_store import Entry, KVStore
+from .prompt import PromptTemplate
+
+T = TypeVar("T")
+HOW_TO_CONFIGURE = (
+    "set [local_model] path in <home>/config.toml, or the MEMCUBE_LOCAL_MODEL environment variable, to a model folder "
+    "(MLX: config.json + *.safetensors + tokenizer; ONNX: model.onnx with past_key_values inputs + config.json + "
+    "tokenizer.json), or to a hub id fetched first with `memcube model pull <id>` "
+    "(e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit on Apple Silicon, onnx-community/Qwen2.5-0.5B-Instruct elsewhere)"
+)
+_MEMORY_ID = re.compile(r"mem_[0-9a-z]+", re.IGNORECASE)
+
+
+def pulled_folder(home: Path, hub_id: str) -> Path:
+    return home / "models" / hub_id.replace("/", "--")
+
+
+def resolve_model(config: LocalModelConfig, home: Path) -> tuple[Path, str, str]:
+    """(folder, name, backend) for the configured model; never downloads."""
+    if not config.path:
+        raise NoLocalModel(f"no local model is configured: {HOW_TO_CONFIGURE}")
+    local = Path(config.path).expanduser()
+    if local.is_dir():
+        folder, name = local, local.name
+    elif (pulled := pulled_folder(home, config.path)).is_dir():
+        folder, name = pulled, config.path
+    else:
+        raise NoLocalModel(f"local model '{config.path}' is neither a folder nor pulled yet: run `memcube model pull {config.path}`, or {HOW_TO_CONFIGURE}")
+    backend = config.backend
+    if backend == "auto":
+        from .onnx_backend import find_onnx
+
+        backend = "onnx" if find_onnx(folder) is not None else "mlx"
+    return folder, name, backend
+
+
+def load_backend(folder: Path, name: str, backend: str) -> Backend:
+    if backend == "mlx":
+        from .mlx_backend import MLXBackend
+
+        return MLXBackend(folder, name)
+    from .onnx_backend import ONNXBackend
+
+    return ONNXBackend(folder, name)
+
+
+class WarmOutcome(BaseModel):
+    memories: int
+    tokens: int = Field(description="tokens in the cache")
+    prefilled: int = Field(description="tokens computed now (the rest came from a stored prefix)")
+
+
+class AskOutcome(BaseModel):
+    answer: str
+    context_ids: list[str] = Field(description="the memories the model read, in prompt order")
+    mentioned_ids: list[str] = Field(description="memory ids the answer itself cites")
+    reused_tokens: int = Field(description="prompt tokens taken from a warm cache instead of computed")
+    prefilled_tokens: int = Field(description="prompt tokens computed for this answer (missing memories and the question)")
+    ttft_ms: float = Field(description="time to the first answer token")
+    model: ModelIdentity
+
+
+class ActivationEngine:
+    def __init__(self, config: LocalModelConfig, home: Path) -> None:
+        self.config = config
+        self.home = home
+        self._backend: Backend | None = None
+        self._template: PromptTemplate | None = None
+        self._stores: dict[Path, KVStore] = {}
+        self._lock = threading.RLock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memcube-model")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.config.path)
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the model thread and wait for it."""
+        return self._thread.submit(fn).result()
+
+    def backend(self) -> Backend:
+        with self._lock:
+            if self._backend is None:
+                folder, name, kind = resolve_model(self.config, self.home)
+                self._backend = self.run(lambda: load_backend(folder, name, kind))
+                self._template = PromptTemplate(self._backend)
+            return self._backend
+
+    @property
+    def template(self) -> PromptTemplate:
+        self.backend()
+        assert self._template is not None
+        return self._template
+
+    def store(self, cube_folder: Path) -> KVStore:
+        backend = self.backend()
+        with self._lock:
+            store = self._stores.get(cube_folder)
+            if store is None:
+                store = KVStore(
+                    cube_folder / "kv" / backend.identity.key(), backend, self.template.version,
+                    ram_budget=self.config.ram_budget_mb << 20, disk_budget=self.config.disk_budget_mb << 20, run=self.run,
+                )
+                self._stores[cube_folder] = store
+            return store
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    # -- building caches --------------------------------------------------------------
+
+    def warm(self, cube_folder: Path, memories: list[Memory]) -> WarmOutcome:
+        """Make sure a cache of ``memories`` (in this order) exists, reusing the longest stored leading run.
+
+        The working set changes a little between predictions; a copy of the old cache cut back
+        to the memories both share is extended with the rest, so only those are prefilled.
+        """
+        store, template, backend = self.store(cube_folder), self.template, self.backend()
+        wanted = [(m.id, m.version) for m in memories]
+        base, shared = store.longest_prefix(wanted)
+        if base is not None and shared == len(wanted) == len(base.meta.memories):
+            store.cache_of(base)
+            return WarmOutcome(memories=len(wanted), tokens=base.meta.tokens, prefilled=0)
+        head = template.head_tokens()
+        kept = base.meta.ends[shared - 1] if base is not None and shared else 0
+        tokens = [] if kept else list(head)
+        ends = list(base.meta.ends[:shared]) if kept else []
+        length = kept or len(head)
+        for memory in memories[shared if kept else 0 :]:
+            piece = template.memory_tokens(memory)
+            tokens += piece
+            length += len(piece)
+            ends.append(length)
+        start = store.cache_of(base) if kept else None
+
+        def build() -> Any:
+            cache = backend.copy_cache(start, kept) if start is not None else backend.new_cache()
+            return backend.prefill(cache, tokens)[1]
+
+        cache = self.run(build)
+        meta = CacheMeta(identity=backend.identity, template=template.version, memories=wanted, ends=ends, tokens=length)
+        store.put(meta, cache)
+        return WarmOutcome(memories=len(wanted), tokens=length, prefilled=len(tokens))
+
+    def sweep(self, cube_folder: Path, current: dict[str, int]) -> int:
+        """Drop caches that read a memory which has since changed (``current``: live id -> version)."""
+        return self.store(cube_folder).validate(current) if self.loaded else 0
+
+    def drop(self, cube_folder: Path, ids: list[str]) -> int:
+        return self.store(cube_folder).drop_memories(ids) if self.loaded else 0
+
+    # -- answering --------------------------------------------------------------------
+
+    def ask(self, cube_folder: Path, hits: list[Memory], question: str, *, max_tokens: int | None = None) -> AskOutcome:
+        """Answer ``question`` from ``hits``, starting from the stored cache that holds most of them."""
+        store, template, backend = self.store(cube_folder), self.template, self.backend()
+        entry: Entry | None = store.best_for(m.id for m in hits)
+        base_ids = entry.meta.ids if entry else []
+        missing = [m for m in hits if m.id not in set(base_ids)]
+        tokens = [] if entry else template.head_tokens()
+        for memory in missing:
+            tokens += template.memory_tokens(memory)
+        question_tokens = template.question_tokens(question)
+        start = store.cache_of(entry) if entry else None
+        limit = max_tokens or self.config.max_tokens
+
+        def answer() -> tuple[list[int], float]:
+            began = time.perf_counter()
+            # Always a copy: the stored cache must leave this call byte for byte as it came.
+            cache = backend.copy_cache(start) if start is not None else backend.new_cache()
+            if tokens:
+                cache = backend.prefill(cache, tokens)[1]
+            out: list[int] = []
+            first = 0.0
+            for token in backend.generate(cache, question_tokens, limit, self.config.temperature):
+                if not out:
+                    first = time.perf_counter() - began
+                out.append(token)
+            return out, (first or time.perf_counter() - began)
+
+        generated, ttft = self.run(answer)
+        text = backend.decode(generated).strip()
+        context = base_ids + [m.id for m in missing]
+        known = {i.lower(): i for i in context}
+        mentioned = list(dict.fromkeys(known[m.lower()] for m in _MEMORY_ID.findall(text) if m.lower() in known))
+        return AskOutcome(
+            answer=text, context_ids=context, mentioned_ids=mentioned,
+            reused_tokens=entry.meta.tokens if entry else 0, prefilled_tokens=len(tokens) + len(question_tokens),
+            ttft_ms=round(ttft * 1000, 2), model=backend.identity,
+        )

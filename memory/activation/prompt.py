@@ -1,0 +1,46 @@
+"""How memories and a question become tokens, so that a cache of the first is a prefix of the whole.
+
+Each piece (the head, each memory line, the question with the chat template's closing) is
+tokenized on its own and the ids are concatenated: the ids of "head + memories" are then
+exactly a prefix of the ids of "head + memories + question", which is what lets a stored
+cache stand in for reading the memories again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..models import Memory
+from .base import Backend
+
+TEMPLATE_VERSION = "memcube-ask/1"
+INSTRUCTION = (
+    "You answer questions from the user's memories listed below. Cite the id of each memory you use "
+    "in square brackets, e.g. [mem_01abc]. If the memories do not hold the answer, say so.\n\nMemories:\n"
+)
+PLAIN = "\x00CONTEXT\x00\nQuestion: \x00QUESTION\x00\nAnswer:"
+
+
+def memory_line(memory: Memory) -> str:
+    when = f" ({memory.occurred_at[:10]})" if memory.occurred_at else ""
+    return f"[{memory.id}]{when} {memory.text}\n"
+
+
+class PromptTemplate:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        rendered = backend.chat_template() or PLAIN
+        head, rest = rendered.split("\x00CONTEXT\x00", 1)
+        middle, tail = rest.split("\x00QUESTION\x00", 1)
+        self.head, self.middle, self.tail = head + INSTRUCTION, middle, tail
+        digest = hashlib.sha256("\x00".join((self.head, self.middle, self.tail)).encode()).hexdigest()[:12]
+        self.version = f"{TEMPLATE_VERSION}:{digest}"
+
+    def head_tokens(self) -> list[int]:
+        return self._backend.encode(self.head)
+
+    def memory_tokens(self, memory: Memory) -> list[int]:
+        return self._backend.encode(memory_line(memory))
+
+    def question_tokens(self, question: str) -> list[int]:
+        return self._backend.encode(self.middle + question + self.tail)

@@ -1,0 +1,156 @@
+"""The ``memcube`` commands that move MemCube around: install into clients, export, import.
+
+    memcube install claude-desktop|claude-code|cursor|vscode [--dry-run] [--home DIR]
+    memcube uninstall claude-desktop|claude-code|cursor|vscode [--dry-run]
+    memcube export CUBE FILE [--with-vectors] [--include-deleted]
+    memcube import FILE [--cube NAME] [--format archive|mcp-memory|markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .install import CLIENTS
+
+
+def _print_change(change: Any, *, dry_run: bool, verb: str) -> None:
+    if dry_run:
+        sys.stdout.write(change.diff())
+        print(f"(dry run: {change.path} not changed)" if change.changed else "(dry run)")
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from . import install
+
+    home = getattr(args, "home", None)
+    try:
+        change = install.plan_install(
+            args.client, user_home=Path.home(), platform=sys.platform, env=os.environ,
+            command=install.memcube_command(), memcube_home=Path(home).expanduser().resolve() if home else None,
+        )
+        if args.dry_run:
+            _print_change(change, dry_run=True, verb="install")
+            return 0
+        backup = install.apply(change)
+    except install.InstallError as exc:
+        print(f"memcube: {exc}", file=sys.stderr)
+        return 2
+    if not change.changed:
+        print(f"{args.client}: MemCube is already installed in {change.path}")
+        return 0
+    print(f"{args.client}: MemCube installed in {change.path}" + (f" (previous file kept as {backup.name})" if backup else ""))
+    print("Restart the client to load it.")
+    return 0
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    from . import install
+
+    try:
+        change = install.plan_uninstall(args.client, user_home=Path.home(), platform=sys.platform, env=os.environ)
+        if args.dry_run:
+            _print_change(change, dry_run=True, verb="uninstall")
+            return 0
+        backup = install.apply(change)
+    except install.InstallError as exc:
+        print(f"memcube: {exc}", file=sys.stderr)
+        return 2
+    if not change.changed:
+        print(f"{args.client}: MemCube is not in {change.path}; nothing to do")
+        return 0
+    print(f"{args.client}: MemCube removed from {change.path}" + (f" (previous file kept as {backup.name})" if backup else ""))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from memory import MemoryHome
+    from memory.portable import export_cube
+
+    home = MemoryHome(getattr(args, "home", None))
+    try:
+        report = export_cube(home.cube(args.cube_name), args.file, with_vectors=args.with_vectors, include_deleted=args.include_deleted)
+    finally:
+        home.close()
+    print(
+        f"exported cube '{report.cube}' to {report.path}: {report.memories} memories, {report.entities} entities, "
+        f"{report.relations} relations, {report.vectors} vectors (model {report.embedding_model})"
+    )
+    return 0
+
+
+def sniff_format(path: Path) -> str:
+    """archive (a zip), markdown (a folder or .md file) or mcp-memory (JSON Lines of entities and relations)."""
+    if path.is_dir() or path.suffix.lower() in (".md", ".markdown"):
+        return "markdown"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return "archive"  # let the archive reader say what is wrong with the path
+    return "archive" if head.startswith(b"PK") else "mcp-memory"
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from memory import MemoryHome
+    from memory.constants import DEFAULT_CUBE
+
+    path = Path(args.file)
+    kind = args.format or sniff_format(path)
+    home = MemoryHome(getattr(args, "home", None))
+    try:
+        if kind == "archive":
+            from memory.portable import import_archive
+
+            report = import_archive(home, path, cube=args.cube_name)
+            moved = f"; re-embedded {report.reembedded} with {report.cube_model}" if report.reembedded else ""
+            print(
+                f"imported {report.imported} memories into cube '{report.cube}' "
+                f"({report.skipped_existing} already there, {report.skipped_duplicate} duplicates skipped, "
+                f"{report.vectors_reused} vectors reused{moved})"
+            )
+        else:
+            from memory import importers
+
+            cube = home.cube(args.cube_name or DEFAULT_CUBE, create=True)
+            reader = importers.import_markdown if kind == "markdown" else importers.import_mcp_memory
+            summary = reader(cube, path)
+            print(f"imported {summary.added} memories into cube '{summary.cube}' from {kind} {path} ({summary.already_present} already there)")
+    finally:
+        home.close()
+    return 0
+
+
+def register(commands: Any, with_home: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
+    """Add install, uninstall, export and import to the ``memcube`` parser."""
+    install = with_home(commands.add_parser("install", help="add MemCube to an MCP client's config"))
+    install.add_argument("client", choices=CLIENTS)
+    install.add_argument("--dry-run", action="store_true", help="print the change instead of writing it")
+    install.set_defaults(func=cmd_install)
+
+    uninstall = commands.add_parser("uninstall", help="remove MemCube from an MCP client's config")
+    uninstall.add_argument("client", choices=CLIENTS)
+    uninstall.add_argument("--dry-run", action="store_true", help="print the change instead of writing it")
+    uninstall.set_defaults(func=cmd_uninstall)
+
+    export = with_home(commands.add_parser("export", help="write a cube to a portable archive"))
+    export.add_argument("cube_name", metavar="CUBE")
+    export.add_argument("file", metavar="FILE", type=Path)
+    export.add_argument("--with-vectors", action="store_true", help="include the vectors (reused when the importer has the same model)")
+    export.add_argument("--include-deleted", action="store_true", help="include deleted memories (tombstones)")
+    export.set_defaults(func=cmd_export)
+
+    imp = with_home(commands.add_parser("import", help="import an archive, an MCP memory.json or Markdown notes"))
+    imp.add_argument("file", metavar="FILE", type=Path)
+    imp.add_argument("--cube", dest="cube_name", default=None, help="target cube (default: the archive's cube, else default)")
+    imp.add_argument("--format", choices=("archive", "mcp-memory", "markdown"), default=None, help="default: guessed from the file")
+    imp.set_defaults(func=cmd_import)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))

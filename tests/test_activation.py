@@ -1,0 +1,216 @@
+"""Activation memory: KV caches of a local model, built from memories and reused for answers.
+
+Both backends run for real on tiny Qwen2-shaped models with random weights, built here
+(MLX through mlx_lm.load, ONNX Runtime on a decoder with past_key_values): nothing is
+downloaded, and the answers are noise, but every cache property holds or fails for real.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcp import Client
+
+from memory import MemoryHome
+from memory.activation.base import CacheRefused
+from memory.activation.engine import ActivationEngine, load_backend
+from memory.activation.kv_store import KVStore
+from memory.activation.random_models import Shape, build_mlx_model, build_onnx_model
+from memory.config import LocalModelConfig
+from server.app import build_server
+from support import CLIENT_INFO, error, ok
+
+BACKENDS = ["mlx", "onnx"]
+FACTS = [
+    "Caroline went to the LGBTQ support group on 7 May 2023",
+    "Melanie paints sunsets and ran a charity race",
+    "Jon lost his job as a banker in January 2023",
+    "Gina opened an online clothing store",
+]
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "mlx": build_mlx_model(root / "mlx"),
+        "onnx": build_onnx_model(root / "onnx"),
+        "mlx-other": build_mlx_model(root / "mlx-other", seed=1),
+        "onnx-other": build_onnx_model(root / "onnx-other", seed=1),
+    }
+
+
+def configure(home_dir: Path, model: Path, backend: str) -> None:
+    home_dir.mkdir(parents=True, exist_ok=True)
+    (home_dir / "config.toml").write_text(f'[local_model]\npath = "{model}"\nbackend = "{backend}"\nmax_tokens = 8\n')
+
+
+def engine_for(models, backend: str, home: Path, which: str | None = None) -> ActivationEngine:
+    return ActivationEngine(LocalModelConfig(path=str(models[which or backend]), backend=backend, max_tokens=8), home)
+
+
+def kv_files(home: Path) -> list[Path]:
+    return sorted(home.glob("cubes/*/kv/*/*.safetensors"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_logits_from_a_warm_cache_equal_a_cold_prefill(models, backend, tmp_path):
+    model = load_backend(models[backend], "tiny", backend)
+    context = model.encode("Memories: [mem_1] Caroline went to a support group.\n[mem_2] Melanie paints.\n")
+    question = model.encode("Question: what does Melanie do?\nAnswer:")
+
+    cold, _ = model.prefill(model.new_cache(), context + question)
+    _, warm_cache = model.prefill(model.new_cache(), context)
+    path = tmp_path / "cache.safetensors"
+    model.save_cache(warm_cache, path, {"memcube": "{}"})
+    warm, _ = model.prefill(model.copy_cache(model.load_cache(path)), question)
+
+    assert cold.shape == warm.shape
+    np.testing.assert_allclose(warm, cold, rtol=1e-4, atol=1e-4)
+
+
+def test_both_backends_compute_the_same_network(models):
+    """The ONNX decoder built here is the same Qwen2 network mlx-lm runs: same weights, same logits."""
+    mlx_model, onnx_model = load_backend(models["mlx"], "tiny", "mlx"), load_backend(models["onnx"], "tiny", "onnx")
+    tokens = mlx_model.encode("Gina opened an online clothing store.")
+    assert tokens == onnx_model.encode("Gina opened an online clothing store.")
+    a, _ = mlx_model.prefill(mlx_model.new_cache(), tokens)
+    b, _ = onnx_model.prefill(onnx_model.new_cache(), tokens)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stored_cache_is_byte_identical_after_a_generation_used_it(models, backend, home):
+    cube = home.cube("default")
+    cube.add([{"text": t} for t in FACTS])
+    memories = cube.recent(10)
+    engine = engine_for(models, backend, home.root)
+    engine.warm(cube.folder, memories)
+    [path] = kv_files(home.root)
+    on_disk = path.read_bytes()
+    [entry] = engine.store(cube.folder).entries()
+    in_ram = _arrays(engine.backend(), entry.cache)
+
+    first = engine.ask(cube.folder, memories[:2], "What does Melanie paint?")
+    second = engine.ask(cube.folder, memories[:2], "What does Melanie paint?")
+
+    assert first.reused_tokens == entry.meta.tokens > 0
+    assert first.answer == second.answer  # greedy decoding from an unchanged cache
+    assert path.read_bytes() == on_disk
+    after = _arrays(engine.backend(), entry.cache)
+    assert len(after) == len(in_ram)
+    for x, y in zip(in_ram, after, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _arrays(backend, cache) -> list[np.ndarray]:
+    """A cache's contents as numpy arrays (its whole buffers, including any preallocated tail)."""
+    if backend.identity.backend == "mlx":
+        return [np.array(a) for layer in cache for a in (layer.keys, layer.values)] + [np.array([layer.offset for layer in cache])]
+    return [a for pair in cache for a in pair]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cache_survives_a_restart(models, backend, home):
+    cube = home.cube("default")
+    cube.add([{"text": t} for t in FACTS])
+    memories = cube.recent(10)
+    engine_for(models, backend, home.root).warm(cube.folder, memories)
+
+    restarted = engine_for(models, backend, home.root)  # a new process: nothing in RAM
+    [entry] = restarted.store(cube.folder).entries()
+    assert entry.cache is None and entry.meta.ids == [m.id for m in memories]
+    outcome = restarted.ask(cube.folder, memories[:1], "When did Caroline go to the support group?")
+    assert outcome.reused_tokens == entry.meta.tokens
+    assert outcome.prefilled_tokens < entry.meta.tokens
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cache_from_another_model_is_refused(models, backend, home):
+    cube = home.cube("default")
+    cube.add([{"text": t} for t in FACTS])
+    engine_for(models, backend, home.root).warm(cube.folder, cube.recent(10))
+    [path] = kv_files(home.root)
+
+    other = engine_for(models, backend, home.root, which=f"{backend}-other")
+    assert other.backend().identity != engine_for(models, backend, home.root).backend().identity
+    store: KVStore = other.store(cube.folder)
+    assert store.entries() == []  # kept apart: each model has its own folder
+    smuggled = store.folder / path.name
+    store.folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, smuggled)
+    with pytest.raises(CacheRefused, match="built by"):
+        store.load(smuggled)
+    store.scan()
+    assert store.entries() == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("change", ["memory_update", "memory_archive", "memory_delete"])
+@pytest.mark.anyio
+async def test_a_cache_is_dropped_when_any_of_its_memories_changes(models, backend, change, tmp_path, shared_embedder):
+    configure(tmp_path, models[backend], backend)
+    server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
+    async with Client(server, client_info=CLIENT_INFO) as client:
+        ids = (await ok(client, "memory_add", memories=[{"text": t} for t in FACTS]))["ids"]
+        await server.scheduler.settled()
+        held = [f for f in kv_files(tmp_path) if ids[1] in f.read_bytes().decode("latin-1")]
+        assert held, "the scheduler warmed a cache of the new memories"
+
+        if change == "memory_update":
+            await ok(client, change, id=ids[1], text="Melanie paints seascapes now")
+        else:
+            await ok(client, change, ids=ids[1])
+        await server.scheduler.settled()
+
+        assert not any(f.exists() for f in held)
+        for path in kv_files(tmp_path):  # any cache built since holds the new version or not the memory at all
+            assert f'"{ids[1]}",1]' not in path.read_bytes().decode("latin-1")
+    server.memory_home.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_change_made_by_another_process_is_caught_before_the_cache_is_used(models, backend, home):
+    cube = home.cube("default")
+    ids = [o.id for o in cube.add([{"text": t} for t in FACTS])]
+    engine = engine_for(models, backend, home.root)
+    engine.warm(cube.folder, cube.recent(10))
+    cube.update(ids[0], {"text": "Caroline went to a pride parade"})  # no scheduler event: a library write
+    with cube.store.read() as conn:
+        live = dict(conn.execute("SELECT id, version FROM memories WHERE status = 'active'").fetchall())
+    assert engine.sweep(cube.folder, live) == 1
+    assert kv_files(home.root) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.anyio
+async def test_memory_ask_answers_with_cited_ids_through_an_mcp_client(models, backend, tmp_path, shared_embedder):
+    configure(tmp_path, models[backend], backend)
+    server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
+    async with Client(server, client_info=CLIENT_INFO) as client:
+        ids = (await ok(client, "memory_add", memories=[{"text": t} for t in FACTS]))["ids"]
+        await server.scheduler.settled()
+
+        result = await ok(client, "memory_ask", question="When did Caroline go to the support group?")
+
+        assert isinstance(result["answer"], str)
+        assert ids[0] in result["cited_ids"]
+        assert set(result["cited_ids"]) <= set(ids)
+        assert result["model"]["backend"] == backend
+        assert result["reused_tokens"] > 0, "the scheduler had warmed the new memories"
+        status = (await client.read_resource("memory://default/working-set", cache_mode="bypass")).contents[0].text
+        assert '"asks": 1' in status and '"hits"' in status
+    server.memory_home.close()
+
+
+@pytest.mark.anyio
+async def test_memory_ask_without_a_local_model_says_how_to_configure_one(tmp_path, shared_embedder):
+    server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
+    async with Client(server, client_info=CLIENT_INFO) as client:
+        await ok(client, "memory_add", text="Jon lost his job as a banker")
+        message = await error(client, "memory_ask", question="What happened to Jon?")
+    assert "MEMCUBE_LOCAL_MODEL" in message and "memcube model pull" in message
+    server.memory_home.close()
