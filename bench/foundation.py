@@ -15,7 +15,9 @@
 3. Search latency at N memories through the memory API (``MemCube.search``, query
    embedding included), through an in-process MCP client (``memory_search``), and broken
    into stages: query embedding, vector KNN from the RAM mirror vs sqlite-vec's own KNN,
-   FTS5 BM25, entity links, and the row fetch.
+   FTS5 BM25, entity links, and the row fetch (stages this version of ``memory.search``
+   lacks are left out). Then a search right after each of 50 single adds (the mirror
+   catches up first), the pattern of a conversation.
 
 Figures go to stdout, progress to stderr. The last line is
 ``RESULT tools_list_ms=... add_batched_per_s=... add_single_per_s=... search_p50_ms=... search_p95_ms=...``.
@@ -24,6 +26,7 @@ Figures go to stdout, progress to stderr. The last line is
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import random
@@ -380,6 +383,20 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
     return batched_rate, single_rate
 
 
+def top_up(cube: Any, spare: list[dict[str, Any]], target: int) -> None:
+    """Newer preferences and facts archive older ones on the same subject: add more until ``target`` are active."""
+    stats = cube.stats()
+    archived, added = stats.archived, 0
+    while stats.active < target and spare:
+        chunk, spare[:] = spare[: min(BATCH, target - stats.active)], spare[min(BATCH, target - stats.active):]
+        cube.add(chunk)
+        added += len(chunk)
+        stats = cube.stats()
+    out(f"  the adds archived {archived} older memories as superseded; {added} more added (untimed) "
+        f"-> {stats.active} active, {stats.archived} archived")
+    out()
+
+
 def bench_graph_sync(cube: Any) -> None:
     """Graph work queued by the adds, applied as the server does between calls (not part of add)."""
     pending = cube.stats().graph_pending
@@ -406,8 +423,8 @@ def timed(fn: Callable[[str], Any], queries: Sequence[str]) -> list[float]:
 
 
 def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) -> tuple[float, float]:
+    import memory.search as search_mod
     from memory import SearchQuery
-    from memory.search import entity_candidates, keyword_candidates
     from memory.vectors import sqlite_vec_knn
 
     n = cube.stats().active
@@ -468,20 +485,38 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     out(f"      mirror vs sqlite-vec top-10 overlap: {statistics.fmean(agree) * 100:.1f}%")
 
     sq = {q: SearchQuery(query=q, limit=10) for q in queries}
+    pool = max(getattr(search_mod, "MIN_POOL", 50), 50)
 
     def fts(q: str) -> Any:
         with lock:
-            return keyword_candidates(conn, sq[q], 50)
-
-    def ent(q: str) -> Any:
-        with lock:
-            return entity_candidates(conn, sq[q], 50)
+            return search_mod.keyword_candidates(conn, sq[q], pool)
 
     fts_ms = timed(fts, queries)
-    ent_ms = timed(ent, queries)
     fts_hits = statistics.fmean(len(fts(q)) for q in queries[:50])
-    out(f"    FTS5 BM25 k=50 (keyword_candidates)           {summary(fts_ms)}   (avg {fts_hits:.0f} hits)")
-    out(f"    entity links (entity_candidates)              {summary(ent_ms)}")
+    out(f"    FTS5 BM25 k={pool} (keyword_candidates)          {summary(fts_ms)}   (avg {fts_hits:.0f} hits)")
+    has_context = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_context_fts'").fetchone() is not None
+    if has_context and "table" in inspect.signature(search_mod.keyword_candidates).parameters:
+        def ctx(q: str) -> Any:
+            with lock:
+                return search_mod.keyword_candidates(conn, sq[q], pool, table="memory_context_fts")
+
+        out(f"    FTS5 BM25 on context windows                  {summary(timed(ctx, queries))}")
+    for name in ("entity_candidates", "entity_matches"):  # whichever this version has
+        fn = getattr(search_mod, name, None)
+        if fn is not None:
+            def ent(q: str, fn: Any = fn) -> Any:
+                with lock:
+                    return fn(conn, sq[q], pool)
+
+            out(f"    entity links ({name}){' ' * max(1, 29 - len(name))}{summary(timed(ent, queries))}")
+    if hasattr(search_mod, "vector_query_text"):
+        def vqt(q: str) -> Any:
+            with lock:
+                return search_mod.vector_query_text(conn, q)
+
+        out(f"    query less known names (vector_query_text)    {summary(timed(vqt, queries))}")
+    if hasattr(cube.mirror, "all_scores"):
+        out(f"    all cosines (mirror.all_scores)               {summary(timed(lambda q: cube.mirror.all_scores(vectors[q]), queries))}")
 
     row_ids = {q: [r for r, _ in cube.mirror.search(vectors[q], 10)] for q in queries}
     fetch_ms = timed(lambda q: cube.store.get_by_row_ids(row_ids[q]), queries)
@@ -555,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=300, help="of the memories, how many are added one per call (default 300)")
     parser.add_argument("--launches", type=int, default=5, help="memcube serve launches (default 5)")
     parser.add_argument("--quick", action="store_true", help="a small run: 1000 memories, 50 queries, 50 single adds, 3 launches")
+    parser.add_argument("--no-graph", action="store_true", help="skip applying the graph outbox (slow at 10,000)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
     if args.quick:
@@ -580,10 +616,15 @@ def main(argv: list[str] | None = None) -> int:
         cube = home.cube("bench", create=True)
         cube.ensure_vectors()
         extra_n = min(50, args.queries)
-        everything = make_memories(args.memories + extra_n)
-        memories, extra = everything[: args.memories], everything[args.memories:]
+        everything = make_memories(args.memories + extra_n + max(100, args.memories // 5))
+        memories = everything[: args.memories]
+        extra = everything[args.memories : args.memories + extra_n]
+        spare = everything[args.memories + extra_n :]
         add_batched, add_single = bench_add(cube, memories, args.single)
-        bench_graph_sync(cube)
+        if not args.no_graph:
+            bench_graph_sync(cube)
+
+        top_up(cube, spare, args.memories)
 
         queries = make_queries(args.queries + 40)
         warmup, timed_queries = queries[args.queries:], queries[: args.queries]

@@ -94,7 +94,7 @@ def load_config(home: Path) -> HomeConfig:
     override = setting("MEMCUBE_EMBEDDING_MODEL")
     if override:
         config.embedding.model_dir = override
-    local = os.environ.get("MEMCUBE_LOCAL_MODEL")
+    local = setting("MEMCUBE_LOCAL_MODEL")
     if local:
         config.local_model.path = local
     return config

@@ -341,11 +341,14 @@ class MemCube:
         return applied
 
     def try_sync_graph(self) -> int:
+        """``sync_graph`` for background work: a failure is logged and left queued, never raised."""
         try:
             return self.sync_graph()
         except Unavailable as exc:
             log.warning("cube %s: graph not updated yet: %s", self.name, exc)
-            return 0
+        except Exception:  # the queued work stays in the outbox; doctor --rebuild-graph is the way out
+            log.exception("cube %s: applying queued graph work failed; it stays queued", self.name)
+        return 0
 
     def rebuild_graph(self) -> int:
         return self.graph_store.rebuild(self.store)

@@ -235,16 +235,24 @@ class GraphStore:
                         {"a": subject, "b": obj, "p": rel["predicate"], "id": memory_id,
                          "vf": rel.get("valid_from"), "vt": rel.get("valid_to")},
                     )
-            # Entities that nothing mentions or relates any more leave the graph.
-            for name in touched:
-                conn.execute(
-                    "MATCH (e:Entity {name: $name}) WHERE NOT EXISTS { MATCH (e)<-[:MENTIONS]-(:Memory) } "
-                    "AND NOT EXISTS { MATCH (e)-[:RELATED]-(:Entity) } DELETE e",
-                    {"name": name},
-                )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
+            raise
+        # Entities that nothing mentions or relates any more leave the graph. This runs after
+        # the commit: within the transaction, Kuzu's EXISTS does not see edges created by it,
+        # and would let an entity that a new memory just named be deleted.
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for name in touched:
+                edges = self._rows(
+                    "MATCH (e:Entity {name: $name}) OPTIONAL MATCH (e)-[r]-() RETURN count(r)", {"name": name}
+                )
+                if edges and edges[0][0] == 0:
+                    conn.execute("MATCH (e:Entity {name: $name}) DELETE e", {"name": name})
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
             raise
 
     def _memory_node(self, memory_id: str, type_: str) -> None:
@@ -325,3 +333,11 @@ class GraphStore:
                 "mentions": self._rows("MATCH ()-[r:MENTIONS]->() RETURN count(r)")[0][0],
                 "relations": self._rows("MATCH ()-[r:RELATED]->() RETURN count(r)")[0][0],
             }
+
+
+def _rollback(conn: Any) -> None:
+    """Roll back if Kuzu has not already (a failed statement ends its transaction itself)."""
+    try:
+        conn.execute("ROLLBACK")
+    except RuntimeError:
+        pass

@@ -51,6 +51,19 @@ class ImportSummary:
 
 
 def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary) -> ImportSummary:
+    """Add every item, after checking them all: a file with one bad item adds nothing."""
+    from pydantic import ValidationError
+
+    from .models import MemoryInput
+
+    checked = []
+    for number, item in enumerate(items, start=1):
+        try:
+            checked.append(MemoryInput.model_validate(item))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()[:3])
+            raise InvalidInput(f"{summary.source}: memory {number} ({item.get('text', '')[:60]!r}) cannot be stored: {problems}") from None
+    items = checked  # type: ignore[assignment]
     summary.read = len(items)
     for start in range(0, len(items), MAX_BATCH):
         for outcome in cube.add(items[start : start + MAX_BATCH], client=IMPORT_CLIENT):

@@ -128,7 +128,33 @@ class Relation(BaseModel):
         return _check_moment(value)
 
 
-class MemoryInput(BaseModel):
+class _MemoryFields(BaseModel):
+    """Checks shared by what adds a memory and what changes one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("type", check_fields=False)
+    @classmethod
+    def _valid_type(cls, value: str | None) -> str | None:
+        return _check_type(value)
+
+    @field_validator("metadata", check_fields=False)
+    @classmethod
+    def _valid_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(value)
+
+    @field_validator("tags", "entities", check_fields=False)
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        return _dedupe(value)
+
+    @field_validator("occurred_at", "due_at", check_fields=False)
+    @classmethod
+    def _valid_moment(cls, value: Any) -> Any:
+        return _check_moment(value)
+
+
+class MemoryInput(_MemoryFields):
     """One memory to add."""
 
     model_config = ConfigDict(extra="forbid")
@@ -161,28 +187,9 @@ class MemoryInput(BaseModel):
         self.state = check_state(self.type, self.state)
         return self
 
-    @field_validator("type")
-    @classmethod
-    def _valid_type(cls, value: str | None) -> str | None:
-        return _check_type(value)
-
-    @field_validator("metadata")
-    @classmethod
-    def _valid_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _check_metadata(value)
-
-    @field_validator("tags", "entities")
-    @classmethod
-    def _unique(cls, value: list[str] | None) -> list[str] | None:
-        return _dedupe(value)
-
-    @field_validator("occurred_at", "due_at")
-    @classmethod
-    def _valid_moment(cls, value: Any) -> Any:
-        return _check_moment(value)
 
 
-class MemoryPatch(BaseModel):
+class MemoryPatch(_MemoryFields):
     """The fields of a memory to change; ``None`` leaves a field as it is."""
 
     model_config = ConfigDict(extra="forbid")
@@ -202,25 +209,6 @@ class MemoryPatch(BaseModel):
     due_at: Moment | None = None
     parent_id: str | None = None
 
-    @field_validator("type")
-    @classmethod
-    def _valid_type(cls, value: str | None) -> str | None:
-        return _check_type(value)
-
-    @field_validator("metadata")
-    @classmethod
-    def _valid_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _check_metadata(value)
-
-    @field_validator("tags", "entities")
-    @classmethod
-    def _unique(cls, value: list[str] | None) -> list[str] | None:
-        return _dedupe(value)
-
-    @field_validator("occurred_at", "due_at")
-    @classmethod
-    def _valid_moment(cls, value: Any) -> Any:
-        return _check_moment(value)
 
     def is_empty(self) -> bool:
         return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)

@@ -35,6 +35,7 @@ import numpy as np
 from . import context
 from .errors import InvalidInput
 from .ids import is_memory_id
+from .models import MAX_TEXT_CHARS
 from .store import content_hash
 from .timeutil import now_stored
 
@@ -48,6 +49,7 @@ JSON_COLUMNS = ("tags", "entities", "relations", "metadata")
 # Fields of an exported memory that are not columns of ``memories`` (or are recomputed).
 NOT_COLUMNS = {"cube", "feedback", "versions", "row_id", "seq", "embedding_model", "content_hash"}
 IMPORT_CLIENT = "memcube-import"
+STATUSES = ("active", "archived", "deleted")
 
 
 @dataclass
@@ -253,6 +255,13 @@ def import_archive(home: MemoryHome, path: Path | str, *, cube: str | None = Non
     for number, record in enumerate(memories, start=1):
         if not is_memory_id(record.get("id")) or not isinstance(record.get("text"), str) or not record["text"].strip():
             raise InvalidInput(f"memories.jsonl line {number}: a memory needs an 'id' (mem_...) and a non-empty 'text'")
+        if len(record["text"]) > MAX_TEXT_CHARS:
+            raise InvalidInput(f"memories.jsonl line {number}: text longer than {MAX_TEXT_CHARS} characters")
+        if record.get("status", "active") not in STATUSES:
+            raise InvalidInput(f"memories.jsonl line {number}: status must be one of {', '.join(STATUSES)}")
+        for key, kind in (("tags", list), ("entities", list), ("relations", list), ("metadata", dict), ("versions", list), ("feedback", list)):
+            if record.get(key) is not None and not isinstance(record[key], kind):
+                raise InvalidInput(f"memories.jsonl line {number}: {key} must be a JSON {'array' if kind is list else 'object'}")
     target = home.cube(cube or manifest.get("cube") or "default", create=True)
     target.ensure_vectors()  # the vector table exists, sized for this home's model
     model_id = target.embedder.model_id

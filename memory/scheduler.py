@@ -260,14 +260,16 @@ class Scheduler:
         engine.backend()  # fails first, with how to configure a model, when there is none
         cube = self.home.cube(cube_name)
         engine.sweep(cube.folder, self._live_versions(cube))
-        warm = engine.store(cube.folder).warm_ids()
         scene = self.scene(cube_name)
         with self._lock:
             last = set(scene.recent_results[0]) if scene.recent_results else set()
         hits = cube.search(SearchQuery(query=question, limit=limit))
         memories = [m for m in cube.store.get_many([h.id for h in hits]) if m.status == "active"] if hits else []
-        outcome = engine.ask(cube.folder, memories, question, max_tokens=max_tokens)
         used = {m.id for m in memories}
+        # Warm means in the one cache the answer starts from, not merely in some cache on disk.
+        entry = engine.store(cube.folder).best_for(used)
+        warm = set(entry.meta.ids) if entry is not None else set()
+        outcome = engine.ask(cube.folder, memories, question, max_tokens=max_tokens)
         with self._lock:
             status = self._status(cube_name)
             status.asks += 1
@@ -288,6 +290,7 @@ class Scheduler:
         return scene.status
 
     def status(self, cube_name: str) -> WorkingSetStatus:
+        cube = self.home.cube(cube_name)  # a bad or unknown name fails here, with the usual message
         with self._lock:
             scene = self.scene(cube_name)
             status = self._status(cube_name).model_copy()
@@ -300,7 +303,7 @@ class Scheduler:
         else:
             identity = self.engine.backend().identity
             status.model = f"{identity.name} ({identity.backend}, {identity.dtype}, {identity.revision})"
-            status.caches = self.engine.store(self.home.cube(cube_name).folder).stats()
+            status.caches = self.engine.store(cube.folder).stats()
         used = status.memories_used
         status.hit_rate = round(status.hits / used, 4) if used else None
         status.baseline_hit_rate = round(status.baseline_hits / used, 4) if used else None

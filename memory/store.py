@@ -277,6 +277,8 @@ class CubeStore:
             for item in items:
                 existing = batch_ids.get(item.hash) or self._live_id_by_hash(conn, item.hash)
                 if existing:
+                    # Saying an archived memory again makes it current again (a new version, not a copy).
+                    self._reactivate(conn, existing, now, client, seq)
                     outcomes.append((existing, False))
                     continue
                 memory_id = new_memory_id()
@@ -472,6 +474,20 @@ class CubeStore:
             {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id}},
         )
         conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
+
+    def _reactivate(self, conn: sqlite3.Connection, memory_id: str, now: str, client: str | None, seq: int) -> None:
+        current = self._current(conn, memory_id)
+        if current.status != "archived":
+            return
+        conn.execute(
+            "UPDATE memories SET status = 'active', superseded_by = NULL, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
+            (now, seq, memory_id),
+        )
+        changes: dict[str, Any] = {"status": {"old": "archived", "new": "active"}}
+        if current.superseded_by:
+            changes["superseded_by"] = {"old": current.superseded_by, "new": None}
+        self._record(conn, memory_id, current.version + 1, "restore", now, client, changes)
+        conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
 
     def add_feedback(self, memory_id: str, entry: FeedbackEntry, *, client: str | None) -> Memory:
         """Append an entry to a task's log; recorded as a version."""

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -19,10 +18,9 @@ from typing import Any
 from .install import CLIENTS
 
 
-def _print_change(change: Any, *, dry_run: bool, verb: str) -> None:
-    if dry_run:
-        sys.stdout.write(change.diff())
-        print(f"(dry run: {change.path} not changed)" if change.changed else "(dry run)")
+def _print_dry_run(change: Any) -> None:
+    sys.stdout.write(change.diff())
+    print(f"(dry run: {change.path} not changed)" if change.changed else "(dry run)")
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -35,7 +33,7 @@ def cmd_install(args: argparse.Namespace) -> int:
             command=install.memcube_command(), memcube_home=Path(home).expanduser().resolve() if home else None,
         )
         if args.dry_run:
-            _print_change(change, dry_run=True, verb="install")
+            _print_dry_run(change)
             return 0
         backup = install.apply(change)
     except install.InstallError as exc:
@@ -55,7 +53,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     try:
         change = install.plan_uninstall(args.client, user_home=Path.home(), platform=sys.platform, env=os.environ)
         if args.dry_run:
-            _print_change(change, dry_run=True, verb="uninstall")
+            _print_dry_run(change)
             return 0
         backup = install.apply(change)
     except install.InstallError as exc:
@@ -150,7 +148,3 @@ def register(commands: Any, with_home: Callable[[argparse.ArgumentParser], argpa
     imp.add_argument("--cube", dest="cube_name", default=None, help="target cube (default: the archive's cube, else default)")
     imp.add_argument("--format", choices=("archive", "mcp-memory", "markdown"), default=None, help="default: guessed from the file")
     imp.set_defaults(func=cmd_import)
-
-
-def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))

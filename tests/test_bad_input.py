@@ -35,20 +35,19 @@ class Seeded:
         return [self.active, self.other, self.archived, self.deleted]
 
 
-async def seed(client) -> Seeded:
+def seed(home: MemoryHome) -> Seeded:
     """A cube holding an active, an archived and a deleted memory, plus one more active one."""
-    active = await add(client, "Nora keeps her passport in the desk drawer", entities=["Nora"], tags=["travel"])
-    other = await add(client, "Omar's favourite colour is teal", entities=["Omar"])
-    archived = await add(client, "Nora used to work at the bakery", entities=["Nora"])
-    deleted = await add(client, "Omar once lived in Quito", entities=["Omar"])
-    await ok(client, "memory_archive", ids=archived)
-    await ok(client, "memory_delete", ids=deleted)
+    cube = home.cube()
+    active, other, archived, deleted = (o.id for o in cube.add([
+        {"text": "Nora keeps her passport in the desk drawer", "entities": ["Nora"], "tags": ["travel"]},
+        {"text": "Omar's favourite colour is teal", "entities": ["Omar"]},
+        {"text": "Nora used to work at the bakery", "entities": ["Nora"]},
+        {"text": "Omar once lived in Quito", "entities": ["Omar"]},
+    ]))
+    cube.archive([archived])
+    cube.delete([deleted])
+    cube.sync_graph()
     return Seeded(active, other, archived, deleted)
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass
@@ -59,22 +58,31 @@ class Session:
 
 
 @pytest.fixture(scope="module", params=["auto", "legacy"])
-async def session(request, tmp_path_factory, shared_embedder) -> Session:
-    """One seeded home and client for the whole module, per protocol mode.
+def shared_home(request, tmp_path_factory, shared_embedder):
+    """One seeded home per protocol mode for the whole module.
 
     Sharing it is safe, and stricter than a fresh home per case: every case checks that
     the cube is exactly as it found it, so a case that changed anything fails itself.
     """
-    root = tmp_path_factory.mktemp("bad-input")
+    root = tmp_path_factory.mktemp(f"bad-input-{request.param}")
     home = MemoryHome(root, embedder=shared_embedder)
-    async with Client(build_server(home, warm_up=False), mode=request.param, client_info=CLIENT_INFO) as client:
-        yield Session(client, await seed(client), root)
+    seeded = seed(home)
+    yield home, seeded, root, request.param
     home.close()
 
 
 @pytest.fixture
-async def seeded(client) -> Seeded:
-    return await seed(client)
+async def session(shared_home) -> Session:
+    """A fresh MCP session on the shared seeded home: one failing case cannot take others down."""
+    home, seeded, root, mode = shared_home
+    async with Client(build_server(home, warm_up=False), mode=mode, client_info=CLIENT_INFO) as client:
+        yield Session(client, seeded, root)
+
+
+@pytest.fixture
+def seeded(home) -> Seeded:
+    """The same seed in this test's own fresh home."""
+    return seed(home)
 
 
 async def snapshot(client, seeded: Seeded) -> dict[str, Any]:

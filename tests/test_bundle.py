@@ -40,8 +40,14 @@ def test_the_manifest_runs_the_server_and_asks_for_the_data_folder_and_model():
     assert manifest["manifest_version"] == "0.4" and manifest["server"]["type"] == "uv"
     config = manifest["server"]["mcp_config"]
     assert config["args"][-2:] == ["memcube", "serve"] and "${__dirname}" in config["args"]
-    assert config["env"] == {"MEMCUBE_HOME": "${user_config.data_folder}", "MEMCUBE_EMBEDDING_MODEL": "${user_config.embedding_model}"}
-    assert {k: v["type"] for k, v in manifest["user_config"].items()} == {"data_folder": "directory", "embedding_model": "directory"}
+    assert config["env"] == {
+        "MEMCUBE_HOME": "${user_config.data_folder}",
+        "MEMCUBE_EMBEDDING_MODEL": "${user_config.embedding_model}",
+        "MEMCUBE_LOCAL_MODEL": "${user_config.local_model}",
+    }
+    assert {k: (v["type"], v["required"]) for k, v in manifest["user_config"].items()} == {
+        "data_folder": ("directory", False), "embedding_model": ("directory", False), "local_model": ("string", False),
+    }
     assert set(manifest["compatibility"]["platforms"]) == {"darwin", "linux", "win32"}
     assert manifest["compatibility"]["runtimes"]["python"] == ">=3.11"
 
@@ -52,7 +58,9 @@ def test_an_unset_bundle_setting_reaches_the_server_as_not_set(monkeypatch, tmp_
 
     monkeypatch.setenv("MEMCUBE_EMBEDDING_MODEL", "${user_config.embedding_model}")
     monkeypatch.setenv("MEMCUBE_HOME", "${user_config.data_folder}")
-    assert load_config(tmp_path).embedding.model_dir is None
+    monkeypatch.setenv("MEMCUBE_LOCAL_MODEL", "${user_config.local_model}")
+    config = load_config(tmp_path)
+    assert (config.embedding.model_dir, config.local_model.path) == (None, None)
     assert "${" not in str(default_home())
 
 
@@ -72,8 +80,13 @@ def _substitute(value, variables: dict[str, str]):
     return {k: _substitute(v, variables) for k, v in value.items()}
 
 
+def _uv() -> str | None:
+    """The uv binary: the one running these tests (``uv run`` sets $UV), else the one on PATH."""
+    return os.environ.get("UV") or shutil.which("uv")
+
+
 @needs_npx
-@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH")
+@pytest.mark.skipif(_uv() is None, reason="uv is not installed")
 def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
     bundle = tmp_path / "memcube.mcpb"
     packed = subprocess.run(["npx", "-y", MCPB, "pack", str(ROOT), str(bundle)], capture_output=True, text=True, timeout=300)
@@ -88,7 +101,7 @@ def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
     # Start it the way Claude Desktop does: the manifest's mcp_config, variables substituted,
     # the data folder set and the model folder left empty.
     config = _substitute(_manifest()["server"]["mcp_config"], {"__dirname": str(unpacked), "user_config.data_folder": str(tmp_path / "data")})
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MEMCUBE_HOME", "MEMCUBE_EMBEDDING_MODEL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MEMCUBE_HOME", "MEMCUBE_EMBEDDING_MODEL", "MEMCUBE_LOCAL_MODEL")}
     env.update(config["env"])
     requests = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -98,7 +111,8 @@ def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
          "params": {"name": "memory_add", "arguments": {"text": "Installed from a bundle"}}},
     ]
-    proc = subprocess.Popen([shutil.which(config["command"]) or config["command"], *config["args"]], env=env, cwd=tmp_path,
+    command = _uv() if config["command"] == "uv" else config["command"]
+    proc = subprocess.Popen([command, *config["args"]], env=env, cwd=tmp_path,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     answers: dict[int, dict] = {}
 

@@ -131,6 +131,17 @@ def test_a_file_that_is_not_an_archive_is_refused_with_a_clear_error(home, tmp_p
         import_archive(home, no_manifest)
     with pytest.raises(InvalidInput, match="no archive at"):
         import_archive(home, tmp_path / "missing.memcube")
+    bad_line = tmp_path / "bad.memcube"
+    with zipfile.ZipFile(bad_line, "w") as z:
+        z.writestr("manifest.json", json.dumps({"format": FORMAT, "format_version": 1, "cube": "default"}))
+        z.writestr("memories.jsonl", json.dumps({"id": "mem_" + "0" * 26, "text": "ok", "status": "bogus"}) + "\n")
+    with pytest.raises(InvalidInput, match="line 1: status must be one of"):
+        import_archive(home, bad_line)
+    newer = tmp_path / "newer.memcube"
+    with zipfile.ZipFile(newer, "w") as z:
+        z.writestr("manifest.json", json.dumps({"format": FORMAT, "format_version": 99}))
+    with pytest.raises(InvalidInput, match="upgrade memcube-mcp"):
+        import_archive(home, newer)
     assert home.cube_names() == []
 
 
@@ -168,6 +179,10 @@ def test_a_malformed_memory_file_is_refused_before_anything_is_added(home, tmp_p
         import_mcp_memory(home.cube(), path)
     path.write_text(json.dumps({"type": "mystery"}) + "\n")
     with pytest.raises(InvalidInput, match="expected \"type\""):
+        import_mcp_memory(home.cube(), path)
+    too_long = {"type": "entity", "name": "N" * 500, "entityType": "person", "observations": ["fine"]}
+    path.write_text(json.dumps(MCP_MEMORY[0]) + "\n" + json.dumps(too_long) + "\n")
+    with pytest.raises(InvalidInput, match="memory 3 .* cannot be stored: entities"):
         import_mcp_memory(home.cube(), path)
     assert home.cube().stats().active == 0
 

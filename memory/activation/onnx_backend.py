@@ -15,6 +15,7 @@ WEIGHTS = ("*.onnx", "*.onnx_data", "onnx/*.onnx", "onnx/*.onnx_data", "config.j
 # are never written in place here, so sharing one between a stored cache and a generation is safe.
 Cache = tuple[tuple[np.ndarray, np.ndarray], ...]
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+PREFILL_STEP = 512  # tokens per run while prefilling: the attention scores grow with chunk x context
 
 
 def find_onnx(folder: Path) -> Path | None:
@@ -100,11 +101,13 @@ class ONNXBackend:
     def prefill(self, cache: Cache, tokens: list[int]) -> tuple[np.ndarray, Cache]:
         if not tokens:
             raise ValueError("nothing to prefill")
-        return self._forward(cache, tokens)
+        for start in range(0, len(tokens), PREFILL_STEP):
+            logits, cache = self._forward(cache, tokens[start : start + PREFILL_STEP])
+        return logits, cache
 
     def generate(self, cache: Cache, tokens: list[int], max_tokens: int, temperature: float) -> Iterator[int]:
         rng = np.random.default_rng()
-        logits, cache = self._forward(cache, tokens)
+        logits, cache = self.prefill(cache, tokens)
         for _ in range(max_tokens):
             token = _sample(logits, temperature, rng)
             if token in self.eos_ids:
