@@ -68,7 +68,7 @@ def memory_text(data: list[dict[str, Any]]) -> str:
         for key, turns in sample["conversation"].items():
             if re.fullmatch(r"session_\d+", key) and isinstance(turns, list):
                 lines += [f"[mem_{t['dia_id'].replace(':', '_').lower()}] {t['speaker']}: {t['text']}\n" for t in turns]
-    return "".join(lines)
+    return "".join(lines)[:40_000]  # far more than 2,000 tokens of any tokenizer
 
 
 def first_token_ms(backend: Any, cache: Any, tokens: list[int]) -> float:

@@ -509,6 +509,12 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
                     return fn(conn, sq[q], pool)
 
             out(f"    entity links ({name}){' ' * max(1, 29 - len(name))}{summary(timed(ent, queries))}")
+    if hasattr(search_mod, "exact_matches"):
+        def exact(q: str) -> Any:
+            with lock:
+                return search_mod.exact_matches(conn, sq[q])
+
+        out(f"    exact text match (exact_matches)              {summary(timed(exact, queries))}")
     if hasattr(search_mod, "vector_query_text"):
         def vqt(q: str) -> Any:
             with lock:

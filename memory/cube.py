@@ -39,6 +39,7 @@ from .models import (
     FeedbackEntry,
     FeedbackInput,
     MemoryPatch,
+    check_encodable,
     check_state,
     SearchHit,
     SearchQuery,
@@ -309,7 +310,7 @@ class MemCube:
     def graph(self, entity: str, depth: int = 1) -> EntityView:
         if depth not in (1, 2):
             raise InvalidInput("depth must be 1 or 2")
-        if not entity or not normalize(entity):
+        if not entity or not normalize(check_encodable(entity, "entity")):
             raise InvalidInput("give an entity name, e.g. 'Alice' or '#project-x'")
         self.sync_graph()
         view = self.graph_store.entity(entity, depth)
@@ -418,6 +419,8 @@ class MemCube:
     def profile(self, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: Any = None) -> Profile:
         if not 100 <= budget_tokens <= 20_000:
             raise InvalidInput("budget_tokens must be between 100 and 20000")
+        if role is not None:
+            check_encodable(role, "role")
         moment = parse_moment(now, field="now") if now is not None else None
         profile = build_profile(self.store, role=role, budget_tokens=budget_tokens, now=moment)
         self._note_access(self._row_ids([line.id for section in profile.sections for line in section.lines]))
@@ -425,6 +428,8 @@ class MemCube:
 
     def tasks(self, *, role: str | None = None, include_done: bool = True) -> list[Memory]:
         """Goals and tasks with their state and feedback, open ones first."""
+        if role is not None:
+            check_encodable(role, "role")
         states = ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped") if include_done else ("todo", "in_progress", "blocked", "active")
         placeholders = ",".join("?" * len(states))
         params: list[Any] = [*states]

@@ -70,6 +70,17 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+def check_encodable(value: str, field: str) -> str:
+    """Text that SQLite, Kuzu and JSON can all hold: valid Unicode, no lone surrogates."""
+    from .errors import InvalidInput
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} is not valid Unicode text (it holds a lone surrogate); send UTF-8 text") from None
+    return value
+
+
 def normalize_state(value: str | None) -> str | None:
     if value is None:
         return None
@@ -292,7 +303,7 @@ class SignalScore(BaseModel):
     rank: int = Field(description="1-based rank of this memory in that signal's own list")
     score: float = Field(
         description="the signal's raw score: BM25 (keyword, context; higher is better), cosine (vector), "
-        "entity specificity (entity), 1 for a match (speaker)"
+        "entity specificity (entity), 1 for a match (speaker, exact)"
     )
 
 
@@ -307,7 +318,7 @@ class SearchHit(BaseModel):
     status: MemoryStatus
     signals: dict[str, SignalScore] = Field(
         description="why this memory was found: keyword (its words), context (words of its thread neighbours), "
-        "vector (meaning), entity (an entity the query names), speaker (said by one of them)"
+        "vector (meaning), entity (an entity the query names), speaker (said by one of them), exact (its text is the query)"
     )
 
 

@@ -8,6 +8,7 @@ Each signal scores candidates on its own terms and is brought to a common scale:
   through what was said around it;
 - ``vector``: cosine with the query, as a z-score over the cube's searchable memories,
   so a memory counts for how far it stands above the rest, not for MiniLM's raw scale;
+- ``exact``: a bonus for the memory whose text is exactly the query;
 - ``entity``: a bonus for memories linked to an entity the query names, larger for rarer
   entities (an entity in half the cube says little), and for memories *said by* it (a
   leading ``"Name: "``, the way chat transcripts are stored);
@@ -34,12 +35,12 @@ import numpy as np
 from . import context
 from .entities import normalize, query_keys
 from .models import ContextTurn, SearchHit, SearchQuery, SignalScore
-from .store import CubeStore
+from .store import CubeStore, content_hash
 from .timeutil import stored_from_input, stored_until_from_input
 from .vectors import VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
-WEIGHTS = {"context": 1.0, "keyword": 0.5, "vector": 0.3, "entity": 0.3, "speaker": 0.3}
+WEIGHTS = {"context": 1.0, "keyword": 0.5, "vector": 0.3, "entity": 0.3, "speaker": 0.3, "exact": 1.0}
 MIN_POOL = 100
 _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})\s*:\s")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -140,8 +141,11 @@ def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[li
         return [], set()
     clauses, params = _filter_sql(q)
     where = " AND ".join([_status_sql(q), *clauses])
+    # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
+    # The last column says whether the memory opens with the name and a colon: said by that entity.
     rows = conn.execute(
-        f"SELECT e.memory_rowid, e.norm, substr(m.text, 1, 100) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
+        "SELECT e.memory_rowid, e.norm, substr(m.text, 1, length(e.name) + 1) = e.name || ':' "
+        f"FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
         f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where}",
         [*keys, *params],
     ).fetchall()
@@ -151,12 +155,18 @@ def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[li
     df = Counter(norm for _, norm, _ in rows)
     best: dict[int, float] = {}
     said: set[int] = set()
-    for row_id, norm, opening in rows:
+    for row_id, norm, speaker in rows:
         best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
-        if speaker_of(opening) == norm:
+        if speaker:
             said.add(row_id)
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
     return ranked, said
+
+
+def exact_matches(conn: sqlite3.Connection, q: SearchQuery) -> list[int]:
+    clauses, params = _filter_sql(q)
+    where = " AND ".join([_status_sql(q), "m.content_hash = ?", *clauses])
+    return [r[0] for r in conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])]
 
 
 @lru_cache(maxsize=65_536)
@@ -212,6 +222,9 @@ def hybrid_search(
 
     with store.read() as conn:
         if "keyword" in q.signals:
+            # A query that is a memory's exact text asks for that memory, whatever the other signals say.
+            for row_id in exact_matches(conn, q):
+                candidate(row_id).add("exact", 1, 1.0, WEIGHTS["exact"])
             for rank, (row_id, raw, scaled) in enumerate(_scaled(keyword_candidates(conn, q, pool)), start=1):
                 candidate(row_id).add("keyword", rank, raw, WEIGHTS["keyword"] * scaled)
         if "context" in q.signals:

@@ -114,7 +114,10 @@ def _target(method: str | None, params: Any) -> tuple[str, Literal["read", "writ
         uri = params.get("uri")
         if not isinstance(uri, str):
             return None
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            return None  # not a URI this server serves: the handler says so
         if parts.scheme != "memory" or not parts.netloc or parts.netloc == "cubes":
             return None
         if not CUBE_NAME_PATTERN.match(parts.netloc):

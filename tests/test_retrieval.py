@@ -210,3 +210,11 @@ async def test_memory_add_takes_a_session_for_a_single_memory(client):
     result = await ok(client, "memory_search", query="ramen place", limit=1, context=1)
     assert result["hits"][0]["id"] == first
     assert [t["text"] for t in result["context"]] == ["Riya: Yes, the miso broth is great."]
+
+
+def test_searching_a_memory_by_its_exact_text_finds_it_first(cube):
+    texts = [f"Round 3 item {i}.2: Ada filed invoice 3-{i}-2 for #project-2" for i in range(1, 40)]
+    ids = [o.id for o in cube.add([{"text": t} for t in texts])]
+    for i in (1, 2, 20, 38):
+        hits = cube.search({"query": texts[i], "limit": 3})
+        assert hits[0].id == ids[i] and "exact" in hits[0].signals

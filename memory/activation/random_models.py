@@ -130,7 +130,6 @@ def build_onnx_model(folder: Path, shape: Shape = Shape(), seed: int = 0) -> Pat
 
 def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray]):  # -> onnx.ModelProto
     """The Qwen2 decoder as plain ONNX operators (opset 17), with a KV cache in and out."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes: list = []
