@@ -190,7 +190,7 @@ def make_memories(n: int, seed: int = 7) -> list[dict[str, Any]]:
         f = _fields(rng)
         text = template.format(**f)
         if rng.random() < 0.3:  # some memories carry a second sentence
-            extra_kind, extra = rng.choice(MEMORY_TEMPLATES)
+            _, extra = rng.choice(MEMORY_TEMPLATES)
             text += " " + extra.format(**{**_fields(rng), "name": f["name"]})
         if text in seen:
             continue
@@ -413,122 +413,111 @@ def bench_graph_sync(cube: Any) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[str], Any], queries: Sequence[str]) -> list[float]:
-    result = []
-    for q in queries:
-        t0 = time.perf_counter()
-        fn(q)
-        result.append((time.perf_counter() - t0) * 1000)
-    return result
-
-
-def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) -> tuple[float, float]:
+def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[str, Callable[[str], Any]]]:
+    """(label, fn(query)) for each stage of a search that this version of ``memory.search`` has."""
     import memory.search as search_mod
     from memory import SearchQuery
     from memory.vectors import sqlite_vec_knn
 
-    n = cube.stats().active
-    out(f"== 3. search latency at {n} memories, {len(queries)} distinct queries (ms) ==")
-    for q in warmup:  # model, mirror load, SQLite page cache, code paths
-        cube.search({"query": q, "limit": 10})
-
-    api = timed(lambda q: cube.search({"query": q, "limit": 10}), queries)
-    out(f"  MemCube.search (limit 10, embedding included)   {summary(api)}")
-
-    mcp_ms = bench_search_mcp(home, queries, warmup)
-    out(f"  MCP memory_search (in-process client)           {summary(mcp_ms)}")
-    out(f"    MCP overhead (p50 difference)                 {pct(mcp_ms, 50) - pct(api, 50):7.2f}")
-
-    out("  stages:")
-    vectors = {}
-    embed = []
-    for q in queries:
-        t0 = time.perf_counter()
-        vectors[q] = home.embedder.embed_one(q)
-        embed.append((time.perf_counter() - t0) * 1000)
-    out(f"    query embedding (embed_one)                   {summary(embed)}")
-
-    conn = cube.store.conn
-    lock = cube.store.lock
-    with lock:
-        cube.mirror.sync(conn)
-    sync_ms = []
-    for _ in queries:
-        t0 = time.perf_counter()
-        with lock:
-            cube.mirror.sync(conn)
-        sync_ms.append((time.perf_counter() - t0) * 1000)
-
-    def mirror(q: str) -> Any:
-        return cube.mirror.search(vectors[q], 50)
-
-    def vec_knn(q: str) -> Any:
-        with lock:
-            return sqlite_vec_knn(conn, vectors[q], 50)
-
-    for q in warmup[:5]:
-        v = home.embedder.embed_one(q)
-        cube.mirror.search(v, 50)
-        with lock:
-            sqlite_vec_knn(conn, v, 50)
-    mirror_ms = timed(mirror, queries)
-    knn_ms = timed(vec_knn, queries)
-    out(f"    vector KNN k=50, RAM mirror (mirror.search)   {summary(mirror_ms)}")
-    out(f"    vector KNN k=50, sqlite-vec (sqlite_vec_knn)  {summary(knn_ms)}")
-    out(f"    mirror catch-up check (mirror.sync, no change) {summary(sync_ms)}")
-    agree = []
-    for q in queries[:50]:
-        a = [r for r, _ in cube.mirror.search(vectors[q], 10)]
-        with lock:
-            b = [r for r, _ in sqlite_vec_knn(conn, vectors[q], 10)]
-        agree.append(len(set(a) & set(b)) / 10)
-    out(f"      mirror vs sqlite-vec top-10 overlap: {statistics.fmean(agree) * 100:.1f}%")
-
+    conn, lock = cube.store.conn, cube.store.lock
     sq = {q: SearchQuery(query=q, limit=10) for q in queries}
+    vectors = {q: home.embedder.embed_one(q) for q in queries}
     pool = max(getattr(search_mod, "MIN_POOL", 50), 50)
 
-    def fts(q: str) -> Any:
-        with lock:
-            return search_mod.keyword_candidates(conn, sq[q], pool)
+    def locked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+        def run(q: str) -> Any:
+            with lock:
+                return fn(q)
+        return run
 
-    fts_ms = timed(fts, queries)
-    fts_hits = statistics.fmean(len(fts(q)) for q in queries[:50])
-    out(f"    FTS5 BM25 k={pool} (keyword_candidates)          {summary(fts_ms)}   (avg {fts_hits:.0f} hits)")
+    stages: list[tuple[str, Callable[[str], Any]]] = [
+        ("query embedding (embed_one)", lambda q: home.embedder.embed_one(q)),
+        ("vector KNN k=50, RAM mirror (mirror.search)", lambda q: cube.mirror.search(vectors[q], 50)),
+        ("vector KNN k=50, sqlite-vec (sqlite_vec_knn)", locked(lambda q: sqlite_vec_knn(conn, vectors[q], 50))),
+    ]
+    if hasattr(cube.mirror, "all_scores"):
+        stages.append(("all cosines (mirror.all_scores)", lambda q: cube.mirror.all_scores(vectors[q])))
+    stages.append(("mirror catch-up, nothing new (mirror.sync)", locked(lambda q: cube.mirror.sync(conn))))
+    stages.append((f"FTS5 BM25 k={pool} (keyword_candidates)", locked(lambda q: search_mod.keyword_candidates(conn, sq[q], pool))))
     has_context = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_context_fts'").fetchone() is not None
     if has_context and "table" in inspect.signature(search_mod.keyword_candidates).parameters:
-        def ctx(q: str) -> Any:
-            with lock:
-                return search_mod.keyword_candidates(conn, sq[q], pool, table="memory_context_fts")
-
-        out(f"    FTS5 BM25 on context windows                  {summary(timed(ctx, queries))}")
+        stages.append(("FTS5 BM25 on context windows", locked(
+            lambda q: search_mod.keyword_candidates(conn, sq[q], pool, table="memory_context_fts"))))
     for name in ("entity_candidates", "entity_matches"):  # whichever this version has
         fn = getattr(search_mod, name, None)
         if fn is not None:
-            def ent(q: str, fn: Any = fn) -> Any:
-                with lock:
-                    return fn(conn, sq[q], pool)
-
-            out(f"    entity links ({name}){' ' * max(1, 29 - len(name))}{summary(timed(ent, queries))}")
+            stages.append((f"entity links ({name})", locked(lambda q, fn=fn: fn(conn, sq[q], pool))))
     if hasattr(search_mod, "exact_matches"):
-        def exact(q: str) -> Any:
-            with lock:
-                return search_mod.exact_matches(conn, sq[q])
-
-        out(f"    exact text match (exact_matches)              {summary(timed(exact, queries))}")
+        stages.append(("exact text match (exact_matches)", locked(lambda q: search_mod.exact_matches(conn, sq[q]))))
     if hasattr(search_mod, "vector_query_text"):
-        def vqt(q: str) -> Any:
-            with lock:
-                return search_mod.vector_query_text(conn, q)
+        stages.append(("query less known names (vector_query_text)", locked(lambda q: search_mod.vector_query_text(conn, q))))
+    top10 = {q: [r for r, _ in cube.mirror.search(vectors[q], 10)] for q in queries}
+    stages.append(("fetch 10 hits (store.get_by_row_ids)", lambda q: cube.store.get_by_row_ids(top10[q])))
+    stages.append(("hybrid_search, query vector given", lambda q: search_mod.hybrid_search(cube.store, cube.mirror, sq[q], vectors[q])))
+    return stages
 
-        out(f"    query less known names (vector_query_text)    {summary(timed(vqt, queries))}")
-    if hasattr(cube.mirror, "all_scores"):
-        out(f"    all cosines (mirror.all_scores)               {summary(timed(lambda q: cube.mirror.all_scores(vectors[q]), queries))}")
 
-    row_ids = {q: [r for r, _ in cube.mirror.search(vectors[q], 10)] for q in queries}
-    fetch_ms = timed(lambda q: cube.store.get_by_row_ids(row_ids[q]), queries)
-    out(f"    fetch 10 hits (store.get_by_row_ids)          {summary(fetch_ms)}")
-    no_embed = timed(lambda q: _search_with_vector(cube, sq[q], vectors[q]), queries)
-    out(f"    hybrid_search without embedding               {summary(no_embed)}")
+def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) -> tuple[float, float]:
+    """Every measurement is taken per query, in turn, so a change of load on the machine hits them all alike."""
+    import anyio
+    from mcp import Client
+
+    from memory.vectors import sqlite_vec_knn
+    from server.app import build_server
+
+    n = cube.stats().active
+    out(f"== 3. search latency at {n} active memories, {len(queries)} distinct queries (ms) ==")
+    stages = search_stages(home, cube, [*queries, *warmup])
+    api: list[float] = []
+    mcp_ms: list[float] = []
+    stage_ms: dict[str, list[float]] = {label: [] for label, _ in stages}
+
+    def api_search(q: str) -> Any:
+        return cube.search({"query": q, "limit": 10})
+
+    async def run() -> None:
+        server = build_server(home, warm_up=False)
+        async with Client(server) as client:
+            async def mcp_search(q: str) -> None:
+                answer = await client.call_tool("memory_search", {"query": q, "cube": cube.name, "limit": 10})
+                if answer.is_error:
+                    raise RuntimeError(f"memory_search failed: {answer}")
+
+            for q in warmup:  # model, mirror, SQLite page cache, code paths
+                api_search(q)
+                await mcp_search(q)
+                for _, fn in stages:
+                    fn(q)
+            for i, q in enumerate(queries):
+                t0 = time.perf_counter()
+                api_search(q)
+                api.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                await mcp_search(q)
+                mcp_ms.append((time.perf_counter() - t0) * 1000)
+                for label, fn in stages:
+                    t0 = time.perf_counter()
+                    fn(q)
+                    stage_ms[label].append((time.perf_counter() - t0) * 1000)
+                if i % 50 == 49:
+                    log(f"searched {i + 1}/{len(queries)}")
+
+    anyio.run(run)
+    width = max(len(label) for label in stage_ms) + 4
+    out(f"  {'MemCube.search (limit 10, embedding included)':<{width + 2}}{summary(api)}")
+    out(f"  {'MCP memory_search (in-process client)':<{width + 2}}{summary(mcp_ms)}")
+    out(f"    {'MCP overhead (p50 difference)':<{width}}{pct(mcp_ms, 50) - pct(api, 50):7.2f}")
+    out("  stages, each alone:")
+    for label, values in stage_ms.items():
+        out(f"    {label:<{width}}{summary(values)}")
+    agree = []
+    with cube.store.lock:
+        for q in queries[:50]:
+            v = home.embedder.embed_one(q)
+            a = {r for r, _ in cube.mirror.search(v, 10)}
+            b = {r for r, _ in sqlite_vec_knn(cube.store.conn, v, 10)}
+            agree.append(len(a & b) / 10)
+    out(f"    (RAM mirror and sqlite-vec agree on {statistics.fmean(agree) * 100:.1f}% of the top 10)")
     out()
 
     p50, p95 = pct(api, 50), pct(api, 95)
@@ -555,35 +544,6 @@ def bench_search_after_add(cube: Any, extra: list[dict[str, Any]], queries: list
     out(f"  search right after a single add (n={len(after)}): sync+search {summary(after)}")
     out(f"    of which mirror catch-up of 1 new row       {summary(sync_ms)}")
     out()
-
-
-def _search_with_vector(cube: Any, q: Any, vector: np.ndarray) -> Any:
-    from memory.search import hybrid_search
-
-    return hybrid_search(cube.store, cube.mirror, q, vector)
-
-
-def bench_search_mcp(home: Any, queries: list[str], warmup: list[str]) -> list[float]:
-    import anyio
-    from mcp import Client
-
-    from server.app import build_server
-
-    async def run() -> list[float]:
-        server = build_server(home, warm_up=False)
-        result: list[float] = []
-        async with Client(server) as client:
-            for q in warmup[:20]:
-                await client.call_tool("memory_search", {"query": q, "cube": "bench", "limit": 10})
-            for q in queries:
-                t0 = time.perf_counter()
-                answer = await client.call_tool("memory_search", {"query": q, "cube": "bench", "limit": 10})
-                result.append((time.perf_counter() - t0) * 1000)
-                if answer.is_error:
-                    raise RuntimeError(f"memory_search failed: {answer}")
-        return result
-
-    return anyio.run(run)
 
 
 # ---------------------------------------------------------------------------------------

@@ -165,7 +165,8 @@ def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[li
 
 def exact_matches(conn: sqlite3.Connection, q: SearchQuery) -> list[int]:
     clauses, params = _filter_sql(q)
-    where = " AND ".join([_status_sql(q), "m.content_hash = ?", *clauses])
+    # "status != 'deleted'" lets SQLite use the partial unique index on live content hashes.
+    where = " AND ".join(["m.status != 'deleted'", _status_sql(q), "m.content_hash = ?", *clauses])
     return [r[0] for r in conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])]
 
 
