@@ -32,19 +32,14 @@ def cmd_install(args: argparse.Namespace) -> int:
             args.client, user_home=Path.home(), platform=sys.platform, env=os.environ,
             command=install.memcube_command(), memcube_home=Path(home).expanduser().resolve() if home else None,
         )
-        if args.dry_run:
-            _print_dry_run(change)
-            return 0
-        backup = install.apply(change)
     except install.InstallError as exc:
         print(f"memcube: {exc}", file=sys.stderr)
         return 2
-    if not change.changed:
-        print(f"{args.client}: MemCube is already installed in {change.path}")
-        return 0
-    print(f"{args.client}: MemCube installed in {change.path}" + (f" (previous file kept as {backup.name})" if backup else ""))
-    print("Restart the client to load it.")
-    return 0
+    return _carry_out(
+        change, args,
+        unchanged=f"{args.client}: MemCube is already installed in {change.path}",
+        done=f"{args.client}: MemCube installed in {change.path}", then="Restart the client to load it.",
+    )
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
@@ -52,17 +47,34 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
     try:
         change = install.plan_uninstall(args.client, user_home=Path.home(), platform=sys.platform, env=os.environ)
-        if args.dry_run:
-            _print_dry_run(change)
-            return 0
+    except install.InstallError as exc:
+        print(f"memcube: {exc}", file=sys.stderr)
+        return 2
+    return _carry_out(
+        change, args,
+        unchanged=f"{args.client}: MemCube is not in {change.path}; nothing to do",
+        done=f"{args.client}: MemCube removed from {change.path}",
+    )
+
+
+def _carry_out(change, args: argparse.Namespace, *, unchanged: str, done: str, then: str | None = None) -> int:
+    """Print the change (--dry-run) or write it, backing up the old file; say what happened."""
+    from . import install
+
+    if args.dry_run:
+        _print_dry_run(change)
+        return 0
+    try:
         backup = install.apply(change)
     except install.InstallError as exc:
         print(f"memcube: {exc}", file=sys.stderr)
         return 2
     if not change.changed:
-        print(f"{args.client}: MemCube is not in {change.path}; nothing to do")
+        print(unchanged)
         return 0
-    print(f"{args.client}: MemCube removed from {change.path}" + (f" (previous file kept as {backup.name})" if backup else ""))
+    print(done + (f" (previous file kept as {backup.name})" if backup else ""))
+    if then:
+        print(then)
     return 0
 
 
