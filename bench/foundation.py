@@ -16,8 +16,9 @@
    embedding included), through an in-process MCP client (``memory_search``), and broken
    into stages: query embedding, vector KNN from the RAM mirror vs sqlite-vec's own KNN,
    FTS5 BM25, entity links, and the row fetch (stages this version of ``memory.search``
-   lacks are left out). Then a search right after each of 50 single adds (the mirror
-   catches up first), the pattern of a conversation.
+   lacks are left out). Each query goes through all of these in turn before the next,
+   so a change of load on the machine hits every figure alike. Then a search right after
+   each of 50 single adds (the mirror catches up first), the pattern of a conversation.
 
 Figures go to stdout, progress to stderr. The last line is
 ``RESULT tools_list_ms=... add_batched_per_s=... add_single_per_s=... search_p50_ms=... search_p95_ms=...``.
