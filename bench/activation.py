@@ -55,7 +55,8 @@ def _reexec_with_openblas() -> None:
         return
     for lib in OPENBLAS:
         if Path(lib).exists():
-            env = dict(os.environ, LD_PRELOAD=lib, MEMCUBE_BENCH_BLAS=lib)
+            # MLX's prefill is matrix work that wants every core (memory/__init__ limits BLAS to one).
+            env = dict(os.environ, LD_PRELOAD=lib, MEMCUBE_BENCH_BLAS=lib, OPENBLAS_NUM_THREADS=str(os.cpu_count() or 1))
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
     os.environ["MEMCUBE_BENCH_BLAS"] = "reference (mlx[cpu] wheel)"
 

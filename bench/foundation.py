@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import memory  # noqa: E402,F401  (before numpy, as in the server: it sets numpy's BLAS threads)
 import numpy as np  # noqa: E402
 
 PROTOCOL = "2025-06-18"
@@ -436,8 +437,9 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
         ("vector KNN k=50, RAM mirror (mirror.search)", lambda q: cube.mirror.search(vectors[q], 50)),
         ("vector KNN k=50, sqlite-vec (sqlite_vec_knn)", locked(lambda q: sqlite_vec_knn(conn, vectors[q], 50))),
     ]
-    if hasattr(cube.mirror, "all_scores"):
-        stages.append(("all cosines (mirror.all_scores)", lambda q: cube.mirror.all_scores(vectors[q])))
+    for name in ("all_scores", "cosines"):  # whichever this version has
+        if hasattr(cube.mirror, name):
+            stages.append((f"all cosines (mirror.{name})", lambda q, name=name: getattr(cube.mirror, name)(vectors[q])))
     stages.append(("mirror catch-up, nothing new (mirror.sync)", locked(lambda q: cube.mirror.sync(conn))))
     stages.append((f"FTS5 BM25 k={pool} (keyword_candidates)", locked(lambda q: search_mod.keyword_candidates(conn, sq[q], pool))))
     has_context = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_context_fts'").fetchone() is not None
@@ -454,7 +456,11 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
         stages.append(("query less known names (vector_query_text)", locked(lambda q: search_mod.vector_query_text(conn, q))))
     top10 = {q: [r for r, _ in cube.mirror.search(vectors[q], 10)] for q in queries}
     stages.append(("fetch 10 hits (store.get_by_row_ids)", lambda q: cube.store.get_by_row_ids(top10[q])))
-    stages.append(("hybrid_search, query vector given", lambda q: search_mod.hybrid_search(cube.store, cube.mirror, sq[q], vectors[q])))
+    if hasattr(search_mod, "rank_by_vector"):
+        stages.append(("vector ranking, all cosines + top (rank_by_vector)", lambda q: search_mod.rank_by_vector(
+            cube.mirror, vectors[q], pool, include_archived=False, allowed=None)))
+    stages.append(("hybrid_search, query vector given", lambda q: search_mod.hybrid_search(
+        cube.store, cube.mirror, sq[q], lambda _text, v=vectors[q]: v)))
     return stages
 
 

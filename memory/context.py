@@ -3,10 +3,11 @@
 A chat turn often means little alone ("Yes, I play clarinet!" answers a question asked
 one turn before). Memories that share a ``session_id`` form a **thread**, ordered by
 ``occurred_at`` then by insertion (``row_id``). Each memory's **context window** is its
-own text with up to ``WINDOW`` live neighbours on each side in its thread; a memory with
-no session is its own window. The windows are indexed in ``memory_context_fts`` (FTS5,
-rowid = the memory's row id), so a keyword search can match a turn through words that
-its neighbours said.
+own text with up to ``WINDOW`` live neighbours on each side in its thread. The windows are
+indexed in ``memory_context_fts`` (FTS5, rowid = the memory's row id), so a keyword search
+can match a turn through words that its neighbours said. A memory with no session is its
+own window: it is not indexed here a second time, search uses its ``memory_fts`` match
+(a cube of 10,000 notes would otherwise pay for two identical keyword passes per search).
 
 The windows are derived state (invariant 2): every write that can change a thread
 (add, a new text or ``occurred_at``, a status change, a purge) calls ``refresh`` for the
@@ -35,13 +36,8 @@ def refresh(conn: sqlite3.Connection, row_ids: Iterable[int]) -> None:
             if row_id in found and found[row_id] is not None:
                 sessions.add(found[row_id])
                 continue
-            # Purged, or a memory without a session: it is its own window while it is live.
+            # Purged, or a memory without a session (its window is its own text, in memory_fts).
             conn.execute("DELETE FROM memory_context_fts WHERE rowid = ?", (row_id,))
-            conn.execute(
-                "INSERT INTO memory_context_fts(rowid, text) SELECT row_id, text FROM memories "
-                "WHERE row_id = ? AND status IN ('active', 'archived')",
-                (row_id,),
-            )
     refresh_threads(conn, sessions)
 
 
@@ -82,18 +78,25 @@ def thread_neighbours(conn: sqlite3.Connection, row_id: int, before: int, after:
     if row is None or row[0] is None:
         return []
     session_id, occurred_at = row
+    earlier = _walk(conn, session_id, (occurred_at or "", row_id), statuses, before, backwards=True)
+    later = _walk(conn, session_id, (occurred_at or "", row_id), statuses, after, backwards=False)
+    return [(r, -(i + 1)) for i, r in enumerate(earlier)][::-1] + [(r, i + 1) for i, r in enumerate(later)]
+
+
+def _walk(
+    conn: sqlite3.Connection, session_id: str, start: tuple[str, int], statuses: tuple[str, ...], count: int, *, backwards: bool
+) -> list[int]:
+    """Up to ``count`` row ids of the thread, nearest first, going back or forth from ``start`` (thread order)."""
+    if count <= 0:
+        return []
+    when, row_id = start
+    beyond, order = ("<", "DESC") if backwards else (">", "ASC")
     placeholders = ",".join("?" * len(statuses))
-    key = (occurred_at or "", row_id)
-    earlier = conn.execute(
+    rows = conn.execute(
         f"SELECT row_id FROM memories WHERE session_id = ? AND status IN ({placeholders}) "
-        "AND (coalesce(occurred_at, '') < ? OR (coalesce(occurred_at, '') = ? AND row_id < ?)) "
-        "ORDER BY coalesce(occurred_at, '') DESC, row_id DESC LIMIT ?",
-        [session_id, *statuses, key[0], key[0], row_id, before],
-    ).fetchall() if before > 0 else []
-    later = conn.execute(
-        f"SELECT row_id FROM memories WHERE session_id = ? AND status IN ({placeholders}) "
-        "AND (coalesce(occurred_at, '') > ? OR (coalesce(occurred_at, '') = ? AND row_id > ?)) "
-        "ORDER BY coalesce(occurred_at, ''), row_id LIMIT ?",
-        [session_id, *statuses, key[0], key[0], row_id, after],
-    ).fetchall() if after > 0 else []
-    return [(r, -(i + 1)) for i, (r,) in enumerate(earlier)][::-1] + [(r, i + 1) for i, (r,) in enumerate(later)]
+        f"AND (coalesce(occurred_at, '') {beyond} ? OR (coalesce(occurred_at, '') = ? AND row_id {beyond} ?)) "
+        f"ORDER BY coalesce(occurred_at, '') {order}, row_id {order} LIMIT ?",
+        [session_id, *statuses, when, when, row_id, count],
+    ).fetchall()
+    return [r for (r,) in rows]
+

@@ -1,15 +1,18 @@
 """Health checks for a cube: is every derived store in step with SQLite?
 
 Checks SQLite's own integrity, that every live memory has exactly one vector from the
-configured model and one FTS row, that deleted memories have neither, and that the
+configured model and one FTS row (and, in a thread, one context window), that deleted
+memories have none of these, and that the
 Kuzu graph holds exactly the active memories. Repairs what it can: pending graph work
 is applied, a graph that disagrees is rebuilt, stale vectors are recomputed.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 
+from . import context
 from .cube import MemCube
 from .errors import Unavailable
 from .graph import IN_GRAPH
@@ -33,6 +36,20 @@ class DoctorReport:
         return "\n".join(lines)
 
 
+LIVE = "m.status != 'deleted'"
+
+
+def _drift(conn: sqlite3.Connection, table: str, belongs: str) -> tuple[int, int]:
+    """(memories that should have a row in ``table`` and do not, rows of ``table`` for no such memory)."""
+    missing = conn.execute(
+        f"SELECT count(*) FROM memories m WHERE {belongs} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.rowid = m.row_id)"
+    ).fetchone()[0]
+    extra = conn.execute(
+        f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = t.rowid AND {belongs})"
+    ).fetchone()[0]
+    return missing, extra
+
+
 def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = False) -> DoctorReport:
     report = DoctorReport(cube.name)
     conn = cube.store.conn
@@ -40,22 +57,24 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             report.problem(f"SQLite integrity_check: {integrity}")
-        fts_missing = conn.execute(
-            "SELECT count(*) FROM memories m WHERE m.status != 'deleted' AND NOT EXISTS (SELECT 1 FROM memory_fts f WHERE f.rowid = m.row_id)"
-        ).fetchone()[0]
-        fts_extra = conn.execute(
-            "SELECT count(*) FROM memory_fts f WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = f.rowid AND m.status != 'deleted')"
-        ).fetchone()[0]
+        fts_missing, fts_extra = _drift(conn, "memory_fts", LIVE)
+        window_missing, window_extra = _drift(conn, "memory_context_fts", f"{LIVE} AND m.session_id IS NOT NULL")
     if fts_missing or fts_extra:
         report.problem(f"FTS index: {fts_missing} live memories missing, {fts_extra} stray rows")
         with cube.store.write() as w:
-            w.execute("INSERT INTO memory_fts(memory_fts) VALUES ('delete-all')")
+            w.execute("DELETE FROM memory_fts")
             w.execute(
                 "INSERT INTO memory_fts(rowid, text, tags, entities) SELECT row_id, text, "
                 "(SELECT group_concat(value, ' ') FROM json_each(tags)), (SELECT group_concat(value, ' ') FROM json_each(entities)) "
                 "FROM memories WHERE status != 'deleted'"
             )
         report.repairs.append("rebuilt the FTS index")
+    if window_missing or window_extra:
+        report.problem(f"context windows: {window_missing} threaded memories missing, {window_extra} stray rows")
+        with cube.store.write() as w:
+            w.execute("DELETE FROM memory_context_fts")
+            context.refresh_threads(w, [r[0] for r in w.execute("SELECT DISTINCT session_id FROM memories WHERE session_id IS NOT NULL")])
+        report.repairs.append("rebuilt the context windows")
 
     if reembed:
         count = cube.reembed()
@@ -67,12 +86,7 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
             cube._vectors_ready = False  # noqa: SLF001 - doctor is the cube's own repair tool
         cube.ensure_vectors()
     with cube.store.lock:
-        vec_missing = conn.execute(
-            "SELECT count(*) FROM memories m WHERE m.status != 'deleted' AND NOT EXISTS (SELECT 1 FROM memory_vec v WHERE v.rowid = m.row_id)"
-        ).fetchone()[0]
-        vec_extra = conn.execute(
-            "SELECT count(*) FROM memory_vec v WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = v.rowid AND m.status != 'deleted')"
-        ).fetchone()[0]
+        vec_missing, vec_extra = _drift(conn, "memory_vec", LIVE)
     if vec_missing or vec_extra:
         report.problem(f"vectors: {vec_missing} live memories without a vector, {vec_extra} stray vectors")
         with cube.store.write() as w:

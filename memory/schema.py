@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4  # == len(MIGRATIONS)
+SCHEMA_VERSION = 5  # == len(MIGRATIONS)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -167,7 +167,12 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+def _v5(conn: sqlite3.Connection) -> None:
+    """A memory without a session is no longer indexed as its own context window (see memory.context)."""
+    conn.execute("DELETE FROM memory_context_fts WHERE rowid IN (SELECT row_id FROM memories WHERE session_id IS NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

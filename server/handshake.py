@@ -6,17 +6,18 @@ server answers to ``initialize``, ``tools/list``, ``prompts/list``, ``resources/
 loading. ``tests/test_fast_start.py`` records a live server and compares, so a change to
 a tool, prompt or resource fails the tests until the recording is refreshed:
 
-    uv run python -m server.handshake --write
+    uv run python -m server.handshake --write    # rewrite the recording
+    uv run python -m server.handshake --check    # exit 1 when it is stale
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import threading
 from typing import Any
 
+from .recording import publish, scratch_server
 from .stdio_front import ANSWERABLE, SNAPSHOT_PATH
 
 CLIENT_INFO = {"name": "memcube-handshake-recorder", "version": "1"}
@@ -26,15 +27,10 @@ def record() -> dict[str, Any]:
     import anyio
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-    from memory import MemoryHome
-
-    from .app import build_server
     from .backend import serve_lines
 
     snapshot: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        home = MemoryHome(scratch)
-        mcp = build_server(home, warm_up=False)
+    with scratch_server() as mcp:
         for version in HANDSHAKE_PROTOCOL_VERSIONS:
             requests = [
                 {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -74,19 +70,12 @@ def record() -> dict[str, Any]:
                 if "result" in answers[n]:
                     recorded[method] = answers[n]["result"]
             snapshot[version] = recorded
-        home.close()
     return snapshot
 
 
 def main() -> int:
-    snapshot = record()
-    text = json.dumps(snapshot, indent=1, sort_keys=True) + "\n"
-    if "--write" in sys.argv:
-        SNAPSHOT_PATH.write_text(text, encoding="utf-8")
-        print(f"wrote {SNAPSHOT_PATH}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    text = json.dumps(record(), indent=1, sort_keys=True) + "\n"
+    return publish(text, SNAPSHOT_PATH, sys.argv[1:], module="server.handshake")
 
 
 if __name__ == "__main__":

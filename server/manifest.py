@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .recording import publish, scratch_server
 
 MANIFEST_PATH = Path(__file__).resolve().parents[1] / "manifest.json"
 MAX_DESCRIPTION = 300
@@ -49,19 +50,10 @@ def live_listing() -> dict[str, Any]:
     """What a freshly built server serves: its version, tools and prompts (manifest shape)."""
     import anyio
 
-    from memory import MemoryHome
-
-    from .app import build_server
-
-    with tempfile.TemporaryDirectory() as scratch:
-        home = MemoryHome(scratch)
-        try:
-            mcp = build_server(home, warm_up=False)
-            tools = anyio.run(mcp.list_tools)
-            prompts = anyio.run(mcp.list_prompts)
-            version = mcp.version
-        finally:
-            home.close()
+    with scratch_server() as mcp:
+        tools = anyio.run(mcp.list_tools)
+        prompts = anyio.run(mcp.list_prompts)
+        version = mcp.version
     return {
         "version": version,
         "tools": [{"name": t.name, "description": summary(t.description)} for t in tools],
@@ -99,18 +91,7 @@ def dumps(manifest: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     current = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
-    text = dumps(render(current, live_listing()))
-    if "--write" in args:
-        MANIFEST_PATH.write_text(text, encoding="utf-8")
-        print(f"wrote {MANIFEST_PATH}", file=sys.stderr)
-    elif "--check" in args:
-        if text != dumps(current):
-            print(f"{MANIFEST_PATH} is stale: run `uv run python -m server.manifest --write`", file=sys.stderr)
-            return 1
-        print(f"{MANIFEST_PATH} matches the server", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return publish(dumps(render(current, live_listing())), MANIFEST_PATH, args, module="server.manifest")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ def live(tmp_path, shared_embedder):
 def _state(portal, client: Client, canary: str) -> tuple[Any, ...]:
     stats = portal.call(lambda: client.read_resource("memory://default/stats", cache_mode="bypass"))
     got = portal.call(lambda: client.call_tool("memory_get", {"ids": canary}))
+    assert not got.is_error, got.content
     memory = got.structured_content["memories"][0]
     counts = json.loads(stats.contents[0].text)
     counts.pop("graph_pending", None)
