@@ -318,7 +318,8 @@ class SearchHit(BaseModel):
     status: MemoryStatus
     signals: dict[str, SignalScore] = Field(
         description="why this memory was found: keyword (its words), context (words of its thread neighbours), "
-        "vector (meaning), entity (an entity the query names), speaker (said by one of them), exact (its text is the query)"
+        "vector (meaning), entity (an entity the query names), speaker (said by one of them), exact (its text is the query), "
+        "asks (a small penalty: the memory ends with a question, so it asks rather than tells)"
     )
 
 

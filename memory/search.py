@@ -17,7 +17,9 @@ The vector looks for *what* the query asks and the entity signal for *who*: the 
 embedded without the names of entities the cube knows, and a memory without its leading
 speaker. The fused score is the weighted sum. Measured on long conversations (bench/locomo.py),
 summing normalised scores beat reciprocal rank fusion, which gives a weak signal's
-ranking as much say as a strong one's. Time words ("last week") are read before this, by
+ranking as much say as a strong one's. Two priors then reorder the best few: a memory that
+ends with a question (``asks``) gives way to statements, and when the query names several
+people who speak in the cube, their memories take turns. Time words ("last week") are read before this, by
 ``MemCube.search_in_time`` (``memory.temporal``), into an ``occurred_at`` filter.
 """
 
@@ -155,8 +157,8 @@ def keyword_candidates(
     return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
 
 
-def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], set[int]]:
-    """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and those said by one.
+def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], dict[int, str]]:
+    """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and who said which.
 
     A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
     1 for an entity one memory mentions, 0 for one that every memory mentions (the user's
@@ -164,7 +166,7 @@ def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[li
     """
     keys = query_keys(q.query)
     if not keys:
-        return [], set()
+        return [], {}
     clauses, params = _filter_sql(q)
     where = " AND ".join([_status_sql(q), *clauses])
     # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
@@ -176,15 +178,15 @@ def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[li
         [*keys, *params],
     ).fetchall()
     if not rows:
-        return [], set()
+        return [], {}
     total = max(2, conn.execute(f"SELECT count(*) FROM memories m WHERE {_status_sql(q)}").fetchone()[0])
     df = Counter(norm for _, norm, _ in rows)
     best: dict[int, float] = {}
-    said: set[int] = set()
+    said: dict[int, str] = {}
     for row_id, norm, speaker in rows:
         best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
         if speaker:
-            said.add(row_id)
+            said[row_id] = norm
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
     return ranked, said
 
@@ -288,7 +290,7 @@ def hybrid_search(
         with store.read() as conn:
             text = vector_query_text(conn, q.query)
         embedding = parallel.soon(lambda: embed(text))
-    said: set[int] = set()
+    said: dict[int, str] = {}
     try:
         with store.read() as conn:
             if embedding is not None:
@@ -329,10 +331,14 @@ def hybrid_search(
             )
 
     # Said by someone the query names: a bonus among the memories found, not a way to be found.
-    for row_id in said & candidates.keys():
+    for row_id in said.keys() & candidates.keys():
         candidates[row_id].add("speaker", 1, 1.0, WEIGHTS["speaker"])
 
-    ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.row_id))[: q.limit]
+    ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.row_id))
+    if len(q.signals) > 1:  # a one-signal search shows that signal's own ranking (a diagnostic view)
+        head = max(RERANK_HEAD, q.limit * 3)  # the reordering below only ever reaches this deep
+        ranked = _each_speaker_in_turn(_asks_last(store, ranked[:head]), said) + ranked[head:]
+    ranked = ranked[: q.limit]
     rows = _hit_rows(store, [c.row_id for c in ranked])
     hits = []
     for candidate_ in ranked:
@@ -347,6 +353,58 @@ def hybrid_search(
             )
         )
     return hits, [c.row_id for c in ranked if c.row_id in rows]
+
+
+# A memory that ends with a question asks rather than tells: in a conversation the answer is
+# the next turn (found through its own signals and its context window), so the question
+# itself gives way to statements that score nearly as well.
+ASKS_PENALTY = 0.2
+RERANK_HEAD = 50
+_ASKS = re.compile(r"\?\s*(?:\[[^\]]*\]\s*)?$")  # "...?" or "...? [shares a photo: ...]"
+
+
+def _asks_last(store: CubeStore, ranked: list[Candidate]) -> list[Candidate]:
+    """``ranked`` with the memories that end in a question moved down by ``ASKS_PENALTY``."""
+    if not ranked:
+        return ranked
+    by_row = {c.row_id: c for c in ranked}
+    with store.lock:
+        endings = store.conn.execute(
+            f"SELECT row_id, substr(text, -200) FROM memories WHERE row_id IN ({','.join('?' * len(ranked))})",
+            list(by_row),
+        ).fetchall()
+    for row_id, ending in endings:
+        if _ASKS.search(ending):
+            by_row[row_id].add("asks", 1, -ASKS_PENALTY, -ASKS_PENALTY)
+    return sorted(ranked, key=lambda c: (-c.fused, c.row_id))
+
+
+def _each_speaker_in_turn(ranked: list[Candidate], said: dict[int, str]) -> list[Candidate]:
+    """When the query names several people who speak in the cube, their memories take turns.
+
+    "What do Jon and Gina have in common?" needs what each of them said; the fused score
+    alone can fill the top with one of them. Each named speaker's memories keep their order
+    and alternate, starting with the speaker of the best one; a memory said by nobody named
+    keeps its place ahead of any speaker's memory it outranked.
+    """
+    speakers = list(dict.fromkeys(said[c.row_id] for c in ranked if c.row_id in said))
+    if len(speakers) < 2:
+        return ranked
+    queues = {s: [c for c in ranked if said.get(c.row_id) == s] for s in speakers}
+    position = {c.row_id: i for i, c in enumerate(ranked)}
+    others = [c for c in ranked if c.row_id not in said]
+    out: list[Candidate] = []
+    turn = 0
+    while any(queues.values()):
+        queue = queues[speakers[turn % len(speakers)]]
+        turn += 1
+        if not queue:
+            continue
+        pick = queue.pop(0)
+        while others and position[others[0].row_id] < position[pick.row_id]:
+            out.append(others.pop(0))
+        out.append(pick)
+    return out + others
 
 
 def _hit_rows(store: CubeStore, row_ids: list[int]) -> dict[int, tuple]:

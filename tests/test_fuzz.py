@@ -85,9 +85,18 @@ def _state(portal, client: Client, canary: str) -> tuple[Any, ...]:
     return (json.dumps(counts, sort_keys=True), memory["version"], memory["text"], memory["status"])
 
 
+def _canary_alive(portal, client: Client, canary: str) -> bool:
+    got = portal.call(lambda: client.call_tool("memory_get", {"ids": canary}))
+    return not got.is_error and got.structured_content["memories"][0]["status"] != "deleted"
+
+
 def test_every_tool_survives_hostile_and_random_arguments(live):
     portal, client, watcher, _ = live
-    canary = portal.call(lambda: client.call_tool("memory_add", {"text": "Canary: Ada keeps bees in Lyon"})).structured_content["ids"][0]
+    def new_canary(n: int) -> str:
+        answer = portal.call(lambda: client.call_tool("memory_add", {"text": f"Canary {n}: Ada keeps bees in Lyon"}))
+        return answer.structured_content["ids"][0]
+
+    canaries = [new_canary(0)]
     tools = portal.call(client.list_tools).tools
     counts = {"cases": 0, "rejected": 0}
 
@@ -98,6 +107,9 @@ def test_every_tool_survives_hostile_and_random_arguments(live):
         names = list(tool.input_schema.get("properties", {}))
         chosen = data.draw(st.lists(st.sampled_from(names + ["unknown_field"]), unique=True, max_size=len(names) + 1))
         arguments = {name: data.draw(values) for name in chosen}
+        if not _canary_alive(portal, client, canaries[-1]):
+            canaries.append(new_canary(len(canaries)))  # an accepted delete of the canary is allowed
+        canary = canaries[-1]
         if data.draw(st.booleans()) and "ids" in names:
             arguments["ids"] = canary if data.draw(st.booleans()) else [canary, "mem_" + "0" * 26]
         before = _state(portal, client, canary)
