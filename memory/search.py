@@ -337,9 +337,11 @@ def hybrid_search(
     ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.row_id))
     if len(q.signals) > 1:  # a one-signal search shows that signal's own ranking (a diagnostic view)
         head = max(RERANK_HEAD, q.limit * 3)  # the reordering below only ever reaches this deep
-        ranked = _each_speaker_in_turn(_asks_last(store, ranked[:head]), said) + ranked[head:]
+        rows = _hit_rows(store, [c.row_id for c in ranked[:head]])  # one read for the priors and the hits
+        ranked = _each_speaker_in_turn(_asks_last(ranked[:head], rows), said) + ranked[head:]
+    else:
+        rows = _hit_rows(store, [c.row_id for c in ranked[: q.limit]])
     ranked = ranked[: q.limit]
-    rows = _hit_rows(store, [c.row_id for c in ranked])
     hits = []
     for candidate_ in ranked:
         row = rows.get(candidate_.row_id)
@@ -363,19 +365,12 @@ RERANK_HEAD = 50
 _ASKS = re.compile(r"\?\s*(?:\[[^\]]*\]\s*)?$")  # "...?" or "...? [shares a photo: ...]"
 
 
-def _asks_last(store: CubeStore, ranked: list[Candidate]) -> list[Candidate]:
+def _asks_last(ranked: list[Candidate], rows: dict[int, tuple]) -> list[Candidate]:
     """``ranked`` with the memories that end in a question moved down by ``ASKS_PENALTY``."""
-    if not ranked:
-        return ranked
-    by_row = {c.row_id: c for c in ranked}
-    with store.lock:
-        endings = store.conn.execute(
-            f"SELECT row_id, substr(text, -200) FROM memories WHERE row_id IN ({','.join('?' * len(ranked))})",
-            list(by_row),
-        ).fetchall()
-    for row_id, ending in endings:
-        if _ASKS.search(ending):
-            by_row[row_id].add("asks", 1, -ASKS_PENALTY, -ASKS_PENALTY)
+    for candidate in ranked:
+        row = rows.get(candidate.row_id)
+        if row is not None and _ASKS.search(row[1][-200:]):
+            candidate.add("asks", 1, -ASKS_PENALTY, -ASKS_PENALTY)
     return sorted(ranked, key=lambda c: (-c.fused, c.row_id))
 
 
