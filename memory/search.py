@@ -255,16 +255,13 @@ def rank_by_vector(
     mirror: VectorMirror, vector: np.ndarray, pool: int, *, include_archived: bool, allowed: np.ndarray | None
 ) -> VectorRanking | None:
     cosines = mirror.cosines(vector, include_archived=include_archived, allowed=allowed)
-    row_ids, scores = cosines.row_ids, cosines.scores
+    scores = cosines.scores
     if not len(scores):
         return None
     # A z-score: how far a memory stands above this cube's typical similarity to the query.
     mean, std = float(scores.mean()), float(scores.std())
-    k = min(pool, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    rank = {int(row_ids[i]): r for r, i in enumerate(top.tolist(), start=1)}
-    return VectorRanking(cosines=cosines, rank=rank, mean=mean, std=std if std > 1e-9 else 1.0, unranked=k + 1)
+    rank = {row_id: r for r, (row_id, _) in enumerate(cosines.top(pool), start=1)}
+    return VectorRanking(cosines=cosines, rank=rank, mean=mean, std=std if std > 1e-9 else 1.0, unranked=len(rank) + 1)
 
 
 def hybrid_search(

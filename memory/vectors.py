@@ -32,6 +32,15 @@ class Cosines:
     _every: np.ndarray  # cosines of every row of the mirror, by position
     _position: dict[int, int]  # row id -> position; later appends only add keys past len(_every)
 
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """The ``k`` most similar searchable memories as ``(row_id, cosine)``, best first."""
+        k = min(k, len(self.scores))
+        if k <= 0:
+            return []
+        top = np.argpartition(-self.scores, k - 1)[:k] if k < len(self.scores) else np.arange(len(self.scores))
+        top = top[np.argsort(-self.scores[top], kind="stable")]
+        return [(int(self.row_ids[i]), float(self.scores[i])) for i in top]
+
     def of(self, row_ids: Iterable[int]) -> dict[int, float]:
         """Cosine of each given memory that had a vector (no second pass over the vectors)."""
         found = {}
@@ -138,22 +147,7 @@ class VectorMirror:
 
         ``allowed`` (sorted row ids) restricts the search to rows passing other filters.
         """
-        with self._lock:
-            if self._matrix is None or len(self._row_ids) == 0:
-                return []
-            scores = self._matrix @ query.astype(np.float32)
-            mask = np.ones(len(scores), dtype=bool) if include_archived else self._active.copy()
-            if allowed is not None:
-                mask &= np.isin(self._row_ids, allowed, assume_unique=True)
-            candidates = np.flatnonzero(mask)
-            if len(candidates) == 0:
-                return []
-            row_ids = self._row_ids[candidates]
-        scores = scores[candidates]
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(row_ids[i]), float(scores[i])) for i in top]
+        return self.cosines(query, include_archived=include_archived, allowed=allowed).top(k)
 
     def cosines(
         self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None
