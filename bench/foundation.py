@@ -16,7 +16,9 @@
    embedding included), through an in-process MCP client (``memory_search``), and broken
    into stages: query embedding, vector KNN from the RAM mirror vs sqlite-vec's own KNN,
    FTS5 BM25, entity links, and the row fetch (stages this version of ``memory.search``
-   lacks are left out). Each query goes through all of these in turn before the next,
+   lacks are left out). When the embedder runs int8 weights in integer arithmetic
+   (``memory.int8_compute``), the float path is timed beside it: the query embedding alone
+   and the whole hybrid search with each. Each query goes through all of these in turn before the next,
    so a change of load on the machine hits every figure alike. Then a search right after
    each of 50 single adds (the mirror catches up first), the pattern of a conversation.
 
@@ -434,6 +436,15 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
 
     stages: list[tuple[str, Callable[[str], Any]]] = [
         ("query embedding (embed_one)", lambda q: home.embedder.embed_one(q)),
+    ]
+    float_path = None
+    if getattr(home.embedder, "int8_matmuls", 0):  # the float path beside the integer one, for the ratio
+        from memory.embedder import Embedder
+
+        float_path = Embedder(compute="float")
+        float_path.load()
+        stages.append(("query embedding, float path (compute=float)", lambda q: float_path.embed_one(q)))
+    stages += [
         ("vector KNN k=50, RAM mirror (mirror.search)", lambda q: cube.mirror.search(vectors[q], 50)),
         ("vector KNN k=50, sqlite-vec (sqlite_vec_knn)", locked(lambda q: sqlite_vec_knn(conn, vectors[q], 50))),
     ]
@@ -461,6 +472,11 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
             cube.mirror, vectors[q], pool, include_archived=False, allowed=None)))
     stages.append(("hybrid_search, query vector given", lambda q: search_mod.hybrid_search(
         cube.store, cube.mirror, sq[q], lambda _text, v=vectors[q]: v)))
+    if float_path is not None:  # the whole search, side by side, with each path embedding the query
+        stages.append(("hybrid_search, query embedded (int8 path)", lambda q: search_mod.hybrid_search(
+            cube.store, cube.mirror, sq[q], home.embedder.embed_one)))
+        stages.append(("hybrid_search, query embedded (float path)", lambda q: search_mod.hybrid_search(
+            cube.store, cube.mirror, sq[q], float_path.embed_one)))
     return stages
 
 

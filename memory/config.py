@@ -7,13 +7,14 @@ Windows). ``<home>/config.toml`` is optional:
 
     [embedding]
     model_dir = "/path/to/onnx-sentence-model"   # model.onnx + tokenizer.json
+    compute = "int8"                             # int8 (default) or float: see memory.int8_compute
 
     [local_model]                                # the model memory_ask answers with (optional)
     path = "mlx-community/Qwen2.5-0.5B-Instruct-4bit"  # a folder, or a hub id fetched by `memcube model pull`
     backend = "auto"                             # auto, mlx or onnx
 
-``MEMCUBE_EMBEDDING_MODEL`` overrides ``model_dir``; ``MEMCUBE_LOCAL_MODEL`` overrides
-``local_model.path``.
+``MEMCUBE_EMBEDDING_MODEL`` overrides ``model_dir``, ``MEMCUBE_EMBEDDING_COMPUTE``
+overrides ``compute``; ``MEMCUBE_LOCAL_MODEL`` overrides ``local_model.path``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ CUBE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 class EmbeddingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_dir: str | None = None
+    # "int8": a weight-only int8 model's products run in integer arithmetic (faster; vectors
+    # within cosine 0.9997 of the float path). "float": the exact float path, e.g. to match
+    # vectors made elsewhere, or on a CPU without int8 dot-product instructions.
+    compute: Literal["int8", "float"] = "int8"
 
 
 class LocalModelConfig(BaseModel):
@@ -94,6 +99,12 @@ def load_config(home: Path) -> HomeConfig:
     override = setting("MEMCUBE_EMBEDDING_MODEL")
     if override:
         config.embedding.model_dir = override
+    compute = setting("MEMCUBE_EMBEDDING_COMPUTE")
+    if compute:
+        try:
+            config.embedding = EmbeddingConfig.model_validate({**config.embedding.model_dump(), "compute": compute})
+        except ValueError:
+            raise InvalidInput(f"MEMCUBE_EMBEDDING_COMPUTE must be 'int8' or 'float', not {compute[:40]!r}") from None
     local = setting("MEMCUBE_LOCAL_MODEL")
     if local:
         config.local_model.path = local

@@ -5,6 +5,9 @@ The default is all-MiniLM-L6-v2 quantised to int8: the ``model.onnx`` comes from
 (``memory/assets``). Any folder holding a sentence-transformer exported to ONNX
 (``model.onnx`` + ``tokenizer.json``, output ``last_hidden_state``) can replace it.
 Vectors are mean-pooled over real tokens and L2-normalised, so cosine is a dot product.
+
+A model whose linear layers hold int8 weights (the default does) runs them in integer
+arithmetic unless ``compute="float"`` (``memory.int8_compute``); the model id then says so.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+INT8_COMPUTE_SUFFIX = "+int8mm"  # on the model id of vectors made by the integer path
 MAX_TOKENS = 256
 BATCH_SIZE = 32
 
@@ -50,11 +54,17 @@ def _default_model_id() -> str:
 class Embedder:
     """Turns texts into unit vectors. Thread-safe; the model loads on the first call."""
 
-    def __init__(self, model_dir: Path | str | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path | str | None = None, *, threads: int | None = None, compute: Literal["int8", "float"] = "int8"
+    ) -> None:
+        if compute not in ("int8", "float"):
+            raise InvalidInput(f"embedding compute must be 'int8' or 'float', not {compute!r}")
+        self._compute = compute
+        self._int8_matmuls = 0  # how many of the model's products run in integer arithmetic (known once loaded)
         if model_dir is None:
             self._model_file = _default_model_file()
             self._tokenizer_file = ASSETS / DEFAULT_MODEL_NAME / "tokenizer.json"
-            self._model_id: str | None = _default_model_id()
+            self._weights_id: str | None = _default_model_id()
         else:
             folder = Path(model_dir).expanduser()
             self._model_file = folder / "model.onnx"
@@ -65,7 +75,7 @@ class Embedder:
                         f"embedding model folder {folder} has no {needed.name}; "
                         "it needs model.onnx and tokenizer.json (a sentence-transformer exported to ONNX)"
                     )
-            self._model_id = None  # from the weights' hash, computed on load
+            self._weights_id = None  # from the weights' hash, computed on first use
         # One thread per run: a query's embedding then overlaps the keyword stages of its
         # search (see memory.search) instead of fighting them for the cores, and a batch uses
         # every core by running its chunks side by side (``embed``). Measured on two cores:
@@ -79,11 +89,20 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        """Identity of the weights: vectors from two different ids are never mixed."""
-        if self._model_id is None:
+        """Identity of the weights and of how they are run: vectors from two different ids are never mixed."""
+        if self._weights_id is None:
             digest = hashlib.sha256(self._model_file.read_bytes()).hexdigest()[:12]
-            self._model_id = f"{self._model_file.parent.name}-onnx@{digest}"
-        return self._model_id
+            self._weights_id = f"{self._model_file.parent.name}-onnx@{digest}"
+        if self._compute == "float":
+            return self._weights_id
+        self.load()  # whether any product runs in integer arithmetic is known once the graph is read
+        return self._weights_id + (INT8_COMPUTE_SUFFIX if self._int8_matmuls else "")
+
+    @property
+    def int8_matmuls(self) -> int:
+        """How many matrix products run in integer arithmetic (0 with ``compute="float"`` or a float model)."""
+        self.load()
+        return self._int8_matmuls
 
     @property
     def dim(self) -> int:
@@ -112,7 +131,8 @@ class Embedder:
             # from the SQLite work a search does in parallel (measured: about 1 ms per search).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = ort.InferenceSession(str(self._model_file), options, providers=["CPUExecutionProvider"])
+            model, self._int8_matmuls = self._graph()
+            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
             tokenizer = tokenizers.Tokenizer.from_file(str(self._tokenizer_file))
             tokenizer.enable_truncation(MAX_TOKENS)
             tokenizer.enable_padding()
@@ -120,9 +140,20 @@ class Embedder:
             self._tokenizer = tokenizer
             probe = self._run(["dimension probe"], session)
             self._dim = int(probe.shape[1])
-            self.model_id  # noqa: B018 - hash custom weights now, not inside a later request
             self._session = session
             log.info("embedding model %s loaded in %.0f ms (dim %d)", self.model_id, (time.perf_counter() - started) * 1000, self._dim)
+
+    def _graph(self) -> tuple[str | bytes, int]:
+        """What ONNX Runtime loads (a path, or the rewritten graph) and how many products were made integer."""
+        if self._compute == "float":
+            return str(self._model_file), 0
+        import onnx
+
+        from . import int8_compute
+
+        model = onnx.load_model(str(self._model_file))
+        rewritten = int8_compute.rewrite(model)
+        return (model.SerializeToString(), rewritten) if rewritten else (str(self._model_file), 0)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors, one row per text, float32."""

@@ -22,7 +22,7 @@ class MemoryHome:
     def __init__(self, root: Path | str | None = None, *, embedder: Embedder | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_home()
         self.config = load_config(self.root)
-        self.embedder = embedder or Embedder(self.config.embedding.model_dir)
+        self.embedder = embedder or Embedder(self.config.embedding.model_dir, compute=self.config.embedding.compute)
         self._cubes: dict[str, MemCube] = {}
         self._lock = threading.Lock()
 
