@@ -29,6 +29,7 @@ Figures go to stdout, progress to stderr. The last line is
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import os
@@ -341,6 +342,18 @@ def bench_startup(scratch: Path, runs: int) -> float:
 # ---------------------------------------------------------------------------------------
 
 
+@functools.cache
+def float_embedder(embedder: Any) -> Any | None:
+    """The float path of the same model, when ``embedder`` runs int8 weights in integer arithmetic (for side-by-side ratios)."""
+    if not getattr(embedder, "int8_matmuls", 0):
+        return None
+    from memory.embedder import Embedder
+
+    float_path = Embedder(compute="float")
+    float_path.load()
+    return float_path
+
+
 def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[float, float]:
     out(f"== 2. add throughput through MemCube.add ({len(memories)} distinct memories) ==")
     batched, single = memories[: len(memories) - singles], memories[len(memories) - singles:]
@@ -366,6 +379,13 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
     embed_ms = (time.perf_counter() - t0) * 1000
     out(f"    of which embedding {BATCH} texts alone: {embed_ms:.1f} ms per batch "
         f"({embed_ms / statistics.median(batch_ms) * 100:.0f}% of the median batch)")
+    float_path = float_embedder(cube.embedder)
+    if float_path is not None:  # the same texts on the float path, right after, for the ratio
+        t0 = time.perf_counter()
+        float_path.embed(probe)
+        float_ms = (time.perf_counter() - t0) * 1000
+        out(f"    the same {BATCH} texts on the float path (compute=float): {float_ms:.1f} ms "
+            f"(int8 path {float_ms / embed_ms:.2f}x as fast)")
 
     single_ms: list[float] = []
     for item in single:
@@ -437,12 +457,8 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
     stages: list[tuple[str, Callable[[str], Any]]] = [
         ("query embedding (embed_one)", lambda q: home.embedder.embed_one(q)),
     ]
-    float_path = None
-    if getattr(home.embedder, "int8_matmuls", 0):  # the float path beside the integer one, for the ratio
-        from memory.embedder import Embedder
-
-        float_path = Embedder(compute="float")
-        float_path.load()
+    float_path = float_embedder(home.embedder)
+    if float_path is not None:
         stages.append(("query embedding, float path (compute=float)", lambda q: float_path.embed_one(q)))
     stages += [
         ("vector KNN k=50, RAM mirror (mirror.search)", lambda q: cube.mirror.search(vectors[q], 50)),
