@@ -99,7 +99,7 @@ def ttft(kind: str, folder: Path, text: str, cold_runs: int, warm_runs: int) -> 
 
 
 def part_ttft(kinds: list[str], data: list[dict[str, Any]], quick: bool, scratch: Path) -> None:
-    from memory.activation.random_models import QWEN25_05B, build_mlx_model, build_onnx_model
+    from random_models import QWEN25_05B, build_mlx_model, build_onnx_model
 
     text = memory_text(data)
     for kind in kinds:
@@ -175,7 +175,7 @@ async def replay(data: list[dict[str, Any]], model: Path, kind: str, home_dir: P
 def part_scheduler(data: list[dict[str, Any]], quick: bool, scratch: Path, kind: str) -> None:
     import anyio
 
-    from memory.activation.random_models import Shape, build_mlx_model, build_onnx_model
+    from random_models import Shape, build_mlx_model, build_onnx_model
 
     model = (build_mlx_model if kind == "mlx" else build_onnx_model)(scratch / f"{kind}-tiny", Shape())
     subset = data[:1] if quick else data

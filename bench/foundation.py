@@ -347,7 +347,7 @@ def float_embedder(embedder: Any) -> Any | None:
     """The float path of the same model, when ``embedder`` runs int8 weights in integer arithmetic (for side-by-side ratios)."""
     if not getattr(embedder, "int8_matmuls", 0):
         return None
-    from memory.embedder import Embedder
+    from memory.retrieval.embedder import Embedder
 
     float_path = Embedder(compute="float")
     float_path.load()
@@ -439,9 +439,9 @@ def bench_graph_sync(cube: Any) -> None:
 
 def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[str, Callable[[str], Any]]]:
     """(label, fn(query)) for each stage of a search that this version of ``memory.search`` has."""
-    import memory.search as search_mod
+    import memory.retrieval.search as search_mod
     from memory import SearchQuery
-    from memory.vectors import sqlite_vec_knn
+    from memory.store.vector_mirror import sqlite_vec_knn
 
     conn, lock = cube.store.conn, cube.store.lock
     sq = {q: SearchQuery(query=q, limit=10) for q in queries}
@@ -501,7 +501,7 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     import anyio
     from mcp import Client
 
-    from memory.vectors import sqlite_vec_knn
+    from memory.store.vector_mirror import sqlite_vec_knn
     from server.app import build_server
 
     n = cube.stats().active
@@ -603,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     args.single = min(args.single, args.memories // 2)
 
     from memory import MemoryHome
-    from memory.db import driver_name
+    from memory.store.connection import driver_name
 
     scratch = Path(tempfile.mkdtemp(prefix="memcube-bench-"))
     log(f"scratch folder {scratch}")

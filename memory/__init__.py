@@ -42,10 +42,10 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .cube import MemCube
-    from .errors import Conflict, InvalidInput, MemCubeError, NotFound, Unavailable
-    from .home import MemoryHome
-    from .models import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
+    from memory.cube import MemCube
+    from memory.errors import Conflict, InvalidInput, MemCubeError, NotFound, Unavailable
+    from memory.home import MemoryHome
+    from memory.models import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
 
 
 def __getattr__(name: str) -> Any:

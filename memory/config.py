@@ -28,9 +28,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .access import AccessConfig
-from .constants import DEFAULT_CUBE
-from .errors import InvalidInput
+from memory.access_rules import AccessConfig
+from memory.defaults import DEFAULT_CUBE
+from memory.errors import InvalidInput
 
 __all__ = ["DEFAULT_CUBE", "HomeConfig", "check_cube_name", "default_home", "load_config"]
 CUBE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")

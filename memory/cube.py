@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .embedder import Embedder
-from .entities import extract_entities, normalize
-from .errors import InvalidInput, Unavailable
-from .graph import PREVIEW_CHARS, GraphStore
-from .models import (
+from memory.retrieval.embedder import Embedder
+from memory.entities import extract_entities, normalize
+from memory.errors import InvalidInput, Unavailable
+from memory.graph.graph_store import PREVIEW_CHARS, GraphStore
+from memory.models import (
     MAX_BATCH,
     MAX_ENTITIES,
     MAX_IDS,
@@ -45,14 +45,14 @@ from .models import (
     SearchQuery,
     VersionEntry,
 )
-from .schema import SCHEMA_VERSION
-from .search import context_turns, embedding_text, hybrid_search
-from .profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
-from .store import CubeStore, NewMemory, check_ids
-from .temporal import TimeWindow
-from .temporal import resolve as resolve_time
-from .timeutil import now_stored, parse_moment, stored_from_input
-from .vectors import VectorMirror
+from memory.store.schema import SCHEMA_VERSION
+from memory.retrieval.search import context_turns, embedding_text, hybrid_search
+from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
+from memory.store.cube_store import CubeStore, NewMemory, check_ids
+from memory.retrieval.time_words import TimeWindow
+from memory.retrieval.time_words import resolve as resolve_time
+from memory.timeutil import now_stored, parse_moment, stored_from_input
+from memory.store.vector_mirror import VectorMirror
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ class MemCube:
             pending, self._pending_access = self._pending_access, Counter()
         if pending:
             with self.store.write() as conn:
-                from .timeutil import now_stored
+                from memory.timeutil import now_stored
 
                 now = now_stored()
                 conn.executemany(

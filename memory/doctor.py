@@ -12,10 +12,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from . import context
-from .cube import MemCube
-from .errors import Unavailable
-from .graph import IN_GRAPH
+from memory.store import threads as context
+from memory.cube import MemCube
+from memory.errors import Unavailable
+from memory.graph.graph_store import IN_GRAPH
 
 
 @dataclass

@@ -4,7 +4,7 @@ Layout::
 
     <home>/config.toml            optional settings (see memory.config)
     <home>/cubes/<cube>/memory.db SQLite: memories, versions, FTS5, sqlite-vec (source of truth)
-    <home>/cubes/<cube>/graph/    Kuzu graph, derived from memory.db
+    <home>/cubes/<cube>/graph/    Kuzu graph, derived from memory.store.connection
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .config import DEFAULT_CUBE, check_cube_name, default_home, load_config
-from .cube import MemCube
-from .embedder import Embedder
-from .errors import NotFound
+from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_config
+from memory.cube import MemCube
+from memory.retrieval.embedder import Embedder
+from memory.errors import NotFound
 
 
 class MemoryHome:

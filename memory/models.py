@@ -72,7 +72,7 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def check_encodable(value: str, field: str) -> str:
     """Text that SQLite, Kuzu and JSON can all hold: valid Unicode, no lone surrogates."""
-    from .errors import InvalidInput
+    from memory.errors import InvalidInput
 
     try:
         value.encode("utf-8")
@@ -104,8 +104,8 @@ def _check_moment(value: Any) -> Any:
     """Reject a date that cannot be read at validation time, before anything is opened or written."""
     if value is None:
         return None
-    from .errors import InvalidInput
-    from .timeutil import stored_from_input
+    from memory.errors import InvalidInput
+    from memory.timeutil import stored_from_input
 
     try:
         return stored_from_input(value, field="time")

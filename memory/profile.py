@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from .models import Memory
-from .store import CubeStore, row_to_memory, MEMORY_COLUMNS
-from .timeutil import now_utc, to_stored
+from memory.models import Memory
+from memory.store.cube_store import CubeStore, row_to_memory, MEMORY_COLUMNS
+from memory.timeutil import now_utc, to_stored
 
 DEFAULT_BUDGET_TOKENS = 1_500
 UPCOMING_DAYS = 14

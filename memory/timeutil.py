@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from .errors import InvalidInput
+from memory.errors import InvalidInput
 
 STORED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 

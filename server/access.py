@@ -21,7 +21,7 @@ from mcp_types.jsonrpc import INVALID_PARAMS
 
 from memory import MemoryHome
 from memory.config import CUBE_NAME_PATTERN
-from memory.constants import DEFAULT_CUBE
+from memory.defaults import DEFAULT_CUBE
 
 log = logging.getLogger(__name__)
 

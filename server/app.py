@@ -15,7 +15,7 @@ from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestPar
 from memory import MemoryHome
 
 from .access import AccessControl
-from memory.scheduler import Scheduler
+from memory.activation.scheduler import Scheduler
 from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.runtime import ToolRuntime
 

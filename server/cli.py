@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memory.constants import DEFAULT_CUBE
+from memory.defaults import DEFAULT_CUBE
 
 
 def _home(args: argparse.Namespace) -> Any:
@@ -98,7 +98,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from memory.backup import backup_home
+    from memory.io.backup import backup_home
 
     home = _home(args)
     try:

@@ -80,7 +80,7 @@ def _carry_out(change, args: argparse.Namespace, *, unchanged: str, done: str, t
 
 def cmd_export(args: argparse.Namespace) -> int:
     from memory import MemoryHome
-    from memory.portable import export_cube
+    from memory.io.archive import export_cube
 
     home = MemoryHome(getattr(args, "home", None))
     try:
@@ -108,14 +108,14 @@ def sniff_format(path: Path) -> str:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from memory import MemoryHome
-    from memory.constants import DEFAULT_CUBE
+    from memory.defaults import DEFAULT_CUBE
 
     path = Path(args.file)
     kind = args.format or sniff_format(path)
     home = MemoryHome(getattr(args, "home", None))
     try:
         if kind == "archive":
-            from memory.portable import import_archive
+            from memory.io.archive import import_archive
 
             report = import_archive(home, path, cube=args.cube_name)
             moved = f"; re-embedded {report.reembedded} with {report.cube_model}" if report.reembedded else ""

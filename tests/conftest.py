@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 
 from memory import MemoryHome
-from memory.embedder import Embedder
+from memory.retrieval.embedder import Embedder
 from server.app import build_server
 from support import CLIENT_INFO
 

@@ -18,7 +18,7 @@ from memory import MemoryHome
 from memory.activation.base import CacheRefused
 from memory.activation.engine import ActivationEngine, load_backend
 from memory.activation.kv_store import KVStore
-from memory.activation.random_models import build_mlx_model, build_onnx_model
+from random_models import build_mlx_model, build_onnx_model
 from memory.config import LocalModelConfig
 from server.app import build_server
 from support import CLIENT_INFO, error, ok

@@ -15,9 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from memory import MemoryHome, SearchQuery
 from memory.config import load_config
-from memory.embedder import INT8_COMPUTE_SUFFIX, Embedder, _default_model_file
+from memory.retrieval.embedder import INT8_COMPUTE_SUFFIX, Embedder, _default_model_file
 from memory.errors import InvalidInput
-from memory.int8_compute import BLOCK, rewrite
+from memory.retrieval.int8_compute import BLOCK, rewrite
 
 TEXTS = [
     "Alice: I finally booked the flight to Lisbon for the conference in May.",

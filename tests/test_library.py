@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from memory import Conflict, InvalidInput, Memory, MemoryHome, NotFound, SearchHit
-from memory.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
+from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
 from memory.entities import extract_entities, normalize, query_keys
-from memory.vectors import sqlite_vec_knn
+from memory.store.vector_mirror import sqlite_vec_knn
 
 TOPICS = [
     "Alice prefers green tea over coffee",

@@ -9,9 +9,9 @@ import zipfile
 import pytest
 
 from memory import InvalidInput, MemoryHome
-from memory.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
-from memory.importers import import_markdown, import_mcp_memory, read_markdown, read_mcp_memory
-from memory.portable import FORMAT, export_cube, import_archive, read_manifest
+from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
+from memory.io.importers import import_markdown, import_mcp_memory, read_markdown, read_mcp_memory
+from memory.io.archive import FORMAT, export_cube, import_archive, read_manifest
 
 NOTES = [
     {"text": "Alice prefers green tea over coffee", "type": "preference", "entities": ["Alice"], "tags": ["drinks"]},

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from memory import SearchQuery
-from memory.context import WINDOW
-from memory.search import embedding_text, speaker_of, vector_query_text
+from memory.store.threads import WINDOW
+from memory.retrieval.search import embedding_text, speaker_of, vector_query_text
 from support import ok
 
 # A chat where the answer ("Yes! Bali, last summer") never repeats the question's words.

@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import memory.parallel as parallel
+import memory.retrieval.fork as parallel
 from memory import MemoryHome, SearchQuery
-from memory.db import connect
+from memory.store.connection import connect
 from memory.doctor import check_cube
-from memory.search import keyword_candidates
-from memory.vectors import SPLIT_ROWS, _times, sqlite_vec_knn
+from memory.retrieval.search import keyword_candidates
+from memory.store.vector_mirror import SPLIT_ROWS, _times, sqlite_vec_knn
 
 WORDS = "river lantern orchard violin harbour meadow glacier compass tulip falcon".split()
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from memory.activation.base import ModelIdentity
 from memory.config import DEFAULT_CUBE
-from memory.scheduler import Scheduler, ToolEvent
+from memory.activation.scheduler import Scheduler, ToolEvent
 
 from .runtime import ToolRuntime
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
 from memory.config import DEFAULT_CUBE
 from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, ContextTurn, Relation, VersionEntry
-from memory.temporal import TimeWindow
+from memory.retrieval.time_words import TimeWindow
 
 from .runtime import ToolRuntime
 

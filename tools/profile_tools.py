@@ -9,7 +9,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from memory import Memory
-from memory.constants import DEFAULT_CUBE
+from memory.defaults import DEFAULT_CUBE
 from memory.models import FeedbackInput
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile
 

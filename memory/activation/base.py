@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import InvalidInput, MemCubeError
+from memory.errors import InvalidInput, MemCubeError
 
 CACHE_FORMAT = "memcube-kv/1"
 

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ..config import LocalModelConfig
-from ..models import Memory
-from .base import Backend, CacheMeta, ModelIdentity, NoLocalModel
-from .kv_store import Entry, KVStore
-from .prompt import PromptTemplate
+from memory.config import LocalModelConfig
+from memory.models import Memory
+from memory.activation.base import Backend, CacheMeta, ModelIdentity, NoLocalModel
+from memory.activation.kv_store import Entry, KVStore
+from memory.activation.prompt import PromptTemplate
 
 T = TypeVar("T")
 HOW_TO_CONFIGURE = (
@@ -50,7 +50,7 @@ def resolve_model(config: LocalModelConfig, home: Path) -> tuple[Path, str, str]
         raise NoLocalModel(f"local model '{config.path}' is neither a folder nor pulled yet: run `memcube model pull {config.path}`, or {HOW_TO_CONFIGURE}")
     backend = config.backend
     if backend == "auto":
-        from .onnx_backend import find_onnx
+        from memory.activation.onnx_backend import find_onnx
 
         backend = "onnx" if find_onnx(folder) is not None else "mlx"
     return folder, name, backend
@@ -58,10 +58,10 @@ def resolve_model(config: LocalModelConfig, home: Path) -> tuple[Path, str, str]
 
 def load_backend(folder: Path, name: str, backend: str) -> Backend:
     if backend == "mlx":
-        from .mlx_backend import MLXBackend
+        from memory.activation.mlx_backend import MLXBackend
 
         return MLXBackend(folder, name)
-    from .onnx_backend import ONNXBackend
+    from memory.activation.onnx_backend import ONNXBackend
 
     return ONNXBackend(folder, name)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, CacheMeta, CacheRefused, read_header
+from memory.activation.base import Backend, CacheMeta, CacheRefused, read_header
 
 log = logging.getLogger(__name__)
 

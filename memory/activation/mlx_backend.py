@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import CacheRefused, ModelIdentity, model_revision
+from memory.activation.base import CacheRefused, ModelIdentity, model_revision
 
 WEIGHTS = ("*.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
 PREFILL_STEP = 512  # tokens per forward pass while prefilling: bounds peak memory on long contexts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CacheRefused, ModelIdentity, model_revision
+from memory.activation.base import CacheRefused, ModelIdentity, model_revision
 
 WEIGHTS = ("*.onnx", "*.onnx_data", "onnx/*.onnx", "onnx/*.onnx_data", "config.json", "tokenizer.json")
 # A cache is a tuple of (key, value) per layer, each [1, kv_heads, tokens, head_dim]. numpy arrays

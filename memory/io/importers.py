@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput
-from .models import MAX_BATCH, MAX_TAG_CHARS, MAX_TAGS, MAX_TEXT_CHARS
+from memory.errors import InvalidInput
+from memory.models import MAX_BATCH, MAX_TAG_CHARS, MAX_TAGS, MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
-    from .cube import MemCube
+    from memory.cube import MemCube
 
 IMPORT_CLIENT = "memcube-import"
 
@@ -54,7 +54,7 @@ def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary)
     """Add every item, after checking them all: a file with one bad item adds nothing."""
     from pydantic import ValidationError
 
-    from .models import MemoryInput
+    from memory.models import MemoryInput
 
     checked = []
     for number, item in enumerate(items, start=1):
@@ -293,7 +293,7 @@ def import_markdown(cube: MemCube, path: Path | str) -> ImportSummary:
 
 def _check_dates(items: Iterable[dict[str, Any]]) -> None:
     """A front-matter date MemCube cannot read is dropped rather than failing the whole import."""
-    from .timeutil import stored_from_input
+    from memory.timeutil import stored_from_input
 
     for item in items:
         if "occurred_at" in item:

@@ -37,12 +37,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import context, parallel
-from .entities import normalize, query_keys
-from .models import ContextTurn, SearchHit, SearchQuery, SignalScore
-from .store import CubeStore, content_hash
-from .timeutil import stored_from_input, stored_until_from_input
-from .vectors import Cosines, VectorMirror
+from memory.store import threads as context
+from memory.retrieval import fork as parallel
+from memory.entities import normalize, query_keys
+from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
+from memory.store.cube_store import CubeStore, content_hash
+from memory.timeutil import stored_from_input, stored_until_from_input
+from memory.store.vector_mirror import Cosines, VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
 # Chosen from a 16-point grid on bench/locomo.py (context 0.7/1, keyword 0.3/0.5, vector 0.3/0.4,

@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import interprocess
+from memory.graph import file_lock as interprocess
 
-from .entities import normalize
-from .errors import NotFound, Unavailable
-from .models import EntityView, GraphMemoryRef, GraphRelation
-from .store import CubeStore
+from memory.entities import normalize
+from memory.errors import NotFound, Unavailable
+from memory.models import EntityView, GraphMemoryRef, GraphRelation
+from memory.store.cube_store import CubeStore
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import sqlite_vec
 
-from .errors import Unavailable
+from memory.errors import Unavailable
 
 log = logging.getLogger(__name__)
 

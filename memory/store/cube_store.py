@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from . import context, db, schema
-from .entities import normalize
-from .errors import Conflict, InvalidInput, NotFound
-from .ids import is_memory_id, new_memory_id
-from .models import SUPERSEDING_TYPES, FeedbackEntry, Memory, MemoryStatus, RelationOut
-from .timeutil import now_stored
+from memory.store import threads as context
+from memory.store import connection as db
+from memory.store import schema
+from memory.entities import normalize
+from memory.errors import Conflict, InvalidInput, NotFound
+from memory.ids import is_memory_id, new_memory_id
+from memory.models import SUPERSEDING_TYPES, FeedbackEntry, Memory, MemoryStatus, RelationOut
+from memory.timeutil import now_stored
 
 MEMORY_COLUMNS = (
     "row_id, id, text, kind, type, status, tags, entities, relations, source, client, user_id, agent_id, "

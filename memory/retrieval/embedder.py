@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from . import parallel
-from .errors import InvalidInput
+from memory.retrieval import fork as parallel
+from memory.errors import InvalidInput
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 INT8_COMPUTE_SUFFIX = "+int8mm"  # on the model id of vectors made by the integer path
 MAX_TOKENS = 256
@@ -149,7 +149,7 @@ class Embedder:
             return str(self._model_file), 0
         import onnx
 
-        from . import int8_compute
+        from memory.retrieval import int8_compute
 
         model = onnx.load_model(str(self._model_file))
         rewritten = int8_compute.rewrite(model)

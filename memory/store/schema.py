@@ -124,7 +124,7 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 def _v2(conn: sqlite3.Connection) -> None:
     """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.context)."""
-    from . import context
+    from memory.store import threads as context
 
     conn.execute(
         "CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')"

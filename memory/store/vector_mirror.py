@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import parallel
+from memory.retrieval import fork as parallel
 
 
 @dataclass(frozen=True)

@@ -32,16 +32,16 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import context
-from .errors import InvalidInput
-from .ids import is_memory_id
-from .models import MAX_TEXT_CHARS
-from .store import content_hash
-from .timeutil import now_stored
+from memory.store import threads as context
+from memory.errors import InvalidInput
+from memory.ids import is_memory_id
+from memory.models import MAX_TEXT_CHARS
+from memory.store.cube_store import content_hash
+from memory.timeutil import now_stored
 
 if TYPE_CHECKING:
-    from .cube import MemCube
-    from .home import MemoryHome
+    from memory.cube import MemCube
+    from memory.home import MemoryHome
 
 FORMAT = "memcube-archive"
 FORMAT_VERSION = 1
@@ -98,7 +98,7 @@ def _version() -> str:
 
 def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, include_deleted: bool = False) -> ExportReport:
     """Write ``cube`` to the archive at ``path`` (overwritten). Deleted memories stay behind unless asked for."""
-    from .schema import SCHEMA_VERSION
+    from memory.store.schema import SCHEMA_VERSION
 
     path = Path(path)
     cube.flush_access()

@@ -13,9 +13,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import db
-from .errors import InvalidInput
-from .home import MemoryHome
+from memory.store import connection as db
+from memory.errors import InvalidInput
+from memory.home import MemoryHome
 
 
 @dataclass

@@ -31,9 +31,9 @@ from typing import Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from .activation.engine import ActivationEngine, AskOutcome
-from .home import MemoryHome
-from .models import Memory, SearchQuery
+from memory.activation.engine import ActivationEngine, AskOutcome
+from memory.home import MemoryHome
+from memory.models import Memory, SearchQuery
 
 log = logging.getLogger(__name__)
 
