@@ -512,7 +512,7 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     stage_ms: dict[str, list[float]] = {label: [] for label, _ in stages}
 
     def api_search(q: str) -> Any:
-        return cube.search({"query": q, "limit": 10})
+        return cube.search({"query": q, "limit": 10}).hits
 
     async def run() -> None:
         server = build_server(home, warm_up=False)
@@ -576,7 +576,7 @@ def bench_search_after_add(cube: Any, extra: list[dict[str, Any]], queries: list
         with cube.store.lock:
             cube.mirror.sync(cube.store.conn)
         t1 = time.perf_counter()
-        cube.search({"query": q, "limit": 10})
+        cube.search({"query": q, "limit": 10}).hits
         t2 = time.perf_counter()
         sync_ms.append((t1 - t0) * 1000)
         after.append((t2 - t0) * 1000)

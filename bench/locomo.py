@@ -6,7 +6,7 @@ Each conversation goes into its own cube, one memory per turn (``"<speaker>: <te
 plus ``" [shares a photo: <caption>]"`` where the turn has one), with ``occurred_at`` =
 the session's date and ``session_id`` = the conversation and session. Every category 1-4
 question is asked; a question's recall@k is the share of its evidence turns in the top k.
-Searches go through ``MemCube.search_in_time``, the call behind the memory_search tool.
+Searches go through ``MemCube.search``, the call behind the memory_search tool.
 The project's keyword-only and vector-only modes run in the same process on the same
 cubes, so the hybrid search's gain is read side by side. The last line is
 ``RESULT r5=... r10=... p50_ms=...`` for the default (hybrid) search.
@@ -129,7 +129,7 @@ def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None)
                     query=qa["question"], limit=max(KS), signals=signals
                 )
                 t1, c1 = time.perf_counter(), time.process_time()
-                hits = cube.search_in_time(query).hits  # what the memory_search tool runs
+                hits = cube.search(query).hits  # what the memory_search tool runs
                 results[mode]["latency"].append((time.perf_counter() - t1) * 1000)
                 results[mode]["cpu"].append((time.process_time() - c1) * 1000)
                 ranked = [dia_of.get(h.id, set()) for h in hits]
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         parser.error(f"unknown mode {unknown[0]!r}; use {', '.join(MODES)}")
-    from memory import search
+    from memory.retrieval import search
 
     for item in args.weight:
         name, _, value = item.partition("=")

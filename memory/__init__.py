@@ -4,7 +4,7 @@
     home = MemoryHome("~/.memcube-demo")
     cube = home.cube("default")
     cube.add([{"text": "Alice prefers tea over coffee", "type": "preference"}])
-    cube.search({"query": "what does Alice drink?"})
+    cube.search({"query": "what does Alice drink?"}).hits
 
 Names are imported on first use (PEP 562), so ``import memory.config`` stays cheap for
 the CLI and the server's fast start.
@@ -37,6 +37,7 @@ _EXPORTS = {
     "MemoryPatch": "memory.models",
     "SearchHit": "memory.models",
     "SearchQuery": "memory.models",
+    "SearchResult": "memory.models",
 }
 
 __all__ = sorted(_EXPORTS)

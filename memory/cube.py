@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from memory.retrieval.embedder import Embedder
 from memory.entities import extract_entities, normalize
@@ -43,24 +42,19 @@ from memory.models import (
     check_state,
     SearchHit,
     SearchQuery,
+    SearchResult,
     VersionEntry,
 )
 from memory.store.schema import SCHEMA_VERSION
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
-from memory.retrieval.time_words import TimeWindow
 from memory.retrieval.time_words import resolve as resolve_time
 from memory.timeutil import now_stored, parse_moment, stored_from_input
 from memory.store.vector_mirror import VectorMirror
 
 log = logging.getLogger(__name__)
 
-
-class SearchOutcome(BaseModel):
-    hits: list[SearchHit]
-    time: TimeWindow | None = Field(default=None, description="the time words in the query and the window they were read as")
-    time_applied: bool = Field(default=False, description="false when the window matched nothing and was dropped")
 
 REEMBED_BATCH = 128
 # Cosine above which a new preference or fact is taken to restate an older one (all-MiniLM-L6-v2:
@@ -148,8 +142,7 @@ class MemCube:
 
     def reembed(self) -> int:
         """Re-embed every live memory with the configured model."""
-        with self.store.write() as conn:
-            conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted'")
+        self.store.forget_embedding_models()
         self._vectors_ready = False
         self.ensure_vectors()
         return self.store.counts()["active"] + self.store.counts()["archived"]
@@ -235,28 +228,21 @@ class MemCube:
         entity (or neither naming any) and a cosine similarity of at least SUPERSEDE_SIMILARITY.
         """
         assert item.vector is not None
-        with self.store.lock:
-            rows = self.store.conn.execute(
-                "SELECT row_id FROM memories WHERE status = 'active' AND type = ? AND role IS ?", (item.type, item.role)
-            ).fetchall()
+        rows = self.store.same_kind_row_ids(item.type, item.role)
         if not rows:
             return []
-        with self.store.read() as conn:
-            self.mirror.sync(conn)
-        similarity = self.mirror.similarity(item.vector, [r[0] for r in rows])
+        self.store.sync_mirror(self.mirror)
+        similarity = self.mirror.similarity(item.vector, rows)
         # Cosine first: of thousands of same-type memories only a few come close, and only
         # their entities need reading (parsing every one cost 49 ms per add at 10,000).
         close = [row_id for row_id, cosine in similarity.items() if cosine >= SUPERSEDE_SIMILARITY]
         if not close:
             return []
-        with self.store.lock:
-            found = self.store.conn.execute(
-                f"SELECT id, entities FROM memories WHERE row_id IN ({','.join('?' * len(close))}) ORDER BY row_id", close
-            ).fetchall()
+        found = self.store.entities_by_row(close)
         mine = {normalize(e) for e in item.entities}
         matches = []
-        for memory_id, entities_json in found:
-            theirs = {normalize(e) for e in json.loads(entities_json or "[]")}
+        for memory_id, entities in found:
+            theirs = {normalize(e) for e in entities}
             if bool(mine & theirs) or (not mine and not theirs):
                 matches.append(memory_id)
         return matches
@@ -293,8 +279,39 @@ class MemCube:
         self._note_access(self._row_ids(ids))
         return memories
 
-    def search(self, query: SearchQuery | dict[str, Any]) -> list[SearchHit]:
+    def search(self, query: SearchQuery | dict[str, Any], *, now: Any = None) -> SearchResult:
+        """Find memories: the one search path, whoever asks (MCP tool, CLI, prompts, scheduler, library).
+
+        Time words in the query ("today", "last week", "the last X") are read against ``now``
+        (default: the current time): a named time becomes an ``occurred_at`` window unless the
+        caller gave ``since``/``until``; "the last X" puts the most recent occasion (day) among
+        the best matches first. When a window leaves nothing, the search runs again without it
+        and says so. ``query.context`` > 0 adds each hit's thread neighbours.
+        """
         q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
+        moment = parse_moment(now, field="now") if now is not None else None
+        window, cleaned = resolve_time(q.query, moment)
+        hits: list[SearchHit]
+        applied = False
+        if window is None or q.since is not None or q.until is not None:
+            window = None
+            hits = self._ranked(q)
+        else:
+            timed = q.model_copy(update={
+                "query": cleaned or q.query, "since": window.since, "until": window.until,
+                "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
+            })
+            hits = self._ranked(timed)
+            if window.latest and hits:
+                hits = _latest_occasion(hits)[: q.limit]
+            applied = bool(hits)
+            if not hits:
+                hits = self._ranked(q)
+        around = self.context(hits, q.context, include_archived=q.include_archived) if q.context else []
+        return SearchResult(cube=self.name, query=q.query, hits=hits, context=around, time=window, time_applied=applied)
+
+    def _ranked(self, q: SearchQuery) -> list[SearchHit]:
+        """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
         if "vector" in q.signals:
             self.ensure_vectors()
         hits, row_ids = hybrid_search(self.store, self.mirror, q, self.embedder.embed_one)
@@ -361,14 +378,7 @@ class MemCube:
         with self._access_lock:
             pending, self._pending_access = self._pending_access, Counter()
         if pending:
-            with self.store.write() as conn:
-                from memory.timeutil import now_stored
-
-                now = now_stored()
-                conn.executemany(
-                    "UPDATE memories SET access_count = access_count + ?, last_access = ? WHERE row_id = ?",
-                    [(n, now, row_id) for row_id, n in pending.items()],
-                )
+            self.store.add_access(dict(pending))
 
     def _note_access(self, row_ids: Sequence[int]) -> None:
         # Counted in memory and written with the next write: a search stays read-only and fast.
@@ -376,16 +386,10 @@ class MemCube:
             self._pending_access.update(row_ids)
 
     def _row_ids(self, ids: Sequence[str]) -> list[int]:
-        with self.store.lock:
-            placeholders = ",".join("?" * len(ids))
-            return [r[0] for r in self.store.conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
+        return self.store.row_ids_of(ids)
 
     def vector_of(self, memory_id: str) -> np.ndarray | None:
-        with self.store.lock:
-            row = self.store.conn.execute(
-                "SELECT v.embedding FROM memories m JOIN memory_vec v ON v.rowid = m.row_id WHERE m.id = ?", (memory_id,)
-            ).fetchone()
-        return np.frombuffer(row[0], dtype=np.float32) if row else None
+        return self.store.vector_of(memory_id)
 
     # -- goals, tasks and the profile -------------------------------------------------
 
@@ -434,42 +438,7 @@ class MemCube:
         if role is not None:
             check_encodable(role, "role")
         states = ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped") if include_done else ("todo", "in_progress", "blocked", "active")
-        placeholders = ",".join("?" * len(states))
-        params: list[Any] = [*states]
-        role_sql = ""
-        if role:
-            role_sql = " AND (role IS NULL OR role = ?)"
-            params.append(role)
-        with self.store.lock:
-            ids = [r[0] for r in self.store.conn.execute(
-                f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
-                "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, due_at IS NULL, due_at, created_at",
-                params,
-            )]
-        return self.store.get_many(ids) if ids else []
-
-    def search_in_time(self, query: SearchQuery | dict[str, Any], *, now: Any = None) -> SearchOutcome:
-        """``search``, with time words in the query ("today", "last week", "the last X") resolved against ``now``.
-
-        A named time becomes an ``occurred_at`` window unless the caller gave ``since``/``until``;
-        "the last X" puts the most recent occasion (day) among the best matches first. When a
-        window leaves nothing, the search runs again without it and says so.
-        """
-        q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
-        moment = parse_moment(now, field="now") if now is not None else None
-        window, cleaned = resolve_time(q.query, moment)
-        if window is None or q.since is not None or q.until is not None:
-            return SearchOutcome(hits=self.search(q))
-        timed = q.model_copy(update={
-            "query": cleaned or q.query, "since": window.since, "until": window.until,
-            "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
-        })
-        hits = self.search(timed)
-        if window.latest and hits:
-            hits = _latest_occasion(hits)[: q.limit]
-        if not hits:
-            return SearchOutcome(hits=self.search(q), time=window, time_applied=False)
-        return SearchOutcome(hits=hits, time=window, time_applied=True)
+        return self.store.goals_and_tasks(states, role)
 
 
 MAX_LIMIT_FOR_LATEST = 100

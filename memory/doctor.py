@@ -9,13 +9,10 @@ is applied, a graph that disagrees is rebuilt, stale vectors are recomputed.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
-from memory.store import threads as context
 from memory.cube import MemCube
 from memory.errors import Unavailable
-from memory.graph.graph_store import IN_GRAPH
 
 
 @dataclass
@@ -36,44 +33,21 @@ class DoctorReport:
         return "\n".join(lines)
 
 
-LIVE = "m.status != 'deleted'"
-
-
-def _drift(conn: sqlite3.Connection, table: str, belongs: str) -> tuple[int, int]:
-    """(memories that should have a row in ``table`` and do not, rows of ``table`` for no such memory)."""
-    missing = conn.execute(
-        f"SELECT count(*) FROM memories m WHERE {belongs} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.rowid = m.row_id)"
-    ).fetchone()[0]
-    extra = conn.execute(
-        f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = t.rowid AND {belongs})"
-    ).fetchone()[0]
-    return missing, extra
-
-
 def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = False) -> DoctorReport:
     report = DoctorReport(cube.name)
-    conn = cube.store.conn
-    with cube.store.lock:
-        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        if integrity != "ok":
-            report.problem(f"SQLite integrity_check: {integrity}")
-        fts_missing, fts_extra = _drift(conn, "memory_fts", LIVE)
-        window_missing, window_extra = _drift(conn, "memory_context_fts", f"{LIVE} AND m.session_id IS NOT NULL")
+    store = cube.store
+    integrity = store.integrity()
+    if integrity != "ok":
+        report.problem(f"SQLite integrity_check: {integrity}")
+    fts_missing, fts_extra = store.drift("memory_fts")
+    window_missing, window_extra = store.drift("memory_context_fts")
     if fts_missing or fts_extra:
         report.problem(f"FTS index: {fts_missing} live memories missing, {fts_extra} stray rows")
-        with cube.store.write() as w:
-            w.execute("DELETE FROM memory_fts")
-            w.execute(
-                "INSERT INTO memory_fts(rowid, text, tags, entities) SELECT row_id, text, "
-                "(SELECT group_concat(value, ' ') FROM json_each(tags)), (SELECT group_concat(value, ' ') FROM json_each(entities)) "
-                "FROM memories WHERE status != 'deleted'"
-            )
+        store.rebuild_fts()
         report.repairs.append("rebuilt the FTS index")
     if window_missing or window_extra:
         report.problem(f"context windows: {window_missing} threaded memories missing, {window_extra} stray rows")
-        with cube.store.write() as w:
-            w.execute("DELETE FROM memory_context_fts")
-            context.refresh_threads(w, [r[0] for r in w.execute("SELECT DISTINCT session_id FROM memories WHERE session_id IS NOT NULL")])
+        store.rebuild_context_windows()
         report.repairs.append("rebuilt the context windows")
 
     if reembed:
@@ -85,13 +59,10 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
             report.findings.append(f"{stale} memories carry vectors from another model; re-embedding")
             cube._vectors_ready = False  # noqa: SLF001 - doctor is the cube's own repair tool
         cube.ensure_vectors()
-    with cube.store.lock:
-        vec_missing, vec_extra = _drift(conn, "memory_vec", LIVE)
+    vec_missing, vec_extra = store.drift("memory_vec")
     if vec_missing or vec_extra:
         report.problem(f"vectors: {vec_missing} live memories without a vector, {vec_extra} stray vectors")
-        with cube.store.write() as w:
-            w.execute("DELETE FROM memory_vec WHERE rowid NOT IN (SELECT row_id FROM memories WHERE status != 'deleted')")
-            w.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted' AND row_id NOT IN (SELECT rowid FROM memory_vec)")
+        store.drop_stray_vectors()
         cube._vectors_ready = False  # noqa: SLF001
         cube.ensure_vectors()
         report.repairs.append("recomputed missing vectors and dropped stray ones")
@@ -104,8 +75,7 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
             applied = cube.sync_graph()
             if applied:
                 report.repairs.append(f"applied {applied} pending graph changes")
-        with cube.store.lock:
-            active = {r[0] for r in conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}")}
+        active = set(store.graph_member_ids())
         in_graph = cube.graph_store.memory_ids()
         if active != in_graph:
             report.problem(f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes")

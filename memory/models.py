@@ -345,6 +345,31 @@ class SearchQuery(BaseModel):
     until: Moment | None = None
     include_archived: bool = False
     signals: tuple[Literal["vector", "keyword", "context", "entity"], ...] = ("vector", "keyword", "context", "entity")
+    context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS)] = Field(
+        default=0, description="also return this many memories before and after each hit in its thread"
+    )
+
+
+class TimeWindow(BaseModel):
+    """What a query's time words were taken to mean (reported back with the search)."""
+
+    expression: str
+    since: str | None = None
+    until: str | None = None
+    latest: bool = False
+
+
+class SearchResult(BaseModel):
+    """What a search returns, whoever asks: the MCP tool, the CLI, prompts, the scheduler, library users."""
+
+    cube: str
+    query: str
+    hits: list[SearchHit]
+    context: list[ContextTurn] = Field(
+        default=[], description="with context > 0: the memories around each hit in its session, not ranked, not among the hits"
+    )
+    time: TimeWindow | None = Field(default=None, description="time words found in the query and the occurred_at window they were read as")
+    time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
 
 
 class VersionEntry(BaseModel):

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from memory.models import Memory
-from memory.store.cube_store import CubeStore, row_to_memory, MEMORY_COLUMNS
+from memory.store.cube_store import CubeStore
 from memory.timeutil import now_utc, to_stored
 
 DEFAULT_BUDGET_TOKENS = 1_500
@@ -66,17 +66,6 @@ def _day(stamp: str | None) -> str:
     return stamp[:10] if stamp else ""
 
 
-def _load(store: CubeStore, where: str, params: list[object], order: str, limit: int = 200) -> list[Memory]:
-    with store.lock:
-        rows = store.conn.execute(
-            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE status = 'active' AND {where} ORDER BY {order} LIMIT ?",
-            [*params, limit],
-        ).fetchall()
-    memories = [row_to_memory(store.cube, row) for row in rows]
-    store._attach_feedback(memories)  # noqa: SLF001 - same layer; feedback lives beside the row
-    return memories
-
-
 def _task_line(task: Memory, now: str) -> str:
     parts = [f"[{task.state}]" if task.state else "", _short(task.text)]
     if task.due_at:
@@ -91,25 +80,14 @@ def _task_line(task: Memory, now: str) -> str:
 def build_profile(store: CubeStore, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: datetime | None = None) -> Profile:
     moment = now or now_utc()
     now_s = to_stored(moment)
-    role_sql, role_params = ("(role IS NULL OR role = ?)", [role]) if role else ("1", [])
-
-    goals = _load(store, f"type = 'goal' AND state = 'active' AND {role_sql}", role_params, "importance DESC, updated_at DESC")
-    open_tasks = _load(
-        store, f"type = 'task' AND state IN ('todo', 'in_progress', 'blocked') AND {role_sql}", role_params,
-        "CASE state WHEN 'blocked' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, due_at IS NULL, due_at, importance DESC",
+    horizon = to_stored(moment + timedelta(days=UPCOMING_DAYS))
+    since = to_stored(moment - timedelta(days=RECENTLY_DONE_DAYS))
+    rows = store.profile_sections(role=role, now=now_s, horizon=horizon, done_since=since, top_facts=TOP_FACTS)
+    goals, open_tasks, upcoming, preferences, done, facts = (
+        rows.goals, rows.open_tasks, rows.upcoming, rows.preferences, rows.done, rows.facts,
     )
     # Overdue work first, whatever its state.
     open_tasks.sort(key=lambda t: (0 if t.due_at and t.due_at < now_s else 1))
-    horizon = to_stored(moment + timedelta(days=UPCOMING_DAYS))
-    upcoming = _load(
-        store,
-        f"type != 'task' AND occurred_at > ? AND occurred_at <= ? AND {role_sql}",
-        [now_s, horizon, *role_params], "occurred_at",
-    )
-    preferences = _load(store, f"type = 'preference' AND {role_sql}", role_params, "role IS NOT NULL, role, importance DESC, updated_at DESC")
-    since = to_stored(moment - timedelta(days=RECENTLY_DONE_DAYS))
-    done = _load(store, f"type = 'task' AND state = 'done' AND updated_at >= ? AND {role_sql}", [since, *role_params], "updated_at DESC", 20)
-    facts = _load(store, f"type = 'fact' AND {role_sql}", role_params, "access_count DESC, importance DESC, updated_at DESC", TOP_FACTS)
 
     sections: list[ProfileSection] = [
         ProfileSection(title="Active goals", lines=[ProfileLine(id=g.id, text=_short(g.text)) for g in goals]),

@@ -66,7 +66,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     home = _home(args)
     try:
-        hits = home.cube(args.cube).search({"query": args.query, "limit": args.limit, "include_archived": args.include_archived})
+        hits = home.cube(args.cube).search({"query": args.query, "limit": args.limit, "include_archived": args.include_archived}).hits
         if args.json:
             _print_json(hits)
         else:

@@ -125,7 +125,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 f"{report.vectors_reused} vectors reused{moved})"
             )
         else:
-            from memory import importers
+            from memory.io import importers
 
             cube = home.cube(args.cube_name or DEFAULT_CUBE, create=True)
             reader = importers.import_markdown if kind == "markdown" else importers.import_mcp_memory

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mcp import Client
@@ -54,3 +57,21 @@ async def read_json(client: Client, uri: str) -> Any:
 
 def without(record: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in keys}
+
+
+@contextmanager
+def raw_db(cube: Any) -> Iterator[sqlite3.Connection]:
+    """A connection of the test's own to a cube's memory.db (sqlite-vec loaded), to inspect or damage it.
+
+    The product reaches its tables only through ``CubeStore``; a test that checks what is on
+    disk, or breaks it on purpose, opens the file as another process would.
+    """
+    from memory.store.connection import connect
+
+    conn = connect(cube.folder / "memory.db")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

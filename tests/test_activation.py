@@ -179,8 +179,7 @@ def test_a_change_made_by_another_process_is_caught_before_the_cache_is_used(mod
     engine = engine_for(models, backend, home.root)
     engine.warm(cube.folder, cube.recent(10))
     cube.update(ids[0], {"text": "Caroline went to a pride parade"})  # no scheduler event: a library write
-    with cube.store.read() as conn:
-        live = dict(conn.execute("SELECT id, version FROM memories WHERE status = 'active'").fetchall())
+    live = cube.store.live_versions()
     assert engine.sweep(cube.folder, live) == 1
     assert kv_files(home.root) == []
 

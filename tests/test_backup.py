@@ -61,7 +61,7 @@ async def test_a_backup_taken_during_writes_is_consistent_and_rebuilds_its_graph
         report = check_cube(cube)
         assert report.findings == [], report.render()
         assert cube.graph_store.memory_ids() == stored  # rebuilt from the snapshot, not copied
-        hits = cube.search({"query": "invoice 3 paid by Ada", "limit": 3})
+        hits = cube.search({"query": "invoice 3 paid by Ada", "limit": 3}).hits
         assert hits[0].text == "Ledger entry 3: Ada paid invoice 3"
     finally:
         copy.close()

@@ -106,11 +106,10 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, shared_e
             assert present == all_acknowledged
             report = check_cube(cube)
             assert report.findings == [], f"round {round_no}: {report.render()}"
-            with cube.store.lock:
-                assert cube.store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert cube.store.integrity() == "ok"
             if writer.acknowledged:
                 last = cube.get([writer.acknowledged[-1]])[0]
-                hits = cube.search({"query": last.text, "limit": 3})
+                hits = cube.search({"query": last.text, "limit": 3}).hits
                 assert hits and hits[0].id == last.id
         finally:
             home.close()

@@ -135,7 +135,7 @@ def test_a_cube_made_on_the_float_path_is_re_embedded_on_the_int8_path(tmp_path,
         cube.ensure_vectors()
         assert cube.stats().embedding_model == shared_embedder.model_id
         assert cube.store.stale_embeddings(shared_embedder.model_id, 100) == []
-        hits = cube.search(SearchQuery(query="flight to Lisbon", limit=1, signals=["vector"]))
+        hits = cube.search(SearchQuery(query="flight to Lisbon", limit=1, signals=["vector"])).hits
         assert [h.id for h in hits] == [ids[0]]
     finally:
         with_int8.close()

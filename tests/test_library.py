@@ -10,7 +10,6 @@ import pytest
 from memory import Conflict, InvalidInput, Memory, MemoryHome, NotFound, SearchHit
 from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
 from memory.entities import extract_entities, normalize, query_keys
-from memory.store.vector_mirror import sqlite_vec_knn
 
 TOPICS = [
     "Alice prefers green tea over coffee",
@@ -41,7 +40,7 @@ def cube(home):
 def test_the_quick_start_from_the_package_docstring_works(cube):
     [outcome] = cube.add([{"text": "Alice prefers tea over coffee", "type": "preference"}])
     assert outcome.created is True
-    hits = cube.search({"query": "what does Alice drink?"})
+    hits = cube.search({"query": "what does Alice drink?"}).hits
     assert isinstance(hits[0], SearchHit)
     assert hits[0].id == outcome.id
     [memory] = cube.get([outcome.id])
@@ -69,10 +68,10 @@ def test_library_errors_are_exceptions_a_caller_can_catch_by_kind(home, cube):
 
 def test_a_cube_can_be_searched_with_one_signal_at_a_time(cube):
     ids = [o.id for o in cube.add([{"text": t} for t in TOPICS])]
-    by_keyword = cube.search({"query": "monstera", "signals": ["keyword"]})
+    by_keyword = cube.search({"query": "monstera", "signals": ["keyword"]}).hits
     assert [h.id for h in by_keyword] == [ids[2]]
     assert set(by_keyword[0].signals) == {"keyword"}
-    by_vector = cube.search({"query": "a stringed instrument", "signals": ["vector"], "limit": 3})
+    by_vector = cube.search({"query": "a stringed instrument", "signals": ["vector"], "limit": 3}).hits
     assert by_vector[0].id == ids[6]
     assert all(set(h.signals) == {"vector"} for h in by_vector)
 
@@ -87,10 +86,9 @@ def test_the_in_memory_vector_mirror_agrees_with_sqlite_vec(cube, shared_embedde
     for query in QUERIES:
         vector = shared_embedder.embed_one(query)
         for include_archived in (False, True):
-            with cube.store.read() as conn:
-                cube.mirror.sync(conn)
-                mirror = cube.mirror.search(vector, 5, include_archived=include_archived)
-                sqlite = sqlite_vec_knn(conn, vector, 5, include_archived=include_archived)
+            cube.store.sync_mirror(cube.mirror)
+            mirror = cube.mirror.search(vector, 5, include_archived=include_archived)
+            sqlite = cube.store.nearest(vector, 5, include_archived=include_archived)
             assert [r for r, _ in mirror] == [r for r, _ in sqlite], (query, include_archived)
             assert np.allclose([s for _, s in mirror], [s for _, s in sqlite], atol=1e-4)
     assert len(cube.mirror) == len(TOPICS) - 1  # the deleted memory has no vector
@@ -102,29 +100,29 @@ def test_the_mirror_catches_up_with_writes_from_another_process(tmp_path, shared
     writer_home = MemoryHome(tmp_path, embedder=shared_embedder)
     try:
         reader, writer = reader_home.cube(), writer_home.cube()
-        assert reader.store.conn is not writer.store.conn
+        assert reader.store is not writer.store
         writer.add([{"text": t} for t in TOPICS[:8]])
-        assert reader.search({"query": "bicycle repair"})[0].text == TOPICS[1]  # mirror loaded
+        assert reader.search({"query": "bicycle repair"}).hits[0].text == TOPICS[1]  # mirror loaded
 
         [octopus] = writer.add([{"text": "The aquarium's octopus escaped through a drain pipe"}])
-        hit = reader.search({"query": "a sea creature got out of its tank", "signals": ["vector"]})[0]
+        hit = reader.search({"query": "a sea creature got out of its tank", "signals": ["vector"]}).hits[0]
         assert hit.id == octopus.id
 
         writer.update(octopus.id, {"text": "The aquarium's octopus learned to open jars"})
-        hit = reader.search({"query": "animal opening containers", "signals": ["vector"]})[0]
+        hit = reader.search({"query": "animal opening containers", "signals": ["vector"]}).hits[0]
         assert (hit.id, hit.text) == (octopus.id, "The aquarium's octopus learned to open jars")
         assert np.array_equal(reader.vector_of(octopus.id), writer.vector_of(octopus.id))
 
         writer.archive([octopus.id])
-        assert octopus.id not in [h.id for h in reader.search({"query": "octopus jars"})]
-        assert octopus.id in [h.id for h in reader.search({"query": "octopus jars", "include_archived": True})]
+        assert octopus.id not in [h.id for h in reader.search({"query": "octopus jars"}).hits]
+        assert octopus.id in [h.id for h in reader.search({"query": "octopus jars", "include_archived": True}).hits]
 
         writer.delete([octopus.id])
-        assert octopus.id not in [h.id for h in reader.search({"query": "octopus jars", "include_archived": True})]
+        assert octopus.id not in [h.id for h in reader.search({"query": "octopus jars", "include_archived": True}).hits]
 
-        first = reader.search({"query": "green tea"})[0]
+        first = reader.search({"query": "green tea"}).hits[0]
         writer.delete([first.id], purge=True)
-        assert first.id not in [h.id for h in reader.search({"query": "green tea"})]
+        assert first.id not in [h.id for h in reader.search({"query": "green tea"}).hits]
         assert len(reader.mirror) == len(TOPICS[:8]) - 1
     finally:
         writer_home.close()
@@ -158,17 +156,16 @@ def test_a_changed_embedding_model_is_detected_and_the_cube_re_embedded(tmp_path
     again = MemoryHome(data, embedder=other)
     try:
         cube = again.cube()
-        hits = cube.search({"query": "repairing a bike"})
+        hits = cube.search({"query": "repairing a bike"}).hits
         assert hits[0].id == ids[1] and "vector" in hits[0].signals
         live = cube.get([ids[0], ids[1], ids[2], ids[3], ids[5]])
         assert {m.embedding_model for m in live} == {other.model_id}
         assert cube.get([ids[4]])[0].embedding_model == shared_embedder.model_id  # a tombstone is left alone
         assert cube.stats().embedding_model == other.model_id
-        assert ids[5] in [h.id for h in cube.search({"query": "plants", "include_archived": True})]
-        with cube.store.read() as conn:
-            cube.mirror.sync(conn)
-            vector = other.embed_one("plant watering")
-            assert [r for r, _ in cube.mirror.search(vector, 3)] == [r for r, _ in sqlite_vec_knn(conn, vector, 3)]
+        assert ids[5] in [h.id for h in cube.search({"query": "plants", "include_archived": True}).hits]
+        cube.store.sync_mirror(cube.mirror)
+        vector = other.embed_one("plant watering")
+        assert [r for r, _ in cube.mirror.search(vector, 3)] == [r for r, _ in cube.store.nearest(vector, 3)]
     finally:
         again.close()
 

@@ -67,12 +67,12 @@ def test_memories_versions_vectors_and_the_graph_survive_a_restart(tmp_path, sha
         assert cube.graph("Initech", depth=2) == graph
 
         # Search works at once, by meaning and by words, and still honours statuses.
-        hits = cube.search({"query": "who is a staff engineer at a software company"})
+        hits = cube.search({"query": "who is a staff engineer at a software company"}).hits
         assert hits[0].id == ids["current"] and "vector" in hits[0].signals
-        assert ids["archived"] not in [h.id for h in cube.search({"query": "marathon"})]
-        assert ids["archived"] in [h.id for h in cube.search({"query": "marathon", "include_archived": True})]
-        assert ids["deleted"] not in [h.id for h in cube.search({"query": "Elm Street address", "include_archived": True})]
-        assert [h.text for h in again.cube("notes").search({"query": "stamps"})] == ["Buy stamps"]
+        assert ids["archived"] not in [h.id for h in cube.search({"query": "marathon"}).hits]
+        assert ids["archived"] in [h.id for h in cube.search({"query": "marathon", "include_archived": True}).hits]
+        assert ids["deleted"] not in [h.id for h in cube.search({"query": "Elm Street address", "include_archived": True}).hits]
+        assert [h.text for h in again.cube("notes").search({"query": "stamps"}).hits] == ["Buy stamps"]
     finally:
         again.close()
 
@@ -81,7 +81,7 @@ def test_reads_are_counted_and_the_count_is_kept_on_close(tmp_path, shared_embed
     first = MemoryHome(tmp_path, embedder=shared_embedder)
     [outcome] = first.cube().add([{"text": "Yara's cat is called Miso"}])
     first.cube().get([outcome.id])
-    first.cube().search({"query": "Yara's cat"})
+    first.cube().search({"query": "Yara's cat"}).hits
     first.close()
 
     again = MemoryHome(tmp_path, embedder=shared_embedder)

@@ -39,7 +39,7 @@ def _fill(cube) -> dict[str, str]:
 
 
 def _search(cube, query: str) -> list[str]:
-    return [h.id for h in cube.search({"query": query, "limit": 5, "include_archived": True})]
+    return [h.id for h in cube.search({"query": query, "limit": 5, "include_archived": True}).hits]
 
 
 def _other_model(tmp_path) -> Embedder:
@@ -168,7 +168,7 @@ def test_the_official_memory_servers_file_imports_as_memories_entities_and_relat
     assert ("John_Smith" in spanish.entities, spanish.tags, spanish.metadata["entity_type"]) == (True, ["person"], "person")
     view = cube.graph("John_Smith")
     assert [(r.subject, r.predicate, r.object) for r in view.relations] == [("John_Smith", "works_at", "Anthropic")]
-    assert cube.search({"query": "which languages does John speak"})[0].id == summary.ids[0]
+    assert cube.search({"query": "which languages does John speak"}).hits[0].id == summary.ids[0]
     assert import_mcp_memory(cube, path).added == 0  # importing twice adds nothing
 
 
@@ -213,7 +213,7 @@ def test_markdown_notes_import_one_memory_per_section_or_bullet(home, tmp_path):
     cube = home.cube()
     summary = import_markdown(cube, notes)
     assert summary.added == 5
-    assert cube.search({"query": "where does Bob go sailing"})[0].id == summary.ids[2]
+    assert cube.search({"query": "where does Bob go sailing"}).hits[0].id == summary.ids[2]
     assert import_markdown(cube, notes / "people" / "bob.md").added == 0
 
 

@@ -32,7 +32,7 @@ def test_a_memory_that_ends_with_a_question_gives_way_to_the_answer(cube):
         "Bob: Yes, I finished the marathon training plan in March.",
         "Alice: Congratulations, that is a big achievement.",
     ])
-    hits = cube.search(SearchQuery(query="marathon training plan", limit=3))
+    hits = cube.search(SearchQuery(query="marathon training plan", limit=3)).hits
     ranked = [h.id for h in hits]
     assert ranked.index(answer) < ranked.index(question)
     asked = next(h for h in hits if h.id == question)
@@ -47,7 +47,7 @@ def test_a_question_with_a_shared_photo_after_it_still_asks(cube):
         "Alice: Is this the new cello you bought? [shares a photo: a cello in a case]",
         "Bob: Yes, the new cello arrived on Friday.",
     ])
-    hits = cube.search(SearchQuery(query="new cello", limit=2))
+    hits = cube.search(SearchQuery(query="new cello", limit=2)).hits
     assert "asks" in next(h for h in hits if h.id == question).signals
 
 
@@ -64,9 +64,9 @@ def test_people_named_together_take_turns_in_the_results(cube):
     ]
     ids = _chat(cube, lines)
     jon = [i for i, t in zip(ids, lines, strict=True) if t.startswith("Jon")]
-    alone = cube.search(SearchQuery(query="What does Jon love doing on weekends?", limit=3))
+    alone = cube.search(SearchQuery(query="What does Jon love doing on weekends?", limit=3)).hits
     assert {h.id for h in alone} <= set(jon)  # one person named: no turns taken
-    hits = cube.search(SearchQuery(query="What do Jon and Gina love doing on weekends?", limit=6))
+    hits = cube.search(SearchQuery(query="What do Jon and Gina love doing on weekends?", limit=6)).hits
     by_score = sorted(hits, key=lambda h: -h.score)
     # By fused score Jon's memories come first; taking turns puts Gina's best second.
     assert [h.text.split(":")[0] for h in by_score[:3]] == ["Jon", "Jon", "Jon"]

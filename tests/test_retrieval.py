@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from support import raw_db
 from memory import SearchQuery
 from memory.store.threads import WINDOW
 from memory.retrieval.search import embedding_text, speaker_of, vector_query_text
@@ -40,8 +41,8 @@ def add_session(cube, session_id: str, lines: list[str], when: str) -> list[str]
 
 
 def context_text(cube, memory_id: str) -> str | None:
-    with cube.store.lock:
-        row = cube.store.conn.execute(
+    with raw_db(cube) as conn:
+        row = conn.execute(
             "SELECT c.text FROM memory_context_fts c JOIN memories m ON m.row_id = c.rowid WHERE m.id = ?", (memory_id,)
         ).fetchone()
     return row[0] if row else None
@@ -50,11 +51,11 @@ def context_text(cube, memory_id: str) -> str | None:
 def test_a_turn_is_found_through_the_words_of_its_neighbours(cube):
     trip = add_session(cube, "chat-1", TRIP, "2024-07-01")
     add_session(cube, "chat-2", CHORES, "2024-08-01")
-    hits = cube.search(SearchQuery(query="Where did they go scuba diving?", limit=2))
+    hits = cube.search(SearchQuery(query="Where did they go scuba diving?", limit=2)).hits
     answer = next(h for h in hits if h.id == trip[1])
     assert "context" in answer.signals and "keyword" not in answer.signals
     # Keyword search on each memory alone cannot see it.
-    alone = cube.search(SearchQuery(query="Where did they go scuba diving?", limit=3, signals=("keyword",)))
+    alone = cube.search(SearchQuery(query="Where did they go scuba diving?", limit=3, signals=("keyword",))).hits
     assert trip[1] not in [h.id for h in alone]
 
 
@@ -72,9 +73,9 @@ def test_a_memory_without_a_session_is_its_own_context(cube):
     add_session(cube, "chat-1", TRIP, "2024-07-01")
     # Not indexed a second time: its own-text match stands in as its context match.
     assert context_text(cube, note) is None
-    [hit] = cube.search(SearchQuery(query="green tea", limit=1, signals=("context",)))
+    [hit] = cube.search(SearchQuery(query="green tea", limit=1, signals=("context",))).hits
     assert hit.id == note and set(hit.signals) == {"context"}
-    hits = cube.search(SearchQuery(query="what does Alice like to drink?", limit=3))
+    hits = cube.search(SearchQuery(query="what does Alice like to drink?", limit=3)).hits
     assert hits[0].id == note
 
 
@@ -83,7 +84,7 @@ def test_a_thread_is_ordered_by_when_things_happened_then_by_insertion(cube):
     late = cube.add([{"text": "Then we went for dinner at the harbour.", "occurred_at": "2024-05-02T20:00:00Z", "session_id": "day"}])[0].id
     early = cube.add([{"text": "We started with a morning hike.", "occurred_at": "2024-05-02T08:00:00Z", "session_id": "day"}])[0].id
     middle = cube.add([{"text": "Lunch was a picnic by the lake.", "occurred_at": "2024-05-02T12:00:00Z", "session_id": "day"}])[0].id
-    hits = cube.search(SearchQuery(query="picnic by the lake", limit=1))
+    hits = cube.search(SearchQuery(query="picnic by the lake", limit=1)).hits
     assert hits[0].id == middle
     around = cube.context(hits, 1)
     assert [(t.id, t.offset, t.context_of) for t in around] == [(early, -1, middle), (late, 1, middle)]
@@ -93,7 +94,7 @@ def test_context_windows_follow_updates_deletes_and_purges(cube):
     trip = add_session(cube, "chat-1", TRIP, "2024-07-01")
     cube.update(trip[0], {"text": "Sam: Have you ever been snorkelling?"})
     assert "snorkelling" in context_text(cube, trip[1]) and "scuba" not in context_text(cube, trip[1])
-    found = cube.search(SearchQuery(query="snorkelling", limit=4, signals=("context",)))
+    found = cube.search(SearchQuery(query="snorkelling", limit=4, signals=("context",))).hits
     assert trip[1] in [h.id for h in found]
 
     cube.delete([trip[0]])
@@ -121,7 +122,7 @@ def test_what_a_speaker_said_ranks_above_what_others_said_about_it(cube):
         "Alice: I adopted a greyhound from the shelter!",
         "Bob: A greyhound, nice. I adopted a kitten years ago.",
     ], "2024-03-03")
-    hits = cube.search(SearchQuery(query="Which pet did Alice adopt?", limit=3))
+    hits = cube.search(SearchQuery(query="Which pet did Alice adopt?", limit=3)).hits
     assert hits[0].id == said[1]
     assert "speaker" in hits[0].signals
 
@@ -132,7 +133,7 @@ def test_a_rare_entity_counts_for_more_than_one_every_memory_mentions(cube):
         {"text": "Dana reviewed the budget", "entities": ["Dana"]},
         {"text": "Dana met Priya about the offsite catering", "entities": ["Dana", "Priya"]},
     ])
-    hits = cube.search(SearchQuery(query="Dana and Priya", limit=3, signals=("entity",)))
+    hits = cube.search(SearchQuery(query="Dana and Priya", limit=3, signals=("entity",))).hits
     assert "Priya" in hits[0].text
     assert hits[0].signals["entity"].score > 0
     # Dana is in every memory: naming her says nothing about which one is meant.
@@ -141,11 +142,11 @@ def test_a_rare_entity_counts_for_more_than_one_every_memory_mentions(cube):
 
 def test_the_vector_looks_for_what_and_leaves_who_to_the_entity_signal(cube):
     add_session(cube, "s", ["Caroline: I joined a pottery class", "Melanie: So did I, Caroline!"], "2024-01-01")
-    with cube.store.read() as conn:
-        assert vector_query_text(conn, "What class did Caroline join?") == "What class did join?"
-        assert vector_query_text(conn, "What did Caroline's sister say?") == "What did sister say?"
-        assert vector_query_text(conn, "Caroline") == "Caroline"  # nothing left but the name: keep it
-        assert vector_query_text(conn, "What did Zoe say?") == "What did Zoe say?"  # unknown here
+    with cube.store.search_view() as view:
+        assert vector_query_text(view, "What class did Caroline join?") == "What class did join?"
+        assert vector_query_text(view, "What did Caroline's sister say?") == "What did sister say?"
+        assert vector_query_text(view, "Caroline") == "Caroline"  # nothing left but the name: keep it
+        assert vector_query_text(view, "What did Zoe say?") == "What did Zoe say?"  # unknown here
     assert embedding_text("Caroline: I joined a pottery class") == "I joined a pottery class"
     assert embedding_text("Remember: buy milk") == "buy milk"
     assert embedding_text("the ratio is 3:2 here") == "the ratio is 3:2 here"
@@ -155,7 +156,7 @@ def test_the_vector_looks_for_what_and_leaves_who_to_the_entity_signal(cube):
 
 def test_each_hit_says_which_signals_found_it_and_their_scores(cube):
     add_session(cube, "chat-1", TRIP, "2024-07-01")
-    [hit] = cube.search(SearchQuery(query="scuba diving", limit=1))
+    [hit] = cube.search(SearchQuery(query="scuba diving", limit=1)).hits
     assert hit.signals["keyword"].rank == 1 and hit.signals["keyword"].score > 0
     assert {"keyword", "context", "vector"} <= set(hit.signals)
     assert -1.0 <= hit.signals["vector"].score <= 1.0
@@ -167,13 +168,15 @@ def test_time_words_in_the_query_narrow_the_search_to_when_things_happened(cube)
         {"text": "Planned the garden layout with raised beds", "occurred_at": "2026-10-05"},
     ])
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    outcome = cube.search_in_time(SearchQuery(query="what did I plan for the garden last week?", limit=5), now=now)
+    outcome = cube.search(SearchQuery(query="what did I plan for the garden last week?", limit=5), now=now)
     assert outcome.time_applied
     assert [h.text for h in outcome.hits] == ["Planned the garden: tomatoes and basil"]
 
 
 def test_an_old_cube_gets_context_windows_when_it_is_opened(tmp_path, shared_embedder):
-    from memory import MemoryHome, db, schema
+    from memory import MemoryHome
+    from memory.store import connection as db
+    from memory.store import schema
 
     path = tmp_path / "cubes" / "old" / "memory.db"
     path.parent.mkdir(parents=True)
@@ -220,5 +223,5 @@ def test_searching_a_memory_by_its_exact_text_finds_it_first(cube):
     texts = [f"Round 3 item {i}.2: Ada filed invoice 3-{i}-2 for #project-2" for i in range(1, 40)]
     ids = [o.id for o in cube.add([{"text": t} for t in texts])]
     for i in (1, 2, 20, 38):
-        hits = cube.search({"query": texts[i], "limit": 3})
+        hits = cube.search({"query": texts[i], "limit": 3}).hits
         assert hits[0].id == ids[i] and "exact" in hits[0].signals

@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import memory.retrieval.fork as parallel
+import memory.fork_join as parallel
+from support import raw_db
 from memory import MemoryHome, SearchQuery
 from memory.store.connection import connect
 from memory.doctor import check_cube
 from memory.retrieval.search import keyword_candidates
-from memory.store.vector_mirror import SPLIT_ROWS, _times, sqlite_vec_knn
+from memory.store.vector_mirror import SPLIT_ROWS, _times
 
 WORDS = "river lantern orchard violin harbour meadow glacier compass tulip falcon".split()
 
@@ -30,17 +31,16 @@ def test_the_mirror_grown_one_add_at_a_time_agrees_with_sqlite_vec(cube, shared_
     ids = []
     for i, word in enumerate(WORDS):
         ids += [o.id for o in cube.add([{"text": f"note {i} about the {word} and the {WORDS[(i + 3) % 10]}"}])]
-        cube.search(SearchQuery(query=word, limit=3))  # the mirror catches up after every single add
+        cube.search(SearchQuery(query=word, limit=3)).hits  # the mirror catches up after every single add
     cube.update(ids[2], {"text": "a new text about a violin lesson"})
     cube.delete([ids[5]])
     cube.archive([ids[7]])
     cube.add([{"text": f"one more about the {w}"} for w in WORDS[:3]])  # a batch after the delete
     for query in ("violin", "a cold glacier", "flowers in the meadow"):
         vector = shared_embedder.embed_one(query)
-        with cube.store.read() as conn:
-            cube.mirror.sync(conn)
-            mirror = cube.mirror.search(vector, 6)
-            sqlite = sqlite_vec_knn(conn, vector, 6)
+        cube.store.sync_mirror(cube.mirror)
+        mirror = cube.mirror.search(vector, 6)
+        sqlite = cube.store.nearest(vector, 6)
         assert [r for r, _ in mirror] == [r for r, _ in sqlite], query
         cosines = cube.mirror.cosines(vector)
         assert set(cosines.row_ids.tolist()) == {r for r, _ in cube.mirror.search(vector, 100)}
@@ -90,21 +90,22 @@ def _kiwi_cube(cube):
 
 def test_a_filtered_keyword_search_reaches_past_the_unfiltered_best(cube):
     junk, fruit = _kiwi_cube(cube)
-    with cube.store.read() as conn:
+    with cube.store.search_view() as view:
         # What the fast path reads for a 5-hit search: the index's best 200, none of them fruit.
-        best = keyword_candidates(conn, SearchQuery(query="kiwi", limit=5), 200)
+        best = keyword_candidates(view, SearchQuery(query="kiwi", limit=5), 200)
+    with raw_db(cube) as conn:
         fruit_rows = {r[0] for r in conn.execute("SELECT row_id FROM memories WHERE type = 'fruit'")}
     assert len(best) == 200 and not fruit_rows & {row_id for row_id, _, _ in best}
-    hits = cube.search(SearchQuery(query="kiwi", limit=5, types=["fruit"], signals=("keyword",)))
+    hits = cube.search(SearchQuery(query="kiwi", limit=5, types=["fruit"], signals=("keyword",))).hits
     assert sorted(h.id for h in hits) == sorted(fruit)
 
 
 def test_archived_memories_crowding_the_index_do_not_hide_active_ones(cube):
     junk, fruit = _kiwi_cube(cube)
     cube.archive(junk)
-    hits = cube.search(SearchQuery(query="kiwi", limit=5, signals=("keyword",)))
+    hits = cube.search(SearchQuery(query="kiwi", limit=5, signals=("keyword",))).hits
     assert sorted(h.id for h in hits) == sorted(fruit)
-    every = cube.search(SearchQuery(query="kiwi", limit=100, signals=("keyword",), include_archived=True))
+    every = cube.search(SearchQuery(query="kiwi", limit=100, signals=("keyword",), include_archived=True)).hits
     assert len(every) == 100 and {h.status for h in every} == {"archived"}  # the short notes rank first
 
 
@@ -121,10 +122,10 @@ def test_migration_5_stops_indexing_a_memory_without_a_session_as_its_own_window
 
     home = MemoryHome(tmp_path / "home", embedder=shared_embedder)
     cube = home.cube("old")
-    with cube.store.read() as conn:
+    with raw_db(cube) as conn:
         assert conn.execute("SELECT count(*) FROM memory_context_fts").fetchone()[0] == 0
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
-    [hit] = cube.search(SearchQuery(query="garden shed key", limit=1))
+    [hit] = cube.search(SearchQuery(query="garden shed key", limit=1)).hits
     assert hit.id == note and {"keyword", "context"} <= set(hit.signals)
     home.close()
 
@@ -135,7 +136,7 @@ def test_the_doctor_repairs_a_drifted_keyword_index_and_context_windows(cube):
         for t in ("Shall we try the new climbing gym?", "Yes, Saturday morning works.", "Bring chalk.")
     ])]
     [note] = [o.id for o in cube.add([{"text": "The boiler service is booked for April"}])]
-    with cube.store.write() as conn:
+    with raw_db(cube) as conn:
         rows = dict(conn.execute("SELECT id, row_id FROM memories"))
         conn.execute("DELETE FROM memory_fts WHERE rowid = ?", (rows[note],))
         conn.execute("INSERT INTO memory_fts(rowid, text, tags, entities) VALUES (99999, 'stray', '', '')")
@@ -148,8 +149,8 @@ def test_the_doctor_repairs_a_drifted_keyword_index_and_context_windows(cube):
     assert {"rebuilt the FTS index", "rebuilt the context windows"} <= set(report.repairs)
     again = check_cube(cube)
     assert again.healthy and again.findings == []
-    [hit] = cube.search(SearchQuery(query="boiler service", limit=1, signals=("keyword",)))
+    [hit] = cube.search(SearchQuery(query="boiler service", limit=1, signals=("keyword",))).hits
     assert hit.id == note
     # "Saturday" is said by the middle turn; "climbing" only by its neighbour: found through its window again.
-    hits = cube.search(SearchQuery(query="climbing on Saturday", limit=3, signals=("context",)))
+    hits = cube.search(SearchQuery(query="climbing on Saturday", limit=3, signals=("context",))).hits
     assert turns[1] in {h.id for h in hits}

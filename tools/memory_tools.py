@@ -9,10 +9,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchHit, SearchQuery
+from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchQuery
 from memory.config import DEFAULT_CUBE
-from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, ContextTurn, Relation, VersionEntry
-from memory.retrieval.time_words import TimeWindow
+from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, Relation, SearchResult, VersionEntry
 
 from .runtime import ToolRuntime
 
@@ -23,17 +22,6 @@ Ids = Annotated[str | list[str], Field(description="one memory id or a list of t
 class AddResult(BaseModel):
     ids: list[str] = Field(description="the memories' ids, in the order given (an existing id for an exact duplicate)")
     results: list[AddOutcome]
-
-
-class SearchResult(BaseModel):
-    cube: str
-    query: str
-    hits: list[SearchHit]
-    context: list[ContextTurn] = Field(
-        default=[], description="with context > 0: the memories around each hit in its session, not ranked, not among the hits"
-    )
-    time: TimeWindow | None = Field(default=None, description="time words found in the query and the occurred_at window they were read as")
-    time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
 
 
 class MemoriesResult(BaseModel):
@@ -125,18 +113,11 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         their scores; `context` > 0 also returns the memories around each hit in its session. Time words in the query
         ("today's meetings", "last week", "in May 2023") filter on when memories occurred, and "the last X"
         puts the most recent X first; `time` in the result says how they were read."""
-        q = await runtime.call(lambda: SearchQuery(query=query, limit=limit, types=types, tags=tags, since=since, until=until, include_archived=include_archived))
-
-        def run() -> tuple[Any, list[ContextTurn]]:
-            memory_cube = runtime.cube(cube)
-            outcome = memory_cube.search_in_time(q, now=now)
-            around = memory_cube.context(outcome.hits, context, include_archived=include_archived) if context else []
-            return outcome, around
-
-        outcome, around = await runtime.call(run)
-        return SearchResult(
-            cube=cube, query=q.query, hits=outcome.hits, context=around, time=outcome.time, time_applied=outcome.time_applied
-        )
+        q = await runtime.call(lambda: SearchQuery(
+            query=query, limit=limit, types=types, tags=tags, since=since, until=until,
+            include_archived=include_archived, context=context,
+        ))
+        return await runtime.call(lambda: runtime.cube(cube).search(q, now=now))
 
     @mcp.tool(annotations=ToolAnnotations(title="Get memories", read_only_hint=True, open_world_hint=False))
     async def memory_get(ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:

@@ -38,7 +38,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
             count = max(1, min(50, int(limit)))
         except ValueError:
             count = 8
-        hits = await runtime.call(lambda: runtime.cube(cube).search(SearchQuery(query=topic, limit=count)))
+        hits = await runtime.call(lambda: runtime.cube(cube).search(SearchQuery(query=topic, limit=count)).hits)
         if not hits:
             return f"No memories about {topic!r} in cube '{cube}' yet."
         lines = [f"What I remember about {topic!r} (cube '{cube}'):"]

@@ -26,14 +26,17 @@ import logging
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 from pydantic import BaseModel, Field
 
 from memory.activation.engine import ActivationEngine, AskOutcome
-from memory.home import MemoryHome
 from memory.models import Memory, SearchQuery
+
+if TYPE_CHECKING:  # the scheduler reads cubes through the home it is given; it never builds one
+    from memory.cube import MemCube
+    from memory.home import MemoryHome
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +188,7 @@ class Scheduler:
             if pending:
                 texts = [m.text for m in cube.store.get_many(pending[-20:]) if m.status == "active"]
                 if texts:
-                    hits = cube.search(SearchQuery(query=" ".join(texts)[-1000:], limit=SCENE_HITS))
+                    hits = cube.search(SearchQuery(query=" ".join(texts)[-1000:], limit=SCENE_HITS)).hits
                     for rank, hit in enumerate(hits):
                         score[hit.id] += 0.6 * (1 - rank / (len(hits) + 1))
             anchors = results[0] if results else []
@@ -248,9 +251,8 @@ class Scheduler:
             self.scene(cube.name).tokens = outcome.tokens
 
     @staticmethod
-    def _live_versions(cube) -> dict[str, int]:
-        with cube.store.read() as conn:
-            return dict(conn.execute("SELECT id, version FROM memories WHERE status = 'active'").fetchall())
+    def _live_versions(cube: MemCube) -> dict[str, int]:
+        return cube.store.live_versions()
 
     # -- answering ----------------------------------------------------------------------
 
@@ -263,7 +265,7 @@ class Scheduler:
         scene = self.scene(cube_name)
         with self._lock:
             last = set(scene.recent_results[0]) if scene.recent_results else set()
-        hits = cube.search(SearchQuery(query=question, limit=limit))
+        hits = cube.search(SearchQuery(query=question, limit=limit)).hits
         memories = [m for m in cube.store.get_many([h.id for h in hits]) if m.status == "active"] if hits else []
         used = {m.id for m in memories}
         # Warm means in the one cache the answer starts from, not merely in some cache on disk.

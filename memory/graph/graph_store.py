@@ -42,8 +42,6 @@ SCHEMA = [
 ]
 PREVIEW_CHARS = 280  # of a memory's text in graph views (read from SQLite)
 LOCK_TIMEOUT_S = 30.0
-# The memories that have a node: active ones, and superseded ones (the far end of a SUPERSEDES link).
-IN_GRAPH = "status = 'active' OR (status = 'archived' AND superseded_by IS NOT NULL)"
 
 
 class GraphStore:
@@ -142,24 +140,21 @@ class GraphStore:
 
     def apply_outbox(self, store: CubeStore, limit: int = 1000) -> int:
         """Bring the graph up to date with queued changes; returns how many were applied."""
-        with store.lock:
-            pending = store.conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        pending = store.outbox_batch(limit)
         if not pending and not self.needs_rebuild:
             return 0
         with self._session():
             if self.needs_rebuild:
                 return self.rebuild(store)
             # Another process may have applied these while we waited for the lock: re-read.
-            with store.lock:
-                pending = store.conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            pending = store.outbox_batch(limit)
             if not pending:
                 return 0
             memory_ids = list(dict.fromkeys(memory_id for _, memory_id in pending))
             self._resync(store, memory_ids)
             # Still inside the session: no other process can empty the outbox (and let seqs
             # restart) between the read above and this delete.
-            with store.write() as conn:
-                conn.execute("DELETE FROM graph_outbox WHERE seq <= ?", (pending[-1][0],))
+            store.outbox_done(pending[-1][0])
         return len(pending)
 
     def rebuild(self, store: CubeStore) -> int:
@@ -167,26 +162,16 @@ class GraphStore:
         with self._session() as conn:
             self.needs_rebuild = False
             conn.execute("MATCH (n) DETACH DELETE n")
-            with store.lock:
-                high = store.conn.execute("SELECT coalesce(max(seq), 0) FROM graph_outbox").fetchone()[0]
-                ids = [r[0] for r in store.conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}").fetchall()]
+            high = store.outbox_high()
+            ids = store.graph_member_ids()
             for start in range(0, len(ids), 200):
                 self._resync(store, ids[start : start + 200])
-            with store.write() as sql:
-                sql.execute("DELETE FROM graph_outbox WHERE seq <= ?", (high,))
-                sql.execute("DELETE FROM cube_meta WHERE key = 'graph_rebuild'")
+            store.outbox_done(high, rebuilt=True)
         return len(ids)
 
     def _resync(self, store: CubeStore, memory_ids: list[str]) -> None:
         conn = self._connection()
-        with store.lock:
-            placeholders = ",".join("?" * len(memory_ids))
-            rows = {
-                r[0]: r
-                for r in store.conn.execute(
-                    f"SELECT id, status, type, entities, relations, supersedes, superseded_by FROM memories WHERE id IN ({placeholders})", memory_ids
-                ).fetchall()
-            }
+        rows = store.graph_rows(memory_ids)
         touched: set[str] = set()
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -204,7 +189,7 @@ class GraphStore:
                 row = rows.get(memory_id)
                 if row is None:
                     continue
-                _, status, type_, entities_json, relations_json, supersedes, superseded_by = row
+                status, type_, supersedes, superseded_by = row.status, row.type, row.supersedes, row.superseded_by
                 if status != "active":
                     if status == "archived" and superseded_by:
                         # A superseded memory stays as the end of its SUPERSEDES link, without mentions.
@@ -214,7 +199,7 @@ class GraphStore:
                 self._memory_node(memory_id, type_)
                 if supersedes:
                     self._link_supersedes(memory_id, supersedes)
-                for display in json.loads(entities_json or "[]"):
+                for display in row.entities:
                     key = normalize(display)
                     if not key:
                         continue
@@ -223,7 +208,7 @@ class GraphStore:
                         "MATCH (m:Memory {id: $id}), (e:Entity {name: $name}) CREATE (m)-[:MENTIONS]->(e)",
                         {"id": memory_id, "name": key},
                     )
-                for rel in json.loads(relations_json or "[]"):
+                for rel in row.relations:
                     subject, obj = normalize(rel["subject"]), normalize(rel["object"])
                     if not subject or not obj:
                         continue

@@ -157,21 +157,14 @@ def _member(name: str) -> zipfile.ZipInfo:
 
 def _histories(cube: MemCube, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    with cube.store.lock:
-        rows = cube.store.conn.execute("SELECT memory_id, version, op, at, client, changes FROM memory_versions ORDER BY seq").fetchall()
-    for memory_id, version, op, at, client, changes in rows:
+    for memory_id, entry in cube.store.all_versions():
         if memory_id in out:
-            out[memory_id].append({"version": version, "op": op, "at": at, "client": client, "changes": json.loads(changes)})
+            out[memory_id].append(entry)
     return out
 
 
 def _entities(cube: MemCube, include_deleted: bool) -> list[dict[str, Any]]:
-    with cube.store.lock:
-        rows = cube.store.conn.execute(
-            "SELECT e.norm, e.name, m.id FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
-            + ("" if include_deleted else "WHERE m.status != 'deleted' ")
-            + "ORDER BY e.norm, m.row_id"
-        ).fetchall()
+    rows = cube.store.entity_mentions(include_deleted=include_deleted)
     entities: dict[str, dict[str, Any]] = {}
     for norm, name, memory_id in rows:
         entry = entities.setdefault(norm, {"name": name, "key": norm, "memories": []})
@@ -181,14 +174,11 @@ def _entities(cube: MemCube, include_deleted: bool) -> list[dict[str, Any]]:
 
 def _vectors(cube: MemCube, ids: list[str]) -> list[dict[str, Any]]:
     wanted = set(ids)
-    with cube.store.lock:
-        try:
-            rows = cube.store.conn.execute(
-                "SELECT m.id, v.embedding FROM memories m JOIN memory_vec v ON v.rowid = m.row_id ORDER BY m.row_id"
-            ).fetchall()
-        except Exception:  # no vector table yet: a cube that never embedded anything
-            return []
-    return [{"id": i, "vector": base64.b64encode(bytes(blob)).decode("ascii")} for i, blob in rows if i in wanted]
+    return [
+        {"id": i, "vector": base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")}
+        for i, vector in cube.store.stored_vectors()
+        if i in wanted
+    ]
 
 
 # -- reading an archive ---------------------------------------------------------------

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory.store import connection as db
+from memory.store.backup import copy_database
 from memory.errors import InvalidInput
 from memory.home import MemoryHome
 
@@ -36,19 +36,7 @@ def backup_home(home: MemoryHome, destination: Path | str) -> BackupReport:
         source_path = home.cubes_dir / name / "memory.db"
         copy_path = target / "cubes" / name / "memory.db"
         copy_path.parent.mkdir(parents=True)
-        source = db.connect(source_path)
-        copy = db.connect(copy_path)
-        try:
-            source.backup(copy)
-            copy.execute(
-                "INSERT INTO cube_meta(key, value) VALUES ('graph_rebuild', '1') "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-            )
-            copy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            copied[name] = copy.execute("SELECT count(*) FROM memories").fetchone()[0]
-        finally:
-            copy.close()
-            source.close()
+        copied[name] = copy_database(source_path, copy_path)
     config = home.root / "config.toml"
     if config.is_file():
         shutil.copy2(config, target / "config.toml")

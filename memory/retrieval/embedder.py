@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from memory.retrieval import fork as parallel
+from memory import fork_join as parallel
 from memory.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ summing normalised scores beat reciprocal rank fusion, which gives a weak signal
 ranking as much say as a strong one's. Two priors then reorder the best few: a memory that
 ends with a question (``asks``) gives way to statements, and when the query names several
 people who speak in the cube, their memories take turns. Time words ("last week") are read before this, by
-``MemCube.search_in_time`` (``memory.temporal``), into an ``occurred_at`` filter.
+``MemCube.search`` (``memory.retrieval.time_words``), into an ``occurred_at`` filter.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -37,12 +36,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from memory.store import threads as context
-from memory.retrieval import fork as parallel
+from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
-from memory.store.cube_store import CubeStore, content_hash
-from memory.timeutil import stored_from_input, stored_until_from_input
+from memory.store.cube_store import CubeStore
+from memory.store.search_reads import FtsTable, SearchView
 from memory.store.vector_mirror import Cosines, VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
@@ -90,115 +88,6 @@ def keyword_query(text: str) -> str | None:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
 
 
-def filtered_row_ids(conn: sqlite3.Connection, q: SearchQuery) -> np.ndarray | None:
-    """Row ids passing the query's filters, or None when there are no filters."""
-    clauses, params = _filter_sql(q)
-    if not clauses:
-        return None
-    rows = conn.execute(f"SELECT row_id FROM memories m WHERE {' AND '.join(clauses)}", params).fetchall()
-    return np.array(sorted(r[0] for r in rows), dtype=np.int64)
-
-
-def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if q.types:
-        clauses.append(f"m.type IN ({','.join('?' * len(q.types))})")
-        params.extend(t.strip().lower() for t in q.types)
-    if q.tags:
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value IN ({','.join('?' * len(q.tags))}))")
-        params.extend(q.tags)
-    # A time window matches when a memory happened in it, or (tasks) falls due in it.
-    if q.since is not None:
-        clauses.append("coalesce(m.occurred_at, m.due_at) >= ?")
-        params.append(stored_from_input(q.since, field="since"))
-    if q.until is not None:
-        clauses.append("coalesce(m.occurred_at, m.due_at) <= ?")
-        params.append(stored_until_from_input(q.until, field="until"))
-    return clauses, params
-
-
-def _status_sql(q: SearchQuery) -> str:
-    return "m.status IN ('active', 'archived')" if q.include_archived else "m.status = 'active'"
-
-
-def keyword_candidates(
-    conn: sqlite3.Connection, q: SearchQuery, k: int, *, table: str = "memory_fts"
-) -> list[tuple[int, float, bool]]:
-    """BM25 matches of the query's content words in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
-
-    Each match is ``(row_id, score, threaded)``, best first; ``threaded``: the memory has a session.
-    """
-    match = keyword_query(q.query)
-    if match is None:
-        return []
-    clauses, params = _filter_sql(q)
-    where = " AND ".join([_status_sql(q), *clauses])
-    rank = "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
-    # Ranking the index alone and then checking status and filters on the best few is twice
-    # as fast as joining ``memories`` for every match of a common word. The rows come back
-    # as one JSON array: a single step, not one (and a GIL hand-over) per row.
-    fetch = k * 2
-    total, found = conn.execute(
-        "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.session_id IS NOT NULL)) "
-        "FILTER (WHERE m.row_id IS NOT NULL) "
-        f"FROM (SELECT rowid, {rank} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
-        f"LEFT JOIN memories m ON m.row_id = f.rowid AND {where}",
-        [match, fetch, *params],
-    ).fetchone()
-    rows = sorted(json.loads(found), key=lambda row: (row[1], row[0]))
-    if len(rows) < k and total == fetch:
-        # Filters dropped too many of the best: rank only the memories that pass them.
-        rows = conn.execute(
-            f"SELECT f.rowid, {rank} AS score, m.session_id IS NOT NULL FROM {table} f "
-            f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score LIMIT ?",
-            [match, *params, k],
-        ).fetchall()
-    # FTS5's bm25() is "lower is better" (negative); flip it so every signal reads higher-is-better.
-    return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
-
-
-def entity_matches(conn: sqlite3.Connection, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], dict[int, str]]:
-    """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and who said which.
-
-    A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
-    1 for an entity one memory mentions, 0 for one that every memory mentions (the user's
-    own name in a personal cube says nothing about which memory is meant).
-    """
-    keys = query_keys(q.query)
-    if not keys:
-        return [], {}
-    clauses, params = _filter_sql(q)
-    where = " AND ".join([_status_sql(q), *clauses])
-    # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
-    # The last column says whether the memory opens with the name and a colon: said by that entity.
-    rows = conn.execute(
-        "SELECT e.memory_rowid, e.norm, substr(m.text, 1, length(e.name) + 1) = e.name || ':' "
-        f"FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
-        f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where}",
-        [*keys, *params],
-    ).fetchall()
-    if not rows:
-        return [], {}
-    total = max(2, conn.execute(f"SELECT count(*) FROM memories m WHERE {_status_sql(q)}").fetchone()[0])
-    df = Counter(norm for _, norm, _ in rows)
-    best: dict[int, float] = {}
-    said: dict[int, str] = {}
-    for row_id, norm, speaker in rows:
-        best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
-        if speaker:
-            said[row_id] = norm
-    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
-    return ranked, said
-
-
-def exact_matches(conn: sqlite3.Connection, q: SearchQuery) -> list[int]:
-    clauses, params = _filter_sql(q)
-    # "status != 'deleted'" lets SQLite use the partial unique index on live content hashes.
-    where = " AND ".join(["m.status != 'deleted'", _status_sql(q), "m.content_hash = ?", *clauses])
-    return [r[0] for r in conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])]
-
-
 @lru_cache(maxsize=65_536)
 def speaker_of(text: str) -> str | None:
     """Who said a memory stored as a transcript line (``"Alice: ..."``), normalised; None otherwise."""
@@ -218,19 +107,51 @@ def embedding_text(text: str) -> str:
     return text
 
 
-def vector_query_text(conn: sqlite3.Connection, query: str) -> str:
+def entity_matches(view: SearchView, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], dict[int, str]]:
+    """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and who said which.
+
+    A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
+    1 for an entity one memory mentions, 0 for one that every memory mentions (the user's
+    own name in a personal cube says nothing about which memory is meant).
+    """
+    keys = query_keys(q.query)
+    if not keys:
+        return [], {}
+    rows, searchable = view.entity_links(q, keys)
+    if not rows:
+        return [], {}
+    total = max(2, searchable)
+    df = Counter(norm for _, norm, _ in rows)
+    best: dict[int, float] = {}
+    said: dict[int, str] = {}
+    for row_id, norm, speaker in rows:
+        best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
+        if speaker:
+            said[row_id] = norm
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return ranked, said
+
+
+def vector_query_text(view: SearchView, query: str) -> str:
     """The query less the names of entities this cube knows: the vector looks for *what*, the entity signal for *who*."""
     keys = [k for k in query_keys(query) if not k.startswith(("@", "#"))]
     if not keys:
         return query
-    placeholders = ",".join("?" * len(keys))
-    known = [r[0] for r in conn.execute(f"SELECT DISTINCT norm FROM memory_entities WHERE norm IN ({placeholders})", keys)]
+    known = view.known_entities(keys)
     stripped = query
     for name in sorted(known, key=len, reverse=True):
         words = r"\s+".join(re.escape(w) for w in name.split())
         stripped = re.sub(rf"(?<!\w){words}(?:['’]s)?(?!\w)", " ", stripped, flags=re.IGNORECASE)
     stripped = re.sub(r"\s+", " ", stripped).strip()
     return stripped if _TOKEN.search(stripped) and stripped != query.strip() else query
+
+
+def keyword_candidates(view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts") -> list[tuple[int, float, bool]]:
+    """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``)."""
+    match = keyword_query(q.query)
+    if match is None:
+        return []
+    return view.keyword_candidates(q, match, k, table=table)
 
 
 def _scaled(ranked: Sequence[tuple[int, float] | tuple[int, float, bool]]) -> list[tuple[int, float, float]]:
@@ -285,33 +206,33 @@ def hybrid_search(
     embedding: Future[np.ndarray] | None = None
     allowed: np.ndarray | None = None
     if "vector" in q.signals and embed is not None:
-        with store.read() as conn:
-            text = vector_query_text(conn, q.query)
+        with store.search_view() as view:
+            text = vector_query_text(view, q.query)
         embedding = parallel.soon(lambda: embed(text))
     said: dict[int, str] = {}
     try:
-        with store.read() as conn:
+        with store.search_view() as view:
             if embedding is not None:
-                allowed = filtered_row_ids(conn, q)
-                mirror.sync(conn)
+                allowed = view.filtered_row_ids(q)
+                view.sync(mirror)
             if "keyword" in q.signals:
                 # A query that is a memory's exact text asks for that memory, whatever the other signals say.
-                for row_id in exact_matches(conn, q):
+                for row_id in view.exact_matches(q):
                     candidate(row_id).add("exact", 1, 1.0, WEIGHTS["exact"])
-            own = keyword_candidates(conn, q, pool) if {"keyword", "context"} & set(q.signals) else []
+            own = keyword_candidates(view, q, pool) if {"keyword", "context"} & set(q.signals) else []
             if "keyword" in q.signals:
                 for rank, (row_id, raw, scaled) in enumerate(_scaled(own), start=1):
                     candidate(row_id).add("keyword", rank, raw, WEIGHTS["keyword"] * scaled)
             if "context" in q.signals:
                 # Threaded memories are matched through their windows; a memory without a
                 # thread is its own window, so its own-text match stands in (not indexed twice).
-                windows = _scaled(keyword_candidates(conn, q, pool, table="memory_context_fts"))
+                windows = _scaled(keyword_candidates(view, q, pool, table="memory_context_fts"))
                 alone = _scaled([m for m in own if not m[2]])
                 merged = sorted([*windows, *alone], key=lambda item: (-item[2], item[0]))
                 for rank, (row_id, raw, scaled) in enumerate(merged, start=1):
                     candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
             if "entity" in q.signals:
-                linked, said = entity_matches(conn, q, pool)
+                linked, said = entity_matches(view, q, pool)
                 for rank, (row_id, specificity) in enumerate(linked, start=1):
                     candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
     finally:
@@ -335,10 +256,10 @@ def hybrid_search(
     ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.row_id))
     if len(q.signals) > 1:  # a one-signal search shows that signal's own ranking (a diagnostic view)
         head = max(RERANK_HEAD, q.limit * 3)  # the reordering below only ever reaches this deep
-        rows = _hit_rows(store, [c.row_id for c in ranked[:head]])  # one read for the priors and the hits
+        rows = store.hit_rows([c.row_id for c in ranked[:head]])  # one read for the priors and the hits
         ranked = _each_speaker_in_turn(_asks_last(ranked[:head], rows), said) + ranked[head:]
     else:
-        rows = _hit_rows(store, [c.row_id for c in ranked[: q.limit]])
+        rows = store.hit_rows([c.row_id for c in ranked[: q.limit]])
     ranked = ranked[: q.limit]
     hits = []
     for candidate_ in ranked:
@@ -348,7 +269,7 @@ def hybrid_search(
         memory_id, text, type_, tags, occurred_at, created_at, status = row
         hits.append(
             SearchHit(
-                id=memory_id, text=text, score=round(candidate_.fused, 6), type=type_, tags=json.loads(tags or "[]"),
+                id=memory_id, text=text, score=round(candidate_.fused, 6), type=type_, tags=tags,
                 occurred_at=occurred_at, created_at=created_at, status=status, signals=candidate_.explained(),
             )
         )
@@ -400,19 +321,6 @@ def _each_speaker_in_turn(ranked: list[Candidate], said: dict[int, str]) -> list
     return out + others
 
 
-def _hit_rows(store: CubeStore, row_ids: list[int]) -> dict[int, tuple]:
-    """The columns a hit shows, by row id (not whole memories: a search answers before it parses what it does not show)."""
-    if not row_ids:
-        return {}
-    with store.lock:
-        found = store.conn.execute(
-            "SELECT row_id, id, text, type, tags, occurred_at, created_at, status FROM memories "
-            f"WHERE row_id IN ({','.join('?' * len(row_ids))})",
-            row_ids,
-        ).fetchall()
-    return {row[0]: row[1:] for row in found}
-
-
 def context_turns(store: CubeStore, hits: list[SearchHit], turns: int, *, include_archived: bool = False) -> list[ContextTurn]:
     """The thread neighbours of each hit (``turns`` on each side), without the hits themselves or repeats."""
     if turns <= 0 or not hits:
@@ -420,17 +328,7 @@ def context_turns(store: CubeStore, hits: list[SearchHit], turns: int, *, includ
     statuses = ("active", "archived") if include_archived else ("active",)
     seen = {h.id for h in hits}
     out: list[ContextTurn] = []
-    with store.read() as conn:
-        rows = dict(conn.execute(
-            f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(hits))})", [h.id for h in hits]
-        ).fetchall())
-        wanted: list[tuple[str, int, int]] = []
-        for hit in hits:
-            row_id = rows.get(hit.id)
-            if row_id is None:
-                continue
-            for neighbour, offset in context.thread_neighbours(conn, row_id, turns, turns, statuses):
-                wanted.append((hit.id, neighbour, offset))
+    wanted = store.thread_neighbours_of([h.id for h in hits], turns, statuses)
     memories = store.get_by_row_ids(list({r for _, r, _ in wanted}))
     for hit_id, row_id, offset in wanted:
         memory = memories.get(row_id)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel
+from memory.models import TimeWindow
 
 MONTHS = {
     name: number
@@ -27,15 +27,6 @@ MONTHS = {
 }
 _MONTH_WORDS = "|".join(sorted(MONTHS, key=len, reverse=True))
 _UNITS = ("week", "month", "year")
-
-
-class TimeWindow(BaseModel):
-    """What a query's time words were taken to mean (reported back with the search)."""
-
-    expression: str
-    since: str | None = None
-    until: str | None = None
-    latest: bool = False
 
 
 @dataclass

@@ -9,7 +9,6 @@ in any process sees either all of a change or none of it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -23,24 +22,15 @@ import numpy as np
 
 from memory.store import threads as context
 from memory.store import connection as db
-from memory.store import schema
+from memory.store import maintenance, schema
 from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, FeedbackEntry, Memory, MemoryStatus, RelationOut
+from memory.store.search_reads import SearchView
+from memory.store.vector_mirror import VectorMirror, sqlite_vec_knn
+from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, dumps as _dumps, insert_sql, row_to_memory, to_column
 from memory.timeutil import now_stored
-
-MEMORY_COLUMNS = (
-    "row_id, id, text, kind, type, status, tags, entities, relations, source, client, user_id, agent_id, "
-    "session_id, created_at, updated_at, occurred_at, valid_from, valid_to, version, importance, confidence, "
-    "access_count, last_access, content_hash, embedding_model, metadata, "
-    "role, subject, state, due_at, parent_id, supersedes, superseded_by"
-)
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
 
 @dataclass
 class NewMemory:
@@ -72,34 +62,42 @@ class NewMemory:
     def __post_init__(self) -> None:
         self.hash = content_hash(self.text)
 
-
-def _loads(value: str | None, default: Any) -> Any:
-    return json.loads(value) if value else default
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    def fields(self) -> dict[str, Any]:
+        """The memory's own fields, named as ``Memory`` names them (what the client gave, resolved)."""
+        return {name: getattr(self, name) for name in _GIVEN_FIELDS}
 
 
-def row_to_memory(cube: str, row: sqlite3.Row | tuple) -> Memory:
-    (
-        _row_id, id_, text, kind, type_, status, tags, entities, relations, source, client, user_id, agent_id,
-        session_id, created_at, updated_at, occurred_at, valid_from, valid_to, version, importance, confidence,
-        access_count, last_access, hash_, embedding_model, metadata,
-        role, subject, state, due_at, parent_id, supersedes, superseded_by,
-    ) = row
-    return Memory(
-        id=id_, cube=cube, text=text, kind=kind, type=type_, status=status,
-        tags=_loads(tags, []), entities=_loads(entities, []),
-        relations=[RelationOut(**r) for r in _loads(relations, [])],
-        source=source, client=client, user_id=user_id, agent_id=agent_id, session_id=session_id,
-        created_at=created_at, updated_at=updated_at, occurred_at=occurred_at,
-        valid_from=valid_from, valid_to=valid_to, version=version, importance=importance,
-        confidence=confidence, access_count=access_count, last_access=last_access,
-        content_hash=hash_, embedding_model=embedding_model, metadata=_loads(metadata, {}),
-        role=role, subject=subject, state=state, due_at=due_at, parent_id=parent_id,
-        supersedes=supersedes, superseded_by=superseded_by,
-    )
+# What an add takes from the caller: every NewMemory field that is also a Memory field.
+_GIVEN_FIELDS = tuple(name for name in NewMemory.__dataclass_fields__ if name in FIELDS)
+
+
+# The memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link).
+IN_GRAPH = "status = 'active' OR (status = 'archived' AND superseded_by IS NOT NULL)"
+
+
+@dataclass
+class GraphRow:
+    """What the graph derives from one memory."""
+
+    id: str
+    status: str
+    type: str
+    entities: list[str]
+    relations: list[dict[str, Any]]
+    supersedes: str | None
+    superseded_by: str | None
+
+
+@dataclass
+class ProfileRows:
+    """The memories each section of the profile draws from."""
+
+    goals: list[Memory]
+    open_tasks: list[Memory]
+    upcoming: list[Memory]
+    preferences: list[Memory]
+    done: list[Memory]
+    facts: list[Memory]
 
 
 def check_ids(ids: Sequence[str]) -> None:
@@ -116,37 +114,41 @@ class CubeStore:
         self.cube = cube
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = db.connect(path)
-        self.lock = threading.RLock()
-        schema.migrate(self.conn)
+        self._conn = db.connect(path)
+        self._lock = threading.RLock()
+        schema.migrate(self._conn)
 
     def close(self) -> None:
-        with self.lock:
-            self.conn.close()
+        with self._lock:
+            self._conn.close()
 
     # -- transactions ---------------------------------------------------------------
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before any read so writers queue instead of deadlocking."""
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.conn
+                yield self._conn
+                # Inside the try: a COMMIT that fails (disk full, I/O error, a busy reader on
+                # some platforms) must roll back too, or the connection stays in a transaction
+                # that every later write would join.
+                self._conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several statements."""
-        with self.lock:
-            self.conn.execute("BEGIN")
+        with self._lock:
+            self._conn.execute("BEGIN")
             try:
-                yield self.conn
+                yield self._conn
             finally:
-                self.conn.execute("COMMIT")
+                self._conn.execute("COMMIT")
 
     def _next_seq(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute(
@@ -156,8 +158,8 @@ class CubeStore:
     # -- metadata -------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
-        with self.lock:
-            row = self.conn.execute("SELECT value FROM cube_meta WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM cube_meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
@@ -182,9 +184,9 @@ class CubeStore:
 
     def get_many(self, ids: Sequence[str], *, include_deleted: bool = True) -> list[Memory]:
         check_ids(ids)
-        with self.lock:
+        with self._lock:
             placeholders = ",".join("?" * len(ids))
-            rows = self.conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id IN ({placeholders})", list(ids)).fetchall()
+            rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id IN ({placeholders})", list(ids)).fetchall()
         by_id = {row[1]: row for row in rows if include_deleted or row[5] != "deleted"}
         missing = [i for i in ids if i not in by_id]
         if missing:
@@ -197,9 +199,9 @@ class CubeStore:
         tasks = [m for m in memories if m.type == "task"]
         if not tasks:
             return
-        with self.lock:
+        with self._lock:
             placeholders = ",".join("?" * len(tasks))
-            rows = self.conn.execute(
+            rows = self._conn.execute(
                 f"SELECT memory_id, at, tried, result, client FROM memory_feedback WHERE memory_id IN ({placeholders}) ORDER BY seq",
                 [m.id for m in tasks],
             ).fetchall()
@@ -210,14 +212,226 @@ class CubeStore:
     def get_by_row_ids(self, row_ids: Sequence[int]) -> dict[int, Memory]:
         if not row_ids:
             return {}
-        with self.lock:
+        with self._lock:
             placeholders = ",".join("?" * len(row_ids))
-            rows = self.conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id IN ({placeholders})", list(row_ids)).fetchall()
+            rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id IN ({placeholders})", list(row_ids)).fetchall()
         return {row[0]: row_to_memory(self.cube, row) for row in rows}
 
+    @contextmanager
+    def search_view(self) -> Iterator[SearchView]:
+        """One consistent snapshot for the several reads of a search."""
+        with self._read() as conn:
+            yield SearchView(conn)
+
+    def sync_mirror(self, mirror: VectorMirror) -> None:
+        """Bring an in-RAM vector mirror up to the last committed change."""
+        with self._read() as conn:
+            mirror.sync(conn)
+
+    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, str, str, list[str], str | None, str, str]]:
+        """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status)``.
+
+        Not whole memories: a search answers before it parses what it does not show.
+        """
+        if not row_ids:
+            return {}
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT row_id, id, text, type, tags, occurred_at, created_at, status FROM memories "
+                f"WHERE row_id IN ({','.join('?' * len(row_ids))})",
+                list(row_ids),
+            ).fetchall()
+        return {row[0]: (row[1], row[2], row[3], json.loads(row[4] or "[]"), row[5], row[6], row[7]) for row in found}
+
+    def thread_neighbours_of(self, ids: Sequence[str], turns: int, statuses: tuple[str, ...]) -> list[tuple[str, int, int]]:
+        """For each memory, its live thread neighbours as ``(memory id, neighbour row id, offset)``, offset < 0 before it."""
+        if not ids:
+            return []
+        with self._read() as conn:
+            rows = dict(conn.execute(
+                f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(ids))})", list(ids)
+            ).fetchall())
+            wanted: list[tuple[str, int, int]] = []
+            for memory_id in ids:
+                row_id = rows.get(memory_id)
+                if row_id is None:
+                    continue
+                for neighbour, offset in context.thread_neighbours(conn, row_id, turns, turns, statuses):
+                    wanted.append((memory_id, neighbour, offset))
+        return wanted
+
+    def nearest(self, vector: np.ndarray, k: int, *, include_archived: bool = False) -> list[tuple[int, float]]:
+        """The ``k`` nearest memories by sqlite-vec's own KNN: the reference the RAM mirror is held to."""
+        with self._lock:
+            return sqlite_vec_knn(self._conn, vector, k, include_archived=include_archived)
+
+    def row_ids_of(self, ids: Sequence[str]) -> list[int]:
+        if not ids:
+            return []
+        with self._lock:
+            placeholders = ",".join("?" * len(ids))
+            return [r[0] for r in self._conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
+
+    def vector_of(self, memory_id: str) -> np.ndarray | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT v.embedding FROM memories m JOIN memory_vec v ON v.rowid = m.row_id WHERE m.id = ?", (memory_id,)
+            ).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32) if row else None
+
+    def same_kind_row_ids(self, type_: str, role: str | None) -> list[int]:
+        """Row ids of the active memories of this type and role: the candidates a new one may supersede."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT row_id FROM memories WHERE status = 'active' AND type = ? AND role IS ?", (type_, role)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def entities_by_row(self, row_ids: Sequence[int]) -> list[tuple[str, list[str]]]:
+        """``(id, entities)`` of these memories, in row order."""
+        if not row_ids:
+            return []
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT id, entities FROM memories WHERE row_id IN ({','.join('?' * len(row_ids))}) ORDER BY row_id",
+                list(row_ids),
+            ).fetchall()
+        return [(memory_id, json.loads(entities or "[]")) for memory_id, entities in found]
+
+    def goals_and_tasks(self, states: Sequence[str], role: str | None) -> list[Memory]:
+        """Active goals and tasks in these states (with a role: that role's and those without one), open ones first."""
+        placeholders = ",".join("?" * len(states))
+        params: list[Any] = [*states]
+        role_sql = ""
+        if role:
+            role_sql = " AND (role IS NULL OR role = ?)"
+            params.append(role)
+        with self._lock:
+            ids = [r[0] for r in self._conn.execute(
+                f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
+                "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, "
+                "due_at IS NULL, due_at, created_at",
+                params,
+            )]
+        return self.get_many(ids) if ids else []
+
+    def live_versions(self) -> dict[str, int]:
+        """The version of every active memory, by id (what a KV cache is checked against)."""
+        with self._read() as conn:
+            return dict(conn.execute("SELECT id, version FROM memories WHERE status = 'active'").fetchall())
+
+    def profile_sections(self, *, role: str | None, now: str, horizon: str, done_since: str, top_facts: int) -> ProfileRows:
+        """The memories each section of the profile draws from, in the section's order."""
+        role_sql, role_params = ("(role IS NULL OR role = ?)", [role]) if role else ("1", [])
+
+        def load(where: str, params: list[object], order: str, limit: int = 200) -> list[Memory]:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE status = 'active' AND {where} AND {role_sql} ORDER BY {order} LIMIT ?",
+                    [*params, *role_params, limit],
+                ).fetchall()
+            memories = [row_to_memory(self.cube, row) for row in rows]
+            self._attach_feedback(memories)
+            return memories
+
+        return ProfileRows(
+            goals=load("type = 'goal' AND state = 'active'", [], "importance DESC, updated_at DESC"),
+            open_tasks=load(
+                "type = 'task' AND state IN ('todo', 'in_progress', 'blocked')", [],
+                "CASE state WHEN 'blocked' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, due_at IS NULL, due_at, importance DESC",
+            ),
+            upcoming=load("type != 'task' AND occurred_at > ? AND occurred_at <= ?", [now, horizon], "occurred_at"),
+            preferences=load("type = 'preference'", [], "role IS NOT NULL, role, importance DESC, updated_at DESC"),
+            done=load("type = 'task' AND state = 'done' AND updated_at >= ?", [done_since], "updated_at DESC", 20),
+            facts=load("type = 'fact'", [], "access_count DESC, importance DESC, updated_at DESC", top_facts),
+        )
+
+    # -- maintenance (memcube doctor) ---------------------------------------------------
+
+    def integrity(self) -> str:
+        with self._lock:
+            return maintenance.integrity(self._conn)
+
+    def drift(self, table: maintenance.DerivedTable) -> tuple[int, int]:
+        """(memories missing a row in a derived table, stray rows in it)."""
+        with self._lock:
+            return maintenance.drift(self._conn, table)
+
+    def rebuild_fts(self) -> None:
+        with self.write() as conn:
+            maintenance.rebuild_fts(conn)
+
+    def rebuild_context_windows(self) -> None:
+        with self.write() as conn:
+            maintenance.rebuild_context_windows(conn)
+
+    def drop_stray_vectors(self) -> None:
+        with self.write() as conn:
+            maintenance.drop_stray_vectors(conn)
+
+    # -- the graph outbox -----------------------------------------------------------
+
+    def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
+        """The oldest queued graph changes as ``(seq, memory id)``."""
+        with self._lock:
+            return self._conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+
+    def outbox_done(self, up_to_seq: int, *, rebuilt: bool = False) -> None:
+        """Drop queued graph changes up to ``up_to_seq`` (applied); after a rebuild, clear its flag too."""
+        with self.write() as conn:
+            conn.execute("DELETE FROM graph_outbox WHERE seq <= ?", (up_to_seq,))
+            if rebuilt:
+                conn.execute("DELETE FROM cube_meta WHERE key = 'graph_rebuild'")
+
+    def outbox_high(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM graph_outbox").fetchone()[0])
+
+    def graph_member_ids(self) -> list[str]:
+        """Memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link)."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}").fetchall()]
+
+    def graph_rows(self, ids: Sequence[str]) -> dict[str, GraphRow]:
+        """What the graph derives from each memory."""
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, status, type, entities, relations, supersedes, superseded_by FROM memories "
+                f"WHERE id IN ({','.join('?' * len(ids))})",
+                list(ids),
+            ).fetchall()
+        return {
+            r[0]: GraphRow(
+                id=r[0], status=r[1], type=r[2], entities=json.loads(r[3] or "[]"), relations=json.loads(r[4] or "[]"),
+                supersedes=r[5], superseded_by=r[6],
+            )
+            for r in rows
+        }
+
+    # -- access counts and re-embedding -----------------------------------------------
+
+    def add_access(self, counts: dict[int, int]) -> None:
+        """Add reads to memories' access counts (not a version: reading changes no content)."""
+        if not counts:
+            return
+        now = now_stored()
+        with self.write() as conn:
+            conn.executemany(
+                "UPDATE memories SET access_count = access_count + ?, last_access = ? WHERE row_id = ?",
+                [(n, now, row_id) for row_id, n in counts.items()],
+            )
+
+    def forget_embedding_models(self) -> None:
+        """Mark every live memory's vector as stale, so the next ``stale_embeddings`` returns them all."""
+        with self.write() as conn:
+            conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted'")
+
+
     def recent(self, limit: int = 20, status: MemoryStatus = "active") -> list[Memory]:
-        with self.lock:
-            rows = self.conn.execute(
+        with self._lock:
+            rows = self._conn.execute(
                 f"SELECT {MEMORY_COLUMNS} FROM memories WHERE status = ? ORDER BY created_at DESC, row_id DESC LIMIT ?",
                 (status, limit),
             ).fetchall()
@@ -226,8 +440,8 @@ class CubeStore:
     def iter_all(self, batch: int = 500) -> Iterator[Memory]:
         last = 0
         while True:
-            with self.lock:
-                rows = self.conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)).fetchall()
+            with self._lock:
+                rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -236,22 +450,48 @@ class CubeStore:
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         check_ids([memory_id])
-        with self.lock:
-            rows = self.conn.execute(
+        with self._lock:
+            rows = self._conn.execute(
                 "SELECT version, op, at, client, changes FROM memory_versions WHERE memory_id = ? ORDER BY seq", (memory_id,)
             ).fetchall()
         if not rows:
             raise NotFound(f"no memory {memory_id} in cube '{self.cube}'")
         return [{"version": v, "op": op, "at": at, "client": c, "changes": json.loads(ch)} for v, op, at, c, ch in rows]
 
+    def all_versions(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every version row of the cube, oldest first, as ``(memory id, {version, op, at, client, changes})``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT memory_id, version, op, at, client, changes FROM memory_versions ORDER BY seq").fetchall()
+        for memory_id, version, op, at, client, changes in rows:
+            yield memory_id, {"version": version, "op": op, "at": at, "client": client, "changes": json.loads(changes)}
+
+    def entity_mentions(self, *, include_deleted: bool = False) -> list[tuple[str, str, str]]:
+        """``(entity key, display name, memory id)`` for every entity a memory names, by key then memory."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT e.norm, e.name, m.id FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
+                + ("" if include_deleted else "WHERE m.status != 'deleted' ")
+                + "ORDER BY e.norm, m.row_id"
+            ).fetchall()
+
+    def stored_vectors(self) -> list[tuple[str, np.ndarray]]:
+        """``(memory id, vector)`` of every memory that has one, in row order."""
+        with self._lock:
+            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_vec'").fetchone():
+                return []  # a cube that never embedded anything
+            rows = self._conn.execute(
+                "SELECT m.id, v.embedding FROM memories m JOIN memory_vec v ON v.rowid = m.row_id ORDER BY m.row_id"
+            ).fetchall()
+        return [(memory_id, np.frombuffer(blob, dtype=np.float32)) for memory_id, blob in rows]
+
     def counts(self) -> dict[str, int]:
-        with self.lock:
-            by_status = dict(self.conn.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall())
-            entities = self.conn.execute("SELECT count(DISTINCT norm) FROM memory_entities").fetchone()[0]
-            relations = self.conn.execute(
+        with self._lock:
+            by_status = dict(self._conn.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall())
+            entities = self._conn.execute("SELECT count(DISTINCT norm) FROM memory_entities").fetchone()[0]
+            relations = self._conn.execute(
                 "SELECT coalesce(sum(json_array_length(relations)), 0) FROM memories WHERE status = 'active'"
             ).fetchone()[0]
-            pending = self.conn.execute("SELECT count(*) FROM graph_outbox").fetchone()[0]
+            pending = self._conn.execute("SELECT count(*) FROM graph_outbox").fetchone()[0]
         return {
             "active": by_status.get("active", 0), "archived": by_status.get("archived", 0),
             "deleted": by_status.get("deleted", 0), "entities": entities, "relations": relations,
@@ -259,8 +499,8 @@ class CubeStore:
         }
 
     def stale_embeddings(self, model_id: str, limit: int) -> list[tuple[int, str]]:
-        with self.lock:
-            return self.conn.execute(
+        with self._lock:
+            return self._conn.execute(
                 "SELECT row_id, text FROM memories WHERE status != 'deleted' AND "
                 "(embedding_model IS NULL OR embedding_model != ?) ORDER BY row_id LIMIT ?",
                 (model_id, limit),
@@ -287,21 +527,14 @@ class CubeStore:
                 if item.parent_id is not None:
                     self._current(conn, item.parent_id)  # a task's goal must exist in this cube
                 replaced = self._superseded_by_new(conn, item)
-                row_id = conn.execute(
-                    "INSERT INTO memories(id, text, kind, type, status, tags, entities, relations, source, client, "
-                    "user_id, agent_id, session_id, created_at, updated_at, occurred_at, version, importance, "
-                    "confidence, access_count, content_hash, embedding_model, metadata, seq, "
-                    "role, subject, state, due_at, parent_id, supersedes) "
-                    "VALUES (?, ?, 'plaintext', ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, 0, ?, ?, ?, ?, "
-                    "?, ?, ?, ?, ?, ?) RETURNING row_id",
-                    (
-                        memory_id, item.text, item.type, _dumps(item.tags), _dumps(item.entities), _dumps(item.relations),
-                        item.source, client, item.user_id, item.agent_id, item.session_id, now, now, item.occurred_at,
-                        item.importance, item.confidence, item.hash,
-                        model_id if item.vector is not None else None, _dumps(item.metadata), seq,
-                        item.role, item.subject, item.state, item.due_at, item.parent_id, replaced[0] if replaced else None,
-                    ),
-                ).fetchone()[0]
+                values = {
+                    **item.fields(),
+                    "id": memory_id, "kind": "plaintext", "status": "active", "client": client,
+                    "created_at": now, "updated_at": now, "version": 1, "access_count": 0,
+                    "content_hash": item.hash, "embedding_model": model_id if item.vector is not None else None,
+                    "supersedes": replaced[0] if replaced else None, "seq": seq,
+                }
+                row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
                 self._write_entities(conn, row_id, item.entities)
                 if item.vector is not None:
                     conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, item.vector.astype(np.float32).tobytes()))
@@ -424,11 +657,11 @@ class CubeStore:
     def _scrub(self) -> None:
         """Make erased text unrecoverable: FTS5 keeps deleted terms in old index segments until a
         merge, and the WAL keeps old pages until a checkpoint. (secure_delete zeroes freed pages.)"""
-        with self.lock:
+        with self._lock:
             for table in ("memory_fts", "memory_context_fts"):
-                if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
-                    self.conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                    self._conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def store_vectors(self, rows: Sequence[tuple[int, np.ndarray]], model_id: str) -> None:
         """Replace vectors (re-embedding after a model change)."""
@@ -438,14 +671,6 @@ class CubeStore:
                 conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
                 conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes()))
                 conn.execute("UPDATE memories SET embedding_model = ?, seq = ? WHERE row_id = ?", (model_id, seq, row_id))
-
-    def touch(self, row_ids: Sequence[int]) -> None:
-        """Count an access (search hit or read). Not a version: reading changes no content."""
-        if not row_ids:
-            return
-        now = now_stored()
-        with self.write() as conn:
-            conn.executemany("UPDATE memories SET access_count = access_count + 1, last_access = ? WHERE row_id = ?", [(now, r) for r in row_ids])
 
     # -- helpers --------------------------------------------------------------------
 
@@ -521,8 +746,8 @@ class CubeStore:
             )
 
     def denials(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self.lock:
-            rows = self.conn.execute(
+        with self._lock:
+            rows = self._conn.execute(
                 "SELECT at, client, action, need FROM access_denials ORDER BY seq DESC LIMIT ?", (limit,)
             ).fetchall()
         return [{"at": at, "client": client, "action": action, "need": need} for at, client, action, need in rows]

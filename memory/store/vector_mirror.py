@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.retrieval import fork as parallel
+from memory import fork_join as parallel
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,61 @@
+"""Checks and repairs of a cube's derived tables, for ``memcube doctor``.
+
+Each check compares a derived table (FTS rows, context windows, vectors) with the memory
+rows it derives from; each repair rebuilds that table from the rows, in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Literal
+
+from memory.store import threads
+
+LIVE = "m.status != 'deleted'"
+DerivedTable = Literal["memory_fts", "memory_context_fts", "memory_vec"]
+# Which memories should have a row in each derived table.
+BELONGS: dict[str, str] = {
+    "memory_fts": LIVE,
+    "memory_context_fts": f"{LIVE} AND m.session_id IS NOT NULL",
+    "memory_vec": LIVE,
+}
+
+
+def integrity(conn: sqlite3.Connection) -> str:
+    """SQLite's own ``integrity_check``: "ok", or its first finding."""
+    return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def drift(conn: sqlite3.Connection, table: DerivedTable) -> tuple[int, int]:
+    """(memories that should have a row in ``table`` and do not, rows of ``table`` for no such memory)."""
+    belongs = BELONGS[table]
+    missing = conn.execute(
+        f"SELECT count(*) FROM memories m WHERE {belongs} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.rowid = m.row_id)"
+    ).fetchone()[0]
+    extra = conn.execute(
+        f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.row_id = t.rowid AND {belongs})"
+    ).fetchone()[0]
+    return int(missing), int(extra)
+
+
+def rebuild_fts(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM memory_fts")
+    conn.execute(
+        "INSERT INTO memory_fts(rowid, text, tags, entities) SELECT row_id, text, "
+        "(SELECT group_concat(value, ' ') FROM json_each(tags)), (SELECT group_concat(value, ' ') FROM json_each(entities)) "
+        "FROM memories WHERE status != 'deleted'"
+    )
+
+
+def rebuild_context_windows(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM memory_context_fts")
+    sessions = [r[0] for r in conn.execute("SELECT DISTINCT session_id FROM memories WHERE session_id IS NOT NULL")]
+    threads.refresh_threads(conn, sessions)
+
+
+def drop_stray_vectors(conn: sqlite3.Connection) -> None:
+    """Drop vectors of deleted or purged memories; mark live memories without one for re-embedding."""
+    conn.execute("DELETE FROM memory_vec WHERE rowid NOT IN (SELECT row_id FROM memories WHERE status != 'deleted')")
+    conn.execute(
+        "UPDATE memories SET embedding_model = NULL WHERE status != 'deleted' AND row_id NOT IN (SELECT rowid FROM memory_vec)"
+    )

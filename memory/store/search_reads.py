@@ -1,0 +1,134 @@
+"""The reads a search makes, in one snapshot of the cube: filters, BM25, entity links, exact text.
+
+``CubeStore.search_view()`` opens a read transaction and hands out a ``SearchView``; the
+retrieval layer ranks and fuses what these methods return and never writes SQL itself.
+Every statement binds its values; only fixed fragments (status, table names from a closed
+set) are formatted into the text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Literal
+
+import numpy as np
+
+from memory.models import SearchQuery
+from memory.store.rows import content_hash
+from memory.store.vector_mirror import VectorMirror
+from memory.timeutil import stored_from_input, stored_until_from_input
+
+FtsTable = Literal["memory_fts", "memory_context_fts"]
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if q.types:
+        clauses.append(f"m.type IN ({','.join('?' * len(q.types))})")
+        params.extend(t.strip().lower() for t in q.types)
+    if q.tags:
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value IN ({','.join('?' * len(q.tags))}))")
+        params.extend(q.tags)
+    # A time window matches when a memory happened in it, or (tasks) falls due in it.
+    if q.since is not None:
+        clauses.append("coalesce(m.occurred_at, m.due_at) >= ?")
+        params.append(stored_from_input(q.since, field="since"))
+    if q.until is not None:
+        clauses.append("coalesce(m.occurred_at, m.due_at) <= ?")
+        params.append(stored_until_from_input(q.until, field="until"))
+    return clauses, params
+
+
+def _status_sql(q: SearchQuery) -> str:
+    return "m.status IN ('active', 'archived')" if q.include_archived else "m.status = 'active'"
+
+
+class SearchView:
+    """Named reads over one consistent snapshot of a cube, for one search."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def filtered_row_ids(self, q: SearchQuery) -> np.ndarray | None:
+        """Row ids passing the query's filters, or None when there are no filters."""
+        clauses, params = _filter_sql(q)
+        if not clauses:
+            return None
+        rows = self._conn.execute(f"SELECT row_id FROM memories m WHERE {' AND '.join(clauses)}", params).fetchall()
+        return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+
+    def keyword_candidates(
+        self, q: SearchQuery, match: str, k: int, *, table: FtsTable = "memory_fts"
+    ) -> list[tuple[int, float, bool]]:
+        """BM25 matches of the FTS5 query ``match`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
+
+        Each match is ``(row_id, score, threaded)``, best first, the score higher-is-better;
+        ``threaded``: the memory has a session.
+        """
+        if table not in ("memory_fts", "memory_context_fts"):
+            raise ValueError(f"not a full-text table: {table!r}")
+        clauses, params = _filter_sql(q)
+        where = " AND ".join([_status_sql(q), *clauses])
+        rank = "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
+        # Ranking the index alone and then checking status and filters on the best few is twice
+        # as fast as joining ``memories`` for every match of a common word. The rows come back
+        # as one JSON array: a single step, not one (and a GIL hand-over) per row.
+        fetch = k * 2
+        total, found = self._conn.execute(
+            "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.session_id IS NOT NULL)) "
+            "FILTER (WHERE m.row_id IS NOT NULL) "
+            f"FROM (SELECT rowid, {rank} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
+            f"LEFT JOIN memories m ON m.row_id = f.rowid AND {where}",
+            [match, fetch, *params],
+        ).fetchone()
+        rows = sorted(json.loads(found), key=lambda row: (row[1], row[0]))
+        if len(rows) < k and total == fetch:
+            # Filters dropped too many of the best: rank only the memories that pass them.
+            rows = self._conn.execute(
+                f"SELECT f.rowid, {rank} AS score, m.session_id IS NOT NULL FROM {table} f "
+                f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score LIMIT ?",
+                [match, *params, k],
+            ).fetchall()
+        # FTS5's bm25() is "lower is better" (negative); flip it so every signal reads higher-is-better.
+        return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
+
+    def entity_links(self, q: SearchQuery, keys: list[str]) -> tuple[list[tuple[int, str, bool]], int]:
+        """Searchable memories linked to these entity keys as ``(row_id, key, said_by_it)``, and how many are searchable.
+
+        ``said_by_it``: the memory opens with the entity's name and a colon (a transcript line).
+        """
+        clauses, params = _filter_sql(q)
+        where = " AND ".join([_status_sql(q), *clauses])
+        # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
+        rows = self._conn.execute(
+            "SELECT e.memory_rowid, e.norm, substr(m.text, 1, length(e.name) + 1) = e.name || ':' "
+            f"FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+            f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where}",
+            [*keys, *params],
+        ).fetchall()
+        if not rows:
+            return [], 0
+        total = self._conn.execute(f"SELECT count(*) FROM memories m WHERE {_status_sql(q)}").fetchone()[0]
+        return [(row_id, norm, bool(said)) for row_id, norm, said in rows], int(total)
+
+    def exact_matches(self, q: SearchQuery) -> list[int]:
+        """Searchable memories whose text is exactly the query."""
+        clauses, params = _filter_sql(q)
+        # "status != 'deleted'" lets SQLite use the partial unique index on live content hashes.
+        where = " AND ".join(["m.status != 'deleted'", _status_sql(q), "m.content_hash = ?", *clauses])
+        return [r[0] for r in self._conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])]
+
+    def known_entities(self, keys: list[str]) -> list[str]:
+        """Which of these normalised entity keys some memory of the cube names."""
+        if not keys:
+            return []
+        placeholders = ",".join("?" * len(keys))
+        return [r[0] for r in self._conn.execute(f"SELECT DISTINCT norm FROM memory_entities WHERE norm IN ({placeholders})", keys)]
+
+    def sync(self, mirror: VectorMirror) -> None:
+        """Bring the in-RAM vectors up to this snapshot."""
+        mirror.sync(self._conn)
