@@ -48,7 +48,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import memory  # noqa: E402,F401  (before numpy, as in the server: it sets numpy's BLAS threads)
 import numpy as np  # noqa: E402
 
 PROTOCOL = "2025-06-18"

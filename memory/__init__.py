@@ -13,14 +13,6 @@ the CLI and the server's fast start.
 from __future__ import annotations
 
 import importlib
-import os
-
-# numpy's OpenBLAS starts a thread per core whose idle spinning starves the other half of a
-# search (memory.search runs SQLite and the vector scan side by side). A matrix-vector
-# product over 10,000 vectors needs no second thread: measured on two cores, a search took
-# 46 ms with BLAS threads and 20 ms without. Only effective before numpy is first imported;
-# set OPENBLAS_NUM_THREADS yourself to choose otherwise.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {

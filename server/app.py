@@ -28,14 +28,23 @@ entities; correct stale memories (memory_update) instead of adding contradicting
 no longer applies. Cite memory ids when you rely on them."""
 
 
-def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool = True) -> MCPServer:
+class MemCubeServer(MCPServer[ToolRuntime]):
+    """The MCP server, with the memory home it serves and its scheduler (for the CLI, tests, benchmarks)."""
+
+    def __init__(self, memory_home: MemoryHome, scheduler: Scheduler, **options: Any) -> None:
+        super().__init__(**options)
+        self.memory_home = memory_home
+        self.scheduler = scheduler
+
+
+def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool = True) -> MemCubeServer:
     """An MCP server over ``home`` (a MemoryHome, a path, or None for $MEMCUBE_HOME)."""
     memory_home = home if isinstance(home, MemoryHome) else MemoryHome(home)
-    runtime = ToolRuntime(memory_home)
     scheduler = Scheduler(memory_home)  # the local model loads on first use, never here
+    runtime = ToolRuntime(memory_home, events=scheduler.notify)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[ToolRuntime]:
+    async def lifespan(_: MCPServer[ToolRuntime]) -> AsyncIterator[ToolRuntime]:
         async with anyio.create_task_group() as tasks:
             if warm_up:
                 # Load the embedding model while the client is still listing tools, so the
@@ -50,8 +59,10 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
                 with anyio.CancelScope(shield=True):
                     await runtime.flush()
 
-    mcp: MCPServer = MCPServer(
-        "memcube",
+    mcp = MemCubeServer(
+        memory_home,
+        scheduler,
+        name="memcube",
         title="MemCube",
         instructions=INSTRUCTIONS,
         version=_version(),
@@ -63,12 +74,9 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
     graph_tools.register(mcp, runtime)
     profile_tools.register(mcp, runtime)
     ask_tools.register(mcp, runtime, scheduler)
-    ask_tools.observe(mcp, scheduler)
     resources.register(mcp, runtime)
     prompts.register(mcp, runtime)
     _serve_legacy_subscriptions(mcp, runtime)
-    mcp.memory_home = memory_home  # type: ignore[attr-defined]  # for the CLI and tests to close it
-    mcp.scheduler = scheduler  # type: ignore[attr-defined]  # for tests and benchmarks to wait on it
     return mcp
 
 

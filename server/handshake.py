@@ -73,8 +73,22 @@ def record() -> dict[str, Any]:
     return snapshot
 
 
+def stored_form(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Each distinct answer once, and per version which answer serves each method (see ``load_snapshot``)."""
+    answers: dict[str, Any] = {}
+    versions: dict[str, dict[str, str]] = {}
+    for version in sorted(snapshot):
+        for method, answer in sorted(snapshot[version].items()):
+            key = next((k for k, a in answers.items() if k.split("@")[0] == method and a == answer), None)
+            if key is None:
+                key = method if method not in answers else f"{method}@{version}"
+                answers[key] = answer
+            versions.setdefault(version, {})[method] = key
+    return {"answers": answers, "versions": versions}
+
+
 def main() -> int:
-    text = json.dumps(record(), indent=1, sort_keys=True) + "\n"
+    text = json.dumps(stored_form(record()), indent=1, sort_keys=True) + "\n"
     return publish(text, SNAPSHOT_PATH, sys.argv[1:], module="server.handshake")
 
 

@@ -37,10 +37,20 @@ Backend = Callable[[Callable[[], "str | None"], Callable[[str], None]], None]
 
 
 def load_snapshot(path: Path = SNAPSHOT_PATH) -> dict[str, Any]:
+    """The recorded answers by protocol version and method.
+
+    The file keeps each distinct answer once (``answers``) and, per version, which one
+    answers each method (``versions``): the lists are the same in every version.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("no handshake snapshot at %s: the first answers wait for the full server", path)
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        answers = stored["answers"]
+        return {
+            version: {method: answers[key] for method, key in methods.items()}
+            for version, methods in stored["versions"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        log.warning("no usable handshake snapshot at %s: the first answers wait for the full server", path)
         return {}
 
 

@@ -92,11 +92,17 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         # Validate before the cube is opened: a rejected call must not create the cube it named.
         valid = await runtime.call(lambda: [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items])
         outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(valid, client=client))
-        await runtime.changed(ctx, cube, [o.id for o in outcomes if o.created], listing=True)
+        created = [o.id for o in outcomes if o.created]
+        await runtime.changed(ctx, cube, created, listing=True)
+        runtime.observe(
+            ctx, "added", cube, created, entities=[e for item in valid for e in item.entities],
+            session=next((item.session_id for item in valid if item.session_id), None),
+        )
         return AddResult(ids=[o.id for o in outcomes], results=outcomes)
 
     @mcp.tool(annotations=ToolAnnotations(title="Search memories", read_only_hint=True, open_world_hint=False))
     async def memory_search(
+        ctx: Context,
         query: Annotated[str, Field(description="what you are looking for, in plain words")],
         cube: CubeName = DEFAULT_CUBE,
         limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10,
@@ -117,12 +123,16 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
             query=query, limit=limit, types=types, tags=tags, since=since, until=until,
             include_archived=include_archived, context=context,
         ))
-        return await runtime.call(lambda: runtime.cube(cube).search(q, now=now))
+        result = await runtime.call(lambda: runtime.cube(cube).search(q, now=now))
+        runtime.observe(ctx, "queried", cube, [h.id for h in result.hits], query=q.query)
+        return result
 
     @mcp.tool(annotations=ToolAnnotations(title="Get memories", read_only_hint=True, open_world_hint=False))
-    async def memory_get(ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
+    async def memory_get(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
         """Read memories by id, with every field (status, version, entities, timestamps, metadata)."""
-        return MemoriesResult(memories=await runtime.call(lambda: runtime.cube(cube).get(_id_list(ids))))
+        memories = await runtime.call(lambda: runtime.cube(cube).get(_id_list(ids)))
+        runtime.observe(ctx, "read", cube, [m.id for m in memories])
+        return MemoriesResult(memories=memories)
 
     @mcp.tool(annotations=ToolAnnotations(title="Update a memory", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
     async def memory_update(
@@ -154,6 +164,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         client = runtime.client_name(ctx)
         memory = await runtime.call(lambda: runtime.cube(cube).update(id, patch, client=client))
         await runtime.changed(ctx, cube, [id])
+        runtime.observe(ctx, "changed", cube, [id])
         return memory
 
     @mcp.tool(annotations=ToolAnnotations(title="Delete memories", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
@@ -169,6 +180,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         client = runtime.client_name(ctx)
         deleted = await runtime.call(lambda: runtime.cube(cube).delete(values, purge=purge, client=client))
         await runtime.changed(ctx, cube, deleted, listing=True)
+        runtime.observe(ctx, "changed", cube, deleted)
         return DeleteResult(ids=deleted, purged=purge)
 
     @mcp.tool(annotations=ToolAnnotations(title="Archive memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -179,6 +191,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         client = runtime.client_name(ctx)
         memories = await runtime.call(lambda: runtime.cube(cube).archive(values, client=client))
         await runtime.changed(ctx, cube, values)
+        runtime.observe(ctx, "changed", cube, values)
         return MemoriesResult(memories=memories)
 
     @mcp.tool(annotations=ToolAnnotations(title="Restore memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -188,6 +201,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         client = runtime.client_name(ctx)
         memories = await runtime.call(lambda: runtime.cube(cube).restore(values, client=client))
         await runtime.changed(ctx, cube, values)
+        runtime.observe(ctx, "changed", cube, values)
         return MemoriesResult(memories=memories)
 
     @mcp.tool(annotations=ToolAnnotations(title="Memory history", read_only_hint=True, open_world_hint=False))

@@ -37,6 +37,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         client = runtime.client_name(ctx)
         memory = await runtime.call(lambda: runtime.cube(cube).progress(id, state=state, feedback=feedback, due_at=due_at, client=client))
         await runtime.changed(ctx, cube, [id])
+        runtime.observe(ctx, "changed", cube, [id])
         return memory
 
     @mcp.tool(annotations=ToolAnnotations(title="User profile", read_only_hint=True, open_world_hint=False))

@@ -8,7 +8,7 @@ an MCP tool error with the same message, and tell clients which resources change
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -17,6 +17,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import ValidationError
 
 from memory import MemCube, MemCubeError, MemoryHome
+from memory.activation.scheduler import EventKind, MemoryEvent
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ def describe_validation(exc: ValidationError) -> str:
 
 
 class ToolRuntime:
-    def __init__(self, home: MemoryHome) -> None:
+    def __init__(self, home: MemoryHome, events: Callable[[MemoryEvent], None] | None = None) -> None:
         self.home = home
+        self._events = events  # the scheduler's queue: every call tells it what it did
         self._graph_dirty: anyio.Event | None = None
         # Legacy (2025-era) sessions that subscribed to a resource URI.
         self.subscriptions: dict[str, set[Any]] = {}
@@ -66,6 +68,17 @@ class ToolRuntime:
             return None
         info = params.client_info
         return f"{info.name}/{info.version}" if info.version else info.name
+
+    def observe(
+        self, ctx: Context | None, kind: EventKind, cube: str, ids: Sequence[str] = (), *,
+        query: str | None = None, entities: Sequence[str] = (), session: str | None = None,
+    ) -> None:
+        """Tell the scheduler what a call did, as a typed event; never blocks the call."""
+        if self._events is not None:
+            self._events(MemoryEvent(
+                kind=kind, cube=cube, query=query, ids=list(dict.fromkeys(ids)), entities=list(entities), session=session,
+                client=self.client_name(ctx) if ctx is not None else None,
+            ))
 
     async def changed(self, ctx: Context, cube: str, ids: list[str], *, listing: bool = False) -> None:
         """A write happened: schedule graph work and tell subscribers which resources changed."""

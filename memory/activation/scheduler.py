@@ -1,8 +1,8 @@
 """The scheduler: every tool call is a trigger; between calls it predicts and preloads the next scene.
 
-Tool adapters put a ``ToolEvent`` (tool, cube, query, the memories touched, entities,
-session, client) on the monitoring queue, an anyio memory-object stream, without
-waiting. ``Scheduler.run``, a task in the server's task group, consumes the queue: a change
+The interface puts a typed ``MemoryEvent`` (added, queried, changed or read: the cube, the
+query, the memories touched, entities, session, client) on the monitoring queue, an anyio
+memory-object stream, without waiting; the scheduler never sees MCP tool names or results. ``Scheduler.run``, a task in the server's task group, consumes the queue: a change
 (update, archive, delete) drops every KV cache holding the memory at once; then, once the
 queue is empty (the gap between calls), it predicts the next scene and preloads it: the
 working set as plaintext, and its KV cache in the local model when one is configured.
@@ -40,18 +40,21 @@ if TYPE_CHECKING:  # the scheduler reads cubes through the home it is given; it 
 
 log = logging.getLogger(__name__)
 
-CHANGES = {"memory_update", "memory_archive", "memory_delete", "memory_restore", "memory_progress"}
-QUERIES = {"memory_search", "memory_ask"}
 RECENT_QUERIES = 3
 RECENT_ADDS = 200
 SCENE_HITS = 20
 
 
-class ToolEvent(BaseModel):
-    tool: str
+EventKind = Literal["added", "queried", "changed", "read"]
+
+
+class MemoryEvent(BaseModel):
+    """What one call did to a cube, as the scheduler needs to know it (the interface emits these)."""
+
+    kind: EventKind = Field(description="added: new memories; queried: a search or question and its hits; changed: update, archive, restore, delete, progress; read: anything else")
     cube: str
     query: str | None = None
-    ids: list[str] = Field(default_factory=list, description="memories the call returned or changed")
+    ids: list[str] = Field(default_factory=list, description="memories the call returned, added or changed")
     entities: list[str] = Field(default_factory=list)
     session: str | None = None
     client: str | None = None
@@ -98,7 +101,7 @@ class Scheduler:
         self.engine = engine if engine is not None else ActivationEngine(home.config.local_model, home.root)
         self.policy = policy
         self.budget = home.config.local_model.working_set_tokens
-        self._send, self._receive = anyio.create_memory_object_stream[ToolEvent](max_buffer_size=1024)
+        self._send, self._receive = anyio.create_memory_object_stream[MemoryEvent](max_buffer_size=1024)
         self._scenes: dict[str, Scene] = {}
         self._lock = threading.RLock()
         self._busy = 0
@@ -106,13 +109,13 @@ class Scheduler:
 
     # -- the monitoring queue ---------------------------------------------------------
 
-    def notify(self, event: ToolEvent) -> None:
-        """Put a tool call on the queue; never blocks the call (a full queue drops the event)."""
+    def notify(self, event: MemoryEvent) -> None:
+        """Put an event on the queue; never blocks the caller (a full queue drops the event)."""
         try:
             self._send.send_nowait(event)
             self._busy += 1
         except anyio.WouldBlock:
-            log.warning("scheduler queue full; dropped a %s event", event.tool)
+            log.warning("scheduler queue full; dropped a %s event", event.kind)
 
     async def run(self) -> None:
         """The scheduling executor: consume events; preload between calls."""
@@ -124,7 +127,7 @@ class Scheduler:
                 if self._receive.statistics().current_buffer_used == 0:
                     await self._preload()
             except Exception:  # the scheduler must outlive a bad event or a failing model
-                log.exception("scheduler: handling %s failed", event.tool)
+                log.exception("scheduler: handling %s failed", event.kind)
             finally:
                 self._busy -= 1
                 if self._busy == 0 and self._idle is not None:
@@ -140,21 +143,21 @@ class Scheduler:
         with self._lock:
             return self._scenes.setdefault(cube, Scene())
 
-    async def _handle(self, event: ToolEvent) -> None:
+    async def _handle(self, event: MemoryEvent) -> None:
         scene = self.scene(event.cube)
         with self._lock:
             scene.dirty = True
             if scene.status is not None:
                 scene.status.events += 1
-            if event.tool == "memory_add":
+            if event.kind == "added":
                 scene.recent_adds.extend(event.ids)
                 scene.pending_scene.extend(event.ids)
-            elif event.tool in QUERIES and event.ids:
+            elif event.kind == "queried" and event.ids:
                 scene.recent_results.appendleft(list(event.ids))
                 scene.frequency.update(event.ids)
                 for a in event.ids:
                     scene.coaccess.setdefault(a, Counter()).update(b for b in event.ids if b != a)
-        if event.tool in CHANGES and event.ids:
+        if event.kind == "changed" and event.ids:
             changed = set(event.ids)
             with self._lock:
                 scene.working_set = [m for m in scene.working_set if m.id not in changed]

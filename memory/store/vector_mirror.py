@@ -13,6 +13,7 @@ tests hold the two to the same answers and the benchmark reports both.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -51,10 +52,31 @@ class Cosines:
         return found
 
 
+_blas_limited = False
+
+
+def one_blas_thread() -> None:
+    """Run numpy's BLAS on one thread in this process, unless OPENBLAS_NUM_THREADS says otherwise.
+
+    OpenBLAS starts a thread per core whose idle spinning starves the other half of a
+    search (SQLite and the vector scan run side by side); a matrix-vector product over the
+    mirror needs no second BLAS thread, and the scan splits itself over two threads
+    (``_times``). Done once, when the first mirror is made, not at import.
+    """
+    global _blas_limited
+    if _blas_limited or "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    _blas_limited = True
+
+
 class VectorMirror:
     """Unit vectors of the live (active and archived) memories of one cube, in RAM."""
 
     def __init__(self) -> None:
+        one_blas_thread()
         self._lock = threading.Lock()
         self._seq = -1
         self._epoch: str | None = None
