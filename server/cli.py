@@ -66,7 +66,11 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     home = _home(args)
     try:
-        hits = home.cube(args.cube).search({"query": args.query, "limit": args.limit, "include_archived": args.include_archived}).hits
+        query = {
+            "query": args.query, "limit": args.limit, "include_archived": args.include_archived,
+            "types": args.type or None, "tags": args.tag or None, "since": args.since, "until": args.until,
+        }
+        hits = home.cube(args.cube).search(query, now=args.now).hits
         if args.json:
             _print_json(hits)
         else:
@@ -185,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--include-archived", action="store_true")
+    search.add_argument("--type", action="append", help="only this type (repeatable)")
+    search.add_argument("--tag", action="append", help="only memories with this tag (repeatable)")
+    search.add_argument("--since", help="only memories that occurred at or after this ISO date-time")
+    search.add_argument("--until", help="only memories that occurred at or before this ISO date-time")
+    search.add_argument("--now", help="reference time for time words in the query, ISO 8601 (default: now)")
     search.add_argument("--json", action="store_true", help="print the hits as JSON")
     search.set_defaults(func=cmd_search)
 
