@@ -40,7 +40,7 @@ class EmbeddingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_dir: str | None = None
     # "int8": a weight-only int8 model's products run in integer arithmetic (faster; vectors
-    # within a cosine of about 0.9998 of the float path). "float": the exact float path, to match
+    # very close to the float path's). "float": the exact float path, to match
     # vectors made elsewhere, or on a CPU without int8 dot-product instructions.
     compute: Literal["int8", "float"] = "int8"
 

@@ -234,7 +234,7 @@ class MemCube:
         self.store.sync_mirror(self.mirror)
         similarity = self.mirror.similarity(item.vector, rows)
         # Cosine first: of thousands of same-type memories only a few come close, and only
-        # their entities need reading (parsing every one cost 49 ms per add at 10,000).
+        # their entities need reading (parsing every one made adds grow with the cube).
         close = [row_id for row_id, cosine in similarity.items() if cosine >= SUPERSEDE_SIMILARITY]
         if not close:
             return []

@@ -50,7 +50,7 @@ class GraphStore:
     Kuzu lets one process open a database for writing, and every MCP client starts its own
     ``memcube serve``. So no process keeps the graph open: each graph operation takes an
     OS file lock beside the database (``graph/lock``), opens it, works and closes it, and
-    the next process in line goes on. Opening costs about 0.1 s, paid once per burst of
+    the next process in line goes on. Opening costs a fraction of a second, paid once per burst of
     writes (the outbox is applied in batches between tool calls) and once per graph read.
     """
 

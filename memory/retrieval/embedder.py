@@ -78,8 +78,7 @@ class Embedder:
             self._weights_id = None  # from the weights' hash, computed on first use
         # One thread per run: a query's embedding then overlaps the keyword stages of its
         # search (see memory.search) instead of fighting them for the cores, and a batch uses
-        # every core by running its chunks side by side (``embed``). Measured on two cores:
-        # a search at 10,000 memories took 14.4 ms with one thread per run, 15.8-17.7 with two.
+        # every core by running its chunks side by side (``embed``); bench/RESULTS.md has the figures.
         self._threads = threads or 1
         self._lock = threading.Lock()
         self._session: onnxruntime.InferenceSession | None = None
@@ -128,7 +127,7 @@ class Embedder:
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
             # Idle pool threads would otherwise spin for a while after each run, taking a core
-            # from the SQLite work a search does in parallel (measured: about 1 ms per search).
+            # from the SQLite work a search does in parallel.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             model, self._int8_matmuls = self._graph()

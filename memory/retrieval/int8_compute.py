@@ -2,23 +2,17 @@
 
 The default embedding model stores each linear layer's weights as int8 with one scale per
 output column, and turns them back into float32 in the graph (``Cast`` then ``Mul``).
-ONNX Runtime folds that into float32 weights at load, so every query streams 42 MB of
-float weights through a float product: about 0.45 ms per token on one core, the largest
-part of a search at 10,000 memories.
+ONNX Runtime folds that into float32 weights at load, so every query streams the weights
+as float32 through a float product, the largest part of a search's time.
 
 ``rewrite`` replaces each such ``MatMul`` with ONNX Runtime's ``MatMulNBits`` (8 bits,
 ``accuracy_level`` 4): the same int8 weights and scales, bit for bit, multiplied by the
 activations quantised to int8 in blocks of ``BLOCK`` values (VNNI / AVX2 on x86, the dot
 product instructions on ARM64). Only the activations' rounding differs from the float
-path: vectors agree with it to a cosine of 0.9998 on average (500 queries and memories;
-0.9996 at worst, 0.998 for a three-token text). The embedder records the
-integer path in its model id, so vectors from the two paths are never mixed in a cube.
-
-Measured on this project's 2-core x86 machine, side by side in one ``bench/foundation.py``
-run: a query embedding 4.8 -> 3.7 ms, a whole search at 10,000 memories 8.5 -> 7.5 ms, a
-batch of 100 texts 1.2 times as fast. Larger blocks are a little faster and a little less
-exact (one-off comparison of a query embedding: 32: 3.8 ms, worst cosine 0.9997; 64: 3.3 ms,
-0.9992; 128: 3.1 ms, 0.9988; LoCoMo recall was the same with 32 and 128).
+path (``tests/test_int8_compute.py`` holds the cosines to their bounds). The embedder
+records the integer path in its model id, so vectors from the two paths are never mixed
+in a cube. ``BLOCK`` is the smallest block: larger ones are a little faster and a little
+less exact. Figures: ``bench/RESULTS.md`` (int8 products).
 """
 
 from __future__ import annotations

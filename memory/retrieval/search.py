@@ -44,10 +44,8 @@ from memory.store.search_reads import FtsTable, SearchView
 from memory.store.vector_mirror import Cosines, VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
-# Chosen from a 16-point grid on bench/locomo.py (context 0.7/1, keyword 0.3/0.5, vector 0.3/0.4,
-# speaker 0.3/0.6) by directions that held across it, not by its single best point: speaker
-# 0.6 beat or tied 0.3 on R@5, R@10 and multi-hop R@10 at all 8 pairs; keyword 0.3 raised
-# multi-hop R@10 at all 4 speaker-0.6 points while R@5 and R@10 moved by at most 0.006.
+# Chosen on a grid over bench/locomo.py by directions that held across the grid, not by its
+# single best point (bench/RESULTS.md, "signal weights").
 WEIGHTS = {"context": 1.0, "keyword": 0.3, "vector": 0.3, "entity": 0.3, "speaker": 0.6, "exact": 1.0}
 MIN_POOL = 100
 _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})\s*:\s")

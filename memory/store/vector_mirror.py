@@ -2,8 +2,8 @@
 
 The vectors live in SQLite, in the sqlite-vec table ``memory_vec`` (the durable copy,
 written in the same transaction as the memory). Searching them there is a brute-force
-scan that costs about 7 ms at 10,000 memories on a 2-core laptop, half the whole search
-budget; a float32 matrix in RAM answers the same question in under 1 ms. So each
+scan several times slower than a float32 matrix in RAM (``bench/foundation.py`` times
+both; figures in ``bench/RESULTS.md``). So each
 process keeps ``VectorMirror``, a matrix loaded from ``memory_vec`` and brought up to
 date before every search from the cube's change sequence: every write stamps the rows
 it touches with the next ``change_seq``, so catching up reads only what changed, even
@@ -142,7 +142,7 @@ class VectorMirror:
             self._append(fresh_ids, np.vstack(fresh_vecs).astype(np.float32), fresh_active)
 
     def _append(self, row_ids: list[int], block: np.ndarray, active: list[bool]) -> None:
-        # Rows go into spare capacity: one add to a 10,000-row cube copies 1 row, not 15 MB.
+        # Rows go into spare capacity: one add copies one row, not the whole matrix.
         used = len(self._row_ids)
         if used and self._matrix is not None and self._matrix.shape[1] != block.shape[1]:
             raise ValueError(f"vectors of {block.shape[1]} dimensions cannot join a cube of {self._matrix.shape[1]}")
@@ -206,8 +206,8 @@ SPLIT_ROWS = 4096
 def _times(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """``matrix @ vector``, its two halves on two threads once the matrix is big enough to pay for the hand-over.
 
-    The product is bound by memory bandwidth (15 MB at 10,000 vectors, 2.2 ms on one core
-    here), and numpy's BLAS is kept to one thread (see ``memory/__init__``).
+    The product is bound by memory bandwidth, and numpy's BLAS is kept to one thread
+    (``one_blas_thread``), so two threads on two halves is what makes it use both cores.
     """
     if len(matrix) < SPLIT_ROWS:
         return matrix @ vector
