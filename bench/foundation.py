@@ -437,20 +437,20 @@ def bench_graph_sync(cube: Any) -> None:
 
 
 def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[str, Callable[[str], Any]]]:
-    """(label, fn(query)) for each stage of a search that this version of ``memory.search`` has."""
+    """(label, fn(query)) for each stage of a search, each timed alone."""
     import memory.retrieval.search as search_mod
     from memory import SearchQuery
-    from memory.store.vector_mirror import sqlite_vec_knn
 
-    conn, lock = cube.store.conn, cube.store.lock
+    store = cube.store
     sq = {q: SearchQuery(query=q, limit=10) for q in queries}
     vectors = {q: home.embedder.embed_one(q) for q in queries}
-    pool = max(getattr(search_mod, "MIN_POOL", 50), 50)
+    pool = max(search_mod.MIN_POOL, 50)
 
-    def locked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    def viewed(fn: Callable[[Any, str], Any]) -> Callable[[str], Any]:
+        """A stage that reads through one snapshot of the store, as the search does."""
         def run(q: str) -> Any:
-            with lock:
-                return fn(q)
+            with store.search_view() as view:
+                return fn(view, q)
         return run
 
     stages: list[tuple[str, Callable[[str], Any]]] = [
@@ -461,37 +461,27 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
         stages.append(("query embedding, float path (compute=float)", lambda q: float_path.embed_one(q)))
     stages += [
         ("vector KNN k=50, RAM mirror (mirror.search)", lambda q: cube.mirror.search(vectors[q], 50)),
-        ("vector KNN k=50, sqlite-vec (sqlite_vec_knn)", locked(lambda q: sqlite_vec_knn(conn, vectors[q], 50))),
+        ("vector KNN k=50, sqlite-vec (store.nearest)", lambda q: store.nearest(vectors[q], 50)),
+        ("all cosines (mirror.cosines)", lambda q: cube.mirror.cosines(vectors[q])),
+        ("mirror catch-up, nothing new (store.sync_mirror)", lambda q: store.sync_mirror(cube.mirror)),
+        (f"FTS5 BM25 k={pool} (keyword_candidates)", viewed(lambda v, q: search_mod.keyword_candidates(v, sq[q], pool))),
+        ("FTS5 BM25 on context windows", viewed(
+            lambda v, q: search_mod.keyword_candidates(v, sq[q], pool, table="memory_context_fts"))),
+        ("entity links (entity_matches)", viewed(lambda v, q: search_mod.entity_matches(v, sq[q], pool))),
+        ("exact text match (exact_matches)", viewed(lambda v, q: v.exact_matches(sq[q]))),
+        ("query less known names (vector_query_text)", viewed(lambda v, q: search_mod.vector_query_text(v, q))),
     ]
-    for name in ("all_scores", "cosines"):  # whichever this version has
-        if hasattr(cube.mirror, name):
-            stages.append((f"all cosines (mirror.{name})", lambda q, name=name: getattr(cube.mirror, name)(vectors[q])))
-    stages.append(("mirror catch-up, nothing new (mirror.sync)", locked(lambda q: cube.mirror.sync(conn))))
-    stages.append((f"FTS5 BM25 k={pool} (keyword_candidates)", locked(lambda q: search_mod.keyword_candidates(conn, sq[q], pool))))
-    has_context = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_context_fts'").fetchone() is not None
-    if has_context and "table" in inspect.signature(search_mod.keyword_candidates).parameters:
-        stages.append(("FTS5 BM25 on context windows", locked(
-            lambda q: search_mod.keyword_candidates(conn, sq[q], pool, table="memory_context_fts"))))
-    for name in ("entity_candidates", "entity_matches"):  # whichever this version has
-        fn = getattr(search_mod, name, None)
-        if fn is not None:
-            stages.append((f"entity links ({name})", locked(lambda q, fn=fn: fn(conn, sq[q], pool))))
-    if hasattr(search_mod, "exact_matches"):
-        stages.append(("exact text match (exact_matches)", locked(lambda q: search_mod.exact_matches(conn, sq[q]))))
-    if hasattr(search_mod, "vector_query_text"):
-        stages.append(("query less known names (vector_query_text)", locked(lambda q: search_mod.vector_query_text(conn, q))))
     top10 = {q: [r for r, _ in cube.mirror.search(vectors[q], 10)] for q in queries}
-    stages.append(("fetch 10 hits (store.get_by_row_ids)", lambda q: cube.store.get_by_row_ids(top10[q])))
-    if hasattr(search_mod, "rank_by_vector"):
-        stages.append(("vector ranking, all cosines + top (rank_by_vector)", lambda q: search_mod.rank_by_vector(
-            cube.mirror, vectors[q], pool, include_archived=False, allowed=None)))
+    stages.append(("fetch 10 hits (store.get_by_row_ids)", lambda q: store.get_by_row_ids(top10[q])))
+    stages.append(("vector ranking, all cosines + top (rank_by_vector)", lambda q: search_mod.rank_by_vector(
+        cube.mirror, vectors[q], pool, include_archived=False, allowed=None)))
     stages.append(("hybrid_search, query vector given", lambda q: search_mod.hybrid_search(
-        cube.store, cube.mirror, sq[q], lambda _text, v=vectors[q]: v)))
+        store, cube.mirror, sq[q], lambda _text, v=vectors[q]: v)))
     if float_path is not None:  # the whole search, side by side, with each path embedding the query
         stages.append(("hybrid_search, query embedded (int8 path)", lambda q: search_mod.hybrid_search(
-            cube.store, cube.mirror, sq[q], home.embedder.embed_one)))
+            store, cube.mirror, sq[q], home.embedder.embed_one)))
         stages.append(("hybrid_search, query embedded (float path)", lambda q: search_mod.hybrid_search(
-            cube.store, cube.mirror, sq[q], float_path.embed_one)))
+            store, cube.mirror, sq[q], float_path.embed_one)))
     return stages
 
 
@@ -500,7 +490,6 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     import anyio
     from mcp import Client
 
-    from memory.store.vector_mirror import sqlite_vec_knn
     from server.app import build_server
 
     n = cube.stats().active
@@ -549,12 +538,11 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     for label, values in stage_ms.items():
         out(f"    {label:<{width}}{summary(values)}")
     agree = []
-    with cube.store.lock:
-        for q in queries[:50]:
-            v = home.embedder.embed_one(q)
-            a = {r for r, _ in cube.mirror.search(v, 10)}
-            b = {r for r, _ in sqlite_vec_knn(cube.store.conn, v, 10)}
-            agree.append(len(a & b) / 10)
+    for q in queries[:50]:
+        v = home.embedder.embed_one(q)
+        a = {r for r, _ in cube.mirror.search(v, 10)}
+        b = {r for r, _ in cube.store.nearest(v, 10)}
+        agree.append(len(a & b) / 10)
     out(f"    (RAM mirror and sqlite-vec agree on {statistics.fmean(agree) * 100:.1f}% of the top 10)")
     out()
 
@@ -572,8 +560,7 @@ def bench_search_after_add(cube: Any, extra: list[dict[str, Any]], queries: list
     for item, q in zip(extra, queries, strict=False):
         cube.add([item])
         t0 = time.perf_counter()
-        with cube.store.lock:
-            cube.mirror.sync(cube.store.conn)
+        cube.store.sync_mirror(cube.mirror)
         t1 = time.perf_counter()
         cube.search({"query": q, "limit": 10}).hits
         t2 = time.perf_counter()
