@@ -162,23 +162,26 @@ def observations(sample: dict[str, Any]) -> list[tuple[int, str, str, list[str]]
     return sorted(found, key=lambda x: x[0])
 
 
-def simulate_old_rule(items: list[tuple[str, str, Any]]) -> int:
-    """How many of ``items`` (text, speaker, vector) the old rule archives on arrival, added in order."""
+def simulate_old_rule(batches: list[list[tuple[str, str, Any]]]) -> int:
+    """How many facts the old rule archives on arrival, added batch by batch as ``run_locomo`` adds
+    them: each batch (text, speaker, vector) is judged against what was live before it."""
     live: list[tuple[Candidate, Any]] = []
     archived = 0
-    for text, speaker, vector in items:
-        new = Candidate(text=text, type="fact", entities=tuple(resolve_entities(text, [speaker], [])))
-        keep = []
-        for old, old_vector in live:
-            if old_rule(new, old, float(vector @ old_vector)).verdict == "replace":
-                archived += 1
-            else:
-                keep.append((old, old_vector))
-        live = [*keep, (new, vector)]
+    for batch in batches:
+        arriving = [(Candidate(text=t, type="fact", entities=tuple(resolve_entities(t, [s], []))), v) for t, s, v in batch]
+        for new, vector in arriving:
+            keep = []
+            for old, old_vector in live:
+                if old_rule(new, old, float(vector @ old_vector)).verdict == "replace":
+                    archived += 1
+                else:
+                    keep.append((old, old_vector))
+            live = keep
+        live += arriving
     return archived
 
 
-def run_locomo(path: Path) -> int:
+def run_locomo(path: Path, show: bool) -> int:
     data = json.loads(path.read_text())
     folder = Path(tempfile.mkdtemp(prefix="memcube-supersession-"))
     home = MemoryHome(folder)
@@ -189,21 +192,27 @@ def run_locomo(path: Path) -> int:
         for sample in data:
             name = re.sub(r"[^A-Za-z0-9_-]", "-", str(sample.get("sample_id", "conv")))
             cube = home.cube(name, create=True)
-            order: list[tuple[str, str]] = []
+            batches: list[list[tuple[str, str]]] = []
             facts = 0
             for number, when, speaker, texts in observations(sample):
                 batch = [{"text": t, "type": "fact", "entities": [speaker], "occurred_at": when,
                           "session_id": f"{name}/session-{number}"} for t in texts]
                 for start in range(0, len(batch), 50):
-                    for outcome in cube.add(batch[start : start + 50], client="bench/supersession"):
+                    part = batch[start : start + 50]
+                    for outcome, item in zip(cube.add(part, client="bench/supersession"), part, strict=True):
                         totals["restated" if outcome.restated else "created" if outcome.created else "duplicate"] += 1
-                        for item in outcome.superseded:
-                            reasons[item.reason.split(" (")[0]] += 1
+                        if outcome.restated and show:
+                            print(f"  restated: {item['text']!r} -> {cube.get([outcome.restated])[0].text!r}")
+                        for gone in outcome.superseded:
+                            reasons[gone.reason.split(" (")[0]] += 1
+                            if show:
+                                print(f"  superseded: {cube.get([gone.id])[0].text!r} by {item['text']!r}: {gone.reason}")
+                    batches.append([(t["text"], speaker) for t in part])
                 facts += len(texts)
-                order += [(t, speaker) for t in texts]
             stats = cube.stats()
-            vectors = home.embedder.embed([embedding_text(t) for t, _ in order])
-            old = simulate_old_rule([(t, s, v) for (t, s), v in zip(order, vectors, strict=True)])
+            flat = [pair for batch in batches for pair in batch]
+            vectors = iter(home.embedder.embed([embedding_text(t) for t, _ in flat]))
+            old = simulate_old_rule([[(t, s, next(vectors)) for t, s in batch] for batch in batches])
             print(f"{name}: {facts} facts, {stats.active} active, {stats.archived} archived, old rule would archive {old}")
             totals["facts"] += facts
             totals["archived"] += stats.archived
@@ -226,14 +235,14 @@ def run_locomo(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, default=PAIRS, help="labelled pairs, one JSON object a line")
-    parser.add_argument("--errors", action="store_true", help="list the pairs where the new rule disagrees with the label")
+    parser.add_argument("--errors", action="store_true", help="list the pairs where the new rule disagrees with the label (with --locomo-facts: each restatement and supersession)")
     parser.add_argument("--locomo-facts", nargs="?", type=Path, const=DEFAULT_LOCOMO, metavar="PATH",
                         help="add a LoCoMo file's extracted facts to a cube and count what is archived")
     args = parser.parse_args(argv)
     if args.locomo_facts is not None:
         if not args.locomo_facts.is_file():
             parser.error(f"no data file {args.locomo_facts}")
-        return run_locomo(args.locomo_facts)
+        return run_locomo(args.locomo_facts, args.errors)
     if not args.pairs.is_file():
         parser.error(f"no pairs file {args.pairs}")
     return run_pairs(args.pairs, args.errors)

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .entities import normalize
+from .entities import _COMMON, normalize  # _COMMON: capitalised words that name nothing, shared with the entity pass
 from .models import SUPERSEDING_TYPES
 
 Verdict = Literal["replace", "restate", "distinct"]
@@ -180,6 +180,27 @@ def past_occasion(text: str) -> bool:
     return False
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*")
+
+
+def names_in_order(text: str) -> list[str]:
+    """Capitalised words that are not common words, in order ("Gina supports Jon" -> gina, jon)."""
+    found = []
+    for word in _CAPITALISED.findall(text):
+        key = normalize(word.replace("’", "'").removesuffix("'s"))
+        if key and key not in _COMMON and key not in found:
+            found.append(key)
+    return found
+
+
+def same_roles(new: str, old: str) -> bool:
+    """The names both texts share come in the same order: "Gina supports Jon" does not restate
+    "Jon is grateful for Gina's support", whatever their words."""
+    a, b = names_in_order(new), names_in_order(old)
+    shared = set(a) & set(b)
+    return [n for n in a if n in shared] == [n for n in b if n in shared]
+
+
 def shares_entity(a: Iterable[str], b: Iterable[str]) -> bool:
     """A shared entity, or neither side naming one."""
     mine = {normalize(e) for e in a} - {""}
@@ -192,6 +213,7 @@ def is_restatement(new: Candidate, old: Candidate, cosine: float) -> bool:
     return (
         cosine >= RESTATE_COSINE
         and not novel_words(new.text, old.text)
+        and same_roles(new.text, old.text)
         and numbers(new.text) == numbers(old.text)
         and negated(new.text) == negated(old.text)
         and change_word(new.text) is None
