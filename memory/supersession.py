@@ -37,8 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .entities import _COMMON, normalize  # _COMMON: capitalised words that name nothing, shared with the entity pass
-from .models import SUPERSEDING_TYPES
+from memory.entities import _COMMON, normalize  # _COMMON: capitalised words that name nothing, shared with the entity pass
+from memory.models import SUPERSEDING_TYPES
 
 Verdict = Literal["replace", "restate", "distinct"]
 

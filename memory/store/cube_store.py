@@ -716,9 +716,10 @@ class CubeStore:
                 reasons.setdefault(memory_id, f"same subject '{item.subject}'{role}, given by the client")
         return list(reasons), reasons
 
-    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str) -> bool:
+    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None) -> bool:
         """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite.
-        The version row keeps the reason; ``memcube doctor`` tells these from the older rule's by it."""
+        The version row keeps the reason; ``memcube doctor`` tells these from the rule before issue 18,
+        which gave none (``reason=None`` writes such a row, as that rule did)."""
         old = self._current(conn, old_id)
         if old.status != "active":
             return False
@@ -729,7 +730,7 @@ class CubeStore:
         self._record(
             conn, old_id, old.version + 1, "supersede", now, client,
             {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id},
-             "reason": {"old": None, "new": reason}},
+             **({"reason": {"old": None, "new": reason}} if reason is not None else {})},
         )
         conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
         return True
