@@ -15,10 +15,12 @@ The rule, in order:
    outranked:
 
    - **restate** when the new text is the old one in other words: close in meaning
-     (``RESTATE_COSINE``), no content word the old text lacks, the same numbers and the
-     same polarity, and no word of repetition or change;
-   - **replace** when the new text says that something changed ("now", "no longer",
-     "switched", "moved to" ...), names no addition or repetition ("also", "again",
+     (``RESTATE_COSINE``), no content word the old text lacks, the same numbers, the same
+     polarity, the names they share in the same order (who did what to whom), and no word
+     of repetition or change;
+   - **replace** when the new text says that something changed ("no longer", "switched",
+     "moved to" ...; "now" alone only where the new text has the old one's words but
+     for one, the changed value), names no addition or repetition ("also", "again",
      "another" ...), is close in meaning to the old (``REPLACE_COSINE``), both are
      about the same entity (or neither names one), and the old one states how things
      are rather than something that happened: a past event stays true whatever comes

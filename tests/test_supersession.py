@@ -147,3 +147,49 @@ def test_the_doctor_command_lists_with_dry_run_and_restores_without(tmp_path, ca
         assert home.cube("default").get([older])[0].status == "active"
     finally:
         home.close()
+
+
+# -- the decision itself (memory.supersession), on given cosines ------------------------------
+
+def _fact(text: str, *entities: str, subject: str | None = None, type_: str = "fact", role: str | None = None):
+    from memory.supersession import Candidate
+
+    return Candidate(text=text, type=type_, role=role, subject=subject, entities=entities)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "cosine", "verdict"),
+    [
+        # a word of change about the same thing replaces a statement of how things are
+        ("Sam lives in Oslo.", "Sam moved from Oslo to Bergen.", 0.83, "replace"),
+        # ... but not a past occasion, which stays true
+        ("Sam took a pottery class last month.", "Sam now takes pottery classes every week.", 0.92, "distinct"),
+        # ... nor when the new memory adds to the old one
+        ("Sam likes hiking.", "Sam now likes trail running as well.", 0.85, "distinct"),
+        # ... nor when it is not close enough to be about the same thing
+        ("Omar is married to Leila.", "Omar and Leila moved to a new house.", 0.78, "distinct"),
+        # "now" alone replaces only the same words with one value changed
+        ("Sam is a nurse.", "Sam is now studying for a master's degree in nursing.", 0.82, "distinct"),
+        ("Sam's favourite colour is green.", "Sam's favourite colour is now blue.", 0.85, "replace"),
+        # resemblance alone never replaces
+        ("Sam ran a 10k race in April.", "Sam ran a 10k race in September.", 0.95, "distinct"),
+        # other words for the same content restate; other numbers or swapped roles do not
+        ("Lena has lived in Oslo for ten years.", "Lena has been living in Oslo for ten years.", 0.99, "restate"),
+        ("Lena visited Paris in 2019.", "Lena visited Paris in 2022.", 0.97, "distinct"),
+        ("Sam taught Omar to play chess.", "Omar taught Sam to play chess.", 0.97, "distinct"),
+    ],
+)
+def test_the_local_rule_replaces_only_on_a_stated_change(old, new, cosine, verdict):
+    from memory.supersession import decide
+
+    assert decide(_fact(new, "Sam"), _fact(old, "Sam"), cosine).verdict == verdict
+
+
+def test_the_subject_key_decides_whatever_the_words():
+    from memory.supersession import decide
+
+    old = _fact("Standup is at 9:00", subject="standup time", role="work")
+    assert decide(_fact("We meet at 9:30", subject="standup time", role="work"), old, 0.3).verdict == "replace"
+    assert decide(_fact("We meet at 9:30", subject="standup time", role="home"), old, 0.9).verdict == "distinct"
+    assert decide(_fact("Retro is at 9:00", subject="retro time", role="work"), old, 0.9).verdict == "distinct"
+    assert decide(_fact("Standup is at 9:00", subject="standup time", role="work", type_="note"), old, 1.0).verdict == "distinct"
