@@ -200,7 +200,8 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
 
     @mcp.tool(annotations=ToolAnnotations(title="Restore memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     async def memory_restore(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
-        """Bring archived memories back into search and the graph."""
+        """Bring archived memories back into search and the graph. Restoring a memory that a newer one
+        superseded undoes the supersession: both stay live and the link between them is removed."""
         values = _id_list(ids)
         client = runtime.client_name(ctx)
         memories = await runtime.call(lambda: runtime.cube(cube).restore(values, client=client))
