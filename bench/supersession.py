@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from memory import MemoryHome  # noqa: E402
 from memory.cube import resolve_entities  # noqa: E402
 from memory.embedder import Embedder  # noqa: E402
-from memory.search import embedding_text  # noqa: E402
+from memory.retrieval.search import embedding_text  # noqa: E402
 from memory.supersession import Candidate, decide, old_rule  # noqa: E402
 
 PAIRS = ROOT / "bench" / "data" / "supersession_pairs.jsonl"
