@@ -5,7 +5,7 @@
 
 Pairs mode reads ``bench/data/supersession_pairs.jsonl`` (pairs written for this purpose:
 restatements, real changes, and distinct true facts about the same person or thing),
-embeds both texts with the real model (``memory.embedder.Embedder``), resolves entities as
+embeds both texts with the real model (``memory.retrieval.embedder.Embedder``), resolves entities as
 the cube does, and asks each rule about each pair. A pair's label is ``replace`` (the new
 memory makes the old one untrue), ``restate`` (the same content in other words) or
 ``distinct`` (both true). Reported per rule:
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from memory import MemoryHome  # noqa: E402
 from memory.cube import resolve_entities  # noqa: E402
-from memory.embedder import Embedder  # noqa: E402
+from memory.retrieval.embedder import Embedder  # noqa: E402
 from memory.retrieval.search import embedding_text  # noqa: E402
 from memory.supersession import Candidate, decide, old_rule  # noqa: E402
 
