@@ -22,8 +22,11 @@ and speaker, a list of ``[text, evidence]``) to a real cube in a temporary home,
 assistant would: ``type: "fact"``, the speaker as entity, the session date as
 ``occurred_at``, one add call per session and speaker, in session order. It counts the
 facts archived on arrival and the ones taken as restatements, and beside them what the
-old rule would have archived over the same vectors. The last line is
-``RESULT facts=... archived=... archived_share=... restated=... old_rule_archived=...``.
+old rule would have archived over the same vectors. It then asks the file's category 1-4
+questions through the search behind ``memory_search`` and reports the share of each
+question's evidence turns held by the top 10 facts (recall@10), beside the same facts
+added as notes, which never supersede. The last line is
+``RESULT facts=... archived=... archived_share=... restated=... old_rule_archived=... r10_fact=... r10_note=...``.
 The data set is not part of the project (CC BY-NC 4.0): it is read from ``../shared/data``.
 """
 
@@ -44,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from locomo import evidence_ids  # noqa: E402  (bench/locomo.py, beside this file)
 from memory import MemoryHome  # noqa: E402
 from memory.cube import resolve_entities  # noqa: E402
 from memory.retrieval.embedder import Embedder  # noqa: E402
@@ -146,8 +150,8 @@ def session_date(text: str) -> str:
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def observations(sample: dict[str, Any]) -> list[tuple[int, str, str, list[str]]]:
-    """(session number, date, speaker, fact texts) in session order."""
+def observations(sample: dict[str, Any]) -> list[tuple[int, str, str, list[tuple[str, list[str]]]]]:
+    """(session number, date, speaker, [(fact text, evidence turn ids)]) in session order."""
     found = []
     for key, by_speaker in sample.get("observation", {}).items():
         match = re.fullmatch(r"session_(\d+)_observation", key)
@@ -156,9 +160,12 @@ def observations(sample: dict[str, Any]) -> list[tuple[int, str, str, list[str]]
         number = int(match.group(1))
         when = session_date(sample["conversation"][f"session_{number}_date_time"])
         for speaker, facts in by_speaker.items():
-            texts = [f[0] for f in facts if isinstance(f, list) and f and isinstance(f[0], str) and f[0].strip()]
-            if texts:
-                found.append((number, when, speaker, texts))
+            items = [
+                (f[0], evidence_ids(f[1] if isinstance(f[1], list) else [f[1]]))
+                for f in facts if isinstance(f, list) and len(f) > 1 and isinstance(f[0], str) and f[0].strip()
+            ]
+            if items:
+                found.append((number, when, speaker, items))
     return sorted(found, key=lambda x: x[0])
 
 
@@ -181,38 +188,66 @@ def simulate_old_rule(batches: list[list[tuple[str, str, Any]]]) -> int:
     return archived
 
 
+def ingest(cube: Any, sample: dict[str, Any], type_: str, show: bool, totals: Counter[str]) -> tuple[dict[str, set[str]], list[list[tuple[str, str]]]]:
+    """Add the sample's facts as ``type_``, one call per session and speaker (at most 50 at a time).
+    Returns memory id -> evidence turn ids, and the batches as added (text, speaker)."""
+    evidence_of: dict[str, set[str]] = defaultdict(set)
+    batches: list[list[tuple[str, str]]] = []
+    for number, when, speaker, items in observations(sample):
+        batch = [{"text": t, "type": type_, "entities": [speaker], "occurred_at": when,
+                  "session_id": f"{cube.name}/session-{number}"} for t, _ in items]
+        for start in range(0, len(batch), 50):
+            part, evidence = batch[start : start + 50], items[start : start + 50]
+            for outcome, item, (_, turns) in zip(cube.add(part, client="bench/supersession"), part, evidence, strict=True):
+                evidence_of[outcome.id].update(turns)
+                totals["restated" if outcome.restated else "created" if outcome.created else "duplicate"] += 1
+                if outcome.restated and show:
+                    print(f"  restated: {item['text']!r} -> {cube.get([outcome.restated])[0].text!r}")
+                for gone in outcome.superseded:
+                    totals["superseded"] += 1
+                    if show:
+                        print(f"  superseded: {cube.get([gone.id])[0].text!r} by {item['text']!r}: {gone.reason}")
+            batches.append([(t["text"], speaker) for t in part])
+    return evidence_of, batches
+
+
+def recall_at(cube: Any, sample: dict[str, Any], evidence_of: dict[str, set[str]], k: int = 10) -> list[float]:
+    """Per category 1-4 question: the share of its evidence turns held by the top ``k`` memories
+    that ``memory_search`` returns (a restated fact holds the evidence of its restatements)."""
+    scores = []
+    for qa in sample.get("qa", []):
+        wanted = set(evidence_ids(qa.get("evidence", [])))
+        if qa.get("category") not in (1, 2, 3, 4) or not wanted:
+            continue
+        hits = cube.search_in_time({"query": str(qa["question"]), "limit": k}).hits
+        found = set().union(*(evidence_of.get(h.id, set()) for h in hits)) if hits else set()
+        scores.append(len(wanted & found) / len(wanted))
+    return scores
+
+
 def run_locomo(path: Path, show: bool) -> int:
     data = json.loads(path.read_text())
     folder = Path(tempfile.mkdtemp(prefix="memcube-supersession-"))
     home = MemoryHome(folder)
     started = time.perf_counter()
     totals: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
+    note_totals: Counter[str] = Counter()
+    recall: dict[str, list[float]] = {"fact": [], "note": []}
     try:
         for sample in data:
             name = re.sub(r"[^A-Za-z0-9_-]", "-", str(sample.get("sample_id", "conv")))
             cube = home.cube(name, create=True)
-            batches: list[list[tuple[str, str]]] = []
-            facts = 0
-            for number, when, speaker, texts in observations(sample):
-                batch = [{"text": t, "type": "fact", "entities": [speaker], "occurred_at": when,
-                          "session_id": f"{name}/session-{number}"} for t in texts]
-                for start in range(0, len(batch), 50):
-                    part = batch[start : start + 50]
-                    for outcome, item in zip(cube.add(part, client="bench/supersession"), part, strict=True):
-                        totals["restated" if outcome.restated else "created" if outcome.created else "duplicate"] += 1
-                        if outcome.restated and show:
-                            print(f"  restated: {item['text']!r} -> {cube.get([outcome.restated])[0].text!r}")
-                        for gone in outcome.superseded:
-                            reasons[gone.reason.split(" (")[0]] += 1
-                            if show:
-                                print(f"  superseded: {cube.get([gone.id])[0].text!r} by {item['text']!r}: {gone.reason}")
-                    batches.append([(t["text"], speaker) for t in part])
-                facts += len(texts)
+            evidence_of, batches = ingest(cube, sample, "fact", show, totals)
+            facts = sum(len(b) for b in batches)
             stats = cube.stats()
             flat = [pair for batch in batches for pair in batch]
             vectors = iter(home.embedder.embed([embedding_text(t) for t, _ in flat]))
             old = simulate_old_rule([[(t, s, next(vectors)) for t, s in batch] for batch in batches])
+            # The same facts as notes, which never supersede: the recall a person would expect.
+            notes = home.cube(f"{name}-notes", create=True)
+            note_evidence, _ = ingest(notes, sample, "note", False, note_totals)
+            recall["fact"] += recall_at(cube, sample, evidence_of)
+            recall["note"] += recall_at(notes, sample, note_evidence)
             print(f"{name}: {facts} facts, {stats.active} active, {stats.archived} archived, old rule would archive {old}")
             totals["facts"] += facts
             totals["archived"] += stats.archived
@@ -222,12 +257,14 @@ def run_locomo(path: Path, show: bool) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     share = totals["archived"] / totals["facts"] if totals["facts"] else 0.0
     old_share = totals["old_archived"] / totals["facts"] if totals["facts"] else 0.0
-    print(f"added in {time.perf_counter() - started:.1f} s: {dict(totals)}")
-    if reasons:
-        print(f"supersession reasons: {dict(reasons)}")
+    r_fact = sum(recall["fact"]) / len(recall["fact"]) if recall["fact"] else float("nan")
+    r_note = sum(recall["note"]) / len(recall["note"]) if recall["note"] else float("nan")
+    print(f"added and asked in {time.perf_counter() - started:.1f} s: {dict(totals)}")
+    print(f"evidence recall@10 over {len(recall['fact'])} questions: as facts {r_fact:.3f}, as notes {r_note:.3f}")
     print(
         f"RESULT facts={totals['facts']} archived={totals['archived']} archived_share={share:.4f} "
-        f"restated={totals['restated']} old_rule_archived={totals['old_archived']} old_rule_share={old_share:.4f}"
+        f"restated={totals['restated']} old_rule_archived={totals['old_archived']} old_rule_share={old_share:.4f} "
+        f"r10_fact={r_fact:.3f} r10_note={r_note:.3f}"
     )
     return 0
 
