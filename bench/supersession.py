@@ -219,7 +219,7 @@ def recall_at(cube: Any, sample: dict[str, Any], evidence_of: dict[str, set[str]
         wanted = set(evidence_ids(qa.get("evidence", [])))
         if qa.get("category") not in (1, 2, 3, 4) or not wanted:
             continue
-        hits = cube.search_in_time({"query": str(qa["question"]), "limit": k}).hits
+        hits = cube.search({"query": str(qa["question"]), "limit": k}).hits
         found = set().union(*(evidence_of.get(h.id, set()) for h in hits)) if hits else set()
         scores.append(len(wanted & found) / len(wanted))
     return scores
