@@ -47,12 +47,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from locomo import evidence_ids  # noqa: E402  (bench/locomo.py, beside this file)
-from memory import MemoryHome  # noqa: E402
-from memory.cube import resolve_entities  # noqa: E402
-from memory.retrieval.embedder import Embedder  # noqa: E402
-from memory.retrieval.search import embedding_text  # noqa: E402
-from memory.supersession import Candidate, decide, old_rule  # noqa: E402
+from locomo import evidence_ids
+
+from memory import MemoryHome
+from memory.cube import resolve_entities
+from memory.retrieval.embedder import Embedder
+from memory.retrieval.search import embedding_text
+from memory.supersession import Candidate, decide, old_rule
 
 PAIRS = ROOT / "bench" / "data" / "supersession_pairs.jsonl"
 DEFAULT_LOCOMO = ROOT.parent / "shared" / "data" / "locomo-dev.json"
@@ -116,11 +117,12 @@ def run_pairs(path: Path, show_errors: bool) -> int:
     by_cat: dict[str, list[int]] = defaultdict(list)
     for i, pair in enumerate(pairs):
         by_cat[pair["category"]].append(i)
+    def tally(verdicts: list[str], idx: list[int]) -> str:
+        c = Counter(verdicts[i] for i in idx)
+        return f"{c['replace']:>4}/{c['restate']:>3}/{c['distinct']:>3}"
+
     for category, idx in sorted(by_cat.items(), key=lambda kv: (pairs[kv[1][0]]["label"], kv[0])):
-        def tally(verdicts: list[str]) -> str:
-            c = Counter(verdicts[i] for i in idx)
-            return f"{c['replace']:>4}/{c['restate']:>3}/{c['distinct']:>3}"
-        print(f"{category:28} {pairs[idx[0]]['label']:9} {len(idx):>3}  {tally(old_v):>18}  {tally(new_v):>18}")
+        print(f"{category:28} {pairs[idx[0]]['label']:9} {len(idx):>3}  {tally(old_v, idx):>18}  {tally(new_v, idx):>18}")
     old_s, new_s = score(pairs, old_v), score(pairs, new_v)
     print(f"\n{'':28} {'old rule':>10} {'new rule':>10}")
     for key, name in [("collapse_p", "collapse precision"), ("collapse_r", "collapse recall"),

@@ -97,19 +97,12 @@ _PAST_TIME = re.compile(
     r"friday|saturday|sunday)|this (?:morning|afternoon|week|month))\b"
 )
 _IRREGULAR_PAST = frozenset(
-    """went took saw ran made had got bought built wrote read met flew drove gave won lost began sang swam
-    sold brought thought found told felt left kept held heard taught caught spent sent fell grew knew drew""".split()
+    ["went", "took", "saw", "ran", "made", "had", "got", "bought", "built", "wrote", "read", "met", "flew", "drove", "gave", "won", "lost", "began", "sang", "swam", "sold", "brought", "thought", "found", "told", "felt", "left", "kept", "held", "heard", "taught", "caught", "spent", "sent", "fell", "grew", "knew", "drew"]
 )
-_STATE_AUXILIARIES = frozenset("is are am be been being was were get gets got seems feels looks".split())
+_STATE_AUXILIARIES = frozenset(["is", "are", "am", "be", "been", "being", "was", "were", "get", "gets", "got", "seems", "feels", "looks"])
 
 _STOP = frozenset(
-    """a an the and or but of to in on at by for with from as into onto over under about than then so very
-    is are am be been being was were do does did has have had having will would shall should can could may might must
-    i me my mine we us our you your he him his she her they them their it its this that these those there here
-    who whom which what when where why how not no any some all each every just only really quite more most much many
-    now nowadays days these longer anymore instead also too well again another user user's
-    like likes liked love loves enjoy enjoys prefer prefers preferred rather really better best fond
-    named called""".split()
+    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "into", "onto", "over", "under", "about", "than", "then", "so", "very", "is", "are", "am", "be", "been", "being", "was", "were", "do", "does", "did", "has", "have", "had", "having", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "i", "me", "my", "mine", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "they", "them", "their", "it", "its", "this", "that", "these", "those", "there", "here", "who", "whom", "which", "what", "when", "where", "why", "how", "not", "no", "any", "some", "all", "each", "every", "just", "only", "really", "quite", "more", "most", "much", "many", "now", "nowadays", "days", "these", "longer", "anymore", "instead", "also", "too", "well", "again", "another", "user", "user's", "like", "likes", "liked", "love", "loves", "enjoy", "enjoys", "prefer", "prefers", "preferred", "rather", "really", "better", "best", "fond", "named", "called"]
 )
 
 

@@ -9,10 +9,10 @@ otherwise both stay. Every replacement is reported with its reason and undone by
 from __future__ import annotations
 
 import pytest
+from support import add, get, ok, read_json
 
 from memory.doctor import check_cube
 from memory.timeutil import now_stored
-from support import add, get, ok, read_json
 
 pytestmark = pytest.mark.anyio
 
@@ -90,8 +90,8 @@ def _old_rule_supersede(cube, older: str, newer: str) -> None:
     and a 'supersede' version row without a reason."""
     store = cube.store
     with store.write() as conn:
-        seq = store._next_seq(conn)  # noqa: SLF001 - reproducing the old write path
-        store._supersede(conn, older, newer, now_stored(), "memcube-before-18", seq, None)  # noqa: SLF001
+        seq = store._next_seq(conn)
+        store._supersede(conn, older, newer, now_stored(), "memcube-before-18", seq, None)
         conn.execute("UPDATE memories SET supersedes = ? WHERE id = ?", (older, newer))
 
 
