@@ -49,6 +49,7 @@ from memory.store.schema import SCHEMA_VERSION
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
+from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
 from memory.retrieval.time_words import resolve as resolve_time
 from memory.timeutil import now_stored, parse_moment, stored_from_input
 from memory.store.vector_mirror import VectorMirror
@@ -57,9 +58,8 @@ log = logging.getLogger(__name__)
 
 
 REEMBED_BATCH = 128
-# Cosine above which a new preference or fact is taken to restate an older one (all-MiniLM-L6-v2:
-# "prefers tea" / "now prefers coffee" 0.97, "dark mode" / "light mode" 0.85, unrelated preferences < 0.5).
-SUPERSEDE_SIMILARITY = 0.8
+# Live memories closer than this to a new fact or preference are read and judged (memory.supersession).
+SUPERSEDE_SIMILARITY = min(REPLACE_COSINE, RESTATE_COSINE)
 
 
 def _relation_dicts(relations: Sequence[Any]) -> list[dict[str, Any]]:
@@ -173,11 +173,10 @@ class MemCube:
         vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
         for item, vector in zip(prepared, vectors, strict=True):
             item.vector = vector
-            if item.type in SUPERSEDING_TYPES and item.subject is None:
-                item.supersede = self._same_subject(item)
+            if item.type in SUPERSEDING_TYPES:
+                self._judge_supersession(item)
         self.flush_access()
-        outcomes = self.store.add(prepared, client=client, model_id=self.embedder.model_id)
-        return [AddOutcome(id=i, created=c) for i, c in outcomes]
+        return self.store.add(prepared, client=client, model_id=self.embedder.model_id)
 
     def update(self, memory_id: str, patch: MemoryPatch | dict[str, Any], *, client: str | None = None) -> Memory:
         patch = patch if isinstance(patch, MemoryPatch) else MemoryPatch.model_validate(patch)
@@ -221,31 +220,42 @@ class MemCube:
         self.store.update(memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client)
         return self.store.get_many([memory_id])[0]
 
-    def _same_subject(self, item: NewMemory) -> list[str]:
-        """Live memories of the same type and role that say something about the same subject as ``item``.
+    def _judge_supersession(self, item: NewMemory) -> None:
+        """Set what ``item`` does to the live memories of its type and role (``memory.supersession``):
+        the one it restates (``item.restates``), else the ones it replaces (``item.supersede``), with reasons.
 
-        With no subject key from the client, "the same subject" is judged locally: a shared
-        entity (or neither naming any) and a cosine similarity of at least SUPERSEDE_SIMILARITY.
+        Memories with the same subject key are found by the store in its write transaction; here
+        only close ones (cosine of at least SUPERSEDE_SIMILARITY) are read and judged.
         """
         assert item.vector is not None
         rows = self.store.same_kind_row_ids(item.type, item.role)
         if not rows:
-            return []
+            return
         self.store.sync_mirror(self.mirror)
         similarity = self.mirror.similarity(item.vector, rows)
         # Cosine first: of thousands of same-type memories only a few come close, and only
         # their entities need reading (parsing every one made adds grow with the cube).
         close = [row_id for row_id, cosine in similarity.items() if cosine >= SUPERSEDE_SIMILARITY]
         if not close:
-            return []
-        found = self.store.entities_by_row(close)
-        mine = {normalize(e) for e in item.entities}
-        matches = []
-        for memory_id, entities in found:
-            theirs = {normalize(e) for e in entities}
-            if bool(mine & theirs) or (not mine and not theirs):
-                matches.append(memory_id)
-        return matches
+            return
+        found = self.store.judging_rows(close)
+        new = Candidate(text=item.text, type=item.type, role=item.role, subject=item.subject, entities=tuple(item.entities))
+        restated: tuple[float, str, str] | None = None
+        for row_id, memory_id, text, type_, role, subject, entities in found:
+            if item.subject is not None and subject != item.subject:
+                continue  # with a key, the client decides: other keys and unkeyed memories are left alone
+            old = Candidate(text=text, type=type_, role=role, subject=subject, entities=tuple(entities))
+            cosine = similarity[row_id]
+            decision = decide(new, old, cosine)
+            if decision.verdict == "restate" and (restated is None or cosine > restated[0]):
+                restated = (cosine, memory_id, decision.reason)
+            elif decision.verdict == "replace":
+                item.supersede.append(memory_id)
+                item.reasons[memory_id] = decision.reason
+        if restated is not None:
+            item.restates = restated[1]
+            item.reasons = {restated[1]: restated[2]}
+            item.supersede = []
 
     def _client_entities(self, memory: Memory) -> list[str]:
         """Entities of a memory that did not come from its text or relations: the ones the client named."""

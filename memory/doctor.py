@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from memory.cube import MemCube
 from memory.errors import Unavailable
+from memory.supersession_repair import repair_supersessions
 
 
 @dataclass
@@ -33,7 +34,8 @@ class DoctorReport:
         return "\n".join(lines)
 
 
-def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = False) -> DoctorReport:
+def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = False, dry_run: bool = False) -> DoctorReport:
+    """``dry_run`` lists what the supersession repair (issue 18) would restore, without restoring it."""
     report = DoctorReport(cube.name)
     store = cube.store
     integrity = store.integrity()
@@ -67,6 +69,8 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
         cube.ensure_vectors()
         report.repairs.append("recomputed missing vectors and dropped stray ones")
 
+    _repair_supersessions(cube, report, dry_run=dry_run)
+
     try:
         if rebuild_graph:
             count = cube.rebuild_graph()
@@ -84,6 +88,30 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
     except Unavailable as exc:
         report.problem(f"graph not checked: {exc}")
     # Problems that were repaired leave the cube healthy; say so.
-    if not report.healthy and report.repairs and not any(f.startswith(("SQLite", "graph not")) for f in report.findings):
+    if not report.healthy and report.repairs and not any(f.startswith(("SQLite", "graph not", "supersession: to restore")) for f in report.findings):
         report.healthy = True
     return report
+
+
+def _repair_supersessions(cube: MemCube, report: DoctorReport, *, dry_run: bool) -> None:
+    """Memories the rule before issue 18 archived: restore those the current rule keeps."""
+    rejudged = repair_supersessions(cube, dry_run=dry_run)
+    kept = [r for r in rejudged if r.kept_by_new_rule]
+    if not rejudged:
+        return
+    report.findings.append(
+        f"supersession: {len(rejudged)} memories archived by the old rule; the current rule keeps {len(kept)} of them"
+    )
+    for r in rejudged:
+        what = (
+            "would restore" if dry_run and r.kept_by_new_rule else
+            "restored" if r.restored else
+            f"left archived ({r.error})" if r.error else
+            "stays archived"
+        )
+        report.findings.append(f"supersession: {what} {r.id} {r.text[:80]!r} (archived for {r.superseded_by}; now: {r.verdict}, {r.reason})")
+    restored = sum(r.restored for r in rejudged)
+    if restored:
+        report.repairs.append(f"restored {restored} memories the old supersession rule had hidden")
+    if dry_run and kept:
+        report.problem(f"supersession: to restore: {len(kept)} hidden memories; run doctor without --dry-run")

@@ -294,9 +294,18 @@ class Memory(BaseModel):
     feedback: list[FeedbackEntry] = Field(default_factory=list, description="a task's log: what was tried, what happened")
 
 
+class Superseded(BaseModel):
+    id: str = Field(description="the older memory, now archived (memory_restore brings it back)")
+    reason: str = Field(description="why the new memory replaces it")
+
+
 class AddOutcome(BaseModel):
     id: str
-    created: bool = Field(description="false when an identical memory already existed and its id is returned")
+    created: bool = Field(description="false when the memory was already stored (same text, or restated in other words) and its id is returned")
+    superseded: list[Superseded] = Field(default_factory=list, description="older memories this one replaced and archived, with the reason")
+    restated: str | None = Field(
+        default=None, description="set when the text restated a live fact or preference: that memory (the id) was confirmed instead of adding a copy"
+    )
 
 
 class SignalScore(BaseModel):

@@ -57,7 +57,9 @@ def cmd_add(args: argparse.Namespace) -> int:
             item["occurred_at"] = args.occurred_at
         outcome = home.cube(args.cube, create=True).add([item], client="memcube-cli")[0]
         home.cube(args.cube).try_sync_graph()
-        print(outcome.id if outcome.created else f"{outcome.id} (already stored)")
+        print(outcome.id if outcome.created else f"{outcome.id} (already stored{'; confirmed' if outcome.restated else ''})")
+        for gone in outcome.superseded:
+            print(f"  replaces {gone.id}, now archived: {gone.reason}")
     finally:
         home.close()
     return 0
@@ -125,7 +127,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         names = [args.cube] if args.cube_given else home.cube_names()
         print(f"home: {home.root}")
         for name in names:
-            report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed)
+            report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
             healthy &= report.healthy
             print(report.render())
     finally:
@@ -207,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = with_cube(commands.add_parser("doctor", help="check cubes and repair derived stores"))
     doctor.add_argument("--rebuild-graph", action="store_true", help="recreate the Kuzu graph from SQLite")
     doctor.add_argument("--reembed", action="store_true", help="recompute every vector with the configured model")
+    doctor.add_argument(
+        "--dry-run", action="store_true",
+        help="list the memories the old supersession rule archived that the current rule keeps, without restoring them",
+    )
     doctor.set_defaults(func=cmd_doctor)
 
     backup = commands.add_parser("backup", help="write a consistent copy of the home while servers run")

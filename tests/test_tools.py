@@ -32,7 +32,7 @@ async def test_an_added_memory_reads_back_with_every_field_it_was_given(client, 
         metadata={"source_chat": 42, "mood": "calm"},
         importance=0.9,
     )
-    assert added["results"] == [{"id": added["ids"][0], "created": True}]
+    assert added["results"] == [{"id": added["ids"][0], "created": True, "superseded": [], "restated": None}]
     memory_id = added["ids"][0]
     assert MEMORY_ID.match(memory_id)
 
@@ -66,7 +66,7 @@ async def test_adding_the_same_text_again_returns_the_existing_id_without_a_seco
     first = await ok(client, "memory_add", text="The wifi password is on the fridge")
     again = await ok(client, "memory_add", text="  The wifi password is on the fridge  ")
     assert again["ids"] == first["ids"]
-    assert again["results"] == [{"id": first["ids"][0], "created": False}]
+    assert again["results"] == [{"id": first["ids"][0], "created": False, "superseded": [], "restated": None}]
     assert (await read_json(client, "memory://default/stats"))["active"] == 1
 
 

@@ -70,8 +70,10 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     ) -> AddResult:
         """Remember something. Give `text` (plus optional type, tags, entities, relations, occurred_at, metadata),
         or `memories`, a list of such objects, for a batch. An exact duplicate returns the existing id.
-        Types with structure: goal and task (with state, due_at, parent_id), preference (with subject and role:
-        a newer preference on the same subject and role supersedes the older, which is archived)."""
+        Types with structure: goal and task (with state, due_at, parent_id), preference and fact (with subject and
+        role: a newer one on the same subject and role supersedes the older, which is archived; without a subject,
+        only one that says what changed, e.g. "now prefers coffee", replaces a close older one). A restatement of a
+        stored fact confirms it instead of adding a copy. Each result lists what was superseded and why."""
         if memories is not None and text:
             raise ToolError("give either text or memories, not both")
         if memories is None:
@@ -93,7 +95,9 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         valid = await runtime.call(lambda: [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items])
         outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(valid, client=client))
         created = [o.id for o in outcomes if o.created]
-        await runtime.changed(ctx, cube, created, listing=True)
+        # Superseded memories were archived and restated ones confirmed: their resources changed too.
+        touched = created + [o.id for o in outcomes if o.restated] + [s.id for o in outcomes for s in o.superseded]
+        await runtime.changed(ctx, cube, list(dict.fromkeys(touched)), listing=True)
         runtime.observe(
             ctx, "added", cube, created, entities=[e for item in valid for e in item.entities],
             session=next((item.session_id for item in valid if item.session_id), None),
@@ -196,7 +200,8 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
 
     @mcp.tool(annotations=ToolAnnotations(title="Restore memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     async def memory_restore(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
-        """Bring archived memories back into search and the graph."""
+        """Bring archived memories back into search and the graph. Restoring a memory that a newer one
+        superseded undoes the supersession: both stay live and the link between them is removed."""
         values = _id_list(ids)
         client = runtime.client_name(ctx)
         memories = await runtime.call(lambda: runtime.cube(cube).restore(values, client=client))

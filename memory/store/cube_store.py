@@ -26,7 +26,7 @@ from memory.store import maintenance, schema
 from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
-from memory.models import SUPERSEDING_TYPES, FeedbackEntry, Memory, MemoryStatus, RelationOut
+from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, RelationOut, Superseded
 from memory.store.search_reads import SearchView
 from memory.store.vector_mirror import VectorMirror, sqlite_vec_knn
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, dumps as _dumps, insert_sql, row_to_memory, to_column
@@ -54,8 +54,11 @@ class NewMemory:
     state: str | None = None
     due_at: str | None = None
     parent_id: str | None = None
-    # Live memories the cube matched as saying the same thing about the same subject (no key given).
+    # Live memories the cube judged this one to replace (memory.supersession), with the reason.
     supersede: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+    # A live memory this one restates in other words: it is confirmed instead of a copy added.
+    restates: str | None = None
     vector: np.ndarray | None = None
     hash: str = field(init=False)
 
@@ -298,6 +301,19 @@ class CubeStore:
             ).fetchall()
         return [(memory_id, json.loads(entities or "[]")) for memory_id, entities in found]
 
+    def judging_rows(self, row_ids: Sequence[int]) -> list[tuple[int, str, str, str, str | None, str | None, list[str]]]:
+        """``(row_id, id, text, type, role, subject, entities)`` of these memories, in row order: what
+        ``memory.supersession`` reads to judge a new fact or preference against them."""
+        if not row_ids:
+            return []
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT row_id, id, text, type, role, subject, entities FROM memories WHERE row_id IN ({','.join('?' * len(row_ids))}) "
+                "ORDER BY row_id",
+                list(row_ids),
+            ).fetchall()
+        return [(r, i, t, ty, ro, su, json.loads(e or "[]")) for r, i, t, ty, ro, su, e in found]
+
     def goals_and_tasks(self, states: Sequence[str], role: str | None) -> list[Memory]:
         """Active goals and tasks in these states (with a role: that role's and those without one), open ones first."""
         placeholders = ",".join("?" * len(states))
@@ -508,9 +524,10 @@ class CubeStore:
 
     # -- writes ---------------------------------------------------------------------
 
-    def add(self, items: Sequence[NewMemory], *, client: str | None, model_id: str | None) -> list[tuple[str, bool]]:
-        """Insert memories; an exact duplicate of a live memory returns that memory's id instead."""
-        outcomes: list[tuple[str, bool]] = []
+    def add(self, items: Sequence[NewMemory], *, client: str | None, model_id: str | None) -> list[AddOutcome]:
+        """Insert memories; an exact duplicate of a live memory returns that memory's id instead,
+        and a restatement (``item.restates``) confirms the memory it restates."""
+        outcomes: list[AddOutcome] = []
         now = now_stored()
         with self.write() as conn:
             seq = self._next_seq(conn)
@@ -521,12 +538,15 @@ class CubeStore:
                 if existing:
                     # Saying an archived memory again makes it current again (a new version, not a copy).
                     self._reactivate(conn, existing, now, client, seq)
-                    outcomes.append((existing, False))
+                    outcomes.append(AddOutcome(id=existing, created=False))
+                    continue
+                if item.restates and self._restate(conn, item, now, client, seq):
+                    outcomes.append(AddOutcome(id=item.restates, created=False, restated=item.restates))
                     continue
                 memory_id = new_memory_id()
                 if item.parent_id is not None:
                     self._current(conn, item.parent_id)  # a task's goal must exist in this cube
-                replaced = self._superseded_by_new(conn, item)
+                replaced, reasons = self._superseded_by_new(conn, item)
                 values = {
                     **item.fields(),
                     "id": memory_id, "kind": "plaintext", "status": "active", "client": client,
@@ -550,11 +570,14 @@ class CubeStore:
                 if replaced:
                     changes["supersedes"] = {"old": None, "new": replaced[0]}
                 self._record(conn, memory_id, 1, "add", now, client, changes)
-                for old_id in replaced:
-                    self._supersede(conn, old_id, memory_id, now, client, seq)
+                superseded = [
+                    Superseded(id=old_id, reason=reasons[old_id])
+                    for old_id in replaced
+                    if self._supersede(conn, old_id, memory_id, now, client, seq, reasons[old_id])
+                ]
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
                 batch_ids[item.hash] = memory_id
-                outcomes.append((memory_id, True))
+                outcomes.append(AddOutcome(id=memory_id, created=True, superseded=superseded))
                 created_rows.append(row_id)
             context.refresh(conn, created_rows)
         return outcomes
@@ -629,7 +652,10 @@ class CubeStore:
                     row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
                     conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
                     conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
-                self._record(conn, memory.id, memory.version + 1, op, now, client, {"status": {"old": memory.status, "new": to}})
+                changes: dict[str, Any] = {"status": {"old": memory.status, "new": to}}
+                if to == "active" and memory.superseded_by:
+                    changes.update(self._unlink(conn, memory, now, client, seq))
+                self._record(conn, memory.id, memory.version + 1, op, now, client, changes)
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
             placeholders = ",".join("?" * len(ids))
             context.refresh(conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))])
@@ -674,45 +700,88 @@ class CubeStore:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _superseded_by_new(self, conn: sqlite3.Connection, item: NewMemory) -> list[str]:
-        """Active memories a new preference or fact replaces: same subject key and role, or matched by the cube."""
+    def _superseded_by_new(self, conn: sqlite3.Connection, item: NewMemory) -> tuple[list[str], dict[str, str]]:
+        """Active memories a new preference or fact replaces, with the reason: same subject key and
+        role (read here, in the write transaction), or judged by the cube (``item.supersede``)."""
         if item.type not in SUPERSEDING_TYPES:
-            return []
-        found = list(item.supersede)
+            return [], {}
+        reasons = {i: item.reasons.get(i, "judged to be replaced") for i in item.supersede}
         if item.subject is not None:
             rows = conn.execute(
                 "SELECT id FROM memories WHERE status = 'active' AND type = ? AND subject = ? AND role IS ? ORDER BY row_id",
                 (item.type, item.subject, item.role),
             ).fetchall()
-            found += [r[0] for r in rows]
-        return list(dict.fromkeys(found))
+            role = f" and role '{item.role}'" if item.role else ""
+            for (memory_id,) in rows:
+                reasons.setdefault(memory_id, f"same subject '{item.subject}'{role}, given by the client")
+        return list(reasons), reasons
 
-    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int) -> None:
-        """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite."""
+    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None) -> bool:
+        """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite.
+        The version row keeps the reason; ``memcube doctor`` tells these from the rule before issue 18,
+        which gave none (``reason=None`` writes such a row, as that rule did)."""
         old = self._current(conn, old_id)
         if old.status != "active":
-            return
+            return False
         conn.execute(
             "UPDATE memories SET status = 'archived', superseded_by = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
             (new_id, now, seq, old_id),
         )
         self._record(
             conn, old_id, old.version + 1, "supersede", now, client,
-            {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id}},
+            {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id},
+             **({"reason": {"old": None, "new": reason}} if reason is not None else {})},
         )
         conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
+        return True
+
+    def _restate(self, conn: sqlite3.Connection, item: NewMemory, now: str, client: str | None, seq: int) -> bool:
+        """Confirm the live memory ``item`` restates: one more access, and a version row that keeps the
+        new wording and its ``occurred_at``. False when that memory is no longer live (then add ``item``)."""
+        assert item.restates is not None
+        current = self._current(conn, item.restates)
+        if current.status != "active":
+            return False
+        conn.execute(
+            "UPDATE memories SET access_count = access_count + 1, last_access = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
+            (now, now, seq, current.id),
+        )
+        said = {"text": item.text, "occurred_at": item.occurred_at, "session_id": item.session_id, "reason": item.reasons.get(current.id)}
+        self._record(
+            conn, current.id, current.version + 1, "restate", now, client,
+            {"restated": {"old": None, "new": {k: v for k, v in said.items() if v is not None}},
+             "access_count": {"old": current.access_count, "new": current.access_count + 1}},
+        )
+        return True
+
+    def _unlink(self, conn: sqlite3.Connection, older: Memory, now: str, client: str | None, seq: int) -> dict[str, Any]:
+        """Undo a supersession as ``older`` comes back: clear its ``superseded_by`` and the newer one's
+        ``supersedes`` (a version of the newer); the graph drops the SUPERSEDES link on resync. Returns
+        the change to record on ``older``."""
+        conn.execute("UPDATE memories SET superseded_by = NULL WHERE id = ?", (older.id,))
+        newer_row = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?", (older.superseded_by,)).fetchone()
+        if newer_row is not None:
+            newer = row_to_memory(self.cube, newer_row)
+            if newer.supersedes == older.id:
+                conn.execute(
+                    "UPDATE memories SET supersedes = NULL, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
+                    (now, seq, newer.id),
+                )
+                self._record(conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}})
+                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (newer.id,))
+        return {"superseded_by": {"old": older.superseded_by, "new": None}}
 
     def _reactivate(self, conn: sqlite3.Connection, memory_id: str, now: str, client: str | None, seq: int) -> None:
         current = self._current(conn, memory_id)
         if current.status != "archived":
             return
         conn.execute(
-            "UPDATE memories SET status = 'active', superseded_by = NULL, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
+            "UPDATE memories SET status = 'active', version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
             (now, seq, memory_id),
         )
         changes: dict[str, Any] = {"status": {"old": "archived", "new": "active"}}
         if current.superseded_by:
-            changes["superseded_by"] = {"old": current.superseded_by, "new": None}
+            changes.update(self._unlink(conn, current, now, client, seq))
         self._record(conn, memory_id, current.version + 1, "restore", now, client, changes)
         conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
 
