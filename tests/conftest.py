@@ -18,6 +18,19 @@ from memory.retrieval.embedder import Embedder
 from server.app import build_server
 from support import CLIENT_INFO
 
+# Whole modules that belong to a tier (a single test can also carry the mark itself).
+SLOW_MODULES = {"test_crash_safety", "test_fuzz", "test_many_clients"}
+EXTERNAL_MODULES = {"test_inspector", "test_conformance"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if item.module is not None else ""
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if module in EXTERNAL_MODULES:
+            item.add_marker(pytest.mark.external)
 
 
 @pytest.fixture

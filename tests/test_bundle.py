@@ -20,7 +20,10 @@ from server.manifest import MANIFEST_PATH, dumps, live_listing, render
 
 ROOT = Path(__file__).resolve().parents[1]
 MCPB = "@anthropic-ai/mcpb@2"
-needs_npx = pytest.mark.skipif(shutil.which("npx") is None, reason="Node.js (npx) is not installed")
+def needs_npx(test):
+    """A test that runs a tool from npm: the external tier, skipped without Node.js."""
+    skip = pytest.mark.skipif(shutil.which("npx") is None, reason="Node.js (npx) is not installed")
+    return pytest.mark.external(skip(test))
 
 
 def _manifest() -> dict:
