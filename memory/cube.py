@@ -28,11 +28,13 @@ from memory.models import (
     MAX_IDS,
     MAX_CONTEXT_TURNS,
     AddOutcome,
+    ClientActivity,
     ContextTurn,
     CubeStats,
     EntityView,
     Memory,
     MemoryInput,
+    MemoryPage,
     STATES,
     SUPERSEDING_TYPES,
     FeedbackEntry,
@@ -48,6 +50,7 @@ from memory.models import (
 from memory.store.schema import SCHEMA_VERSION
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
+from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
 from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
 from memory.retrieval.time_words import resolve as resolve_time
@@ -352,6 +355,32 @@ class MemCube:
 
     def recent(self, limit: int = 20) -> list[Memory]:
         return self.store.recent(limit)
+
+    def browse(self, browse: BrowseFilter | dict[str, Any] | None = None, *, cursor: str | None = None, limit: int = 50) -> MemoryPage:
+        """A page of memories, newest first, for people browsing them (the web UI).
+
+        ``cursor`` is the ``next`` of the previous page; paging stays an index range read at any depth.
+        """
+        flt = browse if isinstance(browse, BrowseFilter) else BrowseFilter.model_validate(browse or {})
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        memories, after = self.store.page(flt, after=decode_cursor(cursor), limit=limit)
+        return MemoryPage(cube=self.name, memories=memories, next=encode_cursor(after))
+
+    def count(self, browse: BrowseFilter | dict[str, Any] | None = None) -> int:
+        flt = browse if isinstance(browse, BrowseFilter) else BrowseFilter.model_validate(browse or {})
+        return self.store.count_matching(flt)
+
+    def facets(self) -> dict[str, list[str]]:
+        """The types, roles and tags in use (at most 500 tags), for filter menus."""
+        return self.store.facets()
+
+    def activity(self, limit: int = 50) -> ClientActivity:
+        """Who changed what: changes per client and operation, the latest changes, refused calls."""
+        return ClientActivity(
+            cube=self.name, by_client=self.store.client_activity(), recent=self.store.recent_changes(limit),
+            denials=self.store.denials(limit),
+        )
 
     def stats(self) -> CubeStats:
         counts = self.store.counts()
