@@ -20,7 +20,7 @@ function h(tag, attrs, ...children) {
     else if (key === "class") el.className = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -33,7 +33,7 @@ function svg(tag, attrs, ...children) {
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, String(value));
   }
-  for (const child of children.flat()) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  for (const child of children.flat(Infinity)) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   return el;
 }
 
@@ -160,7 +160,9 @@ function route() {
   const key = VIEWS[name] ? name : "memories";
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.dataset.view === key);
   view().replaceChildren(h("p", { class: "muted" }, "Loading…"));
-  guarded(() => VIEWS[key](...rest.map(decodeURIComponent)));
+  guarded(() => VIEWS[key](...rest.map(decodeURIComponent))).then(() => {
+    if (app.pending) { notice(app.pending); app.pending = null; }  // a message for the view we moved to
+  });
 }
 
 // -- memories: filters, search, paging -------------------------------------------------
@@ -236,7 +238,8 @@ async function showMemories() {
 async function showMemory(id) {
   const data = await api(cubePath(`/memories/${encodeURIComponent(id)}`));
   const m = data.memory;
-  const field = (label, value) => (value === null || value === undefined || value === "" ? [] : [h("dt", {}, label), h("dd", {}, value)]);
+  const field = (label, value) => (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)
+    ? [] : [h("dt", {}, label), h("dd", {}, value)]);
   const text = h("textarea", { id: "edit-text" }, m.text);
   const editTags = h("input", { id: "edit-tags", value: (m.tags || []).join(", "), size: 40 });
   const editType = h("input", { id: "edit-type", value: m.type, size: 12 });
@@ -274,8 +277,8 @@ async function showMemory(id) {
     await guarded(async () => {
       await api(cubePath(`/memories/${m.id}/${action}`), { method: "POST", body: {} });
       if (action === "purge") {
+        app.pending = `Memory ${m.id} was purged.`;
         location.hash = "#/memories";
-        notice(`Memory ${m.id} was purged.`);
       } else {
         await showMemory(m.id);
         notice(`Memory ${action === "delete" ? "deleted" : action + "d"}.`);
@@ -294,7 +297,7 @@ async function showMemory(id) {
     h("tbody", {}, data.history.map((v) => h("tr", { class: "version", "data-version": v.version },
       h("td", {}, v.version), h("td", {}, v.op), h("td", { class: "when" }, when(v.at)), h("td", { class: "client" }, v.client || "—"),
       h("td", {}, Object.entries(v.changes || {}).map(([k, c]) =>
-        h("div", {}, h("b", {}, k), ": ", JSON.stringify(c.old), " → ", JSON.stringify(c.new))))))));
+        h("div", {}, h("b", {}, k), ": ", c.old === null || c.old === undefined ? JSON.stringify(c.new) : `${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`)))))));
 
   const chain = data.chain.length
     ? h("ol", { class: "chain", id: "chain" }, data.chain.map((c) => h("li", { class: c.current ? "current" : "" },
@@ -360,19 +363,19 @@ async function showBoard() {
       ondrop: (e) => { e.preventDefault(); const m = items.find((i) => i.id === e.dataTransfer.getData("text/plain")); if (m && m.state !== s) moveTo(m, s); },
     }, h("h3", {}, s.replace("_", " ")), items.filter((m) => m.state === s).map((m) => card(m, states)))))];
   };
-  view().replaceChildren(h("h2", {}, "Tasks & goals"), board("Goals", "goal", GOAL_STATES), board("Tasks", "task", TASK_STATES));
+  view().replaceChildren(h("div", { id: "board" }, h("h2", {}, "Tasks & goals"), board("Goals", "goal", GOAL_STATES), board("Tasks", "task", TASK_STATES)));
 }
 
 // -- preferences ------------------------------------------------------------------------------
 
 async function showPreferences() {
   const data = await api(cubePath("/preferences"));
-  view().replaceChildren(h("h2", {}, "Preferences by role"),
+  view().replaceChildren(h("div", { id: "preferences" }, h("h2", {}, "Preferences by role"),
     data.roles.length ? null : h("p", { class: "muted" }, "No preferences stored yet."),
     data.roles.map((group) => h("section", { class: "card role-group", "data-role": group.role },
       h("h3", {}, group.role || "any role"),
       h("ul", {}, group.memories.map((m) => h("li", {}, h("a", { href: `#/memory/${m.id}` }, m.text),
-        m.subject ? h("span", { class: "muted" }, ` (about ${m.subject})`) : null))))));
+        m.subject ? h("span", { class: "muted" }, ` (about ${m.subject})`) : null)))))));
 }
 
 // -- entity graph -------------------------------------------------------------------------------
