@@ -17,6 +17,7 @@ from memory import MemoryHome
 from .access import AccessControl
 from memory.activation.scheduler import Scheduler
 from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
+from tools.mcp_app import AppsOffer, MemoryAppsExtension
 from tools.runtime import ToolRuntime
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         version=_version(),
         lifespan=lifespan,
         log_level="WARNING",
-        middleware=[AccessControl(memory_home)],
+        middleware=[AccessControl(memory_home), AppsOffer()],
+        extensions=[MemoryAppsExtension()],
     )
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
