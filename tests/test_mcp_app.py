@@ -13,6 +13,7 @@ import re
 import pytest
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+from mcp.shared.exceptions import MCPError
 
 from tools.mcp_app import TOOL_APPS, VIEWS
 
@@ -44,17 +45,17 @@ async def test_a_client_that_negotiates_the_extension_sees_the_apps(home, connec
 
 @pytest.mark.anyio
 async def test_a_client_without_the_extension_sees_todays_lists(home, connect, mode):
-    from server.app import build_server
     from mcp import Client
-
     from support import CLIENT_INFO
+
+    from server.app import build_server
 
     async with connect(home) as plain:
         tools = (await plain.list_tools()).tools
         resources = (await plain.list_resources()).resources
         assert all("ui" not in (t.meta or {}) for t in tools)
         assert not any(str(r.uri).startswith("ui://") for r in resources)
-        with pytest.raises(Exception):
+        with pytest.raises(MCPError, match="ui://memcube/search"):
             await plain.read_resource("ui://memcube/search")
     # The same lists as a server without the app at all: nothing else moved.
     bare = build_server(home, warm_up=False)

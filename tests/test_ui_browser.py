@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from ui_support import running_ui, seed
 
 pytestmark = pytest.mark.slow
@@ -255,3 +254,89 @@ def test_the_page_loads_nothing_from_outside_the_machine(ui, browser):
     for url in urls:
         if not url.startswith(ui.base + "/"):
             assert blocked.get(url) == "csp", (url, blocked)
+
+
+# -- the MCP App, rendered from its ui:// resource in a page that plays the host ---------------
+
+HOST_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>test host</title></head>
+<body style="margin:0;background:#eee"><iframe id="app" name="app" sandbox="allow-scripts" style="width:900px;height:760px;border:0;background:#fff"></iframe>
+<script>
+window.APP = __APP__; window.INPUT = __INPUT__; window.RESULT = __RESULT__;
+window.calls = []; window.seen = [];
+const frame = document.getElementById("app");
+function post(message) { frame.contentWindow.postMessage({ jsonrpc: "2.0", ...message }, "*"); }
+window.reply = (id, result) => post({ id, result });
+window.addEventListener("message", (event) => {
+  if (event.source !== frame.contentWindow) return;
+  const m = event.data; window.seen.push(m.method || "response");
+  if (m.method === "ui/initialize") post({ id: m.id, result: { protocolVersion: "2026-01-26", hostInfo: { name: "test-host", version: "1" }, hostCapabilities: { serverTools: {} }, hostContext: {} } });
+  else if (m.method === "ui/notifications/initialized") { post({ method: "ui/notifications/tool-input", params: { arguments: window.INPUT } }); post({ method: "ui/notifications/tool-result", params: window.RESULT }); }
+  else if (m.method === "tools/call") window.calls.push(m);
+});
+frame.srcdoc = window.APP;
+</script></body></html>"""
+
+
+def _script_json(value) -> str:
+    return json.dumps(value).replace("</", "<\\/")
+
+
+async def _host(browser, client, tmp_path, tool: str, arguments: dict, view: str):
+    from tools.mcp_app import VIEWS
+
+    html = (await client.read_resource(VIEWS[view][0])).contents[0].text
+    result = await client.call_tool(tool, arguments)
+    page = tmp_path / f"host-{view}.html"
+    page.write_text(HOST_PAGE.replace("__APP__", _script_json(html)).replace("__INPUT__", _script_json(arguments))
+                    .replace("__RESULT__", _script_json(result.model_dump(mode="json", by_alias=True, exclude_none=True))))
+    browser.get(page.as_uri())
+
+
+async def _pump(browser, client, ready_css: str, text: str = "", timeout: float = 30) -> None:
+    """Play the host's bridge: forward the app's tools/call requests to the MCP server until ``ready_css`` shows (with ``text``)."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while True:
+            browser.switch_to.default_content()
+            for call in browser.execute_script("return window.calls.splice(0)"):
+                answer = await client.call_tool(call["params"]["name"], call["params"].get("arguments") or {})
+                browser.execute_script("reply(arguments[0], arguments[1])", call["id"], answer.model_dump(mode="json", by_alias=True, exclude_none=True))
+            browser.switch_to.frame("app")
+            if any(text in e.text for e in browser.find_elements(By.CSS_SELECTOR, ready_css)):
+                return
+            await anyio.sleep(0.1)
+
+
+@pytest.mark.anyio
+async def test_the_mcp_app_renders_from_its_resource_and_calls_tools_through_the_host(home, browser, tmp_path):
+    from mcp import Client
+    from mcp.client.extension import advertise
+    from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+    from support import CLIENT_INFO, CLIENT_NAME
+
+    from server.app import build_server
+
+    ids = seed(home)
+    server = build_server(home, warm_up=False)
+    async with Client(server, mode="auto", client_info=CLIENT_INFO, extensions=[advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})]) as client:
+        await _host(browser, client, tmp_path, "memory_search", {"query": "who works with Bob"}, "search")
+        await _pump(browser, client, "#hits li")
+        assert "Alice works with Bob on Project Apollo" in browser.find_element(By.ID, "hits").text
+        target = ids["Alice works with Bob on Project Apollo"]
+        browser.find_element(By.CSS_SELECTOR, f'#hits .hit[data-id="{target}"]').click()
+        await _pump(browser, client, "#detail-action")
+        assert "add" in browser.find_element(By.ID, "detail-history").text
+        browser.switch_to.default_content()
+        shot(browser, "mcp-app")
+        browser.switch_to.frame("app")
+        browser.find_element(By.ID, "detail-action").click()
+        await _pump(browser, client, "#detail-meta", "archived")
+        assert browser.find_element(By.ID, "detail-action").text == "Restore"
+        assert home.cube("default").get([target])[0].status == "archived"
+        assert home.cube("default").history(target)[-1].client == CLIENT_NAME  # the host's client, through the bridge
+
+        await _host(browser, client, tmp_path, "memory_profile", {}, "profile")
+        await _pump(browser, client, "#profile-text")
+        assert browser.find_element(By.ID, "profile-text").text.strip() == home.cube("default").profile().text.strip()
+    browser.switch_to.default_content()
