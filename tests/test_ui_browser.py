@@ -84,6 +84,7 @@ def go(driver, ui, fragment: str, ready: str) -> None:
 def test_list_filter_search_and_open(ui, browser, home):
     wait_text(browser, "#count", "9 memories")
     assert browser.current_url.endswith("#/memories")  # the token left the address bar
+    wait_for(browser, '#f-role option[value="home"]')  # the filter menus fill in after the list
     shot(browser, "memories")
     Select(browser.find_element(By.ID, "f-type")).select_by_value("task")
     wait_text(browser, "#count", "2 memories")

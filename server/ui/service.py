@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from memory import MemoryHome
 from memory.errors import InvalidInput, MemCubeError, Unavailable
-from memory.models import SUPERSEDING_TYPES, FeedbackInput, MemoryPatch, SearchQuery
+from memory.models import SUPERSEDING_TYPES, FeedbackInput, Memory, MemoryPatch, SearchQuery
 from memory.store.browse import BrowseFilter
 
 from .security import UI_CLIENT
@@ -21,8 +21,9 @@ from .security import UI_CLIENT
 log = logging.getLogger(__name__)
 
 Need = Literal["read", "write"]
+Signal = Literal["vector", "keyword", "context", "entity"]
 MAX_CHAIN = 50
-SEARCH_MODES = {"hybrid": ("vector", "keyword", "context", "entity"), "words": ("keyword",)}
+SEARCH_MODES: dict[str, tuple[Signal, ...]] = {"hybrid": ("vector", "keyword", "context", "entity"), "words": ("keyword",)}
 WORKING_SET_NOTE = (
     "The scheduler's working set (what it preloads for the next call, with its hits and misses) lives in "
     "each MCP server process, next to the conversation it follows; this browser is a separate process and "
@@ -103,9 +104,10 @@ class UiService:
             "chain": self._chain(c, memory),
         }
 
-    def _chain(self, c: Any, memory: Any) -> list[dict[str, Any]]:
+    def _chain(self, c: Any, memory: Memory) -> list[dict[str, Any]]:
         """The supersession chain through this memory, oldest first: what it replaced and what replaced it."""
-        older, newer = [], []
+        older: list[Memory] = []
+        newer: list[Memory] = []
         current = memory
         while current.supersedes and len(older) < MAX_CHAIN:
             current = c.store.get_many([current.supersedes])[0]
