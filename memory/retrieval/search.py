@@ -115,7 +115,7 @@ def entity_matches(view: SearchView, q: SearchQuery, k: int) -> tuple[list[tuple
     keys = query_keys(q.query)
     if not keys:
         return [], {}
-    rows, searchable = view.entity_links(q, keys)
+    rows, searchable = view.entity_links(q, sorted(keys))
     if not rows:
         return [], {}
     total = max(2, searchable)

@@ -232,7 +232,7 @@ class CubeStore:
         with self._read() as conn:
             mirror.sync(conn)
 
-    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, str, str, list[str], str | None, str, str]]:
+    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus]]:
         """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status)``.
 
         Not whole memories: a search answers before it parses what it does not show.
@@ -885,7 +885,7 @@ class CubeStore:
         return row_to_memory(self.cube, row)
 
     def _write_entities(self, conn: sqlite3.Connection, row_id: int, names: Sequence[str]) -> None:
-        rows = {}
+        rows: dict[str, str] = {}
         for name in names:
             key = normalize(name)
             if key:
