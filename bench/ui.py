@@ -59,7 +59,7 @@ def fill(home: MemoryHome, n: int) -> float:
     items = make_memories(n)
     started = time.perf_counter()
     for start in range(0, n, BATCH):
-        cube.add(items[start:start + BATCH], client="bench")
+        cube.add(items[start : start + BATCH], client="bench")
         if (start // BATCH) % 10 == 0:
             log(f"  added {start + BATCH}/{n} ({time.perf_counter() - started:.0f} s)")
     return time.perf_counter() - started
@@ -165,7 +165,9 @@ def main() -> None:
                     if driver is not None:
                         figures.update(bench_browser(driver, ui, runs, queries))
                 for key, values in figures.items():
-                    print(f"  {key:14s} p50 {statistics.median(values):8.1f} ms   p95 {pct(values, 0.95):8.1f} ms   ({len(values)} runs)")
+                    print(
+                        f"  {key:14s} p50 {statistics.median(values):8.1f} ms   p95 {pct(values, 0.95):8.1f} ms   ({len(values)} runs)"
+                    )
                     result[f"{key}_p50_ms@{n}"] = f"{statistics.median(values):.1f}"
             finally:
                 home.close()

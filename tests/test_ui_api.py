@@ -94,7 +94,9 @@ def test_a_non_loopback_bind_is_refused(host):
 def test_the_command_refuses_a_non_loopback_address(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "server.cli", "--home", str(tmp_path), "ui", "--host", "0.0.0.0", "--no-open"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and "refusing to serve" in done.stderr
 
@@ -143,8 +145,16 @@ def test_pages_follow_a_cursor_through_every_memory_once(home):
     cube = home.cube("default", create=True)
     added = []
     for start in range(0, 230, 115):
-        added += [o.id for o in cube.add([{"text": f"note number {i} about paging", "tags": ["even" if i % 2 == 0 else "odd"]}
-                                          for i in range(start, start + 115)], client="t")]
+        added += [
+            o.id
+            for o in cube.add(
+                [
+                    {"text": f"note number {i} about paging", "tags": ["even" if i % 2 == 0 else "odd"]}
+                    for i in range(start, start + 115)
+                ],
+                client="t",
+            )
+        ]
     with running_ui(home) as ui:
         seen, cursor, first = [], "", None
         while True:
@@ -166,10 +176,14 @@ def test_pages_follow_a_cursor_through_every_memory_once(home):
 
 def test_edits_are_new_versions_recorded_as_the_ui(ui, home):
     memory_id = ui.ids["Alice prefers tea over coffee in the morning"]
-    status, body = ui.call("PATCH", f"/api/cubes/default/memories/{memory_id}", body={"text": "Alice prefers green tea in the morning"})
+    status, body = ui.call(
+        "PATCH", f"/api/cubes/default/memories/{memory_id}", body={"text": "Alice prefers green tea in the morning"}
+    )
     assert status == 200
     assert body["memory"]["version"] == 2 and body["memory"]["text"] == "Alice prefers green tea in the morning"
-    assert body["history"][-1]["client"] == "memcube-ui" and body["history"][-1]["changes"]["text"]["old"].startswith("Alice prefers tea")
+    assert body["history"][-1]["client"] == "memcube-ui" and body["history"][-1]["changes"]["text"]["old"].startswith(
+        "Alice prefers tea"
+    )
     status, body = ui.call("PATCH", f"/api/cubes/default/memories/{memory_id}", body={"importance": 7})
     assert status == 400 and "importance" in body["error"]
     status, found = ui.call("GET", "/api/cubes/default/search?q=green%20tea&mode=words")
@@ -197,7 +211,11 @@ def test_progress_moves_a_task_and_logs_feedback(ui, home):
     task = ui.ids["Write the Apollo release notes"]
     status, body = ui.call("POST", f"/api/cubes/default/memories/{task}/progress", body={"state": "in_progress"})
     assert status == 200 and body["state"] == "in_progress"
-    status, body = ui.call("POST", f"/api/cubes/default/memories/{task}/progress", body={"feedback": {"tried": "a first draft", "result": "too long"}})
+    status, body = ui.call(
+        "POST",
+        f"/api/cubes/default/memories/{task}/progress",
+        body={"feedback": {"tried": "a first draft", "result": "too long"}},
+    )
     assert status == 200 and body["feedback"][-1]["tried"] == "a first draft" and body["feedback"][-1]["client"] == "memcube-ui"
     status, body = ui.call("POST", f"/api/cubes/default/memories/{task}/progress", body={"state": "finished"})
     assert status == 400

@@ -37,8 +37,15 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -233,9 +240,15 @@ def test_the_page_loads_nothing_from_outside_the_machine(ui, browser):
     browser.get_log("performance")  # drop what came before
     browser.get(ui.url)  # a fresh start: the page, its script and style, every view's data
     wait_for(browser, "#memory-list tr.memory-row")
-    for fragment, ready in [("#/board", ".column"), ("#/graph/Alice/2", "#graph g.node"), ("#/preferences", ".role-group"),
-                            ("#/timeline", "#timeline li"), ("#/profile", "#profile-text"), ("#/activity", "#by-client"),
-                            ("#/transfer", "#export")]:
+    for fragment, ready in [
+        ("#/board", ".column"),
+        ("#/graph/Alice/2", "#graph g.node"),
+        ("#/preferences", ".role-group"),
+        ("#/timeline", "#timeline li"),
+        ("#/profile", "#profile-text"),
+        ("#/activity", "#by-client"),
+        ("#/transfer", "#export"),
+    ]:
         go(browser, ui, fragment, ready)
     urls, _ = _requests(browser)
     assert any(u.endswith("/static/app.js") for u in urls) and any("/api/cubes/default/tasks" in u for u in urls)
@@ -288,8 +301,11 @@ async def _host(browser, client, tmp_path, tool: str, arguments: dict, view: str
     html = (await client.read_resource(VIEWS[view][0])).contents[0].text
     result = await client.call_tool(tool, arguments)
     page = tmp_path / f"host-{view}.html"
-    page.write_text(HOST_PAGE.replace("__APP__", _script_json(html)).replace("__INPUT__", _script_json(arguments))
-                    .replace("__RESULT__", _script_json(result.model_dump(mode="json", by_alias=True, exclude_none=True))))
+    page.write_text(
+        HOST_PAGE.replace("__APP__", _script_json(html))
+        .replace("__INPUT__", _script_json(arguments))
+        .replace("__RESULT__", _script_json(result.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    )
     browser.get(page.as_uri())
 
 
@@ -302,7 +318,11 @@ async def _pump(browser, client, ready_css: str, text: str = "", timeout: float 
             browser.switch_to.default_content()
             for call in browser.execute_script("return window.calls.splice(0)"):
                 answer = await client.call_tool(call["params"]["name"], call["params"].get("arguments") or {})
-                browser.execute_script("reply(arguments[0], arguments[1])", call["id"], answer.model_dump(mode="json", by_alias=True, exclude_none=True))
+                browser.execute_script(
+                    "reply(arguments[0], arguments[1])",
+                    call["id"],
+                    answer.model_dump(mode="json", by_alias=True, exclude_none=True),
+                )
             browser.switch_to.frame("app")
             if any(text in e.text for e in browser.find_elements(By.CSS_SELECTOR, ready_css)):
                 return
@@ -320,7 +340,9 @@ async def test_the_mcp_app_renders_from_its_resource_and_calls_tools_through_the
 
     ids = seed(home)
     server = build_server(home, warm_up=False)
-    async with Client(server, mode="auto", client_info=CLIENT_INFO, extensions=[advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})]) as client:
+    async with Client(
+        server, mode="auto", client_info=CLIENT_INFO, extensions=[advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})]
+    ) as client:
         await _host(browser, client, tmp_path, "memory_search", {"query": "who works with Bob"}, "search")
         await _pump(browser, client, "#hits li")
         assert "Alice works with Bob on Project Apollo" in browser.find_element(By.ID, "hits").text

@@ -26,8 +26,16 @@ class RunningUi:
     token: str
     ui: UiApp
 
-    def call(self, method: str, path: str, *, body: Any = None, token: str | None = "", headers: dict[str, str] | None = None,
-             data: bytes | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        token: str | None = "",
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[int, Any]:
         """One HTTP request; ``token=""`` means this launch's token, ``None`` none at all."""
         sent = {"Content-Type": "application/json"} if body is not None else {}
         if token is not None:
@@ -72,17 +80,51 @@ def seed(home: MemoryHome, cube: str = "default") -> dict[str, str]:
     """A small realistic cube: facts, preferences by role, a goal and tasks (one overdue), relations."""
     c = home.cube(cube, create=True)
     items = [
-        {"text": "Alice prefers tea over coffee in the morning", "type": "preference", "subject": "morning drink", "role": "home", "tags": ["food"]},
-        {"text": "In meetings Alice wants a written agenda a day ahead", "type": "preference", "subject": "meetings", "role": "work"},
-        {"text": "Alice works with Bob on Project Apollo", "type": "fact", "entities": ["Alice", "Bob", "Project Apollo"],
-         "relations": [{"subject": "Alice", "predicate": "works_with", "object": "Bob"},
-                       {"subject": "Bob", "predicate": "leads", "object": "Project Apollo"}], "tags": ["work"]},
-        {"text": "Bob's daughter Carol starts school in Lisbon in September", "type": "fact", "entities": ["Bob", "Carol", "Lisbon"],
-         "relations": [{"subject": "Carol", "predicate": "daughter_of", "object": "Bob"}]},
-        {"text": "Dinner with Carol and Bob at the harbour", "type": "event", "occurred_at": "2026-11-20T19:00:00Z", "entities": ["Carol", "Bob"], "tags": ["family"]},
+        {
+            "text": "Alice prefers tea over coffee in the morning",
+            "type": "preference",
+            "subject": "morning drink",
+            "role": "home",
+            "tags": ["food"],
+        },
+        {
+            "text": "In meetings Alice wants a written agenda a day ahead",
+            "type": "preference",
+            "subject": "meetings",
+            "role": "work",
+        },
+        {
+            "text": "Alice works with Bob on Project Apollo",
+            "type": "fact",
+            "entities": ["Alice", "Bob", "Project Apollo"],
+            "relations": [
+                {"subject": "Alice", "predicate": "works_with", "object": "Bob"},
+                {"subject": "Bob", "predicate": "leads", "object": "Project Apollo"},
+            ],
+            "tags": ["work"],
+        },
+        {
+            "text": "Bob's daughter Carol starts school in Lisbon in September",
+            "type": "fact",
+            "entities": ["Bob", "Carol", "Lisbon"],
+            "relations": [{"subject": "Carol", "predicate": "daughter_of", "object": "Bob"}],
+        },
+        {
+            "text": "Dinner with Carol and Bob at the harbour",
+            "type": "event",
+            "occurred_at": "2026-11-20T19:00:00Z",
+            "entities": ["Carol", "Bob"],
+            "tags": ["family"],
+        },
         {"text": "Ship Project Apollo 2.0", "type": "goal", "state": "active", "role": "work"},
         {"text": "Write the Apollo release notes", "type": "task", "state": "todo", "due_at": "2026-01-05", "role": "work"},
-        {"text": "Book the venue for the Apollo launch party", "type": "task", "state": "in_progress", "due_at": "2099-03-01", "role": "work"},
+        {
+            "text": "Book the venue for the Apollo launch party",
+            "type": "task",
+            "state": "in_progress",
+            "due_at": "2099-03-01",
+            "role": "work",
+        },
         {"text": "The quarterly report is due every March", "type": "note", "tags": ["work", "reports"]},
     ]
     outcomes = c.add(items, client="memcube-tests/1.0")

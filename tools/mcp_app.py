@@ -51,15 +51,23 @@ def app_html(view: str) -> str:
 
 def app_resources() -> list[Resource]:
     return [
-        Resource(uri=uri, name=f"memcube-{view}", title=title, description=f"Interactive view of {tool} (MCP App)",
-                 mime_type=APP_MIME_TYPE, _meta={"ui": UI_META})
+        Resource(
+            uri=uri,
+            name=f"memcube-{view}",
+            title=title,
+            description=f"Interactive view of {tool} (MCP App)",
+            mime_type=APP_MIME_TYPE,
+            _meta={"ui": UI_META},
+        )
         for view, (uri, title, tool) in VIEWS.items()
     ]
 
 
 def read_app(uri: str) -> ReadResourceResult:
     view = VIEW_OF_URI[uri]
-    return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type=APP_MIME_TYPE, text=app_html(view), _meta={"ui": UI_META})])
+    return ReadResourceResult(
+        contents=[TextResourceContents(uri=uri, mime_type=APP_MIME_TYPE, text=app_html(view), _meta={"ui": UI_META})]
+    )
 
 
 def _negotiated(ctx: Any) -> bool:

@@ -33,8 +33,12 @@ class BrowseFilter(BaseModel):
     type: Short | None = None
     role: Short | None = None
     tag: Short | None = None
-    since: Annotated[str, StringConstraints(max_length=40)] | None = Field(default=None, description="created at or after (ISO 8601)")
-    until: Annotated[str, StringConstraints(max_length=40)] | None = Field(default=None, description="created at or before (ISO 8601; a bare date: that whole day)")
+    since: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="created at or after (ISO 8601)"
+    )
+    until: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="created at or before (ISO 8601; a bare date: that whole day)"
+    )
 
     def sql(self) -> tuple[list[str], list[object]]:
         where: list[str] = []

@@ -102,10 +102,17 @@ def build_routes(service: UiService, jobs: Jobs, static: Path) -> list[Route]:
             limit = _int(request, "limit", 20, 1, 100)
         except InvalidInput as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return await _run(lambda: service.search(
-            request.path_params["cube"], p.get("q", ""), mode=p.get("mode", "hybrid"), limit=limit,
-            types=p.getlist("type") or None, tags=p.getlist("tag") or None, include_archived=p.get("include_archived") == "1",
-        ))
+        return await _run(
+            lambda: service.search(
+                request.path_params["cube"],
+                p.get("q", ""),
+                mode=p.get("mode", "hybrid"),
+                limit=limit,
+                types=p.getlist("type") or None,
+                tags=p.getlist("tag") or None,
+                include_archived=p.get("include_archived") == "1",
+            )
+        )
 
     async def memory(request: Request) -> Response:
         return await _run(lambda: service.memory(request.path_params["cube"], request.path_params["id"]))

@@ -121,9 +121,15 @@ class UiGuard:
         if refused is not None:
             status, message = refused
             body = ('{"error": ' + _json_string(message) + "}").encode()
-            await send({"type": "http.response.start", "status": status, "headers": _security_headers(
-                [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            )})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": _security_headers(
+                        [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                    ),
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
 

@@ -68,8 +68,16 @@ class UiService:
             if not self.home.config.access.allows(UI_CLIENT, name, "read"):
                 continue
             stats = self.home.cube(name).stats()
-            listed.append({"cube": name, "active": stats.active, "archived": stats.archived, "deleted": stats.deleted,
-                           "entities": stats.entities, "access": self.level(name)})
+            listed.append(
+                {
+                    "cube": name,
+                    "active": stats.active,
+                    "archived": stats.archived,
+                    "deleted": stats.deleted,
+                    "entities": stats.entities,
+                    "access": self.level(name),
+                }
+            )
         return listed
 
     def memories(self, cube: str, filters: dict[str, Any], cursor: str | None, limit: int) -> dict[str, Any]:
@@ -84,13 +92,28 @@ class UiService:
     def facets(self, cube: str) -> dict[str, list[str]]:
         return self.cube(cube, "read", action="facets").facets()
 
-    def search(self, cube: str, query: str, *, mode: str, limit: int, types: list[str] | None, tags: list[str] | None,
-               include_archived: bool) -> dict[str, Any]:
+    def search(
+        self,
+        cube: str,
+        query: str,
+        *,
+        mode: str,
+        limit: int,
+        types: list[str] | None,
+        tags: list[str] | None,
+        include_archived: bool,
+    ) -> dict[str, Any]:
         c = self.cube(cube, "read", action="search")
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"search mode must be one of {', '.join(SEARCH_MODES)}")
-        q = SearchQuery(query=query, limit=limit, types=types or None, tags=tags or None,
-                        include_archived=include_archived, signals=SEARCH_MODES[mode])
+        q = SearchQuery(
+            query=query,
+            limit=limit,
+            types=types or None,
+            tags=tags or None,
+            include_archived=include_archived,
+            signals=SEARCH_MODES[mode],
+        )
         return c.search(q).model_dump(mode="json")
 
     # -- one memory ---------------------------------------------------------------------
@@ -119,8 +142,10 @@ class UiService:
         if not older and not newer:
             return []
         chain = [*reversed(older), memory, *newer]
-        return [{"id": m.id, "text": m.text, "status": m.status, "created_at": m.created_at, "current": m.id == memory.id}
-                for m in chain]
+        return [
+            {"id": m.id, "text": m.text, "status": m.status, "created_at": m.created_at, "current": m.id == memory.id}
+            for m in chain
+        ]
 
     def update(self, cube: str, memory_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         c = self.cube(cube, "write", action="update")
@@ -170,8 +195,10 @@ class UiService:
             cursor = page.next
             if cursor is None:
                 break
-        return {"roles": [{"role": role, "memories": items} for role, items in sorted(groups.items())],
-                "supersede": sorted(SUPERSEDING_TYPES)}
+        return {
+            "roles": [{"role": role, "memories": items} for role, items in sorted(groups.items())],
+            "supersede": sorted(SUPERSEDING_TYPES),
+        }
 
     def graph(self, cube: str, entity: str, depth: int) -> dict[str, Any]:
         c = self.cube(cube, "read", action="graph")
