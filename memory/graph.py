@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import interprocess
+from . import filemodes, interprocess
 
 from .entities import normalize
 from .errors import NotFound, Unavailable
@@ -82,7 +82,12 @@ class GraphStore:
     def _open(self) -> None:
         import kuzu
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise Unavailable(
+                f"{self.path.parent} is not a folder, so the graph cannot be opened; "
+                "`memcube doctor` moves it aside and rebuilds the graph from SQLite"
+            )
+        filemodes.private_dir(self.path.parent)
         self._lock_file = open(self.path.parent / "lock", "a+b")  # noqa: SIM115 - held for the session
         if not interprocess.acquire(self._lock_file, timeout=LOCK_TIMEOUT_S):
             self._lock_file.close()
@@ -98,6 +103,7 @@ class GraphStore:
                 self._set_aside()
                 self._db = kuzu.Database(str(self.path))
                 self.needs_rebuild = True
+            filemodes.tighten(self.path.parent)  # Kuzu creates its files with the umask's modes
             self._conn = kuzu.Connection(self._db)
             for statement in SCHEMA:
                 self._conn.execute(statement)

@@ -24,6 +24,7 @@ import numpy as np
 from . import context, db, schema
 from .entities import normalize
 from .errors import Conflict, InvalidInput, NotFound
+from .file_watch import FileWatch, disk_full, full_disk_error
 from .ids import is_memory_id, new_memory_id
 from .models import SUPERSEDING_TYPES, FeedbackEntry, Memory, MemoryStatus, RelationOut
 from .timeutil import now_stored
@@ -117,6 +118,7 @@ class CubeStore:
         self.conn = db.connect(path)
         self.lock = threading.RLock()
         schema.migrate(self.conn)
+        self.files = FileWatch(path)
 
     def close(self) -> None:
         with self.lock:
@@ -128,13 +130,21 @@ class CubeStore:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before any read so writers queue instead of deadlocking."""
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.files.check()
             try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            except Exception as exc:
+                if disk_full(exc):
+                    raise full_disk_error(self.path) from exc
                 raise
-            self.conn.execute("COMMIT")
+            self.files.check()  # a commit into a file already deleted is lost: say so now
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -15,6 +15,7 @@ from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestPar
 from memory import MemoryHome
 
 from .access import AccessControl
+from .arguments import UnknownArguments
 from memory.scheduler import Scheduler
 from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.runtime import ToolRuntime
@@ -59,6 +60,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         log_level="WARNING",
         middleware=[AccessControl(memory_home)],
     )
+    mcp.middleware.append(UnknownArguments(mcp))
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
     profile_tools.register(mcp, runtime)
