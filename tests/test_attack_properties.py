@@ -22,7 +22,6 @@ from memory import MemoryHome
 from memory.doctor import check_cube
 from memory.errors import InvalidInput
 from memory.portable import import_archive
-from server.access import Refused, _targets
 from server.app import build_server
 
 RULES = """
@@ -55,12 +54,17 @@ def _spellings(char: str) -> st.SearchStrategy[str]:
 JUNK = ["", "\n", "%0A", "%0a", " ", "%20", ".", "%2E", "%00", "\u200b", "/", "%2F", "@", ":80", "user@", "#", "?", "\r\n"]
 
 
+def _mostly(usual: str, others: list[str]) -> st.SearchStrategy[str]:
+    """``usual`` half the time: an attack changes one or two things, not everything at once."""
+    return st.one_of(st.just(usual), st.sampled_from(others))
+
+
 @st.composite
 def memory_uris(draw) -> str:
-    scheme = draw(st.sampled_from(["memory://", "MEMORY://", "Memory://", "memory:/", "memory:///", " memory://"]))
-    cube = "".join(draw(_spellings(c)) for c in draw(st.sampled_from(["home", "Home", "cubes"])))
-    cube = draw(st.sampled_from(JUNK)) + cube + draw(st.sampled_from(JUNK))
-    tail = draw(st.sampled_from(TAILS)) + draw(st.sampled_from(["", "/", "?x=1", "#f", "%20", "\n", "%2F..%2Fwork"]))
+    scheme = draw(_mostly("memory://", ["MEMORY://", "Memory://", "memory:/", "memory:///", " memory://"]))
+    cube = "".join(draw(st.just(c) | _spellings(c)) for c in draw(st.sampled_from(["home", "Home", "cubes"])))
+    cube = draw(_mostly("", JUNK)) + cube + draw(_mostly("", JUNK))
+    tail = draw(st.sampled_from(TAILS)) + draw(_mostly("", ["/", "?x=1", "#f", "%20", "\n", "%2F..%2Fwork"]))
     if draw(st.booleans()):
         cube = unicodedata.normalize(draw(st.sampled_from(["NFC", "NFD", "NFKC", "NFKD"])), cube)
     return f"{scheme}{cube}/{tail}"
@@ -80,6 +84,8 @@ def templates(tmp_path_factory):
 @given(uri=st.one_of(memory_uris(), st.text(max_size=40).map(lambda t: "memory://" + t)))
 def test_the_cube_a_handler_would_read_is_the_cube_access_control_checked(templates, uri):
     """For any URI: access control refuses it, or every template that matches it hands the handler the checked cube."""
+    from server.access import Refused, _targets
+
     try:
         checked = _targets("resources/read", {"uri": uri})
     except Refused:
@@ -118,7 +124,7 @@ def test_no_uri_reaches_a_cube_the_client_may_not_read(tmp_path, shared_embedder
                 assert "A memory of work" in read("memory://work/recent")
                 assert read("memory://home/recent") is None
 
-                @settings(max_examples=150, deadline=None)
+                @settings(max_examples=400, deadline=None)
                 @given(uri=memory_uris())
                 def probe(uri: str) -> None:
                     text = read(uri.replace("{secret}", secret_id))

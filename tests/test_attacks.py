@@ -219,10 +219,15 @@ class HttpSession:
 
 
 @pytest.mark.slow
-def test_5_over_http_a_token_is_its_principal_whatever_client_info_says(tmp_path):
+def test_5_over_http_a_token_is_its_principal_whatever_client_info_says(tmp_path, shared_embedder):
     home = tmp_path / "home"
     home.mkdir()
     (home / "config.toml").write_text(RULES)
+    seeded = MemoryHome(home, embedder=shared_embedder)
+    try:
+        seeded.cube("home", create=True).add([{"text": SECRET}], client="owner")
+    finally:
+        seeded.close()
     tokens = home / "http-tokens.toml"
     tokens.write_text('[tokens]\nowner = "owner-token-0123456789abcdef"\nworker = "worker-token-0123456789abcdef"\n')
     tokens.chmod(0o600)
@@ -239,23 +244,24 @@ def test_5_over_http_a_token_is_its_principal_whatever_client_info_says(tmp_path
             except OSError:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-        owner = HttpSession(port, "owner-token-0123456789abcdef", "anything")
-        assert owner.call("memory_add", text=SECRET, cube="home")["isError"] is False
         # The worker's token, claiming to be the owner by clientInfo: still the worker.
         impostor = HttpSession(port, "worker-token-0123456789abcdef", "owner")
         refused = impostor.call("memory_search", query="safe code", cube="home")
+        assert SECRET not in json.dumps(refused)
         assert refused["isError"] is True and "'worker' may not read cube 'home'" in refused["content"][0]["text"]
         assert impostor.call("memory_add", text="Sprint review moved", cube="work")["isError"] is False
+        owner = HttpSession(port, "owner-token-0123456789abcdef", "anything")
+        assert owner.call("memory_add", text="The boiler is serviced in May", cube="home")["isError"] is False
         with pytest.raises(urllib.error.HTTPError) as unknown:
             HttpSession(port, "not-a-token-of-anyone-at-all", "owner")
         assert unknown.value.code == 401
     finally:
         server.terminate()
         server.wait(timeout=30)
-    check = MemoryHome(home)
+    check = MemoryHome(home, embedder=shared_embedder)
     try:
-        [memory] = check.cube("home").recent(5)
-        assert memory.client == "owner"  # recorded as the token's principal
+        recorded = {m.text: m.client for m in check.cube("home").recent(5)}
+        assert recorded["The boiler is serviced in May"] == "owner"  # recorded as the token's principal
     finally:
         check.close()
 
@@ -267,7 +273,7 @@ def test_5_a_token_file_others_can_read_is_refused_at_start(tmp_path):
     tokens.write_text('[tokens]\nowner = "owner-token-0123456789abcdef"\n')
     tokens.chmod(0o644)
     with pytest.raises(HttpConfigError, match="chmod 600"):
-        serve_http(tmp_path, "127.0.0.1:1")
+        serve_http(tmp_path, "0.0.0.0:1")  # refused before it binds anything
 
 
 # 6. resources/subscribe skips access control ---------------------------------------------
@@ -367,6 +373,7 @@ async def test_10_a_file_where_the_graph_folder_belongs_is_reported_and_the_doct
     home = MemoryHome(tmp_path, embedder=shared_embedder)
     async with connect(home) as client:
         await add(client, "Lena plays the piano", entities=["Lena"])
+        await ok(client, "memory_graph", entity="Lena")  # the graph exists and holds the memory
         graph = tmp_path / "cubes" / "default" / "graph"
         shutil.rmtree(graph)
         graph.write_text("not a folder")
