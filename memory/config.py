@@ -33,7 +33,8 @@ from memory.defaults import DEFAULT_CUBE
 from memory.errors import InvalidInput
 
 __all__ = ["DEFAULT_CUBE", "HomeConfig", "check_cube_name", "default_home", "load_config"]
-CUBE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, and "home\n" is not a cube name (issue 13).
+CUBE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 
 
 class EmbeddingConfig(BaseModel):
@@ -112,7 +113,7 @@ def load_config(home: Path) -> HomeConfig:
 
 
 def check_cube_name(name: object) -> str:
-    if not isinstance(name, str) or not CUBE_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not CUBE_NAME_PATTERN.fullmatch(name):
         shown = repr(name)[:80]
         raise InvalidInput(
             f"cube name {shown} is not allowed: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"

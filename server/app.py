@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from memory import MemoryHome
 
 from .access import AccessControl
+from .arguments import UnknownArguments
 from .subscriptions import LegacySubscriptions
 from memory.activation.scheduler import Scheduler
 from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
@@ -71,6 +72,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         # Access control first: a refused call never reaches what comes after it.
         middleware=[AccessControl(memory_home), LegacySubscriptions(runtime.subscribers)],
     )
+    mcp.middleware.append(UnknownArguments(mcp))  # needs the server itself, to read the tools' published arguments
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
     profile_tools.register(mcp, runtime)

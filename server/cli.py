@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
     from memory.doctor import check_cube
+    from memory.doctor_checks import check_home
 
     home = _home(args)
     healthy = True
     try:
-        names = [args.cube] if args.cube_given else home.cube_names()
         print(f"home: {home.root}")
+        home_report = check_home(home.root)  # before any cube is opened: opening one repairs quietly
+        print(home_report.render())
+        names = [args.cube] if args.cube_given else home.cube_names()
         for name in names:
             report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
             healthy &= report.healthy
@@ -235,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever this process creates (cubes, Kuzu files, exports, backups) is its user's alone (issue 13).
+    os.umask(0o077)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )

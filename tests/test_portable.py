@@ -135,7 +135,7 @@ def test_a_file_that_is_not_an_archive_is_refused_with_a_clear_error(home, tmp_p
     with zipfile.ZipFile(bad_line, "w") as z:
         z.writestr("manifest.json", json.dumps({"format": FORMAT, "format_version": 1, "cube": "default"}))
         z.writestr("memories.jsonl", json.dumps({"id": "mem_" + "0" * 26, "text": "ok", "status": "bogus"}) + "\n")
-    with pytest.raises(InvalidInput, match="line 1: status must be one of"):
+    with pytest.raises(InvalidInput, match="line 1 cannot be stored: status: Input should be .active., .archived. or .deleted."):
         import_archive(home, bad_line)
     newer = tmp_path / "newer.memcube"
     with zipfile.ZipFile(newer, "w") as z:

@@ -16,6 +16,7 @@ from memory.config import DEFAULT_CUBE
 from memory.activation.scheduler import Scheduler
 
 from .runtime import ToolRuntime
+from .strict import Count
 
 CubeName = Annotated[str, Field(description="the cube (memory namespace) to use; letters, digits, '-' or '_'")]
 JSON = "application/json"
@@ -37,8 +38,8 @@ def register(mcp: MCPServer, runtime: ToolRuntime, scheduler: Scheduler) -> None
         ctx: Context,
         question: Annotated[str, Field(description="the question, in plain words")],
         cube: CubeName = DEFAULT_CUBE,
-        limit: Annotated[int, Field(ge=1, le=50, description="how many memories to retrieve for the answer")] = 8,
-        max_tokens: Annotated[int | None, Field(ge=1, le=4096, description="longest answer, in tokens")] = None,
+        limit: Annotated[Count, Field(ge=1, le=50, description="how many memories to retrieve for the answer")] = 8,
+        max_tokens: Annotated[Count | None, Field(ge=1, le=4096, description="longest answer, in tokens")] = None,
     ) -> AskResult:
         """Answer a question with the local language model, from the memories retrieved for it, citing
         their ids. Starts from the KV cache the scheduler warmed when it holds those memories. Needs a

@@ -14,6 +14,7 @@ from memory.config import DEFAULT_CUBE
 from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, Relation, SearchResult, VersionEntry
 
 from .runtime import ToolRuntime
+from .strict import Count, Flag, Fraction
 
 CubeName = Annotated[str, Field(description="the cube (memory namespace) to use; letters, digits, '-' or '_'")]
 Ids = Annotated[str | list[str], Field(description="one memory id or a list of them")]
@@ -58,7 +59,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         relations: Annotated[list[Relation] | None, Field(description="facts between entities: {subject, predicate, object}")] = None,
         occurred_at: Annotated[str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")] = None,
         metadata: dict[str, Any] | None = None,
-        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        importance: Annotated[Fraction | None, Field(ge=0, le=1)] = None,
         session_id: Annotated[str | None, Field(description="the conversation it came from: memories of one session form a thread, and each is searched with its neighbours")] = None,
         role: Annotated[str | None, Field(description="the part of the user's life it holds in: work, home, team lead...")] = None,
         subject: Annotated[str | None, Field(description="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older")] = None,
@@ -109,14 +110,14 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         ctx: Context,
         query: Annotated[str, Field(description="what you are looking for, in plain words")],
         cube: CubeName = DEFAULT_CUBE,
-        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10,
+        limit: Annotated[Count, Field(ge=1, le=MAX_LIMIT)] = 10,
         types: Annotated[list[str] | None, Field(description="only these types")] = None,
         tags: Annotated[list[str] | None, Field(description="only memories with at least one of these tags")] = None,
         since: Annotated[str | None, Field(description="only memories that occurred at or after this ISO date-time")] = None,
         until: Annotated[str | None, Field(description="only memories that occurred at or before this ISO date-time")] = None,
-        include_archived: bool = False,
+        include_archived: Flag = False,
         now: Annotated[str | None, Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)")] = None,
-        context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS, description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)")] = 0,
+        context: Annotated[Count, Field(ge=0, le=MAX_CONTEXT_TURNS, description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)")] = 0,
     ) -> SearchResult:
         """Find memories by meaning and by words: keywords in each memory and in it with its session neighbours,
         meaning (vector), entities the query names (and who said what). Each hit says which signals found it and
@@ -150,7 +151,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         relations: list[Relation] | None = None,
         occurred_at: str | None = None,
         metadata: dict[str, Any] | None = None,
-        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        importance: Annotated[Fraction | None, Field(ge=0, le=1)] = None,
         role: str | None = None,
         subject: str | None = None,
         state: Annotated[str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")] = None,
@@ -176,7 +177,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         ctx: Context,
         ids: Ids,
         cube: CubeName = DEFAULT_CUBE,
-        purge: Annotated[bool, Field(description="erase for good (text removed from history too) instead of a tombstone")] = False,
+        purge: Annotated[Flag, Field(description="erase for good (text removed from history too) instead of a tombstone")] = False,
     ) -> DeleteResult:
         """Delete memories: they leave search, resources and the graph at once. Without purge a tombstone
         and the history remain; with purge the memory is erased."""

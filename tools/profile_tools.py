@@ -15,6 +15,7 @@ from memory.profile import DEFAULT_BUDGET_TOKENS, Profile
 
 from .resources import JSON, _json
 from .runtime import ToolRuntime
+from .strict import Count
 
 
 class TasksResult(BaseModel):
@@ -44,7 +45,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     async def memory_profile(
         cube: str = DEFAULT_CUBE,
         role: Annotated[str | None, Field(description="only this role (e.g. work, home) plus memories without a role")] = None,
-        budget_tokens: Annotated[int, Field(ge=100, le=20_000, description="size limit of the profile text")] = DEFAULT_BUDGET_TOKENS,
+        budget_tokens: Annotated[Count, Field(ge=100, le=20_000, description="size limit of the profile text")] = DEFAULT_BUDGET_TOKENS,
         now: Annotated[str | None, Field(description="reference time, ISO 8601 (default: now)")] = None,
     ) -> Profile:
         """What to know about the user at the start of a conversation: active goals, open tasks with their

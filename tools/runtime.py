@@ -61,7 +61,11 @@ class ToolRuntime:
 
     @staticmethod
     def client_name(ctx: Context) -> str | None:
-        """Which client made the call (MCP clientInfo), recorded with every change."""
+        """Which client made the call (its HTTP token's principal, else MCP clientInfo), recorded with every change."""
+        request = getattr(getattr(ctx, "request_context", None), "request", None)
+        principal = getattr(getattr(request, "state", None), "memcube_principal", None)
+        if principal:
+            return str(principal)
         try:
             params = ctx.session.client_params
         except Exception:  # no session (direct library use)
@@ -131,4 +135,7 @@ class ToolRuntime:
     async def flush(self) -> None:
         for cube in self.home.open_cubes():
             await anyio.to_thread.run_sync(cube.try_sync_graph)
-            await anyio.to_thread.run_sync(cube.flush_access)
+            try:
+                await anyio.to_thread.run_sync(cube.flush_access)
+            except MemCubeError as exc:  # a full disk at shutdown: say why, exit cleanly (issue 13)
+                log.error("cube %s: access counts not saved: %s", cube.name, exc)

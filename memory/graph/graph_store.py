@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.graph import file_lock as interprocess
+from memory.store import filemodes
 
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
@@ -80,7 +81,12 @@ class GraphStore:
     def _open(self) -> None:
         import kuzu
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise Unavailable(
+                f"{self.path.parent} is not a folder, so the graph cannot be opened; "
+                "`memcube doctor` moves it aside and rebuilds the graph from SQLite"
+            )
+        filemodes.private_dir(self.path.parent)
         self._lock_file = open(self.path.parent / "lock", "a+b")  # noqa: SIM115 - held for the session
         if not interprocess.acquire(self._lock_file, timeout=LOCK_TIMEOUT_S):
             self._lock_file.close()
@@ -96,6 +102,7 @@ class GraphStore:
                 self._set_aside()
                 self._db = kuzu.Database(str(self.path))
                 self.needs_rebuild = True
+            filemodes.tighten(self.path.parent)  # Kuzu creates its files with the umask's modes
             self._conn = kuzu.Connection(self._db)
             for statement in SCHEMA:
                 self._conn.execute(statement)

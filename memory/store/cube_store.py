@@ -23,6 +23,7 @@ import numpy as np
 from memory.store import threads as context
 from memory.store import connection as db
 from memory.store import maintenance, schema
+from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
@@ -92,6 +93,16 @@ class GraphRow:
 
 
 @dataclass
+class ImportRow:
+    """One memory from an archive, checked: its stored values by column, history, feedback log and vector."""
+
+    row: dict[str, Any]  # Memory fields as Python values (lists and dicts unencoded)
+    versions: list[dict[str, Any]]  # {version, op, at, client, changes}
+    feedback: list[dict[str, Any]]  # {at, tried, result, client}
+    vector: np.ndarray | None = None
+
+
+@dataclass
 class ProfileRows:
     """The memories each section of the profile draws from."""
 
@@ -120,6 +131,7 @@ class CubeStore:
         self._conn = db.connect(path)
         self._lock = threading.RLock()
         schema.migrate(self._conn)
+        self._files = FileWatch(path)
 
     def close(self) -> None:
         with self._lock:
@@ -131,17 +143,23 @@ class CubeStore:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before any read so writers queue instead of deadlocking."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._files.check()
             try:
-                yield self._conn
-                # Inside the try: a COMMIT that fails (disk full, I/O error, a busy reader on
-                # some platforms) must roll back too, or the connection stays in a transaction
-                # that every later write would join.
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    # Inside the try: a COMMIT that fails (disk full, I/O error) must roll back
+                    # too, or the connection stays in a transaction every later write would join.
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except Exception as exc:
+                if disk_full(exc):
+                    raise full_disk_error(self.path) from exc
                 raise
+            self._files.check()  # a commit into a file already deleted is lost: say so now
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -384,6 +402,76 @@ class CubeStore:
     def drop_stray_vectors(self) -> None:
         with self.write() as conn:
             maintenance.drop_stray_vectors(conn)
+
+    def import_rows(
+        self, items: Sequence[ImportRow], *, model_id: str, client: str, note: dict[str, Any], at: str
+    ) -> list[str]:
+        """Store archived memories as they were (ids, times, status, history) in one transaction.
+
+        Each gets an ``import`` version carrying ``note``. Returns, per item, "imported",
+        "imported with vector", "existing" (the id is taken) or "duplicate" (a live memory
+        has the same text).
+        """
+        outcomes: list[str] = []
+        with self.write() as conn:
+            seq = self._next_seq(conn)
+            row_ids: list[int] = []
+            for item in items:
+                memory_id = item.row["id"]
+                if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone():
+                    outcomes.append("existing")
+                    continue
+                status = item.row["status"]
+                hash_ = content_hash(item.row["text"])
+                if status != "deleted" and self._live_id_by_hash(conn, hash_):
+                    outcomes.append("duplicate")
+                    continue
+                values = {
+                    **item.row, "content_hash": hash_, "seq": seq,
+                    "embedding_model": model_id if item.vector is not None else None,
+                }
+                row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
+                row_ids.append(row_id)
+                for entry in item.versions:
+                    self._record(conn, memory_id, entry["version"], entry["op"], entry["at"], entry["client"], entry["changes"])
+                self._record(conn, memory_id, values["version"], "import", at, client, note)
+                conn.executemany(
+                    "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
+                    [(memory_id, e["at"], e["tried"], e["result"], e["client"]) for e in item.feedback],
+                )
+                if status != "deleted":
+                    self._write_entities(conn, row_id, item.row["entities"])
+                    if item.vector is not None:
+                        conn.execute(
+                            "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, item.vector.astype(np.float32).tobytes())
+                        )
+                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+                outcomes.append("imported with vector" if item.vector is not None and status != "deleted" else "imported")
+            context.refresh(conn, row_ids)
+        return outcomes
+
+    def raw_memory_rows(self) -> list[tuple[Any, ...]]:
+        """Every memory row as stored (``MEMORY_COLUMNS``), unparsed: for repairs of rows no reader can serve."""
+        with self._lock:
+            return self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories").fetchall()
+
+    def repair_rows(
+        self, fixes: Sequence[tuple[int, str, int, dict[str, Any], dict[str, Any]]], *, client: str
+    ) -> None:
+        """Write repaired column values ``(row_id, memory id, version, {column: stored value}, changes)``, each a version."""
+        now = now_stored()
+        with self.write() as conn:
+            for row_id, memory_id, version, new, changes in fixes:
+                unknown = [k for k in new if k not in FIELDS]
+                if unknown:
+                    raise ValueError(f"not columns of memories: {unknown}")
+                sets = ", ".join(f"{k} = ?" for k in new)
+                conn.execute(f"UPDATE memories SET {sets}, version = ? WHERE row_id = ?", [*new.values(), version + 1, row_id])
+                if "entities" in new:
+                    conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
+                    self._write_entities(conn, row_id, json.loads(new["entities"]))
+                self._record(conn, memory_id, version + 1, "repair", now, client, changes)
+                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
 
     # -- the graph outbox -----------------------------------------------------------
 
