@@ -358,7 +358,7 @@ async def test_10_cube_names_differing_only_in_case_are_one_cube(client, home):
 
 async def test_10_a_full_disk_is_reported_as_such_and_nothing_is_lost(client, home):
     kept = await add(client, "Written while there was room")
-    conn = home.cube().store.conn
+    conn = home.cube().store._conn  # the server's own connection: max_page_count is per connection
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL, as from a full disk
     message = await error(client, "memory_add", memories=[{"text": f"Memory {i} " + "words " * 2000} for i in range(20)])

@@ -10,6 +10,7 @@ import stat
 import pytest
 
 from attack_support import run_cli
+from support import raw_db
 from memory import MemoryHome
 
 pytestmark = pytest.mark.slow  # each test runs the doctor as a real process
@@ -69,7 +70,7 @@ def test_the_doctor_unjams_an_outbox_held_up_by_rows_an_old_import_stored(tmp_pa
     home = MemoryHome(tmp_path, embedder=shared_embedder)
     try:
         # What an archive imported by an earlier version could store, written the way it did: straight into SQLite.
-        with home.cube().store.write() as conn:
+        with raw_db(home.cube()) as conn:
             conn.execute("UPDATE memories SET tags = '[1, {\"a\": 2}, \"music\"]', relations = '[{\"subject\": 1}, \"knows\"]', "
                          "importance = 'high' WHERE id = ?", (lena,))
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (lena,))
@@ -88,6 +89,6 @@ def test_the_doctor_unjams_an_outbox_held_up_by_rows_an_old_import_stored(tmp_pa
         assert [v.op for v in cube.history(lena)][-1] == "repair"
         assert cube.stats().graph_pending == 0
         assert {m.id for m in cube.graph("Lena").memories} == {lena}
-        assert [h.id for h in cube.search({"query": "piano"})][:1] == [lena]
+        assert [h.id for h in cube.search({"query": "piano"}).hits][:1] == [lena]
     finally:
         home.close()
