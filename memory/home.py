@@ -16,6 +16,7 @@ from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_conf
 from memory.cube import MemCube
 from memory.retrieval.embedder import Embedder
 from memory.errors import NotFound
+from memory.models import check_known_type
 
 
 class MemoryHome:
@@ -29,6 +30,15 @@ class MemoryHome:
     @property
     def cubes_dir(self) -> Path:
         return self.root / "cubes"
+
+    @property
+    def custom_types(self) -> tuple[str, ...]:
+        return tuple(t.strip().lower() for t in self.config.types.custom)
+
+    def check_types(self, types: list[str]) -> None:
+        """Raise ``InvalidInput`` (with a near-miss suggestion) for a type neither built in nor declared."""
+        for type_ in types:
+            check_known_type(type_, self.custom_types)
 
     def cube_names(self) -> list[str]:
         if not self.cubes_dir.is_dir():
@@ -46,7 +56,7 @@ class MemoryHome:
             if not (folder / "memory.db").is_file() and not create and name != DEFAULT_CUBE:
                 known = ", ".join(self.cube_names()) or "none yet"
                 raise NotFound(f"no cube '{name}' (existing cubes: {known}); adding a memory to it creates it")
-            cube = MemCube(name, folder, self.embedder)
+            cube = MemCube(name, folder, self.embedder, custom_types=self.custom_types)
             self._cubes[name] = cube
             return cube
 

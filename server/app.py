@@ -15,8 +15,9 @@ from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestPar
 from memory import MemoryHome
 
 from .access import AccessControl
+from .completion_access import CompletionAccess
 from memory.activation.scheduler import Scheduler
-from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
+from tools import ask_tools, completions, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.runtime import ToolRuntime
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         version=_version(),
         lifespan=lifespan,
         log_level="WARNING",
-        middleware=[AccessControl(memory_home)],
+        middleware=[AccessControl(memory_home), CompletionAccess(memory_home)],
     )
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
@@ -76,6 +77,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
     ask_tools.register(mcp, runtime, scheduler)
     resources.register(mcp, runtime)
     prompts.register(mcp, runtime)
+    completions.register(mcp, runtime)
     _serve_legacy_subscriptions(mcp, runtime)
     return mcp
 

@@ -1,0 +1,64 @@
+"""How well a hit matches its query, on a scale a person can read, and the floor below which hits are left out.
+
+The fused score ranks memories against each other; it says nothing about whether the best
+one is any good (a nonsense query still has a "best" memory). ``strength`` reads the
+signals that do carry an absolute meaning: the raw cosine between query and memory, plus
+a little for shared words and for an entity the query names, and full marks for the exact
+text. Hits under ``FLOOR`` are left out unless the caller asks for them; the floor was
+chosen on bench/relevance_floor.py (recall at 10 on LoCoMo kept, nonsense queries emptied;
+see bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from memory.models import SearchHit
+
+FLOOR = 0.2
+HIGH = 0.5
+WORDS_BONUS = 0.1
+ENTITY_BONUS = 0.1
+
+
+def strength(hit: SearchHit) -> float | None:
+    """0..1 (exact text: 1); None when the search ran without the vector signal (no absolute scale)."""
+    if "exact" in hit.signals:
+        return 1.0
+    vector = hit.signals.get("vector")
+    if vector is None:
+        return None
+    value = vector.score
+    if "keyword" in hit.signals or "context" in hit.signals:
+        value += WORDS_BONUS
+    if "entity" in hit.signals:
+        value += ENTITY_BONUS
+    return max(0.0, min(1.0, value))
+
+
+def level(value: float | None, floor: float = FLOOR) -> str:
+    if value is None:
+        return "medium"
+    if value >= HIGH:
+        return "high"
+    return "medium" if value >= floor else "low"
+
+
+def apply_floor(
+    hits: Sequence[SearchHit], *, keep_weak: bool, floor: float = FLOOR, filtered: bool = False
+) -> tuple[list[SearchHit], int]:
+    """Each hit labelled with its confidence; those under the floor dropped unless ``keep_weak``. Returns (hits, dropped).
+
+    ``filtered``: the hits meet structured filters the query named ("overdue tasks"); they
+    answer it whatever their words, so they read as high.
+    """
+    kept: list[SearchHit] = []
+    dropped = 0
+    for hit in hits:
+        value = strength(hit)
+        hit.confidence = "high" if filtered else level(value, floor)
+        if hit.confidence == "low" and not keep_weak:
+            dropped += 1
+            continue
+        kept.append(hit)
+    return kept, dropped
