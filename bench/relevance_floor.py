@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from locomo import CATEGORIES, DEFAULT_DATA, evidence_ids, ingest  # noqa: E402
+from locomo import CATEGORIES, DEFAULT_DATA, evidence_ids, ingest
 
-from memory import MemoryHome, SearchQuery  # noqa: E402
-from memory.retrieval.relevance import FLOOR, strength  # noqa: E402
+from memory import MemoryHome, SearchQuery
+from memory.retrieval.relevance import FLOOR, HIT_FLOOR, kept, strength
 
 # Generic queries about nothing a personal memory holds: what "nothing relevant" should answer.
 NONSENSE = [
@@ -51,7 +51,8 @@ NONSENSE = [
     "tensile strength of carbon fibre bicycle frames",
     "zyxwv gronk blibber fnord",
 ]
-GRID = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+GRID = (0.0, 0.1, 0.15, 0.2, 0.22, 0.25, 0.3, 0.35, 0.4)
+HIT_GRID = (0.0, 0.05, 0.1)
 
 
 def run(path: Path, home_dir: Path) -> dict[str, list]:
@@ -80,17 +81,18 @@ def run(path: Path, home_dir: Path) -> dict[str, list]:
     return {"recall": recall_parts, "nonsense": nonsense, "questions": questions}
 
 
-def recall_at(parts: list, floor: float) -> float:
+def recall_at(parts: list, floor: float, hit_floor: float) -> float:
+    """Recall at 10 when the floor policy (memory.retrieval.relevance.kept) leaves hits out."""
     total = 0.0
     for strengths, dias, evidence in parts:
-        kept = [d for s, d in zip(strengths, dias, strict=True) if s is None or s >= floor]
-        top = set().union(*kept) if kept else set()
+        left = [d for d, keep in zip(dias, kept(strengths, floor, hit_floor), strict=True) if keep]
+        top = set().union(*left) if left else set()
         total += sum(1 for e in evidence if e in top) / len(evidence)
     return total / len(parts) if parts else 0.0
 
 
-def empty_share(nonsense: list[list[float | None]], floor: float) -> float:
-    empty = sum(1 for strengths in nonsense if not any(s is None or s >= floor for s in strengths))
+def empty_share(nonsense: list[list[float | None]], floor: float, hit_floor: float) -> float:
+    empty = sum(1 for strengths in nonsense if not any(kept(strengths, floor, hit_floor)))
     return empty / len(nonsense) if nonsense else 0.0
 
 
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--home", type=Path, help="keep the cubes here (default: a temporary folder)")
+    parser.add_argument("--dump", type=Path, help="write the strengths and evidence per query here (JSON), to study other floors")
     args = parser.parse_args(argv)
     home_dir = args.home or Path(tempfile.mkdtemp(prefix="memcube-floor-"))
     try:
@@ -105,14 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.home is None:
             shutil.rmtree(home_dir, ignore_errors=True)
+    if args.dump:
+        args.dump.write_text(json.dumps({
+            "recall": [(s, [sorted(d) for d in dias], e) for s, dias, e in found["recall"]], "nonsense": found["nonsense"],
+        }))
     print(f"{len(found['recall'])} questions, {len(found['nonsense'])} nonsense queries ({len(NONSENSE)} per cube)")
-    print(f"{'floor':>6} {'R@10':>7} {'nonsense empty':>15}")
+    print("floor: the best hit's strength needed for any hit; hit floor: each hit's, once the best passes")
+    print(f"{'floor':>6} {'hit floor':>9} {'R@10':>7} {'nonsense empty':>15}")
     for floor in sorted({*GRID, FLOOR}):
-        mark = "  <- memory.retrieval.relevance.FLOOR" if floor == FLOOR else ""
-        print(f"{floor:6.2f} {recall_at(found['recall'], floor):7.3f} {empty_share(found['nonsense'], floor):15.3f}{mark}")
+        for hit_floor in sorted({*HIT_GRID, HIT_FLOOR}):
+            mark = "  <- memory.retrieval.relevance" if (floor, hit_floor) == (FLOOR, HIT_FLOOR) else ""
+            print(
+                f"{floor:6.2f} {hit_floor:9.2f} {recall_at(found['recall'], floor, hit_floor):7.4f} "
+                f"{empty_share(found['nonsense'], floor, hit_floor):15.3f}{mark}"
+            )
     print(
-        f"RESULT floor={FLOOR} r10_floor={recall_at(found['recall'], FLOOR):.3f} "
-        f"r10_all={recall_at(found['recall'], -1.0):.3f} nonsense_empty={empty_share(found['nonsense'], FLOOR):.3f}"
+        f"RESULT floor={FLOOR} hit_floor={HIT_FLOOR} r10_floor={recall_at(found['recall'], FLOOR, HIT_FLOOR):.4f} "
+        f"r10_all={recall_at(found['recall'], -1.0, -1.0):.4f} nonsense_empty={empty_share(found['nonsense'], FLOOR, HIT_FLOOR):.3f}"
     )
     return 0
 

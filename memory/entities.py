@@ -38,6 +38,13 @@ LABELS = frozenset(
     standup retro minutes result results outcome problem issue fix plan context background follow-up followup
     deadline due priority""".split()
 )
+# Verbs and nouns that open a sentence about someone ("Met Priya for lunch", "Call Marco"):
+# before a name they start the sentence, they are not the first part of the name.
+OPENERS = frozenset(
+    """met meet call called calling email emailed emailing ask asked tell told thank thanked remind reminded
+    ping pinged visit visited help helped saw text texted message messaged invite invited chat chatted talk talked
+    spoke phone phoned reviewed synced""".split()
+)
 # Name joiners that may sit inside a multi-word proper name ("Bank of America").
 _JOINERS = frozenset({"of", "de", "la", "van", "von", "der", "du", "da"})
 
@@ -88,6 +95,8 @@ def _proper_names(text: str) -> list[str]:
                 # A name also stands first when it is addressed or speaks ("Mel, ...", "Mel: ...")
                 # or appears capitalised elsewhere in the text.
                 if index == 0 and lower in LABELS and sentence[match.end() :].lstrip().startswith(":"):
+                    continue
+                if index == 0 and lower in OPENERS and word not in inner_capitals:
                     continue
                 if index == 0 and not word.isupper():
                     following = words[index + 1].group(0) if index + 1 < len(words) else ""

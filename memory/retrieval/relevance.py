@@ -15,7 +15,10 @@ from collections.abc import Sequence
 
 from memory.models import SearchHit
 
+# A result whose best hit is under FLOOR holds nothing relevant; in a result that does, hits
+# under HIT_FLOOR are left out. Chosen on bench/relevance_floor.py (bench/RESULTS.md, issue 15).
 FLOOR = 0.2
+HIT_FLOOR = 0.05
 HIGH = 0.5
 WORDS_BONUS = 0.1
 ENTITY_BONUS = 0.1
@@ -37,11 +40,23 @@ def strength(hit: SearchHit) -> float | None:
 
 
 def level(value: float | None, floor: float = FLOOR) -> str:
+    """high, medium or low: how a person reads a hit's strength."""
     if value is None:
         return "medium"
     if value >= HIGH:
         return "high"
     return "medium" if value >= floor else "low"
+
+
+def kept(strengths: Sequence[float | None], floor: float = FLOOR, hit_floor: float = HIT_FLOOR) -> list[bool]:
+    """Which hits pass: none when the best is under ``floor``, else those at or over ``hit_floor``.
+
+    A hit without a strength (no vector signal) always passes: there is no scale to judge it on.
+    """
+    known = [s for s in strengths if s is not None]
+    if known and max(known) < floor:
+        return [s is None for s in strengths]
+    return [s is None or s >= hit_floor for s in strengths]
 
 
 def apply_floor(
@@ -50,15 +65,12 @@ def apply_floor(
     """Each hit labelled with its confidence; those under the floor dropped unless ``keep_weak``. Returns (hits, dropped).
 
     ``filtered``: the hits meet structured filters the query named ("overdue tasks"); they
-    answer it whatever their words, so they read as high.
+    answer it whatever their words, so they read as high and none is dropped.
     """
-    kept: list[SearchHit] = []
-    dropped = 0
-    for hit in hits:
-        value = strength(hit)
+    values = [strength(hit) for hit in hits]
+    for hit, value in zip(hits, values, strict=True):
         hit.confidence = "high" if filtered else level(value, floor)
-        if hit.confidence == "low" and not keep_weak:
-            dropped += 1
-            continue
-        kept.append(hit)
-    return kept, dropped
+    if keep_weak or filtered:
+        return list(hits), 0
+    mask = kept(values, floor)
+    return [h for h, keep in zip(hits, mask, strict=True) if keep], mask.count(False)
