@@ -334,6 +334,10 @@ class MemCube:
             applied = bool(hits)
             if not hits:
                 hits = self._ranked(q.model_copy(update={"query": text}))
+        if not hits and tasks is not None and q.parents:
+            # The goal the words named may be the wrong one: the other filters still hold.
+            q = q.model_copy(update={"parents": None})
+            hits = self._ranked(q.model_copy(update={"query": text}))
         # Structured filters (task words, a time window) say what is relevant; the floor is for free text.
         structured = applied or _has_task_filter(q)
         hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q))
