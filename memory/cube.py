@@ -185,10 +185,10 @@ class MemCube:
                 )
             )
         vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
-        for item, vector in zip(prepared, vectors, strict=True):
-            item.vector = vector
-            if item.type in SUPERSEDING_TYPES:
-                self._judge_supersession(item)
+        for new, vector in zip(prepared, vectors, strict=True):
+            new.vector = vector
+            if new.type in SUPERSEDING_TYPES:
+                self._judge_supersession(new)
         self.flush_access()
         return self.store.add(prepared, client=client, model_id=self.embedder.model_id)
 

@@ -109,16 +109,16 @@ def build_profile(store: CubeStore, *, role: str | None = None, budget_tokens: i
     omitted = 0
     for section in sections:
         title_cost = estimate_tokens(f"\n{section.title}:") + 1
-        lines: list[ProfileLine] = []
+        fitting: list[ProfileLine] = []
         for line in section.lines:
-            cost = estimate_tokens(f"- [{line.id}] {line.text}") + 1 + (title_cost if not lines else 0)
+            cost = estimate_tokens(f"- [{line.id}] {line.text}") + 1 + (title_cost if not fitting else 0)
             if used + cost > budget_tokens:
                 omitted += 1
                 continue
             used += cost
-            lines.append(line)
-        if lines:
-            kept.append(ProfileSection(title=section.title, lines=lines))
+            fitting.append(line)
+        if fitting:
+            kept.append(ProfileSection(title=section.title, lines=fitting))
     text_lines = [header]
     for section in kept:
         text_lines.append(f"\n{section.title}:")

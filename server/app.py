@@ -10,12 +10,13 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from memory import MemoryHome
 
 from .access import AccessControl
 from .completion_access import CompletionAccess
+from .log_level import LogLevel
+from .subscriptions import LegacySubscriptions
 from memory.activation.scheduler import Scheduler
 from tools import ask_tools, completions, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.runtime import ToolRuntime
@@ -69,7 +70,8 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         version=_version(),
         lifespan=lifespan,
         log_level="WARNING",
-        middleware=[AccessControl(memory_home), CompletionAccess(memory_home)],
+        # Access control first: a refused call never reaches what comes after it.
+        middleware=[AccessControl(memory_home), LegacySubscriptions(runtime.subscribers), CompletionAccess(memory_home), LogLevel()],
     )
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
@@ -78,7 +80,6 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
     resources.register(mcp, runtime)
     prompts.register(mcp, runtime)
     completions.register(mcp, runtime)
-    _serve_legacy_subscriptions(mcp, runtime)
     return mcp
 
 
@@ -87,22 +88,6 @@ async def _warm_up(home: MemoryHome) -> None:
         await anyio.to_thread.run_sync(home.embedder.load)
     except Exception:  # a broken model must surface on the call that needs it, with its message
         log.exception("embedding model failed to load")
-
-
-def _serve_legacy_subscriptions(mcp: MCPServer, runtime: ToolRuntime) -> None:
-    """resources/subscribe for 2025-era clients: they get notifications/resources/updated on change."""
-    lowlevel = mcp._lowlevel_server  # noqa: SLF001 - MCPServer exposes no hook for this method
-
-    async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
-        runtime.subscriptions.setdefault(str(params.uri), set()).add(ctx.session)
-        return EmptyResult()
-
-    async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
-        runtime.subscriptions.get(str(params.uri), set()).discard(ctx.session)
-        return EmptyResult()
-
-    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
-    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
 
 
 def _version() -> str:

@@ -48,3 +48,35 @@ async def test_a_2026_listener_hears_about_the_item_it_watches(tmp_path, shared_
             with anyio.fail_after(5):
                 event = await subscription.__anext__()
         assert uri in str(event)
+
+
+@pytest.mark.anyio
+async def test_an_unsubscribed_legacy_client_hears_nothing_more(tmp_path, shared_embedder):
+    received: list[object] = []
+
+    async def on_message(message: object) -> None:
+        received.append(message)
+
+    server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
+    async with Client(server, mode="legacy", message_handler=on_message) as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            await client.subscribe_resource("memory://default/recent")
+            await client.unsubscribe_resource("memory://default/recent")
+        result = await client.call_tool("memory_add", {"text": "Zoe kayaks on Sundays"})
+        assert not result.is_error
+        await anyio.sleep(0.3)
+    assert not [m for m in received if type(m).__name__ == "ResourceUpdatedNotification"]
+
+
+@pytest.mark.anyio
+async def test_resources_subscribe_is_a_2025_method_only(tmp_path, shared_embedder):
+    """A 2026 session asks subscriptions/listen; the old method is not served to it."""
+    from mcp.shared.exceptions import MCPError
+
+    server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
+    async with Client(server) as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(MCPError):
+                await client.subscribe_resource("memory://default/recent")

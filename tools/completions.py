@@ -1,31 +1,22 @@
-"""completion/complete and logging/setLevel for clients.
+"""completion/complete for clients.
 
 Completion offers what a person would type into a resource template or a prompt
 argument: cube names, entity names, roles and tags from the cube named so far (the
 default cube otherwise), filtered by the prefix typed. ``server.completion_access`` keeps
-a client from completing into a cube it may not read.
-
-``logging/setLevel`` (a 2025-era method the 2026 revision removed, so legacy clients still
-send it): the level is recorded and becomes the level of MemCube's own log, which goes to
-stderr, never to the MCP channel. MCPServer has no public hook for a removed spec method;
-the SDK's documented route is the low-level ``Server.add_request_handler`` (as
-``server.app`` does for ``resources/subscribe``).
+a client from completing into a cube it may not read. (``logging/setLevel`` is served by
+``server.log_level``.)
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import (
     Completion,
     CompletionArgument,
     CompletionContext,
-    EmptyResult,
     PromptReference,
     ResourceTemplateReference,
-    SetLevelRequestParams,
 )
 
 from memory.config import DEFAULT_CUBE
@@ -35,12 +26,6 @@ from .runtime import ToolRuntime
 MAX_VALUES = 100  # the protocol's limit for one completion answer
 # Which vocabulary an argument draws from, by its name in a template or prompt.
 ARGUMENT_KINDS = {"cube": "cube", "name": "entity", "entity": "entity", "role": "role", "tag": "tag", "topic": "topic"}
-# MCP logging levels -> Python logging levels.
-LEVELS = {
-    "debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING,
-    "error": logging.ERROR, "critical": logging.CRITICAL, "alert": logging.CRITICAL, "emergency": logging.CRITICAL,
-}
-LOGGERS = ("memory", "tools", "server")
 
 
 def _matching(values: list[str], prefix: str) -> Completion:
@@ -75,10 +60,3 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         cube = given.get("cube") or DEFAULT_CUBE
         return await runtime.call(lambda: complete(runtime, kind, argument.value or "", cube))
 
-    async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
-        level = LEVELS.get(str(params.level), logging.WARNING)
-        for name in LOGGERS:
-            logging.getLogger(name).setLevel(level)
-        return EmptyResult()
-
-    mcp._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)  # noqa: SLF001 - see the module docstring

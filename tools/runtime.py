@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from memory import MemCube, MemCubeError, MemoryHome
 from memory.activation.scheduler import EventKind, MemoryEvent
 
+from .subscribers import Subscribers
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -39,8 +41,8 @@ class ToolRuntime:
         self.home = home
         self._events = events  # the scheduler's queue: every call tells it what it did
         self._graph_dirty: anyio.Event | None = None
-        # Legacy (2025-era) sessions that subscribed to a resource URI.
-        self.subscriptions: dict[str, set[Any]] = {}
+        # 2025-era clients that subscribed to a resource URI (server/subscriptions.py).
+        self.subscribers = Subscribers()
 
     def cube(self, name: str, *, create: bool = False) -> MemCube:
         return self.home.cube(name, create=create)
@@ -89,11 +91,11 @@ class ToolRuntime:
                 await ctx.notify_resource_updated(uri)
             except Exception:  # a notification must never fail the write that caused it
                 log.debug("resource-updated publish failed for %s", uri, exc_info=True)
-            for session in list(self.subscriptions.get(uri, ())):
+            for session in self.subscribers.of(uri):
                 try:
                     await session.send_resource_updated(uri)
-                except Exception:
-                    self.subscriptions[uri].discard(session)
+                except Exception:  # a client gone away; the SDK usually drops these itself
+                    self.subscribers.remove(uri, session)
         if listing:
             try:
                 await ctx.notify_resources_changed()

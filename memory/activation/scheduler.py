@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -178,7 +178,7 @@ class Scheduler:
             coaccess = {k: Counter(v) for k, v in scene.coaccess.items()}
             frequency = Counter(scene.frequency)
             previous = [m.id for m in scene.working_set]
-        score: Counter[str] = Counter()
+        score: dict[str, float] = defaultdict(float)
         if self.policy == "last":
             for rank, memory_id in enumerate(results[0] if results else []):
                 score[memory_id] += 1.0 - rank / 100
@@ -205,7 +205,7 @@ class Scheduler:
                 top = max(frequency.values())
                 for memory_id, n in frequency.most_common(50):
                     score[memory_id] += 0.2 * n / top
-        ranked = [i for i, _ in score.most_common(400)]
+        ranked = [i for i, _ in sorted(score.items(), key=lambda kv: -kv[1])[:400]]
         live = {m.id: m for m in (cube.store.get_many(ranked) if ranked else []) if m.status == "active"}
         chosen: list[Memory] = []
         used = self._head_tokens()

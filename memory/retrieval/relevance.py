@@ -3,7 +3,8 @@
 The fused score ranks memories against each other; it says nothing about whether the best
 one is any good (a nonsense query still has a "best" memory). ``strength`` reads the
 signals that do carry an absolute meaning: the raw cosine between query and memory, plus
-a little for shared words and for an entity the query names, and full marks for the exact
+a little for shared words and for an entity the query names (at least the entity's
+specificity: naming a rare entity is a match in itself), and full marks for the exact
 text. Hits under ``FLOOR`` are left out unless the caller asks for them; the floor was
 chosen on bench/relevance_floor.py (recall at 10 on LoCoMo kept, nonsense queries emptied;
 see bench/RESULTS.md).
@@ -34,8 +35,11 @@ def strength(hit: SearchHit) -> float | None:
     value = vector.score
     if "keyword" in hit.signals or "context" in hit.signals:
         value += WORDS_BONUS
-    if "entity" in hit.signals:
-        value += ENTITY_BONUS
+    entity = hit.signals.get("entity")
+    if entity is not None:
+        # The vector reads the query without the names the cube knows ("what do I know about
+        # Carol" -> "what do I know about"): a rare entity named is itself the evidence.
+        value = max(value + ENTITY_BONUS, entity.score)
     return max(0.0, min(1.0, value))
 
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
-from memory.retrieval.aliases import AliasTable
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
+from memory.retrieval.aliases import AliasTable
 from memory.store.cube_store import CubeStore
 from memory.store.search_reads import FtsTable, SearchView
 from memory.store.vector_mirror import Cosines, VectorMirror

@@ -255,7 +255,9 @@ class CubeStore:
         with self._read() as conn:
             mirror.sync(conn)
 
-    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, str, str, list[str], str | None, str, str, str | None, str | None, str | None]]:
+    def hit_rows(
+        self, row_ids: Sequence[int]
+    ) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus, str | None, str | None, str | None]]:
         """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id)``.
 
         Not whole memories: a search answers before it parses what it does not show.
@@ -856,7 +858,7 @@ class CubeStore:
         return row_to_memory(self.cube, row)
 
     def _write_entities(self, conn: sqlite3.Connection, row_id: int, names: Sequence[str]) -> None:
-        rows = {}
+        rows: dict[str, str] = {}
         for name in names:
             key = normalize(name)
             if key:

@@ -18,8 +18,8 @@ SCHEMA_VERSION = 5  # == len(MIGRATIONS)
 
 def _v1(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
-    db["cube_meta"].create({"key": str, "value": str}, pk="key")
-    db["memories"].create(
+    db.table("cube_meta").create({"key": str, "value": str}, pk="key")
+    db.table("memories").create(
         {
             # An INTEGER PRIMARY KEY keeps rowids stable across VACUUM; FTS and vec rows use it.
             "row_id": int,
@@ -74,7 +74,7 @@ def _v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX memories_occurred ON memories(occurred_at)")
     conn.execute("CREATE INDEX memories_seq ON memories(seq)")
 
-    db["memory_versions"].create(
+    db.table("memory_versions").create(
         {"seq": int, "memory_id": str, "version": int, "op": str, "at": str, "client": str, "changes": str},
         pk="seq",
         not_null={"memory_id", "version", "op", "at", "changes"},
@@ -82,14 +82,14 @@ def _v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX memory_versions_memory ON memory_versions(memory_id, version)")
 
     # Entities per memory, normalised for lookup: the source of truth the graph is built from.
-    db["memory_entities"].create(
+    db.table("memory_entities").create(
         {"memory_rowid": int, "name": str, "norm": str},
         pk=("memory_rowid", "norm"),
     )
     conn.execute("CREATE INDEX memory_entities_norm ON memory_entities(norm)")
 
     # Pending graph work, written in the same transaction as the change it follows.
-    db["graph_outbox"].create({"seq": int, "memory_id": str, "op": str}, pk="seq", not_null={"memory_id", "op"})
+    db.table("graph_outbox").create({"seq": int, "memory_id": str, "op": str}, pk="seq", not_null={"memory_id", "op"})
 
     conn.execute(
         "CREATE VIRTUAL TABLE memory_fts USING fts5("
@@ -148,7 +148,7 @@ def _v3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX memories_subject ON memories(subject, role) WHERE subject IS NOT NULL AND status = 'active'")
     conn.execute("CREATE INDEX memories_due ON memories(due_at) WHERE due_at IS NOT NULL")
     # A task's feedback log: what was tried, what happened, when. Append-only; each entry is also a version row.
-    sqlite_utils.Database(conn)["memory_feedback"].create(
+    sqlite_utils.Database(conn).table("memory_feedback").create(
         {"seq": int, "memory_id": str, "at": str, "tried": str, "result": str, "client": str},
         pk="seq",
         not_null={"memory_id", "at"},
@@ -162,7 +162,7 @@ def _v3(conn: sqlite3.Connection) -> None:
 
 def _v4(conn: sqlite3.Connection) -> None:
     """Refused calls, kept in the cube they were aimed at (see memory.access)."""
-    sqlite_utils.Database(conn)["access_denials"].create(
+    sqlite_utils.Database(conn).table("access_denials").create(
         {"seq": int, "at": str, "client": str, "action": str, "need": str}, pk="seq", not_null={"at", "action", "need"}
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -108,7 +109,7 @@ class SearchView:
         # FTS5's bm25() is "lower is better" (negative); flip it so every signal reads higher-is-better.
         return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
 
-    def entity_links(self, q: SearchQuery, keys: list[str]) -> tuple[list[tuple[int, str, bool]], int]:
+    def entity_links(self, q: SearchQuery, keys: Sequence[str]) -> tuple[list[tuple[int, str, bool]], int]:
         """Searchable memories linked to these entity keys as ``(row_id, key, said_by_it)``, and how many are searchable.
 
         ``said_by_it``: the memory opens with the entity's name and a colon (a transcript line).
