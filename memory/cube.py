@@ -338,8 +338,9 @@ class MemCube:
             # The goal the words named may be the wrong one: the other filters still hold.
             q = q.model_copy(update={"parents": None})
             hits = self._ranked(q.model_copy(update={"query": text}))
-        # Structured filters (task words, a time window) say what is relevant; the floor is for free text.
-        structured = applied or _has_task_filter(q)
+        # Structured filters (task words, a time window, the caller's types, tags or dates) say
+        # what is relevant; the floor is for free text.
+        structured = applied or _has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
         hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q))
         if hits:
             relevance = "filtered by the task words and filters" if _has_task_filter(q) else (
@@ -424,7 +425,8 @@ class MemCube:
         views: list[EntityView] = []
         for name in group:
             try:
-                views.append(self.graph_store.entity(name, depth))
+                # The name as asked for, not its key: keys are not always stable under a second normalize.
+                views.append(self.graph_store.entity(entity if name == key else name, depth))
             except NotFound:
                 continue
         if not views:
