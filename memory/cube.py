@@ -375,9 +375,8 @@ class MemCube:
         if q.overdue:
             states = [s for s in (q.states or OPEN_STATES) if s in OPEN_STATES] or list(OPEN_STATES)
             now_text = reference.strftime("%Y-%m-%dT%H:%M:%SZ")
-            due_before = q.due_before
-            if due_before is None or stored_from_input(due_before, field="due_before") > now_text:
-                due_before = now_text
+            given_before = stored_from_input(q.due_before, field="due_before") if q.due_before is not None else None
+            due_before = now_text if given_before is None or given_before > now_text else given_before
             update.update(states=states, due_before=due_before, overdue=False)
         text = words.cleaned if found is not None else q.query
         return (q.model_copy(update=update) if update else q), found, text
