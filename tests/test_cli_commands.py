@@ -190,3 +190,31 @@ def test_every_command(tmp_path):
     # ask needs a local model: with none configured it says how to set one up, in one line.
     assert "local model" in fails(home, "ask", "what is my goal?")
     assert "does not exist" in fails(home, "ask", "what is my goal?", env={"MEMCUBE_LOCAL_MODEL": str(tmp_path / "no-such-model")})
+
+
+def test_long_work_is_silent_when_piped(tmp_path, shared_embedder):
+    memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
+    memory_home.cube(create=True).add([{"text": f"note number {i} about the garden"} for i in range(20)])
+    memory_home.close()
+    archive = tmp_path / "out.memcube"
+    exported = memcube(tmp_path, "export", "default", str(archive))
+    assert exported.returncode == 0 and exported.stderr == "" and "20 memories" in exported.stdout
+    imported = memcube(tmp_path, "import", str(archive), "--cube", "copy")
+    assert imported.returncode == 0 and imported.stderr == "" and "imported 20 memories" in imported.stdout
+
+
+def test_a_configured_model_path_that_does_not_exist_is_named_as_such(tmp_path):
+    from memory.activation.engine import resolve_model
+    from memory.config import LocalModelConfig
+    from memory.errors import MemCubeError
+
+    with pytest.raises(MemCubeError, match="does not exist") as missing:
+        resolve_model(LocalModelConfig(path=str(tmp_path / "no-such-model")), tmp_path)
+    assert "model pull" not in str(missing.value).split(";")[0]
+    with pytest.raises(MemCubeError, match="memcube model pull someone/model"):
+        resolve_model(LocalModelConfig(path="someone/model"), tmp_path)  # a hub id: pulling it is the way
+
+
+def test_the_bundle_leaves_hypothesis_out():
+    ignored = [line.strip() for line in (ROOT / ".mcpbignore").read_text().splitlines()]
+    assert ".hypothesis/" in ignored
