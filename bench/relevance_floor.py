@@ -109,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.home is None:
             shutil.rmtree(home_dir, ignore_errors=True)
     if args.dump:
-        args.dump.write_text(json.dumps({
-            "recall": [(s, [sorted(d) for d in dias], e) for s, dias, e in found["recall"]], "nonsense": found["nonsense"],
-        }))
+        args.dump.write_text(
+            json.dumps(
+                {
+                    "recall": [(s, [sorted(d) for d in dias], e) for s, dias, e in found["recall"]],
+                    "nonsense": found["nonsense"],
+                }
+            )
+        )
     print(f"{len(found['recall'])} questions, {len(found['nonsense'])} nonsense queries ({len(NONSENSE)} per cube)")
     print("floor: the best hit's strength needed for any hit; hit floor: each hit's, once the best passes")
     print(f"{'floor':>6} {'hit floor':>9} {'R@10':>7} {'nonsense empty':>15}")

@@ -32,19 +32,21 @@ _COMMON = frozenset(
 )
 # Words that label a line ("Goal: run a half marathon", "Note: ..."): before a colon at the
 # start of a sentence they are a heading, not a speaker or a name.
-LABELS = frozenset(
-    """goal goals note notes task tasks todo to-do reminder idea ideas update fyi summary decision decisions question
-    answer action actions meeting agenda tip warning important pros cons re subject ps update status next done
-    standup retro minutes result results outcome problem issue fix plan context background follow-up followup
-    deadline due priority""".split()
-)
-# Verbs and nouns that open a sentence about someone ("Met Priya for lunch", "Call Marco"):
+LABELS = frozenset([
+    "goal", "goals", "note", "notes", "task", "tasks", "todo", "to-do", "reminder", "idea", "ideas",
+    "update", "fyi", "summary", "decision", "decisions", "question", "answer", "action", "actions",
+    "meeting", "agenda", "tip", "warning", "important", "pros", "cons", "re", "subject", "ps",
+    "status", "next", "done", "standup", "retro", "minutes", "result", "results", "outcome", "problem",
+    "issue", "fix", "plan", "context", "background", "follow-up", "followup", "deadline", "due", "priority",
+])
+# Verbs that open a sentence about someone ("Met Priya for lunch", "Call Marco"):
 # before a name they start the sentence, they are not the first part of the name.
-OPENERS = frozenset(
-    """met meet call called calling email emailed emailing ask asked tell told thank thanked remind reminded
-    ping pinged visit visited help helped saw text texted message messaged invite invited chat chatted talk talked
-    spoke phone phoned reviewed synced""".split()
-)
+OPENERS = frozenset([
+    "met", "meet", "call", "called", "calling", "email", "emailed", "emailing", "ask", "asked", "tell",
+    "told", "thank", "thanked", "remind", "reminded", "ping", "pinged", "visit", "visited", "help", "helped",
+    "saw", "text", "texted", "message", "messaged", "invite", "invited", "chat", "chatted", "talk", "talked",
+    "spoke", "phone", "phoned", "reviewed", "synced",
+])
 # Name joiners that may sit inside a multi-word proper name ("Bank of America").
 _JOINERS = frozenset({"of", "de", "la", "van", "von", "der", "du", "da"})
 

@@ -60,6 +60,7 @@ def _day(value: str | None) -> str:
 
 # -- list / recent -----------------------------------------------------------------
 
+
 def cmd_list(args: argparse.Namespace) -> int:
     with _Opened(args) as home:
         memories = home.cube(args.cube).recent(args.limit)
@@ -81,6 +82,7 @@ def _render_memories_table(memories: list[Any]) -> None:
 
 # -- add / update ------------------------------------------------------------------
 
+
 def _relation(value: str) -> dict[str, str]:
     parts = [p.strip() for p in value.split(":")]
     if len(parts) != 3 or not all(parts):
@@ -92,9 +94,9 @@ def _metadata(value: str) -> dict[str, Any]:
     try:
         found = json.loads(value)
     except json.JSONDecodeError:
-        raise argparse.ArgumentTypeError("metadata is a JSON object, e.g. '{\"source\": \"email\"}'") from None
+        raise argparse.ArgumentTypeError('metadata is a JSON object, e.g. \'{"source": "email"}\'') from None
     if not isinstance(found, dict):
-        raise argparse.ArgumentTypeError("metadata is a JSON object, e.g. '{\"source\": \"email\"}'")
+        raise argparse.ArgumentTypeError('metadata is a JSON object, e.g. \'{"source": "email"}\'')
     return found
 
 
@@ -108,7 +110,16 @@ def _fields(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 FIELDS = (
-    "tags", "entities", "relations", "occurred_at", "metadata", "importance", "role", "subject", "state", "due_at",
+    "tags",
+    "entities",
+    "relations",
+    "occurred_at",
+    "metadata",
+    "importance",
+    "role",
+    "subject",
+    "state",
+    "due_at",
     "parent_id",
 )
 
@@ -154,16 +165,26 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 # -- reads ------------------------------------------------------------------------
 
+
 def _render_memory(memory: Any) -> None:
     print(f"{memory.id}  ({memory.type}, {memory.status}, version {memory.version})")
     print(f"  {memory.text}")
     rows = [
-        ("state", memory.state), ("due", memory.due_at), ("goal", memory.parent_id), ("occurred", memory.occurred_at),
-        ("role", memory.role), ("subject", memory.subject), ("tags", ", ".join(memory.tags)),
+        ("state", memory.state),
+        ("due", memory.due_at),
+        ("goal", memory.parent_id),
+        ("occurred", memory.occurred_at),
+        ("role", memory.role),
+        ("subject", memory.subject),
+        ("tags", ", ".join(memory.tags)),
         ("entities", ", ".join(memory.entities)),
         ("relations", "; ".join(f"{r.subject} {r.predicate} {r.object}" for r in memory.relations)),
-        ("importance", memory.importance), ("created", memory.created_at), ("updated", memory.updated_at),
-        ("client", memory.client), ("supersedes", memory.supersedes), ("superseded by", memory.superseded_by),
+        ("importance", memory.importance),
+        ("created", memory.created_at),
+        ("updated", memory.updated_at),
+        ("client", memory.client),
+        ("supersedes", memory.supersedes),
+        ("superseded by", memory.superseded_by),
     ]
     for label, value in rows:
         if value not in (None, ""):
@@ -189,9 +210,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     from memory import SearchQuery
 
     query = SearchQuery(
-        query=args.query, limit=args.limit, include_archived=args.include_archived, types=args.type or None,
-        tags=args.tag or None, since=args.since, until=args.until, context=args.context, states=args.state or None,
-        due_before=args.due_before, due_after=args.due_after, overdue=args.overdue, include_weak=args.include_weak,
+        query=args.query,
+        limit=args.limit,
+        include_archived=args.include_archived,
+        types=args.type or None,
+        tags=args.tag or None,
+        since=args.since,
+        until=args.until,
+        context=args.context,
+        states=args.state or None,
+        due_before=args.due_before,
+        due_after=args.due_after,
+        overdue=args.overdue,
+        include_weak=args.include_weak,
     )
     with _Opened(args) as home:
         result = home.cube(args.cube).search(query, now=args.now)
@@ -208,10 +239,7 @@ def _render_search(result: Any) -> None:
         print(result.relevance or "nothing found")
         return
     table(
-        [
-            (h.confidence or "", h.id, h.type, h.state or "", _day(h.due_at), _day(h.occurred_at), h.text)
-            for h in result.hits
-        ],
+        [(h.confidence or "", h.id, h.type, h.state or "", _day(h.due_at), _day(h.occurred_at), h.text) for h in result.hits],
         ("match", "id", "type", "state", "due", "date", "text"),
     )
     if result.below_floor:
@@ -237,6 +265,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 # -- status changes ----------------------------------------------------------------
 
+
 def _status_command(action: str) -> Any:
     def command(args: argparse.Namespace) -> int:
         with _Opened(args) as home:
@@ -244,8 +273,11 @@ def _status_command(action: str) -> Any:
             if action == "delete":
                 deleted = cube.delete(args.ids, purge=args.purge, client=CLIENT)
                 cube.try_sync_graph()
-                emit(args, {"ids": deleted, "purged": args.purge}, lambda _: print(
-                    f"{'purged' if args.purge else 'deleted'} {len(deleted)}: {' '.join(deleted)}"))
+                emit(
+                    args,
+                    {"ids": deleted, "purged": args.purge},
+                    lambda _: print(f"{'purged' if args.purge else 'deleted'} {len(deleted)}: {' '.join(deleted)}"),
+                )
                 return 0
             memories = (cube.archive if action == "archive" else cube.restore)(args.ids, client=CLIENT)
             cube.try_sync_graph()
@@ -257,6 +289,7 @@ def _status_command(action: str) -> Any:
 
 
 # -- graph, aliases, profile, progress, ask, stats ------------------------------------
+
 
 def cmd_graph(args: argparse.Namespace) -> int:
     with _Opened(args) as home:
@@ -318,8 +351,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with _Opened(args) as home:
         outcome = Scheduler(home).ask(args.cube, args.question, limit=args.limit, max_tokens=args.max_tokens)
     result = {
-        "answer": outcome.answer, "cited_ids": outcome.context_ids, "mentioned_ids": outcome.mentioned_ids,
-        "reused_tokens": outcome.reused_tokens, "prefilled_tokens": outcome.prefilled_tokens, "ttft_ms": outcome.ttft_ms,
+        "answer": outcome.answer,
+        "cited_ids": outcome.context_ids,
+        "mentioned_ids": outcome.mentioned_ids,
+        "reused_tokens": outcome.reused_tokens,
+        "prefilled_tokens": outcome.prefilled_tokens,
+        "ttft_ms": outcome.ttft_ms,
         "model": outcome.model,
     }
     emit(args, result, lambda _: print(f"{outcome.answer}\n\n(from {', '.join(outcome.context_ids) or 'no memories'})"))
@@ -330,18 +367,30 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with _Opened(args) as home:
         names = [args.cube] if args.cube_given else (home.cube_names() or [DEFAULT_CUBE])
         stats = [home.cube(n).stats() for n in names]
-    emit(args, stats, lambda rows: table(
-        [(s.cube, s.active, s.archived, s.deleted, s.entities, s.relations, s.graph_pending, s.embedding_model or "") for s in rows],
-        ("cube", "active", "archived", "deleted", "entities", "relations", "graph pending", "embedding model"),
-    ))
+    emit(
+        args,
+        stats,
+        lambda rows: table(
+            [
+                (s.cube, s.active, s.archived, s.deleted, s.entities, s.relations, s.graph_pending, s.embedding_model or "")
+                for s in rows
+            ],
+            ("cube", "active", "archived", "deleted", "entities", "relations", "graph pending", "embedding model"),
+        ),
+    )
     return 0
 
 
 # -- the parser --------------------------------------------------------------------
 
-def _common(p: argparse.ArgumentParser, *, cube_default: str = DEFAULT_CUBE, json_help: str = "print JSON (what the MCP tool returns)") -> argparse.ArgumentParser:
+
+def _common(
+    p: argparse.ArgumentParser, *, cube_default: str = DEFAULT_CUBE, json_help: str = "print JSON (what the MCP tool returns)"
+) -> argparse.ArgumentParser:
     p.add_argument("--cube", default=None, help=f"cube name (default: {cube_default})")
-    p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory (default: $MEMCUBE_HOME or the platform data folder)")
+    p.add_argument(
+        "--home", type=Path, default=argparse.SUPPRESS, help="data directory (default: $MEMCUBE_HOME or the platform data folder)"
+    )
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show a traceback on errors")
     return p
@@ -349,16 +398,27 @@ def _common(p: argparse.ArgumentParser, *, cube_default: str = DEFAULT_CUBE, jso
 
 def _memory_fields(p: argparse.ArgumentParser, *, update: bool) -> None:
     keep = " (leave out to keep it)" if update else ""
-    p.add_argument("--type", default=None if update else "note", help=f"{TYPES_HELP} (default: {'unchanged' if update else 'note'})")
+    p.add_argument(
+        "--type", default=None if update else "note", help=f"{TYPES_HELP} (default: {'unchanged' if update else 'note'})"
+    )
     p.add_argument("--tag", dest="tags", action="append", help="a tag (repeatable)" + (" ; replaces the tags" if update else ""))
     p.add_argument("--entity", dest="entities", action="append", help="a person, place or project it is about (repeatable)")
-    p.add_argument("--relation", dest="relations", action="append", type=_relation, metavar="S:P:O", help="a fact between entities, e.g. Alice:works_at:Acme (repeatable)")
+    p.add_argument(
+        "--relation",
+        dest="relations",
+        action="append",
+        type=_relation,
+        metavar="S:P:O",
+        help="a fact between entities, e.g. Alice:works_at:Acme (repeatable)",
+    )
     p.add_argument("--occurred-at", help="when it happened, ISO 8601" + keep)
     p.add_argument("--due-at", help="tasks: when it is due, ISO 8601" + keep)
     p.add_argument("--state", help=f"goals and tasks: {STATE_HELP}")
     p.add_argument("--parent-id", help="tasks: the goal it serves (a memory id)")
     p.add_argument("--role", help="the part of life it holds in: work, home, team lead...")
-    p.add_argument("--subject", help="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older")
+    p.add_argument(
+        "--subject", help="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older"
+    )
     p.add_argument("--importance", type=float, help="0 to 1" + ("" if update else " (default: 0.5)"))
     p.add_argument("--metadata", type=_metadata, help="a JSON object of extra fields")
 
@@ -366,7 +426,9 @@ def _memory_fields(p: argparse.ArgumentParser, *, update: bool) -> None:
 def register(commands: Any) -> None:
     """Add the tool commands to the ``memcube`` parser."""
     for name in ("list", "recent"):
-        p = _common(commands.add_parser(name, help="the most recently added memories" + (" (same as list)" if name == "recent" else "")))
+        p = _common(
+            commands.add_parser(name, help="the most recently added memories" + (" (same as list)" if name == "recent" else ""))
+        )
         p.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
         p.add_argument("--type", action="append", help="only this type (repeatable)")
         p.set_defaults(func=cmd_list)
@@ -377,21 +439,35 @@ def register(commands: Any) -> None:
     add.add_argument("--session-id", help="the conversation it came from (memories of one session form a thread)")
     add.set_defaults(func=cmd_add)
 
-    search = _common(commands.add_parser("search", help="search memories (memory_search)", description=(
-        "Find memories by meaning and words. Time words ('last week', 'in May 2023') and task words ('overdue', "
-        "'open tasks', 'due next week', 'due by Friday', 'tasks for the launch goal') in the query become filters.")))
+    search = _common(
+        commands.add_parser(
+            "search",
+            help="search memories (memory_search)",
+            description=(
+                "Find memories by meaning and words. Time words ('last week', 'in May 2023') and task words ('overdue', "
+                "'open tasks', 'due next week', 'due by Friday', 'tasks for the launch goal') in the query become filters."
+            ),
+        )
+    )
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=10, help=f"most hits, 1-{MAX_LIMIT} (default: 10)")
     search.add_argument("--type", action="append", help=f"only this type (repeatable): {TYPES_HELP}")
     search.add_argument("--tag", action="append", help="only memories with this tag (repeatable)")
-    search.add_argument("--state", action="append", help=f"only goals/tasks in this state (repeatable): {', '.join(ALL_STATES)}, or open")
+    search.add_argument(
+        "--state", action="append", help=f"only goals/tasks in this state (repeatable): {', '.join(ALL_STATES)}, or open"
+    )
     search.add_argument("--due-before", help="only memories due at or before this ISO date-time")
     search.add_argument("--due-after", help="only memories due at or after this ISO date-time")
     search.add_argument("--overdue", action="store_true", help="only open tasks and goals past their due date")
     search.add_argument("--since", help="only memories that occurred at or after this ISO date-time")
     search.add_argument("--until", help="only memories that occurred at or before this ISO date-time")
     search.add_argument("--now", help="reference time for time and task words, ISO 8601 (default: now)")
-    search.add_argument("--context", type=int, default=0, help=f"also show this many session neighbours per hit, 0-{MAX_CONTEXT_TURNS} (default: 0)")
+    search.add_argument(
+        "--context",
+        type=int,
+        default=0,
+        help=f"also show this many session neighbours per hit, 0-{MAX_CONTEXT_TURNS} (default: 0)",
+    )
     search.add_argument("--include-archived", action="store_true", help="search archived memories too")
     search.add_argument("--include-weak", action="store_true", help="also show weak matches (below the relevance floor)")
     search.set_defaults(func=cmd_search)
@@ -411,7 +487,10 @@ def register(commands: Any) -> None:
     delete.add_argument("--purge", action="store_true", help="erase for good (also from history) instead of a tombstone")
     delete.set_defaults(func=_status_command("delete"))
 
-    for name, text in (("archive", "archive memories: out of search, kept (memory_archive)"), ("restore", "bring archived memories back (memory_restore)")):
+    for name, text in (
+        ("archive", "archive memories: out of search, kept (memory_archive)"),
+        ("restore", "bring archived memories back (memory_restore)"),
+    ):
         p = _common(commands.add_parser(name, help=text))
         p.add_argument("ids", nargs="+", metavar="ID")
         p.set_defaults(func=_status_command(name))
@@ -427,13 +506,20 @@ def register(commands: Any) -> None:
 
     alias = _common(commands.add_parser("alias", help="what a name resolves to; merge or split entity names (memory_alias)"))
     alias.add_argument("name", metavar="NAME")
-    alias.add_argument("entity", metavar="ENTITY", nargs="?", help="merge NAME into this entity (leave out to show what NAME resolves to)")
+    alias.add_argument(
+        "entity", metavar="ENTITY", nargs="?", help="merge NAME into this entity (leave out to show what NAME resolves to)"
+    )
     alias.add_argument("--split", action="store_true", help="keep NAME and ENTITY apart")
     alias.set_defaults(func=cmd_alias)
 
     profile = _common(commands.add_parser("profile", help="goals, open tasks, preferences, facts (memory_profile)"))
     profile.add_argument("--role", help="only this role (e.g. work, home) plus memories without a role")
-    profile.add_argument("--budget-tokens", type=int, default=DEFAULT_BUDGET_TOKENS, help=f"size limit of the profile text, 100-20000 (default: {DEFAULT_BUDGET_TOKENS})")
+    profile.add_argument(
+        "--budget-tokens",
+        type=int,
+        default=DEFAULT_BUDGET_TOKENS,
+        help=f"size limit of the profile text, 100-20000 (default: {DEFAULT_BUDGET_TOKENS})",
+    )
     profile.add_argument("--now", help="reference time, ISO 8601 (default: now)")
     profile.set_defaults(func=cmd_profile)
 

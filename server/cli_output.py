@@ -95,7 +95,9 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return str(exc), EXIT_USAGE
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
         return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_ERROR
-    if isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith(("requests", "urllib3", "httpx", "huggingface_hub")):
+    if isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith(
+        ("requests", "urllib3", "httpx", "huggingface_hub")
+    ):
         return f"{type(exc).__name__}: {cut(str(exc), 300)} (is the network reachable?)", EXIT_ERROR
     if isinstance(exc, OSError):
         return cut(str(exc), 300), EXIT_ERROR

@@ -32,7 +32,9 @@ class CompletionAccess:
         cube = arguments.get("cube") or DEFAULT_CUBE
         argument = (params.get("argument") or {}).get("name") if isinstance(params, dict) else None
         empty = CompleteResult(completion=Completion(values=[], total=0, has_more=False))
-        if argument != "cube" and (not isinstance(cube, str) or not CUBE_NAME_PATTERN.match(cube) or not rules.allows(client, cube, "read")):
+        if argument != "cube" and (
+            not isinstance(cube, str) or not CUBE_NAME_PATTERN.match(cube) or not rules.allows(client, cube, "read")
+        ):
             return empty
         result = await call_next(ctx)
         if argument == "cube":

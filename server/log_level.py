@@ -20,8 +20,14 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 METHOD = "logging/setLevel"
 # MCP (syslog) levels -> Python logging levels.
 LEVELS = {
-    "debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING,
-    "error": logging.ERROR, "critical": logging.CRITICAL, "alert": logging.CRITICAL, "emergency": logging.CRITICAL,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
 }
 LOGGERS = ("memory", "tools", "server")
 

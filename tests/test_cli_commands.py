@@ -24,9 +24,15 @@ MEMCUBE = Path(sys.executable).with_name("memcube")
 COMMAND = [str(MEMCUBE)] if MEMCUBE.is_file() else [sys.executable, "-m", "server"]
 
 
-def memcube(home: Path, *arguments: str, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+def memcube(
+    home: Path, *arguments: str, env: dict[str, str] | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*COMMAND, "--home", str(home), *arguments], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        [*COMMAND, "--home", str(home), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
 
@@ -54,10 +60,33 @@ def fails(home: Path, *arguments: str, code: int = 2, env: dict[str, str] | None
 def test_add_with_every_field_round_trips_through_get_json(tmp_path):
     goal = as_json(tmp_path, "add", "Launch the Aurora app", "--type", "goal")["ids"][0]
     added = as_json(
-        tmp_path, "add", "Write the store listing for Aurora", "--type", "task", "--state", "in_progress",
-        "--due-at", "2026-03-20", "--parent-id", goal, "--role", "work", "--importance", "0.8", "--tag", "launch",
-        "--tag", "copy", "--entity", "Aurora", "--relation", "Marco Bianchi:reviews:store listing",
-        "--metadata", '{"source": "standup"}', "--occurred-at", "2026-03-02",
+        tmp_path,
+        "add",
+        "Write the store listing for Aurora",
+        "--type",
+        "task",
+        "--state",
+        "in_progress",
+        "--due-at",
+        "2026-03-20",
+        "--parent-id",
+        goal,
+        "--role",
+        "work",
+        "--importance",
+        "0.8",
+        "--tag",
+        "launch",
+        "--tag",
+        "copy",
+        "--entity",
+        "Aurora",
+        "--relation",
+        "Marco Bianchi:reviews:store listing",
+        "--metadata",
+        '{"source": "standup"}',
+        "--occurred-at",
+        "2026-03-02",
     )
     assert added["results"][0]["created"] and added["ids"] == [added["results"][0]["id"]]
     memory = as_json(tmp_path, "get", added["ids"][0])["memories"][0]
@@ -98,7 +127,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path, shared_embedder):
     memory_home.close()
     done = subprocess.run(
         f"{' '.join(COMMAND)} --home {tmp_path} list --limit 100 --json | head -c 100 > /dev/null",
-        shell=True, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert "BrokenPipe" not in done.stderr and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
@@ -110,15 +143,35 @@ def test_help_lists_valid_values_and_true_defaults(tmp_path):
     assert "every cube" in " ".join(succeeds(tmp_path, "doctor", "--help").split())
     assert "(default: 10)" in " ".join(succeeds(tmp_path, "search", "--help").split())
     top = succeeds(tmp_path, "--help")
-    for command in ("list", "recent", "add", "search", "get", "update", "delete", "archive", "restore", "history",
-                    "graph", "alias", "profile", "progress", "ask", "stats"):
+    for command in (
+        "list",
+        "recent",
+        "add",
+        "search",
+        "get",
+        "update",
+        "delete",
+        "archive",
+        "restore",
+        "history",
+        "graph",
+        "alias",
+        "profile",
+        "progress",
+        "ask",
+        "stats",
+    ):
         assert command in top
 
 
 def test_install_uses_memcube_home_from_the_environment(tmp_path):
     env_home = tmp_path / "data"
     done = subprocess.run(
-        [*COMMAND, "install", "cursor", "--dry-run"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [*COMMAND, "install", "cursor", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
         env={**os.environ, "HOME": str(tmp_path), "MEMCUBE_HOME": str(env_home)},
     )
     assert done.returncode == 0, done.stderr
@@ -189,7 +242,9 @@ def test_every_command(tmp_path):
 
     # ask needs a local model: with none configured it says how to set one up, in one line.
     assert "local model" in fails(home, "ask", "what is my goal?")
-    assert "does not exist" in fails(home, "ask", "what is my goal?", env={"MEMCUBE_LOCAL_MODEL": str(tmp_path / "no-such-model")})
+    assert "does not exist" in fails(
+        home, "ask", "what is my goal?", env={"MEMCUBE_LOCAL_MODEL": str(tmp_path / "no-such-model")}
+    )
 
 
 def test_long_work_is_silent_when_piped(tmp_path, shared_embedder):

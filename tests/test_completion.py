@@ -23,10 +23,18 @@ START = PromptReference(type="ref/prompt", name="start")
 
 
 def _fill(home: MemoryHome) -> None:
-    home.cube(create=True).add([
-        {"text": "Marco Bianchi leads the backend team", "type": "fact", "role": "work", "tags": ["team"]},
-        {"text": "Maria runs the bakery on the corner", "type": "fact", "role": "home", "tags": ["neighbours"], "entities": ["Maria"]},
-    ])
+    home.cube(create=True).add(
+        [
+            {"text": "Marco Bianchi leads the backend team", "type": "fact", "role": "work", "tags": ["team"]},
+            {
+                "text": "Maria runs the bakery on the corner",
+                "type": "fact",
+                "role": "home",
+                "tags": ["neighbours"],
+                "entities": ["Maria"],
+            },
+        ]
+    )
     home.cube("garden", create=True).add([{"text": "Tomatoes go along the south fence", "tags": ["garden"]}])
 
 
@@ -49,7 +57,9 @@ async def test_completion_offers_cubes_entities_roles_and_tags(home, connect):
 
 
 async def test_completion_stays_within_what_the_client_may_read(tmp_path, shared_embedder, connect):
-    (tmp_path / "config.toml").write_text('[access]\ndefault = "none"\n[access.clients."memcube-tests"]\n"*" = "read"\ngarden = "none"\n')
+    (tmp_path / "config.toml").write_text(
+        '[access]\ndefault = "none"\n[access.clients."memcube-tests"]\n"*" = "read"\ngarden = "none"\n'
+    )
     memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
     try:
         _fill(memory_home)

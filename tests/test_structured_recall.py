@@ -56,7 +56,10 @@ async def test_task_questions_find_exactly_the_right_tasks_through_mcp(home, con
         # The hits carry what a person needs to act on them.
         result = await ok(client, "memory_search", query="which tasks are overdue?", now=pm.NOW)
         by_key = dict(zip(_keys(ids, [h["id"] for h in result["hits"]]), result["hits"], strict=True))
-        assert by_key["store_listing"]["due_at"].startswith("2026-03-15") and by_key["store_listing"]["parent_id"] == ids["goal:launch"]
+        assert (
+            by_key["store_listing"]["due_at"].startswith("2026-03-15")
+            and by_key["store_listing"]["parent_id"] == ids["goal:launch"]
+        )
 
 
 def test_task_questions_find_exactly_the_right_tasks_through_the_cli(tmp_path, shared_embedder):
@@ -67,7 +70,11 @@ def test_task_questions_find_exactly_the_right_tasks_through_the_cli(tmp_path, s
     for question, expected in QUESTIONS.items():
         done = subprocess.run(
             [*command, "--home", str(tmp_path), "search", question, "--now", pm.NOW, "--json"],
-            capture_output=True, text=True, timeout=120, cwd=ROOT, check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=True,
         )
         result = json.loads(done.stdout)
         assert set(_keys(ids, [h["id"] for h in result["hits"]])) == expected(), question
@@ -79,9 +86,7 @@ def test_structured_filters_without_words(cube):
     assert set(_keys(ids, [h.id for h in hits])) == pm.expected_overdue()
     hits = cube.search(SearchQuery(query="tasks", states=["done"], types=["task"], limit=20), now=pm.NOW).hits
     assert set(_keys(ids, [h.id for h in hits])) == {"privacy_review", "long_run", "birthday_gift"}
-    hits = cube.search(
-        SearchQuery(query="tasks", due_after="2026-03-23", due_before="2026-03-29", limit=20), now=pm.NOW
-    ).hits
+    hits = cube.search(SearchQuery(query="tasks", due_after="2026-03-23", due_before="2026-03-29", limit=20), now=pm.NOW).hits
     assert set(_keys(ids, [h.id for h in hits])) == {"press_kit", "pricing_page", "running_shoes"}
     with pytest.raises(ValueError, match="did you mean blocked"):
         SearchQuery(query="x", states=["blockd"])

@@ -9,7 +9,6 @@ a client from completing into a cube it may not read. (``logging/setLevel`` is s
 
 from __future__ import annotations
 
-
 from mcp.server.mcpserver import MCPServer
 from mcp.types import (
     Completion,
@@ -59,4 +58,3 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         given = (context.arguments or {}) if context is not None else {}
         cube = given.get("cube") or DEFAULT_CUBE
         return await runtime.call(lambda: complete(runtime, kind, argument.value or "", cube))
-

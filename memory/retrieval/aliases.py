@@ -78,7 +78,9 @@ def build(keys: Iterable[str], choices: AliasChoices | None = None) -> AliasTabl
         if key.startswith("@"):
             body = key[1:]
             parts = [p for p in _HANDLE_PARTS.split(body) if p]
-            options = joined.get(body.replace("_", "").replace(".", "").replace("-", ""), set()) or (by_short.get(parts[0], set()) if parts else set())
+            options = joined.get(body.replace("_", "").replace(".", "").replace("-", ""), set()) or (
+                by_short.get(parts[0], set()) if parts else set()
+            )
         else:
             options = by_short.get(key, set())
         options = {o for o in options if (key, o) not in split}
