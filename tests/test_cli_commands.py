@@ -2,8 +2,8 @@
 
 Each command runs as a person runs it, in a subprocess of the installed ``memcube`` script,
 on a real home. Errors must be one line on stderr with an exit code and no traceback.
-The sweep over every command takes a while (a process each): it is in the slow tier; the
-round trips, the error paths, pipes and help are in the quick one.
+A process per command takes a second or two, so the tests that run several are in the slow
+tier (``pytest -m slow``); the quick tier keeps the single-process checks.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def fails(home: Path, *arguments: str, code: int = 2, env: dict[str, str] | None
     return lines[0]
 
 
+@pytest.mark.slow
 def test_add_with_every_field_round_trips_through_get_json(tmp_path):
     goal = as_json(tmp_path, "add", "Launch the Aurora app", "--type", "goal")["ids"][0]
     added = as_json(
@@ -105,6 +106,7 @@ def test_add_with_every_field_round_trips_through_get_json(tmp_path):
     assert "supersedes mem_" in text
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_with_an_exit_code(tmp_path):
     assert "text" in fails(tmp_path, "add", "")
     assert "32000" in fails(tmp_path, "add", "x" * 33_000)
@@ -121,6 +123,7 @@ def test_errors_are_one_line_with_an_exit_code(tmp_path):
     assert done.returncode == 2 and "Traceback" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path, shared_embedder):
     memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
     memory_home.cube(create=True).add([{"text": f"note {i}: " + "words " * 150} for i in range(100)])
@@ -136,6 +139,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path, shared_embedder):
     assert "BrokenPipe" not in done.stderr and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_valid_values_and_true_defaults(tmp_path):
     add = " ".join(succeeds(tmp_path, "add", "--help").split())  # argparse wraps lines
     assert "note, fact, event, preference, goal, task" in add and "todo, in_progress, blocked, done" in add
@@ -247,6 +251,7 @@ def test_every_command(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_long_work_is_silent_when_piped(tmp_path, shared_embedder):
     memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
     memory_home.cube(create=True).add([{"text": f"note number {i} about the garden"} for i in range(20)])

@@ -62,6 +62,7 @@ async def test_task_questions_find_exactly_the_right_tasks_through_mcp(home, con
         )
 
 
+@pytest.mark.slow  # a process per question
 def test_task_questions_find_exactly_the_right_tasks_through_the_cli(tmp_path, shared_embedder):
     memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
     ids = pm.load(memory_home.cube(create=True))
