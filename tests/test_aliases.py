@@ -59,7 +59,7 @@ def test_merge_and_split(cube):
     robert = cube.add([{"text": "Robert Smith is my landlord", "type": "fact"}])[0].id
     bob = cube.add([{"text": "Paid the rent to Bob", "type": "event"}])[0].id
     with pytest.raises(NotFound):
-        cube.graph("Robert Smith").memories and cube.alias("Bobby", "Robert Smith")
+        cube.alias("Robert Smith", "Bobby")  # merging into a name no memory uses
     view = cube.alias("Bob", "Robert Smith")
     assert view.entity == "robert smith" and "bob" in view.names
     assert {m.id for m in cube.graph("Bob").memories} == {robert, bob}
@@ -68,7 +68,7 @@ def test_merge_and_split(cube):
     assert {m.id for m in cube.graph("Bob").memories} == {bob}
     # A split also undoes the shape rule: Marco is someone else here.
     cube.add([{"text": "Marco Bianchi leads the backend team", "type": "fact"}, {"text": "Dinner with Marco", "type": "event"}])
-    assert cube.graph("Marco").aliases == ["Marco"] or cube.graph("Marco").entity == "Marco Bianchi"
+    assert cube.graph("Marco").entity == "Marco Bianchi"
     cube.alias("Marco", "Marco Bianchi", split=True)
     assert cube.graph("Marco").entity == "Marco" and cube.graph("Marco").aliases == []
 
