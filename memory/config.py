@@ -9,6 +9,9 @@ Windows). ``<home>/config.toml`` is optional:
     model_dir = "/path/to/onnx-sentence-model"   # model.onnx + tokenizer.json
     compute = "int8"                             # int8 (default) or float: see memory.int8_compute
 
+    [types]
+    custom = ["recipe", "decision"]              # memory types beyond note, fact, event, preference, goal, task
+
     [local_model]                                # the model memory_ask answers with (optional)
     path = "mlx-community/Qwen2.5-0.5B-Instruct-4bit"  # a folder, or a hub id fetched by `memcube model pull`
     backend = "auto"                             # auto, mlx or onnx
@@ -60,8 +63,16 @@ class LocalModelConfig(BaseModel):
     disk_budget_mb: int = Field(default=4096, ge=1)
 
 
+class TypesConfig(BaseModel):
+    """Memory types beyond the built-in ones (note, fact, event, preference, goal, task)."""
+
+    model_config = ConfigDict(extra="forbid")
+    custom: list[str] = Field(default_factory=list)
+
+
 class HomeConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
+    types: TypesConfig = TypesConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     access: AccessConfig = AccessConfig()
     local_model: LocalModelConfig = LocalModelConfig()

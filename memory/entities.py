@@ -30,6 +30,23 @@ _COMMON = frozenset(
     can could would should will shall might must let lets let's please sorry absolutely definitely
     really totally""".split()
 )
+# Words that label a line ("Goal: run a half marathon", "Note: ..."): before a colon at the
+# start of a sentence they are a heading, not a speaker or a name.
+LABELS = frozenset([
+    "goal", "goals", "note", "notes", "task", "tasks", "todo", "to-do", "reminder", "idea", "ideas",
+    "update", "fyi", "summary", "decision", "decisions", "question", "answer", "action", "actions",
+    "meeting", "agenda", "tip", "warning", "important", "pros", "cons", "re", "subject", "ps",
+    "status", "next", "done", "standup", "retro", "minutes", "result", "results", "outcome", "problem",
+    "issue", "fix", "plan", "context", "background", "follow-up", "followup", "deadline", "due", "priority",
+])
+# Verbs that open a sentence about someone ("Met Priya for lunch", "Call Marco"):
+# before a name they start the sentence, they are not the first part of the name.
+OPENERS = frozenset([
+    "met", "meet", "call", "called", "calling", "email", "emailed", "emailing", "ask", "asked", "tell",
+    "told", "thank", "thanked", "remind", "reminded", "ping", "pinged", "visit", "visited", "help", "helped",
+    "saw", "text", "texted", "message", "messaged", "invite", "invited", "chat", "chatted", "talk", "talked",
+    "spoke", "phone", "phoned", "reviewed", "synced",
+])
 # Name joiners that may sit inside a multi-word proper name ("Bank of America").
 _JOINERS = frozenset({"of", "de", "la", "van", "von", "der", "du", "da"})
 
@@ -79,6 +96,10 @@ def _proper_names(text: str) -> list[str]:
                 # the next word continues the name ("New York") or it is an acronym.
                 # A name also stands first when it is addressed or speaks ("Mel, ...", "Mel: ...")
                 # or appears capitalised elsewhere in the text.
+                if index == 0 and lower in LABELS and sentence[match.end() :].lstrip().startswith(":"):
+                    continue
+                if index == 0 and lower in OPENERS and word not in inner_capitals:
+                    continue
                 if index == 0 and not word.isupper():
                     following = words[index + 1].group(0) if index + 1 < len(words) else ""
                     between = sentence[match.end() : match.end() + 1]

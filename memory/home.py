@@ -18,6 +18,7 @@ from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_conf
 from memory.cube import MemCube
 from memory.errors import InvalidInput, MemCubeError, NotFound
 from memory.retrieval.embedder import Embedder
+from memory.models import check_known_type
 from memory.store import filemodes
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,15 @@ class MemoryHome:
     @property
     def cubes_dir(self) -> Path:
         return self.root / "cubes"
+
+    @property
+    def custom_types(self) -> tuple[str, ...]:
+        return tuple(t.strip().lower() for t in self.config.types.custom)
+
+    def check_types(self, types: list[str]) -> None:
+        """Raise ``InvalidInput`` (with a near-miss suggestion) for a type neither built in nor declared."""
+        for type_ in types:
+            check_known_type(type_, self.custom_types)
 
     def cube_names(self) -> list[str]:
         if not self.cubes_dir.is_dir():
@@ -57,7 +67,7 @@ class MemoryHome:
             filemodes.private_dir(folder)
             filemodes.private_dir(folder / "graph")
             filemodes.private_file(folder / "memory.db")
-            cube = MemCube(name, folder, self.embedder)
+            cube = MemCube(name, folder, self.embedder, custom_types=self.custom_types)
             self._cubes[name] = cube
             return cube
 

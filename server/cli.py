@@ -50,60 +50,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_add(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        item: dict[str, Any] = {"text": args.text, "type": args.type, "tags": args.tag or [], "entities": args.entity or []}
-        if args.occurred_at:
-            item["occurred_at"] = args.occurred_at
-        outcome = home.cube(args.cube, create=True).add([item], client="memcube-cli")[0]
-        home.cube(args.cube).try_sync_graph()
-        print(outcome.id if outcome.created else f"{outcome.id} (already stored{'; confirmed' if outcome.restated else ''})")
-        for gone in outcome.superseded:
-            print(f"  replaces {gone.id}, now archived: {gone.reason}")
-    finally:
-        home.close()
-    return 0
-
-
-def cmd_search(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        query = {
-            "query": args.query, "limit": args.limit, "include_archived": args.include_archived,
-            "types": args.type or None, "tags": args.tag or None, "since": args.since, "until": args.until,
-        }
-        hits = home.cube(args.cube).search(query, now=args.now).hits
-        if args.json:
-            _print_json(hits)
-        else:
-            for hit in hits:
-                when = f" {hit.occurred_at[:10]}" if hit.occurred_at else ""
-                print(f"{hit.score:.4f} {hit.id}{when} [{'+'.join(hit.signals)}] {hit.text}")
-    finally:
-        home.close()
-    return 0
-
-
-def cmd_get(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        _print_json(home.cube(args.cube).get(args.ids))
-    finally:
-        home.close()
-    return 0
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        names = [args.cube] if args.cube_given else (home.cube_names() or [DEFAULT_CUBE])
-        _print_json([home.cube(n).stats() for n in names])
-    finally:
-        home.close()
-    return 0
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
     from memory.io.backup import backup_home
 
@@ -122,6 +68,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
     from memory.doctor import check_cube
     from memory.doctor_checks import check_home
+    from server.cli_output import progress
 
     home = _home(args)
     healthy = True
@@ -131,7 +78,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(home_report.render())
         names = [args.cube] if args.cube_given else home.cube_names()
         for name in names:
-            report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
+            with progress(f"checking cube {name}", enabled=None if args.rebuild_graph or args.reembed else False):
+                report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
             healthy &= report.healthy
             print(report.render())
     finally:
@@ -163,10 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
     parser.add_argument("--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
+    parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_cube(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--cube", default=None, help=f"cube name (default: {DEFAULT_CUBE})")
+    def with_cube(p: argparse.ArgumentParser, every: bool = False) -> argparse.ArgumentParser:
+        p.add_argument("--cube", default=None, help=f"cube name (default: {'every cube' if every else DEFAULT_CUBE})")
         p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
         return p
 
@@ -183,34 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    add = with_cube(commands.add_parser("add", help="add a memory"))
-    add.add_argument("text")
-    add.add_argument("--type", default="note")
-    add.add_argument("--tag", action="append", help="a tag (repeatable)")
-    add.add_argument("--entity", action="append", help="an entity the memory is about (repeatable)")
-    add.add_argument("--occurred-at", help="when it happened (ISO 8601)")
-    add.set_defaults(func=cmd_add)
+    from server import cli_memory
 
-    search = with_cube(commands.add_parser("search", help="search memories"))
-    search.add_argument("query")
-    search.add_argument("--limit", type=int, default=10)
-    search.add_argument("--include-archived", action="store_true")
-    search.add_argument("--type", action="append", help="only this type (repeatable)")
-    search.add_argument("--tag", action="append", help="only memories with this tag (repeatable)")
-    search.add_argument("--since", help="only memories that occurred at or after this ISO date-time")
-    search.add_argument("--until", help="only memories that occurred at or before this ISO date-time")
-    search.add_argument("--now", help="reference time for time words in the query, ISO 8601 (default: now)")
-    search.add_argument("--json", action="store_true", help="print the hits as JSON")
-    search.set_defaults(func=cmd_search)
+    cli_memory.register(commands)
 
-    get = with_cube(commands.add_parser("get", help="print memories by id as JSON"))
-    get.add_argument("ids", nargs="+")
-    get.set_defaults(func=cmd_get)
-
-    stats = with_cube(commands.add_parser("stats", help="counts per cube"))
-    stats.set_defaults(func=cmd_stats)
-
-    doctor = with_cube(commands.add_parser("doctor", help="check cubes and repair derived stores"))
+    doctor = with_cube(commands.add_parser("doctor", help="check cubes and repair derived stores"), every=True)
     doctor.add_argument("--rebuild-graph", action="store_true", help="recreate the Kuzu graph from SQLite")
     doctor.add_argument("--reembed", action="store_true", help="recompute every vector with the configured model")
     doctor.add_argument(
@@ -247,15 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     args.cube_given = getattr(args, "cube", None) is not None
     if getattr(args, "cube", None) is None:
         args.cube = DEFAULT_CUBE
-    from memory import MemCubeError
+    from server.cli_output import run
 
-    try:
-        return args.func(args)
-    except MemCubeError as exc:
-        print(f"memcube: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,12 @@ def _print_dry_run(change: Any) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    from memory.config import setting
+
     from . import install
 
-    home = getattr(args, "home", None)
+    # The assistant must open the same home as this shell: --home, else $MEMCUBE_HOME.
+    home = getattr(args, "home", None) or setting("MEMCUBE_HOME")
     try:
         change = install.plan_install(
             args.client, user_home=Path.home(), platform=sys.platform, env=os.environ,
@@ -82,9 +85,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from memory import MemoryHome
     from memory.io.archive import export_cube
 
+    from .cli_output import progress
+
     home = MemoryHome(getattr(args, "home", None))
     try:
-        report = export_cube(home.cube(args.cube_name), args.file, with_vectors=args.with_vectors, include_deleted=args.include_deleted)
+        with progress(f"exporting cube {args.cube_name}"):
+            report = export_cube(home.cube(args.cube_name), args.file, with_vectors=args.with_vectors, include_deleted=args.include_deleted)
     finally:
         home.close()
     print(
@@ -110,6 +116,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from memory import MemoryHome
     from memory.defaults import DEFAULT_CUBE
 
+    from .cli_output import progress
+
     path = Path(args.file)
     kind = args.format or sniff_format(path)
     home = MemoryHome(getattr(args, "home", None))
@@ -117,7 +125,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         if kind == "archive":
             from memory.io.archive import import_archive
 
-            report = import_archive(home, path, cube=args.cube_name)
+            with progress(f"importing {path.name}"):
+                report = import_archive(home, path, cube=args.cube_name)
             moved = f"; re-embedded {report.reembedded} with {report.cube_model}" if report.reembedded else ""
             print(
                 f"imported {report.imported} memories into cube '{report.cube}' "
@@ -129,7 +138,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
             cube = home.cube(args.cube_name or DEFAULT_CUBE, create=True)
             reader = importers.import_markdown if kind == "markdown" else importers.import_mcp_memory
-            summary = reader(cube, path)
+            with progress(f"importing {path.name}"):
+                summary = reader(cube, path)
             print(f"imported {summary.added} memories into cube '{summary.cube}' from {kind} {path} ({summary.already_present} already there)")
     finally:
         home.close()

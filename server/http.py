@@ -184,11 +184,29 @@ def serve_http(home: Path | None, bind_text: str | None, *, token: str | None = 
     except TokenFileError as exc:
         raise HttpConfigError(str(exc)) from None
     check_exposure(bind, bool(principals))
+    listener = _listen(bind)  # before anything says "serving": a busy port fails here, with its reason
     mcp = build_server(home)
     try:
         app = build_app(mcp, bind, principals or None)
         config = uvicorn.Config(app, host=bind.host, port=bind.port, log_level="warning", lifespan="on")
         print(f"memcube: MCP over streamable HTTP at {bind.url}" + (" (bearer token required)" if principals else ""), file=sys.stderr, flush=True)
-        anyio.run(uvicorn.Server(config).serve)
+        anyio.run(lambda: uvicorn.Server(config).serve(sockets=[listener]))
     finally:
+        listener.close()
         mcp.memory_home.close()
+
+
+def _listen(bind: Bind) -> Any:
+    import socket
+
+    family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind.host.strip("[]"), bind.port))
+    except OSError as exc:
+        sock.close()
+        raise HttpConfigError(f"cannot listen on {bind.host}:{bind.port}: {exc.strerror or exc} (is another server using the port?)") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

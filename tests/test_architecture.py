@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BASE = {"models", "errors", "ids", "timeutil", "entities", "config", "defaults", "access_rules", "fork_join", "supersession"}
+BASE = {"models", "errors", "ids", "timeutil", "entities", "config", "defaults", "access_rules", "fork_join", "supersession", "suggest"}
 API = {"cube", "home", "profile", "doctor", "doctor_checks", "supersession_repair"}
 RANK = {"base": 0, "store": 1, "graph": 2, "retrieval": 2, "activation": 3, "api": 4, "io": 5}
 PEERS_APART = {frozenset({"graph", "retrieval"})}

@@ -24,7 +24,7 @@ def test_the_conformance_suite_passes_but_for_the_expected_failures():
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"server-initialize", "ping", "tools-list", "tools-call-error", "resources-list", "prompts-list",
-            "resources-subscribe", "dns-rebinding-protection"} <= set(outcome["passed"])
+            "resources-subscribe", "dns-rebinding-protection", "completion-complete", "logging-set-level"} <= set(outcome["passed"])
     listed = {line.split("#")[0].strip().lstrip("- ").strip() for line in (ROOT / "conformance" / "expected-failures.yml").read_text().splitlines()
               if line.strip().startswith("- ")}
     assert set(outcome["failed"]) == listed

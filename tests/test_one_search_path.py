@@ -36,7 +36,7 @@ def cli_search(home: Path, *arguments: str) -> list[str]:
         [*command, "--home", str(home), "search", *arguments, "--json"],
         capture_output=True, text=True, timeout=120, cwd=ROOT, check=True,
     )
-    return [hit["id"] for hit in json.loads(done.stdout)]
+    return [hit["id"] for hit in json.loads(done.stdout)["hits"]]
 
 
 async def test_the_tool_the_recall_prompt_and_the_cli_give_the_same_hits_with_time_words(home, connect, tmp_path):

@@ -80,9 +80,9 @@ def test_a_batch_embedded_in_parallel_chunks_equals_texts_embedded_one_by_one(sh
 
 def _kiwi_cube(cube):
     """205 short notes that say 'kiwi' and 3 longer ones that BM25 ranks below all of them."""
-    junk = cube.add([{"text": f"kiwi {i}", "type": "junk"} for i in range(205)])
+    junk = cube.add([{"text": f"kiwi {i}", "type": "note"} for i in range(205)])
     fruit = cube.add([
-        {"text": f"the kiwi is a fruit with brown fuzzy skin and green flesh, note {i}", "type": "fruit"}
+        {"text": f"the kiwi is a fruit with brown fuzzy skin and green flesh, note {i}", "type": "fact"}
         for i in range(3)
     ])
     return [o.id for o in junk], [o.id for o in fruit]
@@ -94,9 +94,9 @@ def test_a_filtered_keyword_search_reaches_past_the_unfiltered_best(cube):
         # What the fast path reads for a 5-hit search: the index's best 200, none of them fruit.
         best = keyword_candidates(view, SearchQuery(query="kiwi", limit=5), 200)
     with raw_db(cube) as conn:
-        fruit_rows = {r[0] for r in conn.execute("SELECT row_id FROM memories WHERE type = 'fruit'")}
+        fruit_rows = {r[0] for r in conn.execute("SELECT row_id FROM memories WHERE type = 'fact'")}
     assert len(best) == 200 and not fruit_rows & {row_id for row_id, _, _ in best}
-    hits = cube.search(SearchQuery(query="kiwi", limit=5, types=["fruit"], signals=("keyword",))).hits
+    hits = cube.search(SearchQuery(query="kiwi", limit=5, types=["fact"], signals=("keyword",))).hits
     assert sorted(h.id for h in hits) == sorted(fruit)
 
 

@@ -53,7 +53,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         # Plain `str` (not Optional): the SDK JSON-decodes string arguments of any other type, and
         # a memory whose text looks like JSON must stay text.
         text: Annotated[str, Field(description="what to remember, as a self-contained statement")] = "",
-        type: Annotated[str, Field(description="fact, preference, event, task, note, ...")] = "note",
+        type: Annotated[str, Field(description="note, fact, event, preference, goal, task (or a type declared in the home's config.toml [types] custom)")] = "note",
         tags: list[str] | None = None,
         entities: Annotated[list[str] | None, Field(description="people, places, projects... the memory is about")] = None,
         relations: Annotated[list[Relation] | None, Field(description="facts between entities: {subject, predicate, object}")] = None,
@@ -93,7 +93,12 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
             items = list(memories)
         client = runtime.client_name(ctx)
         # Validate before the cube is opened: a rejected call must not create the cube it named.
-        valid = await runtime.call(lambda: [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items])
+        def validated() -> list[MemoryInput]:
+            checked = [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items]
+            runtime.home.check_types([i.type for i in checked])
+            return checked
+
+        valid = await runtime.call(validated)
         outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(valid, client=client))
         created = [o.id for o in outcomes if o.created]
         # Superseded memories were archived and restated ones confirmed: their resources changed too.
@@ -118,15 +123,24 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         include_archived: Flag = False,
         now: Annotated[str | None, Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)")] = None,
         context: Annotated[Count, Field(ge=0, le=MAX_CONTEXT_TURNS, description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)")] = 0,
+        states: Annotated[list[str] | None, Field(description="only goals and tasks in these states: todo, in_progress, blocked, done, active, achieved, dropped, or open (every state still to do)")] = None,
+        due_before: Annotated[str | None, Field(description="only memories due at or before this ISO date-time")] = None,
+        due_after: Annotated[str | None, Field(description="only memories due at or after this ISO date-time")] = None,
+        overdue: Annotated[Flag, Field(description="only open tasks and goals whose due date has passed (relative to now)")] = False,
+        include_weak: Annotated[Flag, Field(description="also return hits below the relevance floor (confidence low)")] = False,
     ) -> SearchResult:
         """Find memories by meaning and by words: keywords in each memory and in it with its session neighbours,
         meaning (vector), entities the query names (and who said what). Each hit says which signals found it and
         their scores; `context` > 0 also returns the memories around each hit in its session. Time words in the query
         ("today's meetings", "last week", "in May 2023") filter on when memories occurred, and "the last X"
-        puts the most recent X first; `time` in the result says how they were read."""
+        puts the most recent X first; `time` in the result says how they were read. Task words ("which tasks are
+        overdue", "open tasks", "what's due next week", "tasks for the launch goal") filter on state, due date and goal;
+        `tasks` says how they were read. Hits carry state, due_at, parent_id and a confidence (high, medium, low); weak
+        matches are left out unless include_weak, and `relevance` says when nothing relevant was found."""
         q = await runtime.call(lambda: SearchQuery(
             query=query, limit=limit, types=types, tags=tags, since=since, until=until,
-            include_archived=include_archived, context=context,
+            include_archived=include_archived, context=context, states=states, due_before=due_before,
+            due_after=due_after, overdue=overdue, include_weak=include_weak,
         ))
         result = await runtime.call(lambda: runtime.cube(cube).search(q, now=now))
         runtime.observe(ctx, "queried", cube, [h.id for h in result.hits], query=q.query)
@@ -165,7 +179,13 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
             "metadata": metadata, "importance": importance, "role": role, "subject": subject, "state": state, "due_at": due_at,
             "parent_id": parent_id,
         }
-        patch = await runtime.call(lambda: MemoryPatch(**{k: v for k, v in fields.items() if v is not None}))
+        def validated() -> MemoryPatch:
+            checked = MemoryPatch(**{k: v for k, v in fields.items() if v is not None})
+            if checked.type is not None:
+                runtime.home.check_types([checked.type])
+            return checked
+
+        patch = await runtime.call(validated)
         client = runtime.client_name(ctx)
         memory = await runtime.call(lambda: runtime.cube(cube).update(id, patch, client=client))
         await runtime.changed(ctx, cube, [id])

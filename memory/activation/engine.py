@@ -46,6 +46,9 @@ def resolve_model(config: LocalModelConfig, home: Path) -> tuple[Path, str, str]
         folder, name = local, local.name
     elif (pulled := pulled_folder(home, config.path)).is_dir():
         folder, name = pulled, config.path
+    elif local.is_absolute() or config.path.startswith((".", "~")) or "\\" in config.path or config.path.count("/") != 1:
+        # A path, not a hub id ("owner/name"): pulling it would not help.
+        raise NoLocalModel(f"local model path '{config.path}' does not exist (no such folder); {HOW_TO_CONFIGURE}")
     else:
         raise NoLocalModel(f"local model '{config.path}' is neither a folder nor pulled yet: run `memcube model pull {config.path}`, or {HOW_TO_CONFIGURE}")
     backend = config.backend

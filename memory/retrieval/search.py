@@ -39,6 +39,7 @@ import numpy as np
 from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
+from memory.retrieval.aliases import AliasTable
 from memory.store.cube_store import CubeStore
 from memory.store.search_reads import FtsTable, SearchView
 from memory.store.vector_mirror import Cosines, VectorMirror
@@ -105,7 +106,9 @@ def embedding_text(text: str) -> str:
     return text
 
 
-def entity_matches(view: SearchView, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], dict[int, str]]:
+def entity_matches(
+    view: SearchView, q: SearchQuery, k: int, aliases: AliasTable | None = None
+) -> tuple[list[tuple[int, float]], dict[int, str]]:
     """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and who said which.
 
     A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
@@ -115,9 +118,14 @@ def entity_matches(view: SearchView, q: SearchQuery, k: int) -> tuple[list[tuple
     keys = query_keys(q.query)
     if not keys:
         return [], {}
+    if aliases is not None:
+        # A name reaches every name of its group: "Marco" finds "Marco Bianchi" and the reverse.
+        keys = {member for key in keys for member in (aliases.group(key) if aliases.knows(key) else [key])}
     rows, searchable = view.entity_links(q, sorted(keys))
     if not rows:
         return [], {}
+    if aliases is not None:
+        rows = [(row_id, aliases.canonical(norm), said) for row_id, norm, said in rows]
     total = max(2, searchable)
     df = Counter(norm for _, norm, _ in rows)
     best: dict[int, float] = {}
@@ -185,7 +193,8 @@ def rank_by_vector(
 
 
 def hybrid_search(
-    store: CubeStore, mirror: VectorMirror, q: SearchQuery, embed: Callable[[str], np.ndarray] | None
+    store: CubeStore, mirror: VectorMirror, q: SearchQuery, embed: Callable[[str], np.ndarray] | None,
+    aliases: AliasTable | None = None,
 ) -> tuple[list[SearchHit], list[int]]:
     """The ``q.limit`` best memories for ``q``, each with the signals that found it, and their row ids.
 
@@ -230,7 +239,7 @@ def hybrid_search(
                 for rank, (row_id, raw, scaled) in enumerate(merged, start=1):
                     candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
             if "entity" in q.signals:
-                linked, said = entity_matches(view, q, pool)
+                linked, said = entity_matches(view, q, pool, aliases)
                 for rank, (row_id, specificity) in enumerate(linked, start=1):
                     candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
     finally:
@@ -264,11 +273,12 @@ def hybrid_search(
         row = rows.get(candidate_.row_id)
         if row is None:  # purged between the ranking and the read
             continue
-        memory_id, text, type_, tags, occurred_at, created_at, status = row
+        memory_id, text, type_, tags, occurred_at, created_at, status, state, due_at, parent_id = row
         hits.append(
             SearchHit(
                 id=memory_id, text=text, score=round(candidate_.fused, 6), type=type_, tags=tags,
-                occurred_at=occurred_at, created_at=created_at, status=status, signals=candidate_.explained(),
+                occurred_at=occurred_at, created_at=created_at, status=status, state=state, due_at=due_at,
+                parent_id=parent_id, signals=candidate_.explained(),
             )
         )
     return hits, [c.row_id for c in ranked if c.row_id in rows]

@@ -186,6 +186,30 @@ class CubeStore:
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute("INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def save_meta(self, key: str, value: str) -> None:
+        """Set one cube setting in its own transaction (e.g. the client's entity alias choices)."""
+        with self.write() as conn:
+            self.set_meta(conn, key, value)
+
+    def roles_and_tags(self) -> tuple[list[str], list[str]]:
+        """The roles and the tags live memories use, each sorted: what a client's completion offers."""
+        with self._read() as conn:
+            roles = [r[0] for r in conn.execute(
+                "SELECT DISTINCT role FROM memories WHERE status != 'deleted' AND role IS NOT NULL ORDER BY role"
+            )]
+            tags = [r[0] for r in conn.execute(
+                "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value"
+            )]
+        return roles, tags
+
+    def entity_keys(self) -> dict[str, str]:
+        """Every entity key a live (active or archived) memory names, with one display name."""
+        with self._read() as conn:
+            return dict(conn.execute(
+                "SELECT e.norm, min(e.name) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
+                "WHERE m.status != 'deleted' GROUP BY e.norm"
+            ).fetchall())
+
     def ensure_vector_table(self, model_id: str, dim: int) -> bool:
         """Make the vector table for this model; True when the cube held another model's vectors."""
         with self.write() as conn:
@@ -249,8 +273,10 @@ class CubeStore:
         with self._read() as conn:
             mirror.sync(conn)
 
-    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus]]:
-        """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status)``.
+    def hit_rows(
+        self, row_ids: Sequence[int]
+    ) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus, str | None, str | None, str | None]]:
+        """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id)``.
 
         Not whole memories: a search answers before it parses what it does not show.
         """
@@ -258,11 +284,11 @@ class CubeStore:
             return {}
         with self._lock:
             found = self._conn.execute(
-                "SELECT row_id, id, text, type, tags, occurred_at, created_at, status FROM memories "
+                "SELECT row_id, id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id FROM memories "
                 f"WHERE row_id IN ({','.join('?' * len(row_ids))})",
                 list(row_ids),
             ).fetchall()
-        return {row[0]: (row[1], row[2], row[3], json.loads(row[4] or "[]"), row[5], row[6], row[7]) for row in found}
+        return {row[0]: (row[1], row[2], row[3], json.loads(row[4] or "[]"), *row[5:]) for row in found}
 
     def thread_neighbours_of(self, ids: Sequence[str], turns: int, statuses: tuple[str, ...]) -> list[tuple[str, int, int]]:
         """For each memory, its live thread neighbours as ``(memory id, neighbour row id, offset)``, offset < 0 before it."""

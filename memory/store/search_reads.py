@@ -41,6 +41,18 @@ def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
     if q.until is not None:
         clauses.append("coalesce(m.occurred_at, m.due_at) <= ?")
         params.append(stored_until_from_input(q.until, field="until"))
+    if q.states:
+        clauses.append(f"m.state IN ({','.join('?' * len(q.states))})")
+        params.extend(q.states)
+    if q.due_after is not None:
+        clauses.append("m.due_at >= ?")
+        params.append(stored_from_input(q.due_after, field="due_after"))
+    if q.due_before is not None:
+        clauses.append("m.due_at <= ?")
+        params.append(stored_until_from_input(q.due_before, field="due_before"))
+    if q.parents:
+        clauses.append(f"m.parent_id IN ({','.join('?' * len(q.parents))})")
+        params.extend(q.parents)
     return clauses, params
 
 
