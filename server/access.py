@@ -67,7 +67,7 @@ class AccessControl:
         if targets is LISTING:
             return self._only_readable(await call_next(ctx), client_name(ctx))
         client = client_name(ctx)
-        for cube, need, action in targets:
+        for cube, need, action in targets or ():
             if self.rules.allows(client, cube, need):
                 continue
             await anyio.to_thread.run_sync(self._record, cube, client, action, need)

@@ -32,7 +32,7 @@ class UnknownArguments:
             if isinstance(tool, str) and isinstance(arguments, dict):
                 known = await self._names(tool)
                 unknown = sorted(set(arguments) - known) if known is not None else []
-                if unknown:
+                if known is not None and unknown:
                     shown = ", ".join(repr(name[:64]) for name in unknown[:10])
                     message = f"{tool} takes no argument {shown}; its arguments are: {', '.join(sorted(known))}"
                     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)

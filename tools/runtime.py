@@ -7,6 +7,7 @@ an MCP tool error with the same message, and tell clients which resources change
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -121,7 +122,7 @@ class ToolRuntime:
         await anyio.sleep(STARTUP_GRACE_S)
         for name in self.home.cube_names():
             try:
-                cube = await anyio.to_thread.run_sync(lambda n=name: self.home.cube(n))
+                cube = await anyio.to_thread.run_sync(functools.partial(self.home.cube, name))
                 await anyio.to_thread.run_sync(cube.try_sync_graph)
             except Exception:  # one damaged cube must not stop the others; doctor reports it
                 log.exception("cube %s: could not reconcile its graph at start", name)
