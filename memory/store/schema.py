@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5  # == len(MIGRATIONS)
+SCHEMA_VERSION = 6  # == len(MIGRATIONS)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -172,7 +172,17 @@ def _v5(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM memory_context_fts WHERE rowid IN (SELECT row_id FROM memories WHERE session_id IS NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: sqlite3.Connection) -> None:
+    """Inferred threads: memories without a session that one client dates to the same day (see memory.store.threads)."""
+    from memory.store import threads
+
+    # VIRTUAL: computed on read from the row's own columns, so it can never drift from them.
+    conn.execute(f"ALTER TABLE memories ADD COLUMN thread TEXT GENERATED ALWAYS AS ({threads.THREAD_KEY}) VIRTUAL")
+    conn.execute("CREATE INDEX memories_thread_key ON memories(thread, occurred_at) WHERE thread IS NOT NULL")
+    threads.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE session_id IS NULL AND occurred_at IS NOT NULL")])
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
