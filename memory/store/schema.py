@@ -124,13 +124,11 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 def _v2(conn: sqlite3.Connection) -> None:
     """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.context)."""
-    from memory.store import threads as context
-
     conn.execute(
         "CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')"
     )
     conn.execute("CREATE INDEX memories_thread ON memories(session_id, occurred_at) WHERE session_id IS NOT NULL")
-    context.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE status != 'deleted'")])
+    # The windows themselves are built by _v6, once the thread column they are keyed on exists.
     # Vectors are now made from the text less a leading speaker ("Alice: ..."): re-embed those lazily.
     conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted' AND text GLOB '*: *'")
     # A purged memory's context row goes with it, like its FTS row.
@@ -179,7 +177,8 @@ def _v6(conn: sqlite3.Connection) -> None:
     # VIRTUAL: computed on read from the row's own columns, so it can never drift from them.
     conn.execute(f"ALTER TABLE memories ADD COLUMN thread TEXT GENERATED ALWAYS AS ({threads.THREAD_KEY}) VIRTUAL")
     conn.execute("CREATE INDEX memories_thread_key ON memories(thread, occurred_at) WHERE thread IS NOT NULL")
-    threads.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE session_id IS NULL AND occurred_at IS NOT NULL")])
+    # Every live memory: the sessions' windows of a cube coming from before v2, the new inferred threads' of any.
+    threads.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE status != 'deleted'")])
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
