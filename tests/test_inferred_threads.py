@@ -8,8 +8,8 @@ written for these tests; the real store (SQLite, FTS5, sqlite-vec) and the real 
 from __future__ import annotations
 
 import pytest
-
 from support import raw_db
+
 from memory import SearchQuery
 from memory.store import schema
 from memory.store.threads import WINDOW

@@ -37,7 +37,6 @@ from functools import lru_cache
 import numpy as np
 
 from memory import fork_join as parallel
-from memory.retrieval import diversity
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
 from memory.store.cube_store import CubeStore
@@ -49,7 +48,6 @@ from memory.store.vector_mirror import Cosines, VectorMirror
 # single best point (bench/RESULTS.md, "signal weights").
 WEIGHTS = {"context": 1.0, "keyword": 0.3, "vector": 0.3, "entity": 0.3, "speaker": 0.6, "exact": 1.0}
 MIN_POOL = 100
-DIVERSITY = False
 _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})\s*:\s")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # Words that carry no topic: dropped from the keyword query so BM25 ranks on content words.
@@ -257,8 +255,6 @@ def hybrid_search(
     if len(q.signals) > 1:  # a one-signal search shows that signal's own ranking (a diagnostic view)
         head = max(RERANK_HEAD, q.limit * 3)  # the reordering below only ever reaches this deep
         rows = store.hit_rows([c.row_id for c in ranked[:head]])  # one read for the priors and the hits
-        if ranking is not None and DIVERSITY:  # near-duplicates of a better memory give way (memory.retrieval.diversity)
-            ranked = diversity.repeats_last(ranked[:head], mirror.vectors_of([c.row_id for c in ranked[:head]])) + ranked[head:]
         ranked = _each_speaker_in_turn(_asks_last(ranked[:head], rows), said) + ranked[head:]
     else:
         rows = store.hit_rows([c.row_id for c in ranked[: q.limit]])

@@ -196,17 +196,6 @@ class VectorMirror:
         scores = block @ query.astype(np.float32)
         return {rid: float(s) for (rid, _), s in zip(positions, scores, strict=True)}
 
-    def vectors_of(self, row_ids: list[int]) -> dict[int, np.ndarray]:
-        """The stored unit vector of each given memory that has one."""
-        with self._lock:
-            if self._matrix is None:
-                return {}
-            positions = [(rid, self._position[rid]) for rid in row_ids if rid in self._position]
-            if not positions:
-                return {}
-            block = np.array(self._matrix[[p for _, p in positions]], dtype=np.float32)
-        return {rid: block[i] for i, (rid, _) in enumerate(positions)}
-
     def __len__(self) -> int:
         return len(self._row_ids)
 
