@@ -175,8 +175,10 @@ def _v6(conn: sqlite3.Connection) -> None:
     from memory.store import threads
 
     # VIRTUAL: computed on read from the row's own columns, so it can never drift from them.
-    conn.execute(f"ALTER TABLE memories ADD COLUMN thread TEXT GENERATED ALWAYS AS ({threads.THREAD_KEY}) VIRTUAL")
-    conn.execute("CREATE INDEX memories_thread_key ON memories(thread, occurred_at) WHERE thread IS NOT NULL")
+    # Idempotent, so that a cube whose version number was set back (a restored copy) can run it again.
+    if "thread" not in {row[1] for row in conn.execute("PRAGMA table_xinfo(memories)")}:
+        conn.execute(f"ALTER TABLE memories ADD COLUMN thread TEXT GENERATED ALWAYS AS ({threads.THREAD_KEY}) VIRTUAL")
+    conn.execute("CREATE INDEX IF NOT EXISTS memories_thread_key ON memories(thread, occurred_at) WHERE thread IS NOT NULL")
     # Every live memory: the sessions' windows of a cube coming from before v2, the new inferred threads' of any.
     threads.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE status != 'deleted'")])
 
