@@ -102,7 +102,7 @@ def sessions(conversation: dict[str, Any]) -> list[tuple[int, str, list[dict[str
     return sorted(found)
 
 
-def ingest(home: MemoryHome, sample: dict[str, Any], arrival: str) -> tuple[str, dict[str, set[str]], list[str]]:
+def ingest(home: MemoryHome, sample: dict[str, Any], arrival: str) -> tuple[str, dict[str, set[str]], dict[str, str]]:
     """One cube per conversation and arrival, one add call per session.
 
     Returns the cube name, memory id -> the dia ids it stands for (a turn: its own; a fact:
@@ -113,6 +113,7 @@ def ingest(home: MemoryHome, sample: dict[str, Any], arrival: str) -> tuple[str,
     dia_of: dict[str, set[str]] = defaultdict(set)
     texts: dict[str, str] = {}
     for number, when, turns in sessions(sample["conversation"]):
+        batch: list[dict[str, Any]]
         if arrival == "facts":
             items = session_facts(sample, number)
             batch = [{"text": text, "type": "fact", "entities": [speaker], "occurred_at": when,
@@ -127,7 +128,7 @@ def ingest(home: MemoryHome, sample: dict[str, Any], arrival: str) -> tuple[str,
             part = batch[start : start + 500]
             for outcome, item, cites in zip(cube.add(part, client="bench/locomo"), part, cited[start : start + 500], strict=True):
                 dia_of[outcome.id].update(evidence_ids(cites))
-                texts[outcome.id] = item["text"]
+                texts[outcome.id] = str(item["text"])
     return cube_name, dia_of, texts
 
 
