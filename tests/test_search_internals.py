@@ -124,7 +124,7 @@ def test_migration_5_stops_indexing_a_memory_without_a_session_as_its_own_window
     cube = home.cube("old")
     with raw_db(cube) as conn:
         assert conn.execute("SELECT count(*) FROM memory_context_fts").fetchone()[0] == 0
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 5  # and on to the latest
     [hit] = cube.search(SearchQuery(query="garden shed key", limit=1)).hits
     assert hit.id == note and {"keyword", "context"} <= set(hit.signals)
     home.close()

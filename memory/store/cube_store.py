@@ -728,6 +728,7 @@ class CubeStore:
             if vector is not None:
                 columns["embedding_model"] = model_id
             columns.update({"version": current.version + 1, "updated_at": now, "seq": seq})
+            moved_from = context.keys_of(conn, [r for (r,) in conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,))])
             sets = ", ".join(f"{name} = ?" for name in columns)
             conn.execute(f"UPDATE memories SET {sets} WHERE id = ?", [*columns.values(), memory_id])
             row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,)).fetchone()[0]
@@ -739,6 +740,7 @@ class CubeStore:
                 self._write_entities(conn, row_id, assignments["entities"])
             if "text" in assignments or "occurred_at" in assignments:
                 context.refresh(conn, [row_id])
+                context.refresh_threads(conn, moved_from)  # a new day can move it out of an inferred thread
             self._record(conn, memory_id, current.version + 1, "update", now, client, changes)
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
             return self._current(conn, memory_id)
@@ -781,6 +783,8 @@ class CubeStore:
         now = now_stored()
         with self.write() as conn:
             currents = [self._current(conn, i) for i in ids]
+            placeholders = ",".join("?" * len(ids))
+            threads = context.keys_of(conn, [r for (r,) in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))])
             self._next_seq(conn)
             for memory in currents:
                 row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
@@ -790,7 +794,7 @@ class CubeStore:
                 conn.execute("UPDATE memory_versions SET changes = '{}' WHERE memory_id = ?", (memory.id,))
                 self._record(conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}})
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
-            context.refresh_threads(conn, [m.session_id for m in currents])
+            context.refresh_threads(conn, threads)
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
         self._scrub()
 

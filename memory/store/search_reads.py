@@ -80,7 +80,7 @@ class SearchView:
         """BM25 matches of the FTS5 query ``match`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
 
         Each match is ``(row_id, score, threaded)``, best first, the score higher-is-better;
-        ``threaded``: the memory has a session.
+        ``threaded``: the memory is in a thread (a session, or an inferred one), so it has a context window.
         """
         if table not in ("memory_fts", "memory_context_fts"):
             raise ValueError(f"not a full-text table: {table!r}")
@@ -92,7 +92,7 @@ class SearchView:
         # as one JSON array: a single step, not one (and a GIL hand-over) per row.
         fetch = k * 2
         total, found = self._conn.execute(
-            "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.session_id IS NOT NULL)) "
+            "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.thread IS NOT NULL)) "
             "FILTER (WHERE m.row_id IS NOT NULL) "
             f"FROM (SELECT rowid, {rank} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
             f"LEFT JOIN memories m ON m.row_id = f.rowid AND {where}",
@@ -102,7 +102,7 @@ class SearchView:
         if len(rows) < k and total == fetch:
             # Filters dropped too many of the best: rank only the memories that pass them.
             rows = self._conn.execute(
-                f"SELECT f.rowid, {rank} AS score, m.session_id IS NOT NULL FROM {table} f "
+                f"SELECT f.rowid, {rank} AS score, m.thread IS NOT NULL FROM {table} f "
                 f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score LIMIT ?",
                 [match, *params, k],
             ).fetchall()
