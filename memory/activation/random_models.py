@@ -221,7 +221,8 @@ def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray]):  # -> onnx.Model
         x = op("Add", [x, linear(act, p + "mlp.down_proj")])
     x = rms_norm(x, "model.norm.weight")
     flat = op("Reshape", [x, const(np.array([-1, h], np.int64))])
-    logits = op("Gemm", [flat, "model.embed_tokens.weight"], transB=1)  # tied embeddings
+    head = weight("lm_head.weight") if "lm_head.weight" in weights else "model.embed_tokens.weight"  # else tied
+    logits = op("Gemm", [flat, head], transB=1)
     batch_seq = op("Slice", [op("Shape", ["input_ids"]), const(np.array([0], np.int64)), const(np.array([2], np.int64))])
     out_shape = op("Concat", [batch_seq, const(np.array([shape.vocab_size], np.int64))], axis=0)
     nodes.append(helper.make_node("Reshape", [logits, out_shape], ["logits"]))
