@@ -187,8 +187,12 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
 
     from .gguf_tokenizer import TokenizerRefused, build_tokenizer
 
+    source = info.path
+    if source.suffix.lower() != ".gguf":  # an Ollama blob: mx.load goes by the file extension
+        source = folder / "source.gguf"
+        source.symlink_to(info.path.resolve())
     try:
-        weights, meta = mx.load(str(info.path), return_metadata=True)
+        weights, meta = mx.load(str(source), return_metadata=True)
     except Exception as exc:
         raise GGUFRefused(f"{info.path.name} cannot be read: {exc}") from None
     try:
@@ -218,6 +222,8 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
         "pad_token": token("padding_token_id"), "add_bos_token": bool(_scalar(meta.get("tokenizer.ggml.add_bos_token"))),
         "model_max_length": config["max_position_embeddings"],
     }, indent=1))
+    if source != info.path:
+        source.unlink()
     (folder / "memcube-gguf.json").write_text(json.dumps({
         "format": FORMAT, "source": str(info.path), "name": info.name, "architecture": info.architecture,
         "backend": backend, "tensor_types": info.tensor_types,
