@@ -49,6 +49,7 @@ def permute(rows: np.ndarray, heads: int) -> np.ndarray:
 def write_gguf(
     path: Path, architecture: str = "qwen2", *, shape: Shape = Shape(), seed: int = 0, quantization: str = "F32",
     weights: dict[str, np.ndarray] | None = None, tensor_type_override: dict[str, str] | None = None,
+    extra_tensors: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """A small GGUF of the random model; returns the Hugging Face weights it holds (the reference).
 
@@ -85,6 +86,8 @@ def write_gguf(
             writer.add_tensor(name, value.astype(np.float32))
         else:
             writer.add_tensor(name, gguf.quants.quantize(value.astype(np.float32), qtype), raw_dtype=qtype)
+    for name, value in (extra_tensors or {}).items():
+        writer.add_tensor(name, value.astype(np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

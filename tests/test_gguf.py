@@ -56,6 +56,37 @@ def test_q8_0_blocks_stay_quantized_and_keep_the_llama_row_order(tmp_path):
     assert np.corrcoef(got, expected)[0, 1] > 0.999
 
 
+def test_llama3_rope_scaling_is_taken_from_the_file_by_both_backends(tmp_path):
+    """Llama 3.1+ files carry their scaled rotary frequencies (rope_freqs). MLX gets the four numbers
+    mlx-lm's Llama3RoPE derives them from; the ONNX decoder gets the frequencies themselves: both
+    must equal the file's, and the two networks the same logits."""
+    import onnx
+    from onnx import numpy_helper
+
+    from memory.activation.gguf import _llama3_divisors
+
+    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    divisors = _llama3_divisors(16, 1_000_000.0, scaling)
+    assert divisors.min() == 1.0 and divisors.max() == 8.0  # the tiny shape spans every regime
+    write_gguf(tmp_path / "l3.gguf", "llama", extra_tensors={"rope_freqs.weight": divisors})
+    unscaled = 1.0 / 1_000_000.0 ** (np.arange(0, 16, 2) / 16)
+    in_file = unscaled / divisors
+
+    mlx_folder = import_gguf(tmp_path / "l3.gguf", tmp_path / "home", "mlx")
+    mlx = load_backend(mlx_folder, "l3", "mlx")
+    rope = mlx.model.model.layers[0].self_attn.rope
+    np.testing.assert_allclose(1.0 / np.array(rope._freqs), in_file, rtol=1e-5)
+    onnx_folder = import_gguf(tmp_path / "l3.gguf", tmp_path / "home", "onnx")
+    [stored] = [numpy_helper.to_array(t) for t in onnx.load(str(onnx_folder / "model.onnx")).graph.initializer if t.name.startswith("inv_freq")]
+    np.testing.assert_allclose(stored, in_file, rtol=1e-5)
+
+    onnx_model = load_backend(onnx_folder, "l3", "onnx")
+    tokens = mlx.encode(TEXT * 3)
+    a, _ = mlx.prefill(mlx.new_cache(), tokens)
+    b, _ = onnx_model.prefill(onnx_model.new_cache(), tokens)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
 def test_a_file_is_converted_once_and_found_again_by_its_hash(tmp_path):
     write_gguf(tmp_path / "a.gguf", "qwen2")
     first = import_gguf(tmp_path / "a.gguf", tmp_path / "home", "onnx")

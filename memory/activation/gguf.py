@@ -238,8 +238,6 @@ def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
 
     from .random_models import Shape, onnx_decoder
 
-    if config.get("rope_scaling"):
-        raise GGUFRefused("this model scales its rotary embedding, which the ONNX path does not do yet; use MLX on Apple Silicon")
     shape = Shape(
         hidden_size=config["hidden_size"], num_hidden_layers=config["num_hidden_layers"],
         num_attention_heads=config["num_attention_heads"], num_key_value_heads=config["num_key_value_heads"],
@@ -261,7 +259,7 @@ def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
     for n in range(shape.num_hidden_layers):  # the decoder adds query, key and value biases; Llama has none
         for part, rows in (("q", shape.num_attention_heads), ("k", shape.num_key_value_heads), ("v", shape.num_key_value_heads)):
             plain.setdefault(f"model.layers.{n}.self_attn.{part}_proj.bias", np.zeros(rows * shape.head_dim, np.float32))
-    model = onnx_decoder(shape, plain)
+    model = onnx_decoder(shape, plain, inv_freq=inv_freq(config))
     big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
     onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data")
 
@@ -318,19 +316,37 @@ def _llama3_rope_scaling(freqs: Any, config: dict) -> dict:
     import numpy as np
 
     stored = np.array(freqs.astype(mx.float32))
-    factor = float(stored.max())
-    scaling = {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+    scaling = {"rope_type": "llama3", "factor": float(stored.max()), "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 8192}
-    dim = config["head_dim"]
-    base = config["rope_theta"]
-    inv = 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
-    wavelen = 2 * np.pi / inv
-    low, high = 8192 / 1.0, 8192 / 4.0
-    smooth = (8192 / wavelen - 1.0) / (4.0 - 1.0)
-    expected = np.where(wavelen < high, 1.0, np.where(wavelen > low, factor, 1.0 / ((1 - smooth) / factor + smooth)))
+    expected = _llama3_divisors(config["head_dim"], config["rope_theta"], scaling)
     if stored.shape != expected.shape or not np.allclose(stored, expected, rtol=1e-3):
         raise GGUFRefused("this file's Llama 3 rope frequencies do not follow the published scaling; it is not supported")
     return scaling
+
+
+def _llama3_divisors(dim: int, base: float, scaling: dict) -> Any:
+    """What each rotary frequency is divided by under Llama 3's scaling (llama.cpp's rope_freqs)."""
+    import numpy as np
+
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    original = scaling["original_max_position_embeddings"]
+    wavelen = 2 * np.pi * base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    smooth = (original / wavelen - low) / (high - low)
+    return np.where(wavelen < original / high, 1.0, np.where(wavelen > original / low, factor, 1.0 / ((1 - smooth) / factor + smooth)))
+
+
+def inv_freq(config: dict) -> Any:
+    """The rotary frequencies the model runs with, scaling included (for the ONNX decoder)."""
+    import numpy as np
+
+    dim, base = config["head_dim"], config["rope_theta"]
+    frequencies = 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    scaling = config.get("rope_scaling")
+    if scaling and scaling.get("type") == "linear":
+        frequencies = frequencies / scaling["factor"]
+    elif scaling and scaling.get("rope_type") == "llama3":
+        frequencies = frequencies / _llama3_divisors(dim, base, scaling)
+    return frequencies.astype(np.float32)
 
 
 def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool) -> dict:

@@ -128,8 +128,11 @@ def build_onnx_model(folder: Path, shape: Shape = Shape(), seed: int = 0) -> Pat
     return folder
 
 
-def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray]):  # -> onnx.ModelProto
-    """The Qwen2 decoder as plain ONNX operators (opset 17), with a KV cache in and out."""
+def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray], inv_freq: np.ndarray | None = None):  # -> onnx.ModelProto
+    """The Qwen2 decoder as plain ONNX operators (opset 17), with a KV cache in and out.
+
+    ``inv_freq``: the rotary frequencies when the model scales them (default: from rope_theta).
+    """
     from onnx import TensorProto, helper, numpy_helper
 
     nodes: list = []
@@ -168,7 +171,8 @@ def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray]):  # -> onnx.Model
         return op("Add", [y, weight(key + ".bias")]) if bias else y
 
     # Rotary embedding (rotate-half form, as in Hugging Face Qwen2 and mlx-lm's non-traditional RoPE).
-    inv_freq = (1.0 / (shape.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))).astype(np.float32)
+    if inv_freq is None:
+        inv_freq = (1.0 / (shape.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))).astype(np.float32)
     freqs = op("Mul", [op("Unsqueeze", ["position_ids_f", const(np.array([-1], np.int64))]), const(inv_freq, "inv_freq")])
     emb = op("Concat", [freqs, freqs], axis=-1)
     axis1 = const(np.array([1], np.int64))
