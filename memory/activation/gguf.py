@@ -1,18 +1,19 @@
-"""GGUF files (llama.cpp, Ollama, LM Studio) as the local model: checked, then converted once to MLX.
+"""GGUF files (llama.cpp, Ollama, LM Studio) as the local model: checked, then converted once.
 
 A GGUF file holds the weights, the hyper-parameters, the tokenizer and the chat template.
 ``import_gguf`` checks the file (magic, header, every tensor within the file, architecture,
-tensor types), then writes an MLX model folder under ``<home>/models/gguf/<sha256>/`` that
-``mlx_lm.load`` reads like any other: config.json, model.safetensors, tokenizer.json and
-tokenizer_config.json. The folder is named by the file's content hash, so one file is
+tensor types), then writes a model folder under ``<home>/models/gguf/<sha256>-<backend>/``
+that the backends load like any other: config.json, tokenizer.json and tokenizer_config.json
+(with the file's chat template), plus model.safetensors (MLX, on Apple Silicon) or model.onnx
+(ONNX Runtime, elsewhere). The folder is named by the file's content hash, so one file is
 converted once however it is named, and a changed file gets a new folder.
 
 Weights: ``mx.load`` reads GGUF directly. Q4_0, Q4_1 and Q8_0 blocks arrive as MLX affine
-quantized triples (group size 32) and stay so; F16, F32 and the K-quants MLX can read
-(Q2_K, Q4_K, Q6_K) arrive dequantized: matrices from K-quants are quantized again to MLX
-group-32 blocks so that memory stays near the file's size. llama.cpp stores a Llama model's
-query and key rows interleaved for its rotary embedding; they are put back in the Hugging
-Face order that mlx-lm's Llama expects.
+quantized triples (group size 32) and stay so for MLX; F16, F32 and the K-quants MLX can read
+(Q2_K, Q4_K, Q6_K) arrive dequantized, and for MLX matrices from K-quants are quantized again
+to MLX group-32 blocks so that memory stays near the file's size. The ONNX decoder takes
+float32 weights. llama.cpp stores a Llama model's query and key rows interleaved for its
+rotary embedding; they are put back in the Hugging Face order both backends expect.
 """
 
 from __future__ import annotations
