@@ -97,10 +97,19 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     except ImportError:
         print("memcube: huggingface_hub is not installed (it comes with mlx-lm)", file=sys.stderr)
         return 2
+    from server.cli_model import offline_message, pull_refusal
+
+    if (refusal := pull_refusal(args.model)) is not None:
+        print(f"memcube: {refusal}", file=sys.stderr)
+        return 2
     home = Path(args.home).expanduser() if args.home else default_home()
     target = pulled_folder(home, args.model)
-    revision = HfApi().model_info(args.model, revision=args.revision).sha
-    snapshot_download(args.model, revision=revision, local_dir=target)
+    try:
+        revision = HfApi().model_info(args.model, revision=args.revision).sha
+        snapshot_download(args.model, revision=revision, local_dir=target)
+    except Exception as exc:  # offline is normal: one line, not a traceback
+        print(f"memcube: {offline_message(args.model, exc)}", file=sys.stderr)
+        return 2
     (target / ".memcube-revision").write_text(revision or "unknown")
     print(f"{args.model}@{revision} -> {target}")
     print(f'use it: MEMCUBE_LOCAL_MODEL={args.model} or [local_model] path = "{args.model}" in {home / "config.toml"}')
@@ -156,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("model", help="a hub id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit or onnx-community/Qwen2.5-0.5B-Instruct")
     pull.add_argument("--revision", default=None, help="a branch, tag or commit (default: main)")
     pull.set_defaults(func=cmd_model_pull)
+    from server import cli_model
+
+    cli_model.register(model_commands, with_home)
 
     from server import cli_portable
 

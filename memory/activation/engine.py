@@ -25,7 +25,8 @@ from memory.activation.prompt import PromptTemplate
 
 T = TypeVar("T")
 HOW_TO_CONFIGURE = (
-    "set [local_model] path in <home>/config.toml, or the MEMCUBE_LOCAL_MODEL environment variable, to a model folder "
+    "set [local_model] path in <home>/config.toml, or the MEMCUBE_LOCAL_MODEL environment variable, to a .gguf file "
+    "(llama.cpp, or a name `memcube model list` shows for Ollama and LM Studio models), to a model folder "
     "(MLX: config.json + *.safetensors + tokenizer; ONNX: model.onnx with past_key_values inputs + config.json + "
     "tokenizer.json), or to a hub id fetched first with `memcube model pull <id>` "
     "(e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit on Apple Silicon, onnx-community/Qwen2.5-0.5B-Instruct elsewhere)"
@@ -41,17 +42,23 @@ def resolve_model(config: LocalModelConfig, home: Path) -> tuple[Path, str, str]
     """(folder, name, backend) for the configured model; never downloads."""
     if not config.path:
         raise NoLocalModel(f"no local model is configured: {HOW_TO_CONFIGURE}")
+    from memory.activation.model_files import find_gguf, looks_like_path
+
     local = Path(config.path).expanduser()
+    backend = config.backend
+    if (gguf_file := find_gguf(config.path)) is not None:
+        from memory.activation.gguf import gguf_backend, import_gguf
+
+        backend = gguf_backend(backend)
+        return import_gguf(gguf_file, home, backend), gguf_file.stem if gguf_file.suffix else config.path, backend
     if local.is_dir():
         folder, name = local, local.name
     elif (pulled := pulled_folder(home, config.path)).is_dir():
         folder, name = pulled, config.path
-    elif local.is_absolute() or config.path.startswith((".", "~")) or "\\" in config.path or config.path.count("/") != 1:
-        # A path, not a hub id ("owner/name"): pulling it would not help.
-        raise NoLocalModel(f"local model path '{config.path}' does not exist (no such folder); {HOW_TO_CONFIGURE}")
+    elif looks_like_path(config.path):
+        raise NoLocalModel(f"local model path {local} does not exist: {HOW_TO_CONFIGURE}")
     else:
         raise NoLocalModel(f"local model '{config.path}' is neither a folder nor pulled yet: run `memcube model pull {config.path}`, or {HOW_TO_CONFIGURE}")
-    backend = config.backend
     if backend == "auto":
         from memory.activation.onnx_backend import find_onnx
 
