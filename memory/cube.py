@@ -8,60 +8,59 @@ caller. Methods block: async callers run them in worker threads.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from memory.retrieval.embedder import Embedder
 from memory.entities import extract_entities, normalize
 from memory.errors import InvalidInput, NotFound, Unavailable
 from memory.graph.graph_store import PREVIEW_CHARS, GraphStore
 from memory.models import (
     MAX_BATCH,
+    MAX_CONTEXT_TURNS,
     MAX_ENTITIES,
     MAX_IDS,
-    MAX_CONTEXT_TURNS,
+    OPEN_STATES,
+    STATES,
+    SUPERSEDING_TYPES,
     AddOutcome,
     AliasView,
     ContextTurn,
     CubeStats,
     EntityView,
-    Memory,
-    MemoryInput,
-    OPEN_STATES,
-    STATES,
-    TaskFilter,
-    SUPERSEDING_TYPES,
     FeedbackEntry,
     FeedbackInput,
+    Memory,
+    MemoryInput,
     MemoryPatch,
-    check_encodable,
-    check_known_type,
-    check_state,
     SearchHit,
     SearchQuery,
     SearchResult,
+    TaskFilter,
     VersionEntry,
+    check_encodable,
+    check_known_type,
+    check_state,
 )
-from memory.store.schema import SCHEMA_VERSION
-from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
-from memory.store.cube_store import CubeStore, NewMemory, check_ids
-from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
 from memory.retrieval.aliases import AliasChoices, AliasTable
 from memory.retrieval.aliases import build as build_aliases
+from memory.retrieval.embedder import Embedder
 from memory.retrieval.relevance import apply_floor
+from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.retrieval.task_words import read as read_task_words
 from memory.retrieval.time_words import resolve as resolve_time
-from memory.timeutil import now_stored, parse_moment, stored_from_input
+from memory.store.cube_store import CubeStore, NewMemory, check_ids
+from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
+from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
+from memory.timeutil import now_stored, parse_moment, stored_from_input
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,9 @@ SUPERSEDE_SIMILARITY = min(REPLACE_COSINE, RESTATE_COSINE)
 def _relation_dicts(relations: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "subject": r.subject, "predicate": r.predicate, "object": r.object,
+            "subject": r.subject,
+            "predicate": r.predicate,
+            "object": r.object,
             "valid_from": stored_from_input(r.valid_from, field="valid_from"),
             "valid_to": stored_from_input(r.valid_to, field="valid_to"),
         }
@@ -175,13 +176,24 @@ class MemCube:
             relations = _relation_dicts(item.relations)
             prepared.append(
                 NewMemory(
-                    text=item.text, type=item.type, tags=item.tags,
-                    entities=resolve_entities(item.text, item.entities, relations), relations=relations,
-                    occurred_at=stored_from_input(item.occurred_at, field="occurred_at"), metadata=item.metadata,
-                    importance=item.importance, confidence=item.confidence, source=item.source,
-                    user_id=item.user_id, agent_id=item.agent_id, session_id=item.session_id,
-                    role=item.role, subject=normalize(item.subject) if item.subject else None, state=item.state,
-                    due_at=stored_from_input(item.due_at, field="due_at"), parent_id=_checked_id(item.parent_id),
+                    text=item.text,
+                    type=item.type,
+                    tags=item.tags,
+                    entities=resolve_entities(item.text, item.entities, relations),
+                    relations=relations,
+                    occurred_at=stored_from_input(item.occurred_at, field="occurred_at"),
+                    metadata=item.metadata,
+                    importance=item.importance,
+                    confidence=item.confidence,
+                    source=item.source,
+                    user_id=item.user_id,
+                    agent_id=item.agent_id,
+                    session_id=item.session_id,
+                    role=item.role,
+                    subject=normalize(item.subject) if item.subject else None,
+                    state=item.state,
+                    due_at=stored_from_input(item.due_at, field="due_at"),
+                    parent_id=_checked_id(item.parent_id),
                 )
             )
         vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
@@ -195,7 +207,9 @@ class MemCube:
     def update(self, memory_id: str, patch: MemoryPatch | dict[str, Any], *, client: str | None = None) -> Memory:
         patch = patch if isinstance(patch, MemoryPatch) else MemoryPatch.model_validate(patch)
         if patch.is_empty():
-            raise InvalidInput("nothing to update: give at least one of text, type, tags, entities, relations, occurred_at, metadata, importance, confidence")
+            raise InvalidInput(
+                "nothing to update: give at least one of text, type, tags, entities, relations, occurred_at, metadata, importance, confidence"
+            )
         if patch.type is not None:
             check_known_type(patch.type, self.custom_types)
         current = self.store.get_many([memory_id])[0]
@@ -221,7 +235,9 @@ class MemCube:
                 raise InvalidInput(str(exc)) from None
         if patch.occurred_at is not None:
             values["occurred_at"] = stored_from_input(patch.occurred_at, field="occurred_at")
-        relations = _relation_dicts(patch.relations) if patch.relations is not None else [r.model_dump() for r in current.relations]
+        relations = (
+            _relation_dicts(patch.relations) if patch.relations is not None else [r.model_dump() for r in current.relations]
+        )
         if patch.relations is not None:
             values["relations"] = relations
         if patch.text is not None or patch.entities is not None or patch.relations is not None:
@@ -233,7 +249,9 @@ class MemCube:
             self.ensure_vectors()
             vector = self.embedder.embed_one(embedding_text(values["text"]))
         self.flush_access()
-        self.store.update(memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client)
+        self.store.update(
+            memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client
+        )
         return self.store.get_many([memory_id])[0]
 
     def _judge_supersession(self, item: NewMemory) -> None:
@@ -324,10 +342,14 @@ class MemCube:
             window = None
             hits = self._ranked(q.model_copy(update={"query": text}))
         else:
-            timed = q.model_copy(update={
-                "query": cleaned or text, "since": window.since, "until": window.until,
-                "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
-            })
+            timed = q.model_copy(
+                update={
+                    "query": cleaned or text,
+                    "since": window.since,
+                    "until": window.until,
+                    "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
+                }
+            )
             hits = self._ranked(timed)
             if window.latest and hits:
                 hits = _latest_occasion(hits)[: q.limit]
@@ -343,16 +365,26 @@ class MemCube:
         structured = applied or _has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
         hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q))
         if hits:
-            relevance = "filtered by the task words and filters" if _has_task_filter(q) else (
-                f"{dropped} weak matches left out (include_weak returns them)" if dropped else "")
+            relevance = (
+                "filtered by the task words and filters"
+                if _has_task_filter(q)
+                else (f"{dropped} weak matches left out (include_weak returns them)" if dropped else "")
+            )
         elif dropped:
             relevance = f"nothing relevant found: the {dropped} closest memories matched too weakly (include_weak returns them)"
         else:
             relevance = "nothing found" + (" that matches the filters" if _has_task_filter(q) or q.types or q.tags else "")
         around = self.context(hits, q.context, include_archived=q.include_archived) if q.context else []
         return SearchResult(
-            cube=self.name, query=query_text(query), hits=hits, context=around, time=window, time_applied=applied,
-            tasks=tasks, relevance=relevance, below_floor=dropped,
+            cube=self.name,
+            query=query_text(query),
+            hits=hits,
+            context=around,
+            time=window,
+            time_applied=applied,
+            tasks=tasks,
+            relevance=relevance,
+            below_floor=dropped,
         )
 
     def _task_filters(self, q: SearchQuery, moment: Any) -> tuple[SearchQuery, TaskFilter | None, str]:
@@ -391,7 +423,9 @@ class MemCube:
         """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
         if "vector" in q.signals:
             self.ensure_vectors()
-        hits, row_ids = hybrid_search(self.store, self.mirror, q, self.embedder.embed_one, self.aliases() if "entity" in q.signals else None)
+        hits, row_ids = hybrid_search(
+            self.store, self.mirror, q, self.embedder.embed_one, self.aliases() if "entity" in q.signals else None
+        )
         self._note_access(row_ids)
         return hits
 
@@ -429,15 +463,21 @@ class MemCube:
             except NotFound:
                 continue
         if not views:
-            raise NotFound(f"no entity {entity!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text")
+            raise NotFound(
+                f"no entity {entity!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text"
+            )
         first = views[0]
         names = {normalize(v.entity) for v in views}
         relations = {(r.subject, r.predicate, r.object, r.source_memory): r for v in views for r in v.relations}
         neighbours = dict.fromkeys(n for v in views for n in v.neighbours if normalize(n) not in names)
         memories = {m.id: m for v in views for m in v.memories}
         return EntityView(
-            entity=first.entity, depth=depth, aliases=[v.entity for v in views[1:]], relations=list(relations.values()),
-            neighbours=list(neighbours), memories=sorted(memories.values(), key=lambda m: m.id, reverse=True),
+            entity=first.entity,
+            depth=depth,
+            aliases=[v.entity for v in views[1:]],
+            relations=list(relations.values()),
+            neighbours=list(neighbours),
+            memories=sorted(memories.values(), key=lambda m: m.id, reverse=True),
         )
 
     # -- entity aliases ---------------------------------------------------------------
@@ -494,10 +534,16 @@ class MemCube:
     def stats(self) -> CubeStats:
         counts = self.store.counts()
         return CubeStats(
-            cube=self.name, active=counts["active"], archived=counts["archived"], deleted=counts["deleted"],
-            entities=counts["entities"], relations=counts["relations"],
-            embedding_model=self.store.meta("embedding_model"), schema_version=SCHEMA_VERSION,
-            graph_pending=counts["graph_pending"], path=str(self.folder),
+            cube=self.name,
+            active=counts["active"],
+            archived=counts["archived"],
+            deleted=counts["deleted"],
+            entities=counts["entities"],
+            relations=counts["relations"],
+            embedding_model=self.store.meta("embedding_model"),
+            schema_version=SCHEMA_VERSION,
+            graph_pending=counts["graph_pending"],
+            path=str(self.folder),
         )
 
     # -- derived stores -------------------------------------------------------------
@@ -585,7 +631,11 @@ class MemCube:
         """Goals and tasks with their state and feedback, open ones first."""
         if role is not None:
             check_encodable(role, "role")
-        states = ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped") if include_done else ("todo", "in_progress", "blocked", "active")
+        states = (
+            ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped")
+            if include_done
+            else ("todo", "in_progress", "blocked", "active")
+        )
         return self.store.goals_and_tasks(states, role)
 
 

@@ -42,7 +42,9 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
     repaired, unreadable = repair_rows(cube)
     if repaired:
         report.problem(f"{repaired} memories held fields that no reader can take (they jam search and the graph outbox)")
-        report.repairs.append(f"repaired {repaired} memories: valid parts kept, the rest reset (memory_history shows a 'repair' version)")
+        report.repairs.append(
+            f"repaired {repaired} memories: valid parts kept, the rest reset (memory_history shows a 'repair' version)"
+        )
     for problem in unreadable:
         report.problem(problem)
     integrity = store.integrity()
@@ -89,7 +91,9 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
             except Unavailable:
                 raise
             except Exception as exc:  # a jammed outbox: what is queued cannot be applied; derive it all again
-                report.problem(f"graph outbox jammed: {pending} queued changes could not be applied ({type(exc).__name__}: {exc})")
+                report.problem(
+                    f"graph outbox jammed: {pending} queued changes could not be applied ({type(exc).__name__}: {exc})"
+                )
                 count = cube.rebuild_graph()
                 report.repairs.append(f"rebuilt the graph from {count} memories and emptied the outbox")
                 applied = 0
@@ -98,7 +102,9 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
         active = set(store.graph_member_ids())
         in_graph = cube.graph_store.memory_ids()
         if active != in_graph:
-            report.problem(f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes")
+            report.problem(
+                f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes"
+            )
             count = cube.rebuild_graph()
             report.repairs.append(f"rebuilt the graph from SQLite ({count} memories)")
     except Unavailable as exc:
@@ -123,12 +129,17 @@ def _repair_supersessions(cube: MemCube, report: DoctorReport, *, dry_run: bool)
     )
     for r in rejudged:
         what = (
-            "would restore" if dry_run and r.kept_by_new_rule else
-            "restored" if r.restored else
-            f"left archived ({r.error})" if r.error else
-            "stays archived"
+            "would restore"
+            if dry_run and r.kept_by_new_rule
+            else "restored"
+            if r.restored
+            else f"left archived ({r.error})"
+            if r.error
+            else "stays archived"
         )
-        report.findings.append(f"supersession: {what} {r.id} {r.text[:80]!r} (archived for {r.superseded_by}; now: {r.verdict}, {r.reason})")
+        report.findings.append(
+            f"supersession: {what} {r.id} {r.text[:80]!r} (archived for {r.superseded_by}; now: {r.verdict}, {r.reason})"
+        )
     restored = sum(r.restored for r in rejudged)
     if restored:
         report.repairs.append(f"restored {restored} memories the old supersession rule had hidden")

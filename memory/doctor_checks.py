@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from memory.store import filemodes
 from memory.models import EntityName, Relation, Tag
+from memory.store import filemodes
 from memory.store.rows import MEMORY_COLUMNS, row_to_memory
 from memory.timeutil import now_stored
 
@@ -49,7 +49,9 @@ def check_home(root: Path) -> HomeReport:
     modes = filemodes.tighten(root)
     if modes.found:
         shown = ", ".join(str(Path(p).relative_to(root)) or "." for p in modes.found[:5])
-        report.findings.append(f"{len(modes.found)} files or folders could be read by other users ({shown}{', ...' if len(modes.found) > 5 else ''})")
+        report.findings.append(
+            f"{len(modes.found)} files or folders could be read by other users ({shown}{', ...' if len(modes.found) > 5 else ''})"
+        )
         report.repairs.append(f"made {modes.fixed} of them private (folders 0700, files 0600)")
     cubes = root / "cubes"
     moved = []
@@ -81,14 +83,22 @@ def repair_rows(cube: Any) -> tuple[int, list[str]]:
         if not _readable(cube.name, tuple({**record, **new}[n] for n in names), {**record, **new}):
             left.append(f"memory {record['id']} cannot be read and was not repaired")
             continue
-        fixes.append((record["row_id"], record["id"], int(record["version"]) if isinstance(record["version"], int) else 1, record, new))
+        fixes.append(
+            (record["row_id"], record["id"], int(record["version"]) if isinstance(record["version"], int) else 1, record, new)
+        )
     if fixes:
         store.repair_rows(
             [
-                (row_id, memory_id, version, new, {
-                    k: {"old": old[k] if isinstance(old[k], str | int | float | None) else repr(old[k]), "new": new[k]}
-                    for k in new
-                })
+                (
+                    row_id,
+                    memory_id,
+                    version,
+                    new,
+                    {
+                        k: {"old": old[k] if isinstance(old[k], str | int | float | None) else repr(old[k]), "new": new[k]}
+                        for k in new
+                    },
+                )
                 for row_id, memory_id, version, old, new in fixes
             ],
             client=DOCTOR_CLIENT,

@@ -17,8 +17,8 @@ from pathlib import Path
 from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_config
 from memory.cube import MemCube
 from memory.errors import InvalidInput, MemCubeError, NotFound
-from memory.retrieval.embedder import Embedder
 from memory.models import check_known_type
+from memory.retrieval.embedder import Embedder
 from memory.store import filemodes
 
 log = logging.getLogger(__name__)

@@ -47,7 +47,7 @@ def check_known_type(type_: str, custom: tuple[str, ...] | frozenset[str] = ()) 
     allowed = [*KNOWN_TYPES, *sorted(custom)]
     raise InvalidInput(
         f"unknown type {type_!r}{near_miss(type_, allowed)}; types are {', '.join(allowed)} "
-        "(declare your own in config.toml: [types] custom = [\"recipe\"])"
+        '(declare your own in config.toml: [types] custom = ["recipe"])'
     )
 
 
@@ -229,17 +229,19 @@ class MemoryInput(_MemoryFields):
         default=None, description="the part of the user's life it holds in: work, home, team lead..."
     )
     subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = Field(
-        default=None, description="what a preference or fact is about (e.g. 'coffee', 'editor theme'); a newer one with the same subject and role supersedes the older"
+        default=None,
+        description="what a preference or fact is about (e.g. 'coffee', 'editor theme'); a newer one with the same subject and role supersedes the older",
     )
-    state: str | None = Field(default=None, description="goals: active, achieved, dropped; tasks: todo, in_progress, blocked, done")
+    state: str | None = Field(
+        default=None, description="goals: active, achieved, dropped; tasks: todo, in_progress, blocked, done"
+    )
     due_at: Moment | None = None
     parent_id: str | None = Field(default=None, description="the goal a task serves (a memory id)")
 
     @model_validator(mode="after")
-    def _valid_state(self) -> "MemoryInput":
+    def _valid_state(self) -> MemoryInput:
         self.state = check_state(self.type, self.state)
         return self
-
 
 
 class MemoryPatch(_MemoryFields):
@@ -261,7 +263,6 @@ class MemoryPatch(_MemoryFields):
     state: str | None = None
     due_at: Moment | None = None
     parent_id: str | None = None
-
 
     def is_empty(self) -> bool:
         return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)
@@ -343,10 +344,15 @@ class Superseded(BaseModel):
 
 class AddOutcome(BaseModel):
     id: str
-    created: bool = Field(description="false when the memory was already stored (same text, or restated in other words) and its id is returned")
-    superseded: list[Superseded] = Field(default_factory=list, description="older memories this one replaced and archived, with the reason")
+    created: bool = Field(
+        description="false when the memory was already stored (same text, or restated in other words) and its id is returned"
+    )
+    superseded: list[Superseded] = Field(
+        default_factory=list, description="older memories this one replaced and archived, with the reason"
+    )
     restated: str | None = Field(
-        default=None, description="set when the text restated a live fact or preference: that memory (the id) was confirmed instead of adding a copy"
+        default=None,
+        description="set when the text restated a live fact or preference: that memory (the id) was confirmed instead of adding a copy",
     )
 
 
@@ -405,7 +411,10 @@ class SearchQuery(BaseModel):
     context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS)] = Field(
         default=0, description="also return this many memories before and after each hit in its thread"
     )
-    states: list[str] | None = Field(default=None, description="only goals and tasks in these states (todo, in_progress, blocked, done, active, achieved, dropped, or 'open')")
+    states: list[str] | None = Field(
+        default=None,
+        description="only goals and tasks in these states (todo, in_progress, blocked, done, active, achieved, dropped, or 'open')",
+    )
     due_before: Moment | None = Field(default=None, description="only memories due at or before this time")
     due_after: Moment | None = Field(default=None, description="only memories due at or after this time")
     overdue: bool = Field(default=False, description="only open tasks and goals whose due date has passed (relative to now)")
@@ -451,9 +460,14 @@ class SearchResult(BaseModel):
     context: list[ContextTurn] = Field(
         default=[], description="with context > 0: the memories around each hit in its session, not ranked, not among the hits"
     )
-    time: TimeWindow | None = Field(default=None, description="time words found in the query and the occurred_at window they were read as")
+    time: TimeWindow | None = Field(
+        default=None, description="time words found in the query and the occurred_at window they were read as"
+    )
     time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
-    tasks: TaskFilter | None = Field(default=None, description="task words found in the query (overdue, open, due next week...) and the filters they were read as")
+    tasks: TaskFilter | None = Field(
+        default=None,
+        description="task words found in the query (overdue, open, due next week...) and the filters they were read as",
+    )
     relevance: str = Field(
         default="", description="how the hits were chosen against the relevance floor; says so when nothing relevant was found"
     )
@@ -488,7 +502,9 @@ class EntityView(BaseModel):
 
     entity: str
     depth: int
-    aliases: list[str] = Field(default_factory=list, description="other names of this entity followed too (a first name, a handle, merged names)")
+    aliases: list[str] = Field(
+        default_factory=list, description="other names of this entity followed too (a first name, a handle, merged names)"
+    )
     relations: list[GraphRelation]
     neighbours: list[str] = Field(description="entities reached through relations or shared memories")
     memories: list[GraphMemoryRef]

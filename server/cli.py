@@ -118,7 +118,9 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
-    parser.add_argument("--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
     parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the MCP server over stdio (what Claude Desktop starts)")
     serve.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
     serve.add_argument(
-        "--http", nargs="?", const="127.0.0.1:8765", default=None, metavar="HOST:PORT",
+        "--http",
+        nargs="?",
+        const="127.0.0.1:8765",
+        default=None,
+        metavar="HOST:PORT",
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (default 127.0.0.1:8765; "
         "a non-loopback HOST needs MEMCUBE_HTTP_TOKEN)",
     )
@@ -149,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--rebuild-graph", action="store_true", help="recreate the Kuzu graph from SQLite")
     doctor.add_argument("--reembed", action="store_true", help="recompute every vector with the configured model")
     doctor.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="list the memories the old supersession rule archived that the current rule keeps, without restoring them",
     )
     doctor.set_defaults(func=cmd_doctor)
@@ -162,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", help="the local model for memory_ask and activation memory")
     model_commands = model.add_subparsers(dest="model_command", required=True)
     pull = with_home(model_commands.add_parser("pull", help="download a model from the Hugging Face hub into <home>/models/"))
-    pull.add_argument("model", help="a hub id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit or onnx-community/Qwen2.5-0.5B-Instruct")
+    pull.add_argument(
+        "model", help="a hub id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit or onnx-community/Qwen2.5-0.5B-Instruct"
+    )
     pull.add_argument("--revision", default=None, help="a branch, tag or commit (default: main)")
     pull.set_defaults(func=cmd_model_pull)
     from server import cli_model
@@ -180,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     # Whatever this process creates (cubes, Kuzu files, exports, backups) is its user's alone (issue 13).
     os.umask(0o077)
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     args.cube_given = getattr(args, "cube", None) is not None
     if getattr(args, "cube", None) is None:

@@ -53,8 +53,10 @@ def cmd_model_list(args: argparse.Namespace) -> int:
             continue
         rows.append((str(source.get("source")), f"converted for {source.get('backend')}", str(provenance.parent)))
     if not rows:
-        print("no GGUF models found in ~/.ollama/models, ~/.lmstudio/models or ~/.cache/lm-studio/models; "
-              "any .gguf file works: memcube model import FILE.gguf")
+        print(
+            "no GGUF models found in ~/.ollama/models, ~/.lmstudio/models or ~/.cache/lm-studio/models; "
+            "any .gguf file works: memcube model import FILE.gguf"
+        )
         return 0
     width = max(len(r[0]) for r in rows)
     for name, size, where in rows:
@@ -73,7 +75,8 @@ def pull_refusal(model: str) -> str | None:
     path = Path(model).expanduser()
     if path.exists():
         return f"{model} is a local path, not a hub id: nothing to pull. Use it directly: MEMCUBE_LOCAL_MODEL={model}" + (
-            f" (or convert it once now: memcube model import {model})" if path.is_file() else "")
+            f" (or convert it once now: memcube model import {model})" if path.is_file() else ""
+        )
     if looks_like_path(model):
         return f"no such file or folder: {path} (a hub id looks like owner/name; a local model is a .gguf file or a folder)"
     return None
@@ -102,10 +105,13 @@ def _is_network_error(exc: BaseException) -> bool:
 
 
 def register(model_commands: Any, with_home: Any) -> None:
-    imp = with_home(model_commands.add_parser("import", help="convert a GGUF file (llama.cpp, Ollama, LM Studio) once for memory_ask"))
+    imp = with_home(
+        model_commands.add_parser("import", help="convert a GGUF file (llama.cpp, Ollama, LM Studio) once for memory_ask")
+    )
     imp.add_argument("file", help="a .gguf file, or a name `memcube model list` shows (ollama:qwen2.5:0.5b, lmstudio:...)")
-    imp.add_argument("--backend", choices=["auto", "mlx", "onnx"], default="auto",
-                     help="auto: MLX on Apple Silicon, ONNX Runtime elsewhere")
+    imp.add_argument(
+        "--backend", choices=["auto", "mlx", "onnx"], default="auto", help="auto: MLX on Apple Silicon, ONNX Runtime elsewhere"
+    )
     imp.set_defaults(func=cmd_model_import)
     listing = with_home(model_commands.add_parser("list", help="GGUF models Ollama and LM Studio keep here, and converted ones"))
     listing.set_defaults(func=cmd_model_list)

@@ -33,8 +33,12 @@ def record() -> dict[str, Any]:
     with scratch_server() as mcp:
         for version in HANDSHAKE_PROTOCOL_VERSIONS:
             requests: list[dict[str, Any]] = [
-                {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                 "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": CLIENT_INFO}},
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": CLIENT_INFO},
+                },
                 {"jsonrpc": "2.0", "method": "notifications/initialized"},
                 *({"jsonrpc": "2.0", "id": n, "method": m} for n, m in enumerate(ANSWERABLE, start=2)),
             ]

@@ -150,11 +150,17 @@ class BearerTokenGuard:
             principal = self.principals.principal(given)
             if principal is None:
                 body = b'{"error": "unauthorized: send Authorization: Bearer <token> (MEMCUBE_HTTP_TOKEN or the token file)"}'
-                await send({
-                    "type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="memcube"'),
-                                (b"content-length", str(len(body)).encode())],
-                })
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="memcube"'),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
             scope = {**scope, "state": {**(scope.get("state") or {}), "memcube_principal": principal}}
@@ -173,9 +179,9 @@ def serve_http(home: Path | None, bind_text: str | None, *, token: str | None = 
     import anyio
     import uvicorn
 
-    from .app import build_server
-
     from memory.config import default_home
+
+    from .app import build_server
 
     bind = parse_bind(bind_text)
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
@@ -189,7 +195,11 @@ def serve_http(home: Path | None, bind_text: str | None, *, token: str | None = 
     try:
         app = build_app(mcp, bind, principals or None)
         config = uvicorn.Config(app, host=bind.host, port=bind.port, log_level="warning", lifespan="on")
-        print(f"memcube: MCP over streamable HTTP at {bind.url}" + (" (bearer token required)" if principals else ""), file=sys.stderr, flush=True)
+        print(
+            f"memcube: MCP over streamable HTTP at {bind.url}" + (" (bearer token required)" if principals else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         anyio.run(lambda: uvicorn.Server(config).serve(sockets=[listener]))
     finally:
         listener.close()
@@ -206,7 +216,9 @@ def _listen(bind: Bind) -> Any:
         sock.bind((bind.host.strip("[]"), bind.port))
     except OSError as exc:
         sock.close()
-        raise HttpConfigError(f"cannot listen on {bind.host}:{bind.port}: {exc.strerror or exc} (is another server using the port?)") from None
+        raise HttpConfigError(
+            f"cannot listen on {bind.host}:{bind.port}: {exc.strerror or exc} (is another server using the port?)"
+        ) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

@@ -48,8 +48,7 @@ def load_snapshot(path: Path = SNAPSHOT_PATH) -> dict[str, Any]:
         stored = json.loads(path.read_text(encoding="utf-8"))
         answers = stored["answers"]
         return {
-            version: {method: answers[key] for method, key in methods.items()}
-            for version, methods in stored["versions"].items()
+            version: {method: answers[key] for method, key in methods.items()} for version, methods in stored["versions"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         log.warning("no usable handshake snapshot at %s: the first answers wait for the full server", path)

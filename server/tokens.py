@@ -52,7 +52,7 @@ class Principals:
         """The principal of ``Authorization: Bearer <token>``, or None. Every entry is compared, in constant time."""
         if not authorization.startswith(b"Bearer "):
             return None
-        given = hashlib.sha256(authorization[len(b"Bearer "):]).digest()
+        given = hashlib.sha256(authorization[len(b"Bearer ") :]).digest()
         found = None
         for digest, principal in self._by_digest:
             if hmac.compare_digest(given, digest):
@@ -97,7 +97,7 @@ def read_token_file(path: Path) -> dict[str, str]:
         raise TokenFileError(f"{path} is not valid TOML: {exc}") from None
     table = data.get("tokens")
     if not isinstance(table, dict) or not table:
-        raise TokenFileError(f"{path} has no [tokens] table: write lines such as  laptop-claude = \"<long random secret>\"")
+        raise TokenFileError(f'{path} has no [tokens] table: write lines such as  laptop-claude = "<long random secret>"')
     tokens: dict[str, str] = {}
     for principal, token in table.items():
         if not isinstance(token, str) or len(token) < MIN_TOKEN_CHARS or token != token.strip():

@@ -48,7 +48,7 @@ def parse_memory_uri(uri: object) -> MemoryUri:
         raise NonCanonicalUri(f"a resource URI may have at most {MAX_URI_CHARS} characters")
     if not uri.startswith(SCHEME_PREFIX):
         raise NonCanonicalUri(f"not a memory URI: write it as {SCHEME_PREFIX}<cube>/<resource>, in lower case")
-    rest = uri[len(SCHEME_PREFIX):]
+    rest = uri[len(SCHEME_PREFIX) :]
     if rest in ("cubes", "cubes/"):
         return MemoryUri(None, "")
     cube, slash, path = rest.partition("/")

@@ -28,8 +28,12 @@ def memcube_env(home: Path, **extra: str) -> dict[str, str]:
 def run_cli(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """`memcube ARGS --home HOME` as a real process (this checkout's code)."""
     return subprocess.run(
-        [sys.executable, "-m", "server", *args, "--home", str(home)], cwd=ROOT, env=memcube_env(home),
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "server", *args, "--home", str(home)],
+        cwd=ROOT,
+        env=memcube_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -38,8 +42,12 @@ class RawStdio:
 
     def __init__(self, home: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=memcube_env(home),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            env=memcube_env(home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
 
     def send(self, line: str | bytes) -> None:
@@ -58,7 +66,9 @@ class RawStdio:
         return json.loads(line) if line else None
 
     def request(self, id_: int, method: str, params: dict[str, Any] | None = None, timeout: float = 120) -> dict[str, Any]:
-        self.send(json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, **({"params": params} if params is not None else {})}))
+        self.send(
+            json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, **({"params": params} if params is not None else {})})
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             message = self.receive(deadline - time.monotonic())

@@ -9,14 +9,19 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from random_models import SPECIAL_TOKENS, Shape, random_weights
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HF_TO_GGUF = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
-    "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
 }
 
 
@@ -47,8 +52,14 @@ def permute(rows: np.ndarray, heads: int) -> np.ndarray:
 
 
 def write_gguf(
-    path: Path, architecture: str = "qwen2", *, shape: Shape = Shape(), seed: int = 0, quantization: str = "F32",
-    weights: dict[str, np.ndarray] | None = None, tensor_type_override: dict[str, str] | None = None,
+    path: Path,
+    architecture: str = "qwen2",
+    *,
+    shape: Shape = Shape(),
+    seed: int = 0,
+    quantization: str = "F32",
+    weights: dict[str, np.ndarray] | None = None,
+    tensor_type_override: dict[str, str] | None = None,
     extra_tensors: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """A small GGUF of the random model; returns the Hugging Face weights it holds (the reference).
@@ -116,12 +127,15 @@ def _add_tokenizer(writer, vocab_size: int) -> None:
 
 def reference_folder(folder: Path, weights: dict[str, np.ndarray], shape: Shape = Shape()) -> Path:
     """An MLX folder (float32, Hugging Face layout) holding ``weights``: what the GGUF must compute."""
+    from random_models import _config, write_tokenizer
     from safetensors.numpy import save_file
 
-    from random_models import _config, write_tokenizer
-
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}, str(folder / "model.safetensors"), metadata={"format": "mlx"})
+    save_file(
+        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()},
+        str(folder / "model.safetensors"),
+        metadata={"format": "mlx"},
+    )
     (folder / "config.json").write_text(json.dumps(_config(shape)))
     write_tokenizer(folder, shape.vocab_size)
     return folder

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from anyio.from_thread import start_blocking_portal
+from attack_support import memory_id, write_archive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.uri_template import UriTemplate
 from mcp.types import Implementation
 
-from attack_support import memory_id, write_archive
 from memory import MemoryHome
 from memory.doctor import check_cube
 from memory.errors import InvalidInput
@@ -94,7 +94,9 @@ def test_the_cube_a_handler_would_read_is_the_cube_access_control_checked(templa
     for template in templates:
         params = template.match(uri)
         if params is not None and "cube" in params:
-            assert {params["cube"]} == cubes, f"{uri!r}: the handler would read {params['cube']!r}, access control checked {cubes}"
+            assert {params["cube"]} == cubes, (
+                f"{uri!r}: the handler would read {params['cube']!r}, access control checked {cubes}"
+            )
 
 
 @pytest.mark.slow
@@ -104,15 +106,23 @@ def test_no_uri_reaches_a_cube_the_client_may_not_read(tmp_path, shared_embedder
     owner_info, worker_info = Implementation(name="owner", version="1"), Implementation(name="worker", version="1")
     try:
         with start_blocking_portal() as portal:
-            owner = portal.wrap_async_context_manager(Client(build_server(home, warm_up=False), mode="legacy", client_info=owner_info))
+            owner = portal.wrap_async_context_manager(
+                Client(build_server(home, warm_up=False), mode="legacy", client_info=owner_info)
+            )
             with owner as client:
-                added = portal.call(lambda: client.call_tool(
-                    "memory_add", {"text": SECRET, "cube": "home", "entities": ["Hall"], "type": "task", "role": "family"}))
+                added = portal.call(
+                    lambda: client.call_tool(
+                        "memory_add", {"text": SECRET, "cube": "home", "entities": ["Hall"], "type": "task", "role": "family"}
+                    )
+                )
                 secret_id = added.structured_content["ids"][0]
                 for cube in ("work", "cubes"):
                     portal.call(lambda c=cube: client.call_tool("memory_add", {"text": f"A memory of {c}", "cube": c}))
-            worker = portal.wrap_async_context_manager(Client(build_server(home, warm_up=False), mode="legacy", client_info=worker_info))
+            worker = portal.wrap_async_context_manager(
+                Client(build_server(home, warm_up=False), mode="legacy", client_info=worker_info)
+            )
             with worker as client:
+
                 def read(uri: str) -> str | None:
                     try:
                         result = portal.call(lambda: client.read_resource(uri, cache_mode="bypass"))
@@ -147,20 +157,30 @@ json_values = st.recursive(
 GOOD = {
     "tags": st.lists(st.text(min_size=1, max_size=10), max_size=4),
     "entities": st.lists(st.sampled_from(["Lena", "Acme", "Tom", " ", "#x"]), max_size=3),
-    "relations": st.lists(st.fixed_dictionaries({"subject": st.just("Tom"), "predicate": st.just("works_at"), "object": st.just("Acme")}), max_size=2),
+    "relations": st.lists(
+        st.fixed_dictionaries({"subject": st.just("Tom"), "predicate": st.just("works_at"), "object": st.just("Acme")}),
+        max_size=2,
+    ),
     "metadata": st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
-    "importance": st.floats(0, 1), "confidence": st.floats(0, 1),
+    "importance": st.floats(0, 1),
+    "confidence": st.floats(0, 1),
     "type": st.sampled_from(["note", "fact", "task", "goal", "preference", "Event"]),
     "status": st.sampled_from(["active", "archived", "deleted"]),
     "created_at": st.sampled_from(["2023-05-08", "2023-05-08T13:56:00Z", "2023-05-08T13:56:00+02:00"]),
     "occurred_at": st.sampled_from(["2023-05-08", "2024-02-29T10:00:00Z"]),
-    "version": st.integers(1, 5), "access_count": st.integers(0, 5),
-    "state": st.sampled_from(["todo", "done", "active"]), "role": st.sampled_from(["work", "home"]),
-    "subject": st.sampled_from(["coffee", "Editor Theme"]), "session_id": st.sampled_from(["s1", "s2"]),
-    "versions": st.just([{"version": 1, "op": "add", "at": "2023-05-08T13:56:00Z", "client": "x", "changes": {"text": {"old": None, "new": "t"}}}]),
+    "version": st.integers(1, 5),
+    "access_count": st.integers(0, 5),
+    "state": st.sampled_from(["todo", "done", "active"]),
+    "role": st.sampled_from(["work", "home"]),
+    "subject": st.sampled_from(["coffee", "Editor Theme"]),
+    "session_id": st.sampled_from(["s1", "s2"]),
+    "versions": st.just(
+        [{"version": 1, "op": "add", "at": "2023-05-08T13:56:00Z", "client": "x", "changes": {"text": {"old": None, "new": "t"}}}]
+    ),
     "feedback": st.just([{"at": "2023-05-08T13:56:00Z", "tried": "a", "result": "b"}]),
     "kind": st.sampled_from(["plaintext", "activation"]),
-    "parent_id": st.just(memory_id(99)), "supersedes": st.just(memory_id(98)),
+    "parent_id": st.just(memory_id(99)),
+    "supersedes": st.just(memory_id(98)),
 }
 
 
@@ -171,7 +191,9 @@ def archive_records(draw) -> dict:
     for field in draw(st.lists(st.sampled_from(sorted(GOOD)), max_size=8, unique=True)):
         record[field] = draw(GOOD[field])
     if draw(st.booleans()):
-        for field in draw(st.lists(st.sampled_from(sorted(GOOD) + ["id", "text", "unknown_field"]), min_size=1, max_size=3, unique=True)):
+        for field in draw(
+            st.lists(st.sampled_from(sorted(GOOD) + ["id", "text", "unknown_field"]), min_size=1, max_size=3, unique=True)
+        ):
             record[field] = draw(json_values)
     return record
 
@@ -186,6 +208,7 @@ def test_an_import_refuses_a_record_clearly_or_stores_what_every_read_path_serve
     try:
         with start_blocking_portal() as portal:
             with portal.wrap_async_context_manager(Client(build_server(home, warm_up=False), mode="legacy")) as client:
+
                 def call(tool: str, **arguments) -> dict:
                     result = portal.call(lambda: client.call_tool(tool, arguments))
                     assert not result.is_error, f"{tool}: {result.content[0].text}"

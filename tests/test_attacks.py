@@ -22,16 +22,16 @@ from pathlib import Path
 
 import anyio
 import pytest
+from attack_support import ROOT, RawStdio, memcube_env, memory_id, run_cli, write_archive
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
+from support import add, error, ok
 
-from attack_support import ROOT, RawStdio, memcube_env, memory_id, run_cli, write_archive
 from memory import MemoryHome
 from memory.errors import InvalidInput
 from memory.io.archive import import_archive
 from server.app import build_server
-from support import add, error, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,11 @@ async def test_1_a_percent_encoded_cube_name_does_not_reach_a_cube_the_client_ma
                 uri = f"memory://{cube}/{tail}"
                 with pytest.raises(MCPError) as refused:
                     await worker.read_resource(uri, cache_mode="bypass")
-                assert "canonical" in str(refused.value) or "may not read" in str(refused.value) or "differs only in case" in str(refused.value), uri
+                assert (
+                    "canonical" in str(refused.value)
+                    or "may not read" in str(refused.value)
+                    or "differs only in case" in str(refused.value)
+                ), uri
 
 
 # 2. A crafted archive poisons a whole cube ----------------------------------------------
@@ -100,20 +104,28 @@ POISON = {
 
 
 @pytest.mark.parametrize("case", list(POISON))
-async def test_2_an_archive_record_that_no_reader_could_serve_is_refused_and_the_cube_keeps_working(home, connect, tmp_path, case):
+async def test_2_an_archive_record_that_no_reader_could_serve_is_refused_and_the_cube_keeps_working(
+    home, connect, tmp_path, case
+):
     async with connect(home) as client:
         kept = await add(client, "Lena's piano lesson is on Wednesdays", cube="imported")
-    archive = write_archive(tmp_path / "poison.memcube", [
-        {"id": memory_id(1), "text": "A harmless first record"},
-        {"id": memory_id(2), "text": "The poisoned record", **POISON[case]},
-    ])
+    archive = write_archive(
+        tmp_path / "poison.memcube",
+        [
+            {"id": memory_id(1), "text": "A harmless first record"},
+            {"id": memory_id(2), "text": "The poisoned record", **POISON[case]},
+        ],
+    )
     with pytest.raises(InvalidInput, match="memories.jsonl line 2"):
         import_archive(home, archive)
     async with connect(home) as client:
         hits = (await ok(client, "memory_search", query="piano lesson", cube="imported"))["hits"]
         assert [h["id"] for h in hits] == [kept]  # nothing of the archive was stored, search still answers
         assert (await ok(client, "memory_get", ids=kept, cube="imported"))["memories"][0]["text"].startswith("Lena")
-        assert json.loads((await client.read_resource("memory://imported/recent", cache_mode="bypass")).contents[0].text)[0]["id"] == kept
+        assert (
+            json.loads((await client.read_resource("memory://imported/recent", cache_mode="bypass")).contents[0].text)[0]["id"]
+            == kept
+        )
 
 
 @pytest.mark.slow
@@ -127,10 +139,28 @@ def test_2_memcube_import_of_a_poisoned_archive_exits_with_the_reason(tmp_path):
 # 3 and 7. One message kills the stdio server; bad messages get no reply --------------------
 
 BAD_LINES = [
-    ("JSON nested 990 deep", '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"memory_search","arguments":{"query":' + "[" * 990 + "]" * 990 + "}}}", -32700),
-    ("JSON nested 100 deep in params", '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"memory_search","arguments":{"query":' + "[" * 100 + "]" * 100 + "}}}", -32602),
+    (
+        "JSON nested 990 deep",
+        '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"memory_search","arguments":{"query":'
+        + "[" * 990
+        + "]" * 990
+        + "}}}",
+        -32700,
+    ),
+    (
+        "JSON nested 100 deep in params",
+        '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"memory_search","arguments":{"query":'
+        + "[" * 100
+        + "]" * 100
+        + "}}}",
+        -32602,
+    ),
     ("invalid JSON", '{"jsonrpc":"2.0","id":4,"method":', -32700),
-    ("a lone surrogate", '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"memory_add","arguments":{"text":"\\ud800"}}}', -32602),
+    (
+        "a lone surrogate",
+        '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"memory_add","arguments":{"text":"\\ud800"}}}',
+        -32602,
+    ),
     ("a batch array", '[{"jsonrpc":"2.0","id":6,"method":"ping"}]', -32600),
     ("an object id", '{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', -32600),
     ("array params", '{"jsonrpc":"2.0","id":8,"method":"tools/list","params":[1,2]}', -32602),
@@ -195,14 +225,24 @@ def _free_port() -> int:
 class HttpSession:
     def __init__(self, port: int, token: str, name: str) -> None:
         self.url, self.token, self.session = f"http://127.0.0.1:{port}/mcp", token, None
-        init = self.post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                          "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": name, "version": "1"}}})
+        init = self.post(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": name, "version": "1"}},
+            }
+        )
         assert "result" in init, init
         self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
     def post(self, message: dict) -> dict | None:
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-                   "Authorization": f"Bearer {self.token}", "MCP-Protocol-Version": "2025-06-18"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {self.token}",
+            "MCP-Protocol-Version": "2025-06-18",
+        }
         if self.session:
             headers["Mcp-Session-Id"] = self.session
         request = urllib.request.Request(self.url, data=json.dumps(message).encode(), method="POST", headers=headers)
@@ -232,8 +272,13 @@ def test_5_over_http_a_token_is_its_principal_whatever_client_info_says(tmp_path
     tokens.write_text('[tokens]\nowner = "owner-token-0123456789abcdef"\nworker = "worker-token-0123456789abcdef"\n')
     tokens.chmod(0o600)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--http", f"127.0.0.1:{port}"], cwd=ROOT,
-                              env=memcube_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--http", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=memcube_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -8,9 +8,9 @@ import shutil
 import stat
 
 import pytest
-
 from attack_support import run_cli
 from support import raw_db
+
 from memory import MemoryHome
 
 pytestmark = pytest.mark.slow  # each test runs the doctor as a real process
@@ -20,10 +20,15 @@ def _seed(root, embedder) -> list[str]:
     home = MemoryHome(root, embedder=embedder)
     try:
         cube = home.cube(create=True)
-        ids = [o.id for o in cube.add([
-            {"text": "Lena plays the piano on Wednesdays", "entities": ["Lena"], "tags": ["music"]},
-            {"text": "Tom works at Acme", "relations": [{"subject": "Tom", "predicate": "works_at", "object": "Acme"}]},
-        ])]
+        ids = [
+            o.id
+            for o in cube.add(
+                [
+                    {"text": "Lena plays the piano on Wednesdays", "entities": ["Lena"], "tags": ["music"]},
+                    {"text": "Tom works at Acme", "relations": [{"subject": "Tom", "predicate": "works_at", "object": "Acme"}]},
+                ]
+            )
+        ]
         cube.sync_graph()
     finally:
         home.close()
@@ -71,8 +76,11 @@ def test_the_doctor_unjams_an_outbox_held_up_by_rows_an_old_import_stored(tmp_pa
     try:
         # What an archive imported by an earlier version could store, written the way it did: straight into SQLite.
         with raw_db(home.cube()) as conn:
-            conn.execute("UPDATE memories SET tags = '[1, {\"a\": 2}, \"music\"]', relations = '[{\"subject\": 1}, \"knows\"]', "
-                         "importance = 'high' WHERE id = ?", (lena,))
+            conn.execute(
+                'UPDATE memories SET tags = \'[1, {"a": 2}, "music"]\', relations = \'[{"subject": 1}, "knows"]\', '
+                "importance = 'high' WHERE id = ?",
+                (lena,),
+            )
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (lena,))
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (tom,))
     finally:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gguf_files import reference_folder, smollm2_gguf, write_gguf
+
 from memory.activation.base import NoLocalModel
 from memory.activation.engine import load_backend, resolve_model
 from memory.activation.gguf import GGUFRefused, check_gguf, gguf_root, import_gguf
@@ -77,7 +77,11 @@ def test_llama3_rope_scaling_is_taken_from_the_file_by_both_backends(tmp_path):
     rope = mlx.model.model.layers[0].self_attn.rope
     np.testing.assert_allclose(1.0 / np.array(rope._freqs), in_file, rtol=1e-5)
     onnx_folder = import_gguf(tmp_path / "l3.gguf", tmp_path / "home", "onnx")
-    [stored] = [numpy_helper.to_array(t) for t in onnx.load(str(onnx_folder / "model.onnx")).graph.initializer if t.name.startswith("inv_freq")]
+    [stored] = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(onnx_folder / "model.onnx")).graph.initializer
+        if t.name.startswith("inv_freq")
+    ]
     np.testing.assert_allclose(stored, in_file, rtol=1e-5)
 
     onnx_model = load_backend(onnx_folder, "l3", "onnx")
@@ -187,10 +191,21 @@ def _ollama_home(root: Path, gguf: Path) -> None:
     (root / "blobs" / "sha256-0000").write_text("{}")  # the config layer
     manifest = root / "manifests" / "registry.ollama.ai" / "library" / "tiny" / "latest"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": gguf.stat().st_size},
-        {"mediaType": "application/vnd.ollama.image.params", "digest": "sha256:0000", "size": 2},
-    ]}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                        "size": gguf.stat().st_size,
+                    },
+                    {"mediaType": "application/vnd.ollama.image.params", "digest": "sha256:0000", "size": 2},
+                ],
+            }
+        )
+    )
 
 
 def test_ollama_and_lmstudio_models_are_listed_and_usable_by_name(tmp_path, monkeypatch, capsys):

@@ -77,9 +77,12 @@ def test_another_day_or_another_client_is_another_thread(cube):
 
 def test_a_session_is_its_own_thread_and_a_note_without_a_date_is_in_none(cube):
     trip = add_turns(cube, TRIP, "2024-07-01")
-    [in_session] = [o.id for o in cube.add(
-        [{"text": "Sam: Any plans for the weekend?", "occurred_at": "2024-07-01", "session_id": "s1"}], client="chat-app"
-    )]
+    [in_session] = [
+        o.id
+        for o in cube.add(
+            [{"text": "Sam: Any plans for the weekend?", "occurred_at": "2024-07-01", "session_id": "s1"}], client="chat-app"
+        )
+    ]
     [note] = add_turns(cube, ["Alice prefers green tea over coffee"], None)
     assert thread_key(cube, in_session) == "s:s1"
     assert window(cube, in_session) == ["Sam: Any plans for the weekend?"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from memory import Conflict, InvalidInput, Memory, MemoryHome, NotFound, SearchHit
-from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
 from memory.entities import extract_entities, normalize, query_keys
+from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
 
 TOPICS = [
     "Alice prefers green tea over coffee",

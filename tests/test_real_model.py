@@ -14,14 +14,14 @@ from pathlib import Path
 import anyio
 import numpy as np
 import pytest
-from mcp import Client, StdioServerParameters
-
 from gguf_files import smollm2_gguf
+from mcp import Client, StdioServerParameters
+from support import CLIENT_INFO, ok, read_json
+
 from memory import MemoryHome
 from memory.activation.engine import load_backend
 from memory.activation.gguf import import_gguf
 from server.app import build_server
-from support import CLIENT_INFO, ok, read_json
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,12 @@ EXPECTED_PIECES = {
     "In 2023, Caroline": ["In", "Ġ", "2", "0", "2", "3", ",", "ĠCaroline"],
     "<|im_start|>user\nHi<|im_end|>": ["<|im_start|>", "user", "Ċ", "Hi", "<|im_end|>"],
 }
-ROUND_TRIPS = ["Jon lost his job as a banker in January 2023.", "café naïve 東京 🙂", "  two spaces\n\nand\ttabs ", "[mem_01abc] cites"]
+ROUND_TRIPS = [
+    "Jon lost his job as a banker in January 2023.",
+    "café naïve 東京 🙂",
+    "  two spaces\n\nand\ttabs ",
+    "[mem_01abc] cites",
+]
 
 
 @pytest.mark.parametrize("backend", ["onnx", "mlx"])
@@ -91,8 +96,11 @@ def test_the_chat_template_renders_as_the_file_specifies(backends, file_fields, 
 
     source = file_fields["tokenizer.chat_template"]
     messages = [{"role": "system", "content": "\x00CONTEXT\x00"}, {"role": "user", "content": "\x00QUESTION\x00"}]
-    rendered = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(source).render(
-        messages=messages, add_generation_prompt=True)
+    rendered = (
+        ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        .from_string(source)
+        .render(messages=messages, add_generation_prompt=True)
+    )
 
     assert backends[backend].chat_template() == rendered == CHATML
 
@@ -145,14 +153,21 @@ async def test_memory_ask_answers_a_factual_question_from_memory_through_an_mcp_
 async def test_memcube_serve_with_the_gguf_as_local_model_answers_over_stdio(tmp_path):
     """Acceptance: MEMCUBE_LOCAL_MODEL=<file.gguf> memcube serve, a fresh home, a real subprocess."""
     command, args = (str(MEMCUBE), ["serve"]) if MEMCUBE.is_file() else (sys.executable, ["-m", "server", "serve"])
-    env = {"MEMCUBE_HOME": str(tmp_path), "MEMCUBE_LOCAL_MODEL": str(smollm2_gguf()), "PYTHONPATH": str(ROOT),
-           "PATH": os.environ.get("PATH", "")}
+    env = {
+        "MEMCUBE_HOME": str(tmp_path),
+        "MEMCUBE_LOCAL_MODEL": str(smollm2_gguf()),
+        "PYTHONPATH": str(ROOT),
+        "PATH": os.environ.get("PATH", ""),
+    }
     with anyio.fail_after(300):
-        async with Client(StdioServerParameters(command=command, args=args, env=env, cwd=ROOT), client_info=CLIENT_INFO) as client:
+        async with Client(
+            StdioServerParameters(command=command, args=args, env=env, cwd=ROOT), client_info=CLIENT_INFO
+        ) as client:
             ids = (await ok(client, "memory_add", memories=[{"text": t} for t in FACTS]))["ids"]
             # The gap an assistant leaves between calls: the server converts the file (once) and warms a cache.
-            while not (status := await read_json(client, "memory://default/working-set")).get("caches", {}).get("caches") \
-                    or set(status["working_set"]) != set(ids):
+            while not (status := await read_json(client, "memory://default/working-set")).get("caches", {}).get("caches") or set(
+                status["working_set"]
+            ) != set(ids):
                 await anyio.sleep(0.5)
             result = await ok(client, "memory_ask", question="What was Jon's job?", max_tokens=32)
     assert "banker" in result["answer"], result

@@ -12,8 +12,8 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from memory.activation.base import ModelIdentity
-from memory.config import DEFAULT_CUBE
 from memory.activation.scheduler import Scheduler
+from memory.config import DEFAULT_CUBE
 
 from .runtime import ToolRuntime
 from .strict import Count
@@ -24,7 +24,9 @@ JSON = "application/json"
 
 class AskResult(BaseModel):
     answer: str = Field(description="the local model's answer")
-    cited_ids: list[str] = Field(description="the memories the answer was given to read (the retrieved hits and the warm cache's), in prompt order")
+    cited_ids: list[str] = Field(
+        description="the memories the answer was given to read (the retrieved hits and the warm cache's), in prompt order"
+    )
     mentioned_ids: list[str] = Field(description="the memory ids the answer text itself cites")
     reused_tokens: int = Field(description="prompt tokens taken from a warm KV cache")
     prefilled_tokens: int = Field(description="prompt tokens computed for this call")
@@ -51,8 +53,12 @@ def register(mcp: MCPServer, runtime: ToolRuntime, scheduler: Scheduler) -> None
         outcome = await runtime.call(lambda: scheduler.ask(cube, question, limit=limit, max_tokens=max_tokens))
         runtime.observe(ctx, "queried", cube, outcome.context_ids, query=question)
         return AskResult(
-            answer=outcome.answer, cited_ids=outcome.context_ids, mentioned_ids=outcome.mentioned_ids,
-            reused_tokens=outcome.reused_tokens, prefilled_tokens=outcome.prefilled_tokens, ttft_ms=outcome.ttft_ms,
+            answer=outcome.answer,
+            cited_ids=outcome.context_ids,
+            mentioned_ids=outcome.mentioned_ids,
+            reused_tokens=outcome.reused_tokens,
+            prefilled_tokens=outcome.prefilled_tokens,
+            ttft_ms=outcome.ttft_ms,
             model=outcome.model,
         )
 

@@ -27,11 +27,25 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         entities it appears with, and the memories that mention it."""
         return await runtime.call(lambda: runtime.cube(cube).graph(entity, depth))
 
-    @mcp.tool(annotations=ToolAnnotations(title="Entity names", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Entity names", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        )
+    )
     async def memory_alias(
-        name: Annotated[str, Field(min_length=1, max_length=128, description="a name as memories use it: a first name, a handle, a nickname")],
-        entity: Annotated[str | None, Field(max_length=128, description="the entity it stands for (e.g. the full name); leave out to see what the name resolves to")] = None,
-        split: Annotated[bool, Field(description="keep name and entity apart (undo a merge, or a first name that means someone else)")] = False,
+        name: Annotated[
+            str, Field(min_length=1, max_length=128, description="a name as memories use it: a first name, a handle, a nickname")
+        ],
+        entity: Annotated[
+            str | None,
+            Field(
+                max_length=128,
+                description="the entity it stands for (e.g. the full name); leave out to see what the name resolves to",
+            ),
+        ] = None,
+        split: Annotated[
+            bool, Field(description="keep name and entity apart (undo a merge, or a first name that means someone else)")
+        ] = False,
         cube: str = DEFAULT_CUBE,
     ) -> AliasView:
         """Entity names: a first name, a handle or a short form resolves to the full name when only one entity in

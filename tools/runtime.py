@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -77,15 +77,29 @@ class ToolRuntime:
         return f"{info.name}/{info.version}" if info.version else info.name
 
     def observe(
-        self, ctx: Context | None, kind: EventKind, cube: str, ids: Sequence[str] = (), *,
-        query: str | None = None, entities: Sequence[str] = (), session: str | None = None,
+        self,
+        ctx: Context | None,
+        kind: EventKind,
+        cube: str,
+        ids: Sequence[str] = (),
+        *,
+        query: str | None = None,
+        entities: Sequence[str] = (),
+        session: str | None = None,
     ) -> None:
         """Tell the scheduler what a call did, as a typed event; never blocks the call."""
         if self._events is not None:
-            self._events(MemoryEvent(
-                kind=kind, cube=cube, query=query, ids=list(dict.fromkeys(ids)), entities=list(entities), session=session,
-                client=self.client_name(ctx) if ctx is not None else None,
-            ))
+            self._events(
+                MemoryEvent(
+                    kind=kind,
+                    cube=cube,
+                    query=query,
+                    ids=list(dict.fromkeys(ids)),
+                    entities=list(entities),
+                    session=session,
+                    client=self.client_name(ctx) if ctx is not None else None,
+                )
+            )
 
     async def changed(self, ctx: Context, cube: str, ids: list[str], *, listing: bool = False) -> None:
         """A write happened: schedule graph work and tell subscribers which resources changed."""

@@ -43,10 +43,18 @@ READABLE = ("F32", "F16", "BF16", *KEPT_QUANTIZED, "Q2_K", "Q4_K", "Q6_K")
 REQUANTIZE_BITS = {"Q2_K": 4, "Q4_K": 4, "Q6_K": 8}
 FORMAT = "memcube-gguf/1"
 _NAMES = (  # GGUF tensor names -> Hugging Face names, in the order they are applied
-    ("token_embd", "model.embed_tokens"), ("output_norm", "model.norm"), ("attn_output.", "self_attn.o_proj."),
-    ("output.", "lm_head."), ("blk.", "model.layers."), ("attn_q.", "self_attn.q_proj."), ("attn_k.", "self_attn.k_proj."),
-    ("attn_v.", "self_attn.v_proj."), ("attn_norm", "input_layernorm"),
-    ("ffn_norm", "post_attention_layernorm"), ("ffn_gate.", "mlp.gate_proj."), ("ffn_up.", "mlp.up_proj."),
+    ("token_embd", "model.embed_tokens"),
+    ("output_norm", "model.norm"),
+    ("attn_output.", "self_attn.o_proj."),
+    ("output.", "lm_head."),
+    ("blk.", "model.layers."),
+    ("attn_q.", "self_attn.q_proj."),
+    ("attn_k.", "self_attn.k_proj."),
+    ("attn_v.", "self_attn.v_proj."),
+    ("attn_norm", "input_layernorm"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("ffn_gate.", "mlp.gate_proj."),
+    ("ffn_up.", "mlp.up_proj."),
     ("ffn_down.", "mlp.down_proj."),
 )
 
@@ -84,7 +92,9 @@ def check_gguf(path: Path) -> GGUFInfo:
     try:
         reader = GGUFReader(path)
     except Exception as exc:  # the reader fails in many ways on a cut header: all mean the same here
-        raise GGUFRefused(f"{path} is truncated or damaged: its GGUF header cannot be read ({type(exc).__name__}: {exc})") from None
+        raise GGUFRefused(
+            f"{path} is truncated or damaged: its GGUF header cannot be read ({type(exc).__name__}: {exc})"
+        ) from None
     for tensor in reader.tensors:
         end = int(tensor.data_offset) + int(tensor.n_bytes)
         if end > size:
@@ -104,7 +114,13 @@ def check_gguf(path: Path) -> GGUFInfo:
             f"{path.name}: tensor type {', '.join(unsupported)} is not supported; supported: {', '.join(READABLE)} "
             "(pick a Q4_0, Q4_1, Q8_0, Q4_K_M or F16 file of the model)"
         )
-    return GGUFInfo(path=path, size=size, architecture=architecture, name=_field(reader, "general.name") or path.stem, tensor_types=dict(types))
+    return GGUFInfo(
+        path=path,
+        size=size,
+        architecture=architecture,
+        name=_field(reader, "general.name") or path.stem,
+        tensor_types=dict(types),
+    )
 
 
 def _field(reader: Any, key: str) -> str | None:
@@ -193,7 +209,8 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
         source = folder / "source.gguf"
         source.symlink_to(info.path.resolve())
     try:
-        weights, meta = mx.load(str(source), return_metadata=True)
+        loaded: Any = mx.load(str(source), return_metadata=True)  # (tensors, metadata) for a GGUF file
+        weights, meta = loaded
     except Exception as exc:
         raise GGUFRefused(f"{info.path.name} cannot be read: {exc}") from None
     try:
@@ -217,18 +234,36 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
         index = _scalar(meta.get(f"tokenizer.ggml.{key}"))
         return tokens[int(index)] if index is not None and 0 <= int(index) < len(tokens) else None
 
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": meta.get("tokenizer.chat_template"),
-        "bos_token": token("bos_token_id"), "eos_token": token("eos_token_id"), "unk_token": token("unknown_token_id"),
-        "pad_token": token("padding_token_id"), "add_bos_token": bool(_scalar(meta.get("tokenizer.ggml.add_bos_token"))),
-        "model_max_length": config["max_position_embeddings"],
-    }, indent=1))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "chat_template": meta.get("tokenizer.chat_template"),
+                "bos_token": token("bos_token_id"),
+                "eos_token": token("eos_token_id"),
+                "unk_token": token("unknown_token_id"),
+                "pad_token": token("padding_token_id"),
+                "add_bos_token": bool(_scalar(meta.get("tokenizer.ggml.add_bos_token"))),
+                "model_max_length": config["max_position_embeddings"],
+            },
+            indent=1,
+        )
+    )
     if source != info.path:
         source.unlink()
-    (folder / "memcube-gguf.json").write_text(json.dumps({
-        "format": FORMAT, "source": str(info.path), "name": info.name, "architecture": info.architecture,
-        "backend": backend, "tensor_types": info.tensor_types,
-    }, indent=1))
+    (folder / "memcube-gguf.json").write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "source": str(info.path),
+                "name": info.name,
+                "architecture": info.architecture,
+                "backend": backend,
+                "tensor_types": info.tensor_types,
+            },
+            indent=1,
+        )
+    )
 
 
 def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
@@ -240,9 +275,13 @@ def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
     from memory.activation.onnx_export import Shape, onnx_decoder
 
     shape = Shape(
-        hidden_size=config["hidden_size"], num_hidden_layers=config["num_hidden_layers"],
-        num_attention_heads=config["num_attention_heads"], num_key_value_heads=config["num_key_value_heads"],
-        intermediate_size=config["intermediate_size"], vocab_size=config["vocab_size"], rope_theta=config["rope_theta"],
+        hidden_size=config["hidden_size"],
+        num_hidden_layers=config["num_hidden_layers"],
+        num_attention_heads=config["num_attention_heads"],
+        num_key_value_heads=config["num_key_value_heads"],
+        intermediate_size=config["intermediate_size"],
+        vocab_size=config["vocab_size"],
+        rope_theta=config["rope_theta"],
         rms_norm_eps=config["rms_norm_eps"],
     )
     if shape.head_dim != config["head_dim"]:
@@ -262,7 +301,9 @@ def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
             plain.setdefault(f"model.layers.{n}.self_attn.{part}_proj.bias", np.zeros(rows * shape.head_dim, np.float32))
     model = onnx_decoder(shape, plain, inv_freq=inv_freq(config))
     big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
-    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data")
+    onnx.save_model(
+        model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data"
+    )
 
 
 def _float_dtype(info: GGUFInfo) -> Any:
@@ -290,14 +331,23 @@ def model_config(architecture: str, meta: dict, weights: dict) -> dict:
     eos = [int(_scalar(meta[k])) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id") if k in meta]
     bos = _scalar(meta.get("tokenizer.ggml.bos_token_id"))
     config: dict[str, Any] = {
-        "model_type": architecture, "architectures": [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[architecture]],
-        "hidden_size": hidden, "num_hidden_layers": int(hp("block_count")), "intermediate_size": int(hp("feed_forward_length")),
-        "num_attention_heads": heads, "num_key_value_heads": int(hp("attention.head_count_kv", heads)),
-        "head_dim": int(hp("attention.key_length", hidden // heads)), "rms_norm_eps": float(hp("attention.layer_norm_rms_epsilon", 1e-6)),
-        "vocab_size": int(weights["token_embd.weight"].shape[0]), "rope_theta": float(hp("rope.freq_base", 10000.0)),
-        "max_position_embeddings": int(hp("context_length", 4096)), "tie_word_embeddings": "output.weight" not in weights,
-        "eos_token_id": sorted(set(eos)) or None, "bos_token_id": int(bos) if bos is not None else None,
-        "hidden_act": "silu", "attention_bias": architecture == "qwen2",
+        "model_type": architecture,
+        "architectures": [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[architecture]],
+        "hidden_size": hidden,
+        "num_hidden_layers": int(hp("block_count")),
+        "intermediate_size": int(hp("feed_forward_length")),
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(hp("attention.head_count_kv", heads)),
+        "head_dim": int(hp("attention.key_length", hidden // heads)),
+        "rms_norm_eps": float(hp("attention.layer_norm_rms_epsilon", 1e-6)),
+        "vocab_size": int(weights["token_embd.weight"].shape[0]),
+        "rope_theta": float(hp("rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(hp("context_length", 4096)),
+        "tie_word_embeddings": "output.weight" not in weights,
+        "eos_token_id": sorted(set(eos)) or None,
+        "bos_token_id": int(bos) if bos is not None else None,
+        "hidden_act": "silu",
+        "attention_bias": architecture == "qwen2",
     }
     scaling = hp("rope.scaling.type")
     if scaling == "linear":
@@ -317,8 +367,13 @@ def _llama3_rope_scaling(freqs: Any, config: dict) -> dict:
     import numpy as np
 
     stored = np.array(freqs.astype(mx.float32))
-    scaling = {"rope_type": "llama3", "factor": float(stored.max()), "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 8192}
+    scaling = {
+        "rope_type": "llama3",
+        "factor": float(stored.max()),
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
     expected = _llama3_divisors(config["head_dim"], config["rope_theta"], scaling)
     if stored.shape != expected.shape or not np.allclose(stored, expected, rtol=1e-3):
         raise GGUFRefused("this file's Llama 3 rope frequencies do not follow the published scaling; it is not supported")
@@ -333,7 +388,9 @@ def _llama3_divisors(dim: int, base: float, scaling: dict) -> Any:
     original = scaling["original_max_position_embeddings"]
     wavelen = 2 * np.pi * base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
     smooth = (original / wavelen - low) / (high - low)
-    return np.where(wavelen < original / high, 1.0, np.where(wavelen > original / low, factor, 1.0 / ((1 - smooth) / factor + smooth)))
+    return np.where(
+        wavelen < original / high, 1.0, np.where(wavelen > original / low, factor, 1.0 / ((1 - smooth) / factor + smooth))
+    )
 
 
 def inv_freq(config: dict) -> Any:
@@ -370,7 +427,11 @@ def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool
         new = name
         for old, replacement in _NAMES:
             new = new.replace(old, replacement)
-        if info.architecture == "llama" and (".self_attn.q_proj." in new or ".self_attn.k_proj." in new) and not new.endswith(".bias"):
+        if (
+            info.architecture == "llama"
+            and (".self_attn.q_proj." in new or ".self_attn.k_proj." in new)
+            and not new.endswith(".bias")
+        ):
             heads = config["num_attention_heads"] if ".q_proj." in new else config["num_key_value_heads"]
             value = _unpermute(value, heads)
         if requantize and gguf_type in REQUANTIZE_BITS and name.endswith(".weight") and value.ndim == 2:

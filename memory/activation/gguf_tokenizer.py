@@ -62,12 +62,16 @@ def build_tokenizer(metadata: dict) -> Tokenizer:
         raise TokenizerRefused("the file carries no tokenizer vocabulary (tokenizer.ggml.tokens)")
     types = [int(t) for t in _list(metadata.get("tokenizer.ggml.token_type"))] or [1] * len(tokens)
     if kind == "gpt2":
-        tokenizer = _byte_level(tokens, list(metadata.get("tokenizer.ggml.merges") or []), str(metadata.get("tokenizer.ggml.pre") or "default"))
+        tokenizer = _byte_level(
+            tokens, list(metadata.get("tokenizer.ggml.merges") or []), str(metadata.get("tokenizer.ggml.pre") or "default")
+        )
     elif kind == "llama":
         scores = [float(s) for s in _list(metadata.get("tokenizer.ggml.scores"))]
         tokenizer = _sentencepiece(tokens, scores, types)
     else:
-        raise TokenizerRefused(f"tokenizer kind {kind!r} is not supported (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)")
+        raise TokenizerRefused(
+            f"tokenizer kind {kind!r} is not supported (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)"
+        )
     control = [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types, strict=True) if k == CONTROL]
     user = [AddedToken(t, special=False, normalized=False) for t, k in zip(tokens, types, strict=True) if k == USER_DEFINED]
     # llama.cpp matches control and user-defined tokens whole wherever they appear in the text.
@@ -88,7 +92,7 @@ def _byte_level(tokens: Sequence[str], merges: list[str], pre: str) -> Tokenizer
         log.warning("GGUF pre-tokenizer %r is unknown here; splitting text as GPT-2 does", pre)
         expressions = PRE_TOKENIZERS["default"]
     vocab = {token: i for i, token in enumerate(tokens)}
-    pairs = [tuple(m.split(" ", 1)) for m in merges]
+    pairs = [(left, right) for left, _, right in (m.partition(" ") for m in merges)]
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, ignore_merges=pre.startswith("llama")))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Split(Regex(e), behavior="isolated") for e in expressions]
@@ -111,7 +115,9 @@ def _sentencepiece(tokens: Sequence[str], scores: Sequence[float], types: Sequen
             if left in vocab and right in vocab:
                 merges.append((-score[token], vocab[left], vocab[right], (left, right)))
     merges.sort()
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[m[3] for m in merges], byte_fallback=True, fuse_unk=True, unk_token=tokens[0]))
+    tokenizer = Tokenizer(
+        models.BPE(vocab=vocab, merges=[m[3] for m in merges], byte_fallback=True, fuse_unk=True, unk_token=tokens[0])
+    )
     tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     tokenizer.decoder = decoders.Sequence(
         [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]

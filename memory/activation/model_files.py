@@ -52,14 +52,21 @@ def ollama_models(root: Path | None = None) -> list[ModelFile]:
             layers = json.loads(manifest.read_text(encoding="utf-8")).get("layers") or []
         except (OSError, ValueError, AttributeError):
             continue  # a manifest being written, or not Ollama's: not a model to offer
-        digest = next((layer.get("digest") for layer in layers if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER), None)
+        digest = next(
+            (layer.get("digest") for layer in layers if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER),
+            None,
+        )
         if not isinstance(digest, str):
             continue
         blob = root / "blobs" / digest.replace(":", "-")
         if not blob.is_file():
             continue
         *place, model, tag = parts
-        prefix = "" if tuple(place) == OLLAMA_DEFAULT_REGISTRY else "/".join(place[1:] if place[0] == OLLAMA_DEFAULT_REGISTRY[0] else place) + "/"
+        prefix = (
+            ""
+            if tuple(place) == OLLAMA_DEFAULT_REGISTRY
+            else "/".join(place[1:] if place[0] == OLLAMA_DEFAULT_REGISTRY[0] else place) + "/"
+        )
         found.append(ModelFile(name=f"ollama:{prefix}{model}:{tag}", source="ollama", path=blob, size=blob.stat().st_size))
     return found
 
@@ -101,10 +108,16 @@ def find_gguf(spec: str) -> Path | None:
     if path.is_file():
         return path
     if spec.lower().endswith(".gguf"):
-        raise NoLocalModel(f"no such file: {path} (give the path of a .gguf file; `memcube model list` shows the ones Ollama and LM Studio keep)")
+        raise NoLocalModel(
+            f"no such file: {path} (give the path of a .gguf file; `memcube model list` shows the ones Ollama and LM Studio keep)"
+        )
     return None
 
 
 def looks_like_path(spec: str) -> bool:
     """True for a spec a person wrote as a path (not a hub id like ``owner/name``)."""
-    return spec.startswith(("/", "~", "./", "../", ".\\")) or (len(spec) > 2 and spec[1] == ":" and spec[2] in "\\/") or spec.lower().endswith(".gguf")
+    return (
+        spec.startswith(("/", "~", "./", "../", ".\\"))
+        or (len(spec) > 2 and spec[1] == ":" and spec[2] in "\\/")
+        or spec.lower().endswith(".gguf")
+    )

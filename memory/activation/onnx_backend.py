@@ -19,7 +19,12 @@ PREFILL_STEP = 512  # tokens per run while prefilling: the attention scores grow
 
 
 def find_onnx(folder: Path) -> Path | None:
-    for candidate in (folder / "model.onnx", folder / "onnx" / "model.onnx", folder / "decoder_model_merged.onnx", folder / "onnx" / "decoder_model_merged.onnx"):
+    for candidate in (
+        folder / "model.onnx",
+        folder / "onnx" / "model.onnx",
+        folder / "decoder_model_merged.onnx",
+        folder / "onnx" / "decoder_model_merged.onnx",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -66,7 +71,9 @@ class ONNXBackend:
         template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(self._template)
         messages = [{"role": "system", "content": "\x00CONTEXT\x00"}, {"role": "user", "content": "\x00QUESTION\x00"}]
         # A template that opens with {{ bos_token }} (Llama 3) needs the real one: the prompt is encoded without special tokens added.
-        return template.render(messages=messages, add_generation_prompt=True, bos_token=_read_token(self._folder, "bos_token"), eos_token="")
+        return template.render(
+            messages=messages, add_generation_prompt=True, bos_token=_read_token(self._folder, "bos_token"), eos_token=""
+        )
 
     def new_cache(self) -> Cache:
         empty = np.zeros((1, self.kv_heads, 0, self.head_dim), self.dtype)

@@ -31,7 +31,6 @@ class Shape:
         return self.hidden_size // self.num_attention_heads
 
 
-
 def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray], inv_freq: np.ndarray | None = None):  # -> onnx.ModelProto
     """The Qwen2 decoder as plain ONNX operators (opset 17), with a KV cache in and out.
 

@@ -115,8 +115,7 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
 
     entity_rows = _entities(cube, include_deleted)
     relation_rows = [
-        {**r.model_dump(mode="json"), "memory_id": m.id}
-        for m in memories if m.status != "deleted" for r in m.relations
+        {**r.model_dump(mode="json"), "memory_id": m.id} for m in memories if m.status != "deleted" for r in m.relations
     ]
     vector_rows = _vectors(cube, ids) if with_vectors else []
     tmp = path.with_name(path.name + ".part")
@@ -138,7 +137,12 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
             "schema_version": SCHEMA_VERSION,
             "cube": cube.name,
             "embedding": {"model_id": model_id, "dim": int(dim) if dim else None, "vectors_included": with_vectors},
-            "counts": {"memories": count, "entities": len(entity_rows), "relations": len(relation_rows), "vectors": len(vector_rows)},
+            "counts": {
+                "memories": count,
+                "entities": len(entity_rows),
+                "relations": len(relation_rows),
+                "vectors": len(vector_rows),
+            },
             "files": ["memories.jsonl", "entities.jsonl", "relations.jsonl"] + (["vectors.jsonl"] if with_vectors else []),
         }
         archive.writestr(_member("manifest.json"), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -210,7 +214,9 @@ def _manifest(archive: zipfile.ZipFile, path: Path | str) -> dict[str, Any]:
         raise InvalidInput(f"{path} is not a MemCube archive (manifest format is not {FORMAT!r})")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise InvalidInput(f"{path} uses archive format {version!r}; this MemCube reads format {FORMAT_VERSION}: upgrade memcube-mcp")
+        raise InvalidInput(
+            f"{path} uses archive format {version!r}; this MemCube reads format {FORMAT_VERSION}: upgrade memcube-mcp"
+        )
     return manifest
 
 
@@ -242,7 +248,11 @@ def import_archive(home: MemoryHome, path: Path | str, *, cube: str | None = Non
     with _open(path) as archive:
         manifest = _manifest(archive, path)
         memories = list(_records(archive, "memories.jsonl"))
-        vectors = {r["id"]: r["vector"] for r in _records(archive, "vectors.jsonl") if isinstance(r.get("id"), str) and isinstance(r.get("vector"), str)}
+        vectors = {
+            r["id"]: r["vector"]
+            for r in _records(archive, "vectors.jsonl")
+            if isinstance(r.get("id"), str) and isinstance(r.get("vector"), str)
+        }
     # One validation for every record before anything is opened or written (issue 13):
     # the archive is refused as a whole, with the line and field, or stored in full.
     checked = [check_record(record, f"memories.jsonl line {number}") for number, record in enumerate(memories, start=1)]
@@ -263,7 +273,9 @@ def import_archive(home: MemoryHome, path: Path | str, *, cube: str | None = Non
     return report
 
 
-def _insert(cube: MemCube, records: list[CheckedRecord], vectors: dict[str, str], model_id: str, report: ImportReport, *, source: str) -> None:
+def _insert(
+    cube: MemCube, records: list[CheckedRecord], vectors: dict[str, str], model_id: str, report: ImportReport, *, source: str
+) -> None:
     dim = cube.embedder.dim
     rows = [
         ImportRow(

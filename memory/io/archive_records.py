@@ -13,7 +13,7 @@ its line and the field; nothing is stored that a read path cannot serve.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -29,8 +29,24 @@ MAX_VERSION = 1_000_000_000
 MAX_CHANGES_BYTES = 200_000
 # What MemoryInput checks: the fields a person or an assistant writes.
 CONTENT_FIELDS = (
-    "text", "type", "tags", "entities", "relations", "occurred_at", "metadata", "importance", "confidence",
-    "source", "user_id", "agent_id", "session_id", "role", "subject", "state", "due_at", "parent_id",
+    "text",
+    "type",
+    "tags",
+    "entities",
+    "relations",
+    "occurred_at",
+    "metadata",
+    "importance",
+    "confidence",
+    "source",
+    "user_id",
+    "agent_id",
+    "session_id",
+    "role",
+    "subject",
+    "state",
+    "due_at",
+    "parent_id",
 )
 # Written by export, recomputed or not columns: accepted and ignored.
 IGNORED_FIELDS = ("cube", "content_hash", "embedding_model", "row_id", "seq")
@@ -150,23 +166,49 @@ def check_record(record: dict[str, Any], where: str) -> CheckedRecord:
         raise InvalidInput(f"{where} cannot be stored: {_describe(exc)}") from None
     now = now_stored()
     row: dict[str, Any] = {
-        "id": fields.id, "text": item.text, "kind": fields.kind, "type": item.type, "status": fields.status,
-        "tags": item.tags, "entities": item.entities,
+        "id": fields.id,
+        "text": item.text,
+        "kind": fields.kind,
+        "type": item.type,
+        "status": fields.status,
+        "tags": item.tags,
+        "entities": item.entities,
         "relations": [r.model_dump(mode="json") for r in item.relations],
-        "source": item.source, "client": fields.client, "user_id": item.user_id, "agent_id": item.agent_id,
-        "session_id": item.session_id, "created_at": fields.created_at or now, "updated_at": fields.updated_at or now,
-        "occurred_at": stored_from_input(item.occurred_at, field="occurred_at"), "valid_from": fields.valid_from,
-        "valid_to": fields.valid_to, "version": fields.version, "importance": item.importance,
-        "confidence": item.confidence, "access_count": fields.access_count, "last_access": fields.last_access,
-        "metadata": item.metadata, "role": item.role, "subject": normalize(item.subject) if item.subject else None,
-        "state": item.state, "due_at": stored_from_input(item.due_at, field="due_at"),
-        "parent_id": _checked_parent(item.parent_id, where), "supersedes": fields.supersedes,
+        "source": item.source,
+        "client": fields.client,
+        "user_id": item.user_id,
+        "agent_id": item.agent_id,
+        "session_id": item.session_id,
+        "created_at": fields.created_at or now,
+        "updated_at": fields.updated_at or now,
+        "occurred_at": stored_from_input(item.occurred_at, field="occurred_at"),
+        "valid_from": fields.valid_from,
+        "valid_to": fields.valid_to,
+        "version": fields.version,
+        "importance": item.importance,
+        "confidence": item.confidence,
+        "access_count": fields.access_count,
+        "last_access": fields.last_access,
+        "metadata": item.metadata,
+        "role": item.role,
+        "subject": normalize(item.subject) if item.subject else None,
+        "state": item.state,
+        "due_at": stored_from_input(item.due_at, field="due_at"),
+        "parent_id": _checked_parent(item.parent_id, where),
+        "supersedes": fields.supersedes,
         "superseded_by": fields.superseded_by,
     }
     # The row as every reader will see it: if the read model refuses it, so does import.
     try:
-        Memory.model_validate({**row, "cube": "import", "content_hash": "", "embedding_model": None,
-                               "relations": [RelationOut(**r) for r in row["relations"]]})
+        Memory.model_validate(
+            {
+                **row,
+                "cube": "import",
+                "content_hash": "",
+                "embedding_model": None,
+                "relations": [RelationOut(**r) for r in row["relations"]],
+            }
+        )
     except ValidationError as exc:
         raise InvalidInput(f"{where} cannot be read back once stored: {_describe(exc)}") from None
     return CheckedRecord(row=row, versions=fields.versions, feedback=fields.feedback)

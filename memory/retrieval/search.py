@@ -25,7 +25,6 @@ people who speak in the cube, their memories take turns. Time words ("last week"
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -53,13 +52,142 @@ _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # Words that carry no topic: dropped from the keyword query so BM25 ranks on content words.
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her here
-    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
-    off on once only or other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up very was we were what
-    when where which while who whom why will with would you your yours yourself yourselves did does tell know
-    ever s t don""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "did",
+        "does",
+        "tell",
+        "know",
+        "ever",
+        "s",
+        "t",
+        "don",
+    ]
 )
 
 
@@ -102,7 +230,7 @@ def embedding_text(text: str) -> str:
     """
     match = _SPEAKER.match(text)
     if match and match.group(1)[0].isupper() and len(text) > match.end():
-        return text[match.end():]
+        return text[match.end() :]
     return text
 
 
@@ -152,7 +280,9 @@ def vector_query_text(view: SearchView, query: str) -> str:
     return stripped if _TOKEN.search(stripped) and stripped != query.strip() else query
 
 
-def keyword_candidates(view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts") -> list[tuple[int, float, bool]]:
+def keyword_candidates(
+    view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts"
+) -> list[tuple[int, float, bool]]:
     """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``)."""
     match = keyword_query(q.query)
     if match is None:
@@ -193,7 +323,10 @@ def rank_by_vector(
 
 
 def hybrid_search(
-    store: CubeStore, mirror: VectorMirror, q: SearchQuery, embed: Callable[[str], np.ndarray] | None,
+    store: CubeStore,
+    mirror: VectorMirror,
+    q: SearchQuery,
+    embed: Callable[[str], np.ndarray] | None,
     aliases: AliasTable | None = None,
 ) -> tuple[list[SearchHit], list[int]]:
     """The ``q.limit`` best memories for ``q``, each with the signals that found it, and their row ids.
@@ -252,7 +385,9 @@ def hybrid_search(
             candidate(row_id)
         for row_id, cosine in ranking.cosines.of(candidates).items():
             candidates[row_id].add(
-                "vector", ranking.rank.get(row_id, ranking.unranked), cosine,
+                "vector",
+                ranking.rank.get(row_id, ranking.unranked),
+                cosine,
                 WEIGHTS["vector"] * (cosine - ranking.mean) / ranking.std,
             )
 
@@ -276,9 +411,18 @@ def hybrid_search(
         memory_id, text, type_, tags, occurred_at, created_at, status, state, due_at, parent_id = row
         hits.append(
             SearchHit(
-                id=memory_id, text=text, score=round(candidate_.fused, 6), type=type_, tags=tags,
-                occurred_at=occurred_at, created_at=created_at, status=status, state=state, due_at=due_at,
-                parent_id=parent_id, signals=candidate_.explained(),
+                id=memory_id,
+                text=text,
+                score=round(candidate_.fused, 6),
+                type=type_,
+                tags=tags,
+                occurred_at=occurred_at,
+                created_at=created_at,
+                status=status,
+                state=state,
+                due_at=due_at,
+                parent_id=parent_id,
+                signals=candidate_.explained(),
             )
         )
     return hits, [c.row_id for c in ranked if c.row_id in rows]
@@ -343,8 +487,14 @@ def context_turns(store: CubeStore, hits: list[SearchHit], turns: int, *, includ
         if memory is None or memory.id in seen:
             continue
         seen.add(memory.id)
-        out.append(ContextTurn(
-            id=memory.id, text=memory.text, occurred_at=memory.occurred_at, session_id=memory.session_id,
-            context_of=hit_id, offset=offset,
-        ))
+        out.append(
+            ContextTurn(
+                id=memory.id,
+                text=memory.text,
+                occurred_at=memory.occurred_at,
+                session_id=memory.session_id,
+                context_of=hit_id,
+                offset=offset,
+            )
+        )
     return out

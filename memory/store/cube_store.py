@@ -20,18 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from memory.store import threads as context
-from memory.store import connection as db
-from memory.store import maintenance, schema
-from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
-from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, RelationOut, Superseded
+from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
+from memory.store import connection as db
+from memory.store import maintenance, schema
+from memory.store import threads as context
+from memory.store.file_watch import FileWatch, disk_full, full_disk_error
+from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
+from memory.store.rows import dumps as _dumps
 from memory.store.search_reads import SearchView
 from memory.store.vector_mirror import VectorMirror, sqlite_vec_knn
-from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, dumps as _dumps, insert_sql, row_to_memory, to_column
 from memory.timeutil import now_stored
+
 
 @dataclass
 class NewMemory:
@@ -172,9 +174,11 @@ class CubeStore:
                 self._conn.execute("COMMIT")
 
     def _next_seq(self, conn: sqlite3.Connection) -> int:
-        return int(conn.execute(
-            "UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq' RETURNING value"
-        ).fetchone()[0])
+        return int(
+            conn.execute(
+                "UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq' RETURNING value"
+            ).fetchone()[0]
+        )
 
     # -- metadata -------------------------------------------------------------------
 
@@ -184,7 +188,9 @@ class CubeStore:
         return row[0] if row else None
 
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
-        conn.execute("INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        conn.execute(
+            "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+        )
 
     def save_meta(self, key: str, value: str) -> None:
         """Set one cube setting in its own transaction (e.g. the client's entity alias choices)."""
@@ -194,21 +200,29 @@ class CubeStore:
     def roles_and_tags(self) -> tuple[list[str], list[str]]:
         """The roles and the tags live memories use, each sorted: what a client's completion offers."""
         with self._read() as conn:
-            roles = [r[0] for r in conn.execute(
-                "SELECT DISTINCT role FROM memories WHERE status != 'deleted' AND role IS NOT NULL ORDER BY role"
-            )]
-            tags = [r[0] for r in conn.execute(
-                "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value"
-            )]
+            roles = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT role FROM memories WHERE status != 'deleted' AND role IS NOT NULL ORDER BY role"
+                )
+            ]
+            tags = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value"
+                )
+            ]
         return roles, tags
 
     def entity_keys(self) -> dict[str, str]:
         """Every entity key a live (active or archived) memory names, with one display name."""
         with self._read() as conn:
-            return dict(conn.execute(
-                "SELECT e.norm, min(e.name) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
-                "WHERE m.status != 'deleted' GROUP BY e.norm"
-            ).fetchall())
+            return dict(
+                conn.execute(
+                    "SELECT e.norm, min(e.name) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
+                    "WHERE m.status != 'deleted' GROUP BY e.norm"
+                ).fetchall()
+            )
 
     def ensure_vector_table(self, model_id: str, dim: int) -> bool:
         """Make the vector table for this model; True when the cube held another model's vectors."""
@@ -235,7 +249,10 @@ class CubeStore:
         by_id = {row[1]: row for row in rows if include_deleted or row[5] != "deleted"}
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise NotFound(f"no memory {', '.join(missing[:10])} in cube '{self.cube}'" + (" (it was deleted)" if any(r[1] in missing for r in rows) else ""))
+            raise NotFound(
+                f"no memory {', '.join(missing[:10])} in cube '{self.cube}'"
+                + (" (it was deleted)" if any(r[1] in missing for r in rows) else "")
+            )
         memories = [row_to_memory(self.cube, by_id[i]) for i in ids]
         self._attach_feedback(memories)
         return memories
@@ -259,7 +276,9 @@ class CubeStore:
             return {}
         with self._lock:
             placeholders = ",".join("?" * len(row_ids))
-            rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id IN ({placeholders})", list(row_ids)).fetchall()
+            rows = self._conn.execute(
+                f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id IN ({placeholders})", list(row_ids)
+            ).fetchall()
         return {row[0]: row_to_memory(self.cube, row) for row in rows}
 
     @contextmanager
@@ -295,9 +314,9 @@ class CubeStore:
         if not ids:
             return []
         with self._read() as conn:
-            rows = dict(conn.execute(
-                f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(ids))})", list(ids)
-            ).fetchall())
+            rows = dict(
+                conn.execute(f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(ids))})", list(ids)).fetchall()
+            )
             wanted: list[tuple[str, int, int]] = []
             for memory_id in ids:
                 row_id = rows.get(memory_id)
@@ -367,12 +386,15 @@ class CubeStore:
             role_sql = " AND (role IS NULL OR role = ?)"
             params.append(role)
         with self._lock:
-            ids = [r[0] for r in self._conn.execute(
-                f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
-                "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, "
-                "due_at IS NULL, due_at, created_at",
-                params,
-            )]
+            ids = [
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
+                    "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, "
+                    "due_at IS NULL, due_at, created_at",
+                    params,
+                )
+            ]
         return self.get_many(ids) if ids else []
 
     def live_versions(self) -> dict[str, int]:
@@ -397,7 +419,8 @@ class CubeStore:
         return ProfileRows(
             goals=load("type = 'goal' AND state = 'active'", [], "importance DESC, updated_at DESC"),
             open_tasks=load(
-                "type = 'task' AND state IN ('todo', 'in_progress', 'blocked')", [],
+                "type = 'task' AND state IN ('todo', 'in_progress', 'blocked')",
+                [],
                 "CASE state WHEN 'blocked' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, due_at IS NULL, due_at, importance DESC",
             ),
             upcoming=load("type != 'task' AND occurred_at > ? AND occurred_at <= ?", [now, horizon], "occurred_at"),
@@ -429,9 +452,7 @@ class CubeStore:
         with self.write() as conn:
             maintenance.drop_stray_vectors(conn)
 
-    def import_rows(
-        self, items: Sequence[ImportRow], *, model_id: str, client: str, note: dict[str, Any], at: str
-    ) -> list[str]:
+    def import_rows(self, items: Sequence[ImportRow], *, model_id: str, client: str, note: dict[str, Any], at: str) -> list[str]:
         """Store archived memories as they were (ids, times, status, history) in one transaction.
 
         Each gets an ``import`` version carrying ``note``. Returns, per item, "imported",
@@ -453,7 +474,9 @@ class CubeStore:
                     outcomes.append("duplicate")
                     continue
                 values = {
-                    **item.row, "content_hash": hash_, "seq": seq,
+                    **item.row,
+                    "content_hash": hash_,
+                    "seq": seq,
                     "embedding_model": model_id if item.vector is not None else None,
                 }
                 row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
@@ -469,7 +492,8 @@ class CubeStore:
                     self._write_entities(conn, row_id, item.row["entities"])
                     if item.vector is not None:
                         conn.execute(
-                            "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, item.vector.astype(np.float32).tobytes())
+                            "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
+                            (row_id, item.vector.astype(np.float32).tobytes()),
                         )
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
                 outcomes.append("imported with vector" if item.vector is not None and status != "deleted" else "imported")
@@ -481,9 +505,7 @@ class CubeStore:
         with self._lock:
             return self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories").fetchall()
 
-    def repair_rows(
-        self, fixes: Sequence[tuple[int, str, int, dict[str, Any], dict[str, Any]]], *, client: str
-    ) -> None:
+    def repair_rows(self, fixes: Sequence[tuple[int, str, int, dict[str, Any], dict[str, Any]]], *, client: str) -> None:
         """Write repaired column values ``(row_id, memory id, version, {column: stored value}, changes)``, each a version."""
         now = now_stored()
         with self.write() as conn:
@@ -534,8 +556,13 @@ class CubeStore:
             ).fetchall()
         return {
             r[0]: GraphRow(
-                id=r[0], status=r[1], type=r[2], entities=json.loads(r[3] or "[]"), relations=json.loads(r[4] or "[]"),
-                supersedes=r[5], superseded_by=r[6],
+                id=r[0],
+                status=r[1],
+                type=r[2],
+                entities=json.loads(r[3] or "[]"),
+                relations=json.loads(r[4] or "[]"),
+                supersedes=r[5],
+                superseded_by=r[6],
             )
             for r in rows
         }
@@ -558,7 +585,6 @@ class CubeStore:
         with self.write() as conn:
             conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted'")
 
-
     def recent(self, limit: int = 20, status: MemoryStatus = "active") -> list[Memory]:
         with self._lock:
             rows = self._conn.execute(
@@ -571,7 +597,9 @@ class CubeStore:
         last = 0
         while True:
             with self._lock:
-                rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)).fetchall()
+                rows = self._conn.execute(
+                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)
+                ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -591,7 +619,9 @@ class CubeStore:
     def all_versions(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every version row of the cube, oldest first, as ``(memory id, {version, op, at, client, changes})``."""
         with self._lock:
-            rows = self._conn.execute("SELECT memory_id, version, op, at, client, changes FROM memory_versions ORDER BY seq").fetchall()
+            rows = self._conn.execute(
+                "SELECT memory_id, version, op, at, client, changes FROM memory_versions ORDER BY seq"
+            ).fetchall()
         for memory_id, version, op, at, client, changes in rows:
             yield memory_id, {"version": version, "op": op, "at": at, "client": client, "changes": json.loads(changes)}
 
@@ -623,8 +653,11 @@ class CubeStore:
             ).fetchone()[0]
             pending = self._conn.execute("SELECT count(*) FROM graph_outbox").fetchone()[0]
         return {
-            "active": by_status.get("active", 0), "archived": by_status.get("archived", 0),
-            "deleted": by_status.get("deleted", 0), "entities": entities, "relations": relations,
+            "active": by_status.get("active", 0),
+            "archived": by_status.get("archived", 0),
+            "deleted": by_status.get("deleted", 0),
+            "entities": entities,
+            "relations": relations,
             "graph_pending": pending,
         }
 
@@ -663,20 +696,35 @@ class CubeStore:
                 replaced, reasons = self._superseded_by_new(conn, item)
                 values = {
                     **item.fields(),
-                    "id": memory_id, "kind": "plaintext", "status": "active", "client": client,
-                    "created_at": now, "updated_at": now, "version": 1, "access_count": 0,
-                    "content_hash": item.hash, "embedding_model": model_id if item.vector is not None else None,
-                    "supersedes": replaced[0] if replaced else None, "seq": seq,
+                    "id": memory_id,
+                    "kind": "plaintext",
+                    "status": "active",
+                    "client": client,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                    "access_count": 0,
+                    "content_hash": item.hash,
+                    "embedding_model": model_id if item.vector is not None else None,
+                    "supersedes": replaced[0] if replaced else None,
+                    "seq": seq,
                 }
                 row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
                 self._write_entities(conn, row_id, item.entities)
                 if item.vector is not None:
-                    conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, item.vector.astype(np.float32).tobytes()))
+                    conn.execute(
+                        "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
+                        (row_id, item.vector.astype(np.float32).tobytes()),
+                    )
                 changes = {
-                    "text": {"old": None, "new": item.text}, "type": {"old": None, "new": item.type},
-                    "tags": {"old": None, "new": item.tags}, "entities": {"old": None, "new": item.entities},
-                    "relations": {"old": None, "new": item.relations}, "occurred_at": {"old": None, "new": item.occurred_at},
-                    "metadata": {"old": None, "new": item.metadata}, "status": {"old": None, "new": "active"},
+                    "text": {"old": None, "new": item.text},
+                    "type": {"old": None, "new": item.type},
+                    "tags": {"old": None, "new": item.tags},
+                    "entities": {"old": None, "new": item.entities},
+                    "relations": {"old": None, "new": item.relations},
+                    "occurred_at": {"old": None, "new": item.occurred_at},
+                    "metadata": {"old": None, "new": item.metadata},
+                    "status": {"old": None, "new": "active"},
                 }
                 for key in ("role", "subject", "state", "due_at", "parent_id"):
                     if getattr(item, key) is not None:
@@ -728,13 +776,17 @@ class CubeStore:
             if vector is not None:
                 columns["embedding_model"] = model_id
             columns.update({"version": current.version + 1, "updated_at": now, "seq": seq})
-            moved_from = context.keys_of(conn, [r for (r,) in conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,))])
+            moved_from = context.keys_of(
+                conn, [r for (r,) in conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,))]
+            )
             sets = ", ".join(f"{name} = ?" for name in columns)
             conn.execute(f"UPDATE memories SET {sets} WHERE id = ?", [*columns.values(), memory_id])
             row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,)).fetchone()[0]
             if vector is not None:
                 conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes()))
+                conn.execute(
+                    "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
+                )
             if "entities" in assignments:
                 conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
                 self._write_entities(conn, row_id, assignments["entities"])
@@ -745,7 +797,9 @@ class CubeStore:
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
             return self._current(conn, memory_id)
 
-    def set_status(self, ids: Sequence[str], *, to: MemoryStatus, allowed_from: tuple[MemoryStatus, ...], op: str, client: str | None) -> list[Memory]:
+    def set_status(
+        self, ids: Sequence[str], *, to: MemoryStatus, allowed_from: tuple[MemoryStatus, ...], op: str, client: str | None
+    ) -> list[Memory]:
         check_ids(ids)
         now = now_stored()
         with self.write() as conn:
@@ -753,7 +807,11 @@ class CubeStore:
             wrong = [m for m in currents if m.status not in allowed_from]
             if wrong:
                 detail = ", ".join(f"{m.id} is {m.status}" for m in wrong[:10])
-                raise Conflict(f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d)".replace("archived", "archived"))
+                raise Conflict(
+                    f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d)".replace(
+                        "archived", "archived"
+                    )
+                )
             seq = self._next_seq(conn)
             for memory in currents:
                 try:
@@ -763,7 +821,9 @@ class CubeStore:
                     )
                 except sqlite3.IntegrityError:
                     duplicate = self._live_id_by_hash(conn, memory.content_hash)
-                    raise Conflict(f"cannot {op} {memory.id}: memory {duplicate} with the same text is live; delete it first") from None
+                    raise Conflict(
+                        f"cannot {op} {memory.id}: memory {duplicate} with the same text is live; delete it first"
+                    ) from None
                 if to == "deleted":
                     row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
                     conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
@@ -774,7 +834,9 @@ class CubeStore:
                 self._record(conn, memory.id, memory.version + 1, op, now, client, changes)
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
             placeholders = ",".join("?" * len(ids))
-            context.refresh(conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))])
+            context.refresh(
+                conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
+            )
             return [self._current(conn, i) for i in ids]
 
     def purge(self, ids: Sequence[str], *, client: str | None) -> None:
@@ -784,7 +846,9 @@ class CubeStore:
         with self.write() as conn:
             currents = [self._current(conn, i) for i in ids]
             placeholders = ",".join("?" * len(ids))
-            threads = context.keys_of(conn, [r for (r,) in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))])
+            threads = context.keys_of(
+                conn, [r for (r,) in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
+            )
             self._next_seq(conn)
             for memory in currents:
                 row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
@@ -792,7 +856,9 @@ class CubeStore:
                 conn.execute("DELETE FROM memories WHERE id = ?", (memory.id,))
                 # The content is erased from history too: purge means the text must not survive anywhere.
                 conn.execute("UPDATE memory_versions SET changes = '{}' WHERE memory_id = ?", (memory.id,))
-                self._record(conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}})
+                self._record(
+                    conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}}
+                )
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
             context.refresh_threads(conn, threads)
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
@@ -813,7 +879,9 @@ class CubeStore:
             seq = self._next_seq(conn)
             for row_id, vector in rows:
                 conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes()))
+                conn.execute(
+                    "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
+                )
                 conn.execute("UPDATE memories SET embedding_model = ?, seq = ? WHERE row_id = ?", (model_id, seq, row_id))
 
     # -- helpers --------------------------------------------------------------------
@@ -834,7 +902,9 @@ class CubeStore:
                 reasons.setdefault(memory_id, f"same subject '{item.subject}'{role}, given by the client")
         return list(reasons), reasons
 
-    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None) -> bool:
+    def _supersede(
+        self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None
+    ) -> bool:
         """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite.
         The version row keeps the reason; ``memcube doctor`` tells these from the rule before issue 18,
         which gave none (``reason=None`` writes such a row, as that rule did)."""
@@ -846,9 +916,17 @@ class CubeStore:
             (new_id, now, seq, old_id),
         )
         self._record(
-            conn, old_id, old.version + 1, "supersede", now, client,
-            {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id},
-             **({"reason": {"old": None, "new": reason}} if reason is not None else {})},
+            conn,
+            old_id,
+            old.version + 1,
+            "supersede",
+            now,
+            client,
+            {
+                "status": {"old": "active", "new": "archived"},
+                "superseded_by": {"old": None, "new": new_id},
+                **({"reason": {"old": None, "new": reason}} if reason is not None else {}),
+            },
         )
         conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
         return True
@@ -864,11 +942,23 @@ class CubeStore:
             "UPDATE memories SET access_count = access_count + 1, last_access = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
             (now, now, seq, current.id),
         )
-        said = {"text": item.text, "occurred_at": item.occurred_at, "session_id": item.session_id, "reason": item.reasons.get(current.id)}
+        said = {
+            "text": item.text,
+            "occurred_at": item.occurred_at,
+            "session_id": item.session_id,
+            "reason": item.reasons.get(current.id),
+        }
         self._record(
-            conn, current.id, current.version + 1, "restate", now, client,
-            {"restated": {"old": None, "new": {k: v for k, v in said.items() if v is not None}},
-             "access_count": {"old": current.access_count, "new": current.access_count + 1}},
+            conn,
+            current.id,
+            current.version + 1,
+            "restate",
+            now,
+            client,
+            {
+                "restated": {"old": None, "new": {k: v for k, v in said.items() if v is not None}},
+                "access_count": {"old": current.access_count, "new": current.access_count + 1},
+            },
         )
         return True
 
@@ -885,7 +975,9 @@ class CubeStore:
                     "UPDATE memories SET supersedes = NULL, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
                     (now, seq, newer.id),
                 )
-                self._record(conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}})
+                self._record(
+                    conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}}
+                )
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (newer.id,))
         return {"superseded_by": {"old": older.superseded_by, "new": None}}
 
@@ -921,7 +1013,12 @@ class CubeStore:
                 "UPDATE memories SET version = version + 1, updated_at = ?, seq = ? WHERE id = ?", (now_stored(), seq, memory_id)
             )
             self._record(
-                conn, memory_id, current.version + 1, "feedback", now_stored(), client,
+                conn,
+                memory_id,
+                current.version + 1,
+                "feedback",
+                now_stored(),
+                client,
                 {"feedback": {"old": None, "new": entry.model_dump(exclude={"client"})}},
             )
         return self.get_many([memory_id])[0]
@@ -955,9 +1052,21 @@ class CubeStore:
             key = normalize(name)
             if key:
                 rows.setdefault(key, name)
-        conn.executemany("INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)", [(row_id, n, k) for k, n in rows.items()])
+        conn.executemany(
+            "INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)",
+            [(row_id, n, k) for k, n in rows.items()],
+        )
 
-    def _record(self, conn: sqlite3.Connection, memory_id: str, version: int, op: str, at: str, client: str | None, changes: dict[str, Any]) -> None:
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        memory_id: str,
+        version: int,
+        op: str,
+        at: str,
+        client: str | None,
+        changes: dict[str, Any],
+    ) -> None:
         conn.execute(
             "INSERT INTO memory_versions(memory_id, version, op, at, client, changes) VALUES (?, ?, ?, ?, ?, ?)",
             (memory_id, version, op, at, client, _dumps(changes)),

@@ -92,8 +92,7 @@ def _v1(conn: sqlite3.Connection) -> None:
     db.table("graph_outbox").create({"seq": int, "memory_id": str, "op": str}, pk="seq", not_null={"memory_id", "op"})
 
     conn.execute(
-        "CREATE VIRTUAL TABLE memory_fts USING fts5("
-        "text, tags, entities, tokenize = 'porter unicode61 remove_diacritics 2')"
+        "CREATE VIRTUAL TABLE memory_fts USING fts5(text, tags, entities, tokenize = 'porter unicode61 remove_diacritics 2')"
     )
     fts_row = (
         "SELECT new.rowid, new.text, "
@@ -124,9 +123,7 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 def _v2(conn: sqlite3.Connection) -> None:
     """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.context)."""
-    conn.execute(
-        "CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')"
-    )
+    conn.execute("CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')")
     conn.execute("CREATE INDEX memories_thread ON memories(session_id, occurred_at) WHERE session_id IS NOT NULL")
     # The windows themselves are built by _v6, once the thread column they are keyed on exists.
     # Vectors are now made from the text less a leading speaker ("Alice: ..."): re-embed those lazily.
@@ -207,7 +204,4 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 def create_vector_table(conn: sqlite3.Connection, dim: int) -> None:
     """The sqlite-vec table; its width is the embedding model's, so it is made when the model is known."""
-    conn.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS memory_vec USING vec0("
-        f"embedding float[{int(dim)}] distance_metric=cosine)"
-    )
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS memory_vec USING vec0(embedding float[{int(dim)}] distance_metric=cosine)")

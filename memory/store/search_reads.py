@@ -133,14 +133,18 @@ class SearchView:
         clauses, params = _filter_sql(q)
         # "status != 'deleted'" lets SQLite use the partial unique index on live content hashes.
         where = " AND ".join(["m.status != 'deleted'", _status_sql(q), "m.content_hash = ?", *clauses])
-        return [r[0] for r in self._conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])]
+        return [
+            r[0] for r in self._conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])
+        ]
 
     def known_entities(self, keys: list[str]) -> list[str]:
         """Which of these normalised entity keys some memory of the cube names."""
         if not keys:
             return []
         placeholders = ",".join("?" * len(keys))
-        return [r[0] for r in self._conn.execute(f"SELECT DISTINCT norm FROM memory_entities WHERE norm IN ({placeholders})", keys)]
+        return [
+            r[0] for r in self._conn.execute(f"SELECT DISTINCT norm FROM memory_entities WHERE norm IN ({placeholders})", keys)
+        ]
 
     def sync(self, mirror: VectorMirror) -> None:
         """Bring the in-RAM vectors up to this snapshot."""

@@ -76,15 +76,15 @@ def _refresh_thread(conn: sqlite3.Connection, key: str) -> None:
         (key,),
     ).fetchall()
     live = [(row_id, text) for row_id, text, status in rows if status in LIVE]
-    wanted = {
-        row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)
-    }
+    wanted = {row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)}
     all_ids = [r for r, _, _ in rows]
     current: dict[int, str] = {}
     for start in range(0, len(all_ids), 500):
         chunk = all_ids[start : start + 500]
         placeholders = ",".join("?" * len(chunk))
-        current.update(conn.execute(f"SELECT rowid, text FROM memory_context_fts WHERE rowid IN ({placeholders})", chunk).fetchall())
+        current.update(
+            conn.execute(f"SELECT rowid, text FROM memory_context_fts WHERE rowid IN ({placeholders})", chunk).fetchall()
+        )
     # Write only the windows that changed: an add to a long thread touches a few rows, not all.
     for row_id in all_ids:
         if current.get(row_id) == wanted.get(row_id):
@@ -95,7 +95,9 @@ def _refresh_thread(conn: sqlite3.Connection, key: str) -> None:
             conn.execute("INSERT INTO memory_context_fts(rowid, text) VALUES (?, ?)", (row_id, wanted[row_id]))
 
 
-def thread_neighbours(conn: sqlite3.Connection, row_id: int, before: int, after: int, statuses: tuple[str, ...] = ("active",)) -> list[tuple[int, int]]:
+def thread_neighbours(
+    conn: sqlite3.Connection, row_id: int, before: int, after: int, statuses: tuple[str, ...] = ("active",)
+) -> list[tuple[int, int]]:
     """The live neighbours of a memory in its thread as ``(row_id, offset)``, offset < 0 before it."""
     row = conn.execute("SELECT thread, occurred_at FROM memories WHERE row_id = ?", (row_id,)).fetchone()
     if row is None or row[0] is None:
@@ -122,4 +124,3 @@ def _walk(
         [key, *statuses, when, when, row_id, count],
     ).fetchall()
     return [r for (r,) in rows]
-
