@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from foundation import make_memories, make_queries  # noqa: E402
+from foundation import make_memories, make_queries
 
 BUILD = """
 import json, sys
@@ -67,13 +67,17 @@ home.close()
 def _run_in(checkout: Path, code: str, *args: str, **popen: object) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(checkout))
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args], cwd=checkout, env=env, text=True, **popen  # type: ignore[call-overload]
+        [sys.executable, "-c", code, *args],
+        cwd=checkout,
+        env=env,
+        text=True,
+        **popen,  # type: ignore[call-overload]
     )
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,7 @@ def _reexec_with_openblas() -> None:
 
 # -- part 1: time to first token ---------------------------------------------------------
 
+
 def memory_text(data: list[dict[str, Any]]) -> str:
     lines = []
     for sample in data:
@@ -83,7 +84,9 @@ def ttft(kind: str, folder: Path, text: str, cold_runs: int, warm_runs: int) -> 
 
     backend = load_backend(folder, "qwen2.5-0.5b-shape", kind)
     context = backend.encode(text)[:CONTEXT_TOKENS]
-    question = backend.encode("Question: when did Caroline go to the LGBTQ support group, and who went with her? " * 2)[:QUESTION_TOKENS]
+    question = backend.encode("Question: when did Caroline go to the LGBTQ support group, and who went with her? " * 2)[
+        :QUESTION_TOKENS
+    ]
     assert len(context) == CONTEXT_TOKENS and len(question) == QUESTION_TOKENS
     first_token_ms(backend, backend.new_cache(), question)  # first-call costs (allocators, kernels) out of the timings
     colds = [first_token_ms(backend, backend.new_cache(), context + question) for _ in range(cold_runs)]
@@ -110,11 +113,14 @@ def part_ttft(kinds: list[str], data: list[dict[str, Any]], quick: bool, scratch
         r = ttft(kind, folder, text, cold_runs=1 if quick else 3, warm_runs=3 if quick else 5)
         note = f" blas={os.environ.get('MEMCUBE_BENCH_BLAS')}" if kind == "mlx" and sys.platform == "linux" else ""
         print(f"# {kind}: warm cache read from disk first: {r['warm_from_disk']:.0f} ms{note}")
-        print(f"RESULT backend={kind} ttft_cold_ms={r['cold']:.1f} ttft_warm_ms={r['warm']:.1f} ratio={r['ratio']:.4f}", flush=True)
+        print(
+            f"RESULT backend={kind} ttft_cold_ms={r['cold']:.1f} ttft_warm_ms={r['warm']:.1f} ratio={r['ratio']:.4f}", flush=True
+        )
         gc.collect()
 
 
 # -- part 2: the scheduler on LoCoMo ----------------------------------------------------------
+
 
 def session_date(text: str) -> str:
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -149,7 +155,12 @@ async def replay(data: list[dict[str, Any]], model: Path, kind: str, home_dir: P
             for number in numbers[:max_sessions]:
                 when = session_date(conversation[f"session_{number}_date_time"])
                 batch = [
-                    {"text": f"{t['speaker']}: {t['text']}", "type": "event", "occurred_at": when, "session_id": f"{cube}/{number}"}
+                    {
+                        "text": f"{t['speaker']}: {t['text']}",
+                        "type": "event",
+                        "occurred_at": when,
+                        "session_id": f"{cube}/{number}",
+                    }
                     for t in conversation[f"session_{number}"]
                 ]
                 result = await client.call_tool("memory_add", {"memories": batch, "cube": cube})
@@ -164,7 +175,8 @@ async def replay(data: list[dict[str, Any]], model: Path, kind: str, home_dir: P
     server.memory_home.close()
     used = sum(s["memories_used"] for s in statuses)
     return {
-        "asks": sum(s["asks"] for s in statuses), "used": used,
+        "asks": sum(s["asks"] for s in statuses),
+        "used": used,
         "hit_rate": sum(s["hits"] for s in statuses) / used if used else 0.0,
         "baseline": sum(s["baseline_hits"] for s in statuses) / used if used else 0.0,
         "saved": sum(s["prefill_tokens_saved"] for s in statuses),
@@ -174,16 +186,20 @@ async def replay(data: list[dict[str, Any]], model: Path, kind: str, home_dir: P
 
 def part_scheduler(data: list[dict[str, Any]], quick: bool, scratch: Path, kind: str) -> None:
     import anyio
-
     from random_models import Shape, build_mlx_model, build_onnx_model
 
     model = (build_mlx_model if kind == "mlx" else build_onnx_model)(scratch / f"{kind}-tiny", Shape())
     subset = data[:1] if quick else data
     t0 = time.perf_counter()
     r = anyio.run(replay, subset, model, kind, scratch / "home", 8 if quick else None)
-    print(f"# replay ({'first conversation, 8 sessions' if quick else 'all dev conversations'}, {kind} tiny model): "
-          f"{time.perf_counter() - t0:.0f}s; prefill tokens from warm caches {r['saved']}, computed {r['computed']}")
-    print(f"RESULT scheduler hit_rate={r['hit_rate']:.4f} baseline_last_results={r['baseline']:.4f} asks={r['asks']} memories_used={r['used']}", flush=True)
+    print(
+        f"# replay ({'first conversation, 8 sessions' if quick else 'all dev conversations'}, {kind} tiny model): "
+        f"{time.perf_counter() - t0:.0f}s; prefill tokens from warm caches {r['saved']}, computed {r['computed']}"
+    )
+    print(
+        f"RESULT scheduler hit_rate={r['hit_rate']:.4f} baseline_last_results={r['baseline']:.4f} asks={r['asks']} memories_used={r['used']}",
+        flush=True,
+    )
 
 
 def main() -> int:

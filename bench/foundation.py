@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import inspect
 import json
 import os
 import random
@@ -48,7 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 PROTOCOL = "2025-06-18"
 CLIENT_INFO = {"name": "memcube-bench", "version": "1"}
@@ -70,45 +69,282 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def summary(values_ms: Sequence[float]) -> str:
-    return (f"p50 {pct(values_ms, 50):7.2f}  p95 {pct(values_ms, 95):7.2f}  "
-            f"mean {statistics.fmean(values_ms):7.2f}  min {min(values_ms):7.2f}  max {max(values_ms):7.2f}  (n={len(values_ms)})")
+    return (
+        f"p50 {pct(values_ms, 50):7.2f}  p95 {pct(values_ms, 95):7.2f}  "
+        f"mean {statistics.fmean(values_ms):7.2f}  min {min(values_ms):7.2f}  max {max(values_ms):7.2f}  (n={len(values_ms)})"
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # synthetic data
 # ---------------------------------------------------------------------------------------
 
-FIRST = """Alice Bob Carmen David Elena Farid Grace Hiro Ines Jonas Keiko Liam Maya Noah Olga Pavel Quinn Rosa
-Samir Tara Umar Vera Wen Xavier Yara Zoe Amara Bruno Chloe Diego Emeka Fatima Gustav Hana Igor Julia Kofi Lena
-Mateo Nadia Oscar Priya Rafael Sofia Tomas Ursula Viktor Wanda Yusuf Zara Anika Ben Clara Dmitri Esther Felix
-Gita Hugo Isla Jamal Kira Leon Mira Nils Omar Petra Rui Selin Theo""".split()
-LAST = """Okafor Lindqvist Moreau Tanaka Haddad Novak Fernandes Kowalski Schmidt Rossi Nakamura Alvarez Petrov
-Mensah Dubois Olsen Khan Silva Brennan Costa Weber Yilmaz Kim Larsen Ibrahim Horvat Marsh Quintero""".split()
+FIRST = [
+    "Alice",
+    "Bob",
+    "Carmen",
+    "David",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Keiko",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pavel",
+    "Quinn",
+    "Rosa",
+    "Samir",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Xavier",
+    "Yara",
+    "Zoe",
+    "Amara",
+    "Bruno",
+    "Chloe",
+    "Diego",
+    "Emeka",
+    "Fatima",
+    "Gustav",
+    "Hana",
+    "Igor",
+    "Julia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Oscar",
+    "Priya",
+    "Rafael",
+    "Sofia",
+    "Tomas",
+    "Ursula",
+    "Viktor",
+    "Wanda",
+    "Yusuf",
+    "Zara",
+    "Anika",
+    "Ben",
+    "Clara",
+    "Dmitri",
+    "Esther",
+    "Felix",
+    "Gita",
+    "Hugo",
+    "Isla",
+    "Jamal",
+    "Kira",
+    "Leon",
+    "Mira",
+    "Nils",
+    "Omar",
+    "Petra",
+    "Rui",
+    "Selin",
+    "Theo",
+]
+LAST = [
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Haddad",
+    "Novak",
+    "Fernandes",
+    "Kowalski",
+    "Schmidt",
+    "Rossi",
+    "Nakamura",
+    "Alvarez",
+    "Petrov",
+    "Mensah",
+    "Dubois",
+    "Olsen",
+    "Khan",
+    "Silva",
+    "Brennan",
+    "Costa",
+    "Weber",
+    "Yilmaz",
+    "Kim",
+    "Larsen",
+    "Ibrahim",
+    "Horvat",
+    "Marsh",
+    "Quintero",
+]
 PLACES = """Lisbon Kyoto Nairobi Oslo Montreal Seville Krakow Hanoi Lima Reykjavik Edinburgh Marrakesh Porto
 Melbourne Valencia Tbilisi Ljubljana Cusco Bergen Galway Split Tallinn Bruges Hobart Quito Busan Dubrovnik Sapporo
 Cape_Town Vancouver Istanbul Salzburg Cartagena Tromso Lyon Antwerp Bologna Zanzibar Bali Helsinki""".replace("_", " ").split()
 ACTIVITIES = [
-    "rock climbing", "pottery", "salsa dancing", "trail running", "birdwatching", "sourdough baking", "kayaking",
-    "chess", "watercolour painting", "cycling", "learning Japanese", "playing the cello", "gardening", "yoga",
-    "woodworking", "scuba diving", "knitting", "photography", "bouldering", "surfing", "playing board games",
-    "making kimchi", "volunteering at the food bank", "open-water swimming", "calligraphy", "skiing", "archery",
-    "birding", "fermenting hot sauce", "restoring old bikes", "writing poetry", "improv theatre", "beekeeping",
-    "sailing", "playing the drums", "foraging mushrooms", "tennis", "crossword puzzles", "stand-up paddling",
-    "building Lego sets", "astronomy", "marathon training", "baking croissants", "learning Portuguese",
+    "rock climbing",
+    "pottery",
+    "salsa dancing",
+    "trail running",
+    "birdwatching",
+    "sourdough baking",
+    "kayaking",
+    "chess",
+    "watercolour painting",
+    "cycling",
+    "learning Japanese",
+    "playing the cello",
+    "gardening",
+    "yoga",
+    "woodworking",
+    "scuba diving",
+    "knitting",
+    "photography",
+    "bouldering",
+    "surfing",
+    "playing board games",
+    "making kimchi",
+    "volunteering at the food bank",
+    "open-water swimming",
+    "calligraphy",
+    "skiing",
+    "archery",
+    "birding",
+    "fermenting hot sauce",
+    "restoring old bikes",
+    "writing poetry",
+    "improv theatre",
+    "beekeeping",
+    "sailing",
+    "playing the drums",
+    "foraging mushrooms",
+    "tennis",
+    "crossword puzzles",
+    "stand-up paddling",
+    "building Lego sets",
+    "astronomy",
+    "marathon training",
+    "baking croissants",
+    "learning Portuguese",
 ]
-FOODS = """ramen tacos dumplings paella pho risotto falafel curry sushi lasagne ceviche shakshuka pierogi
-bibimbap moussaka jollof gnocchi empanadas laksa goulash""".split()
-DRINKS = ["green tea", "oat-milk lattes", "espresso", "chai", "kombucha", "sparkling water", "hot chocolate", "mint tea", "cold brew"]
-PROJECTS = """Atlas Beacon Comet Delta Ember Falcon Granite Harbor Ion Juniper Kestrel Lumen Meridian Nimbus Orion
-Pioneer Quartz Raven Sierra Tundra Umbra Vortex Willow Zephyr""".split()
-ROLES = ["product manager", "nurse", "civil engineer", "data scientist", "teacher", "architect", "chef",
-         "paramedic", "lawyer", "software developer", "journalist", "pharmacist", "graphic designer", "electrician"]
-COMPANIES = ["Acme", "Globex", "Initech", "Umbrella Labs", "Hooli", "Stark Works", "Wayne Logistics", "Soylent", "Vandelay Imports", "Cyberdyne"]
+FOODS = [
+    "ramen",
+    "tacos",
+    "dumplings",
+    "paella",
+    "pho",
+    "risotto",
+    "falafel",
+    "curry",
+    "sushi",
+    "lasagne",
+    "ceviche",
+    "shakshuka",
+    "pierogi",
+    "bibimbap",
+    "moussaka",
+    "jollof",
+    "gnocchi",
+    "empanadas",
+    "laksa",
+    "goulash",
+]
+DRINKS = [
+    "green tea",
+    "oat-milk lattes",
+    "espresso",
+    "chai",
+    "kombucha",
+    "sparkling water",
+    "hot chocolate",
+    "mint tea",
+    "cold brew",
+]
+PROJECTS = [
+    "Atlas",
+    "Beacon",
+    "Comet",
+    "Delta",
+    "Ember",
+    "Falcon",
+    "Granite",
+    "Harbor",
+    "Ion",
+    "Juniper",
+    "Kestrel",
+    "Lumen",
+    "Meridian",
+    "Nimbus",
+    "Orion",
+    "Pioneer",
+    "Quartz",
+    "Raven",
+    "Sierra",
+    "Tundra",
+    "Umbra",
+    "Vortex",
+    "Willow",
+    "Zephyr",
+]
+ROLES = [
+    "product manager",
+    "nurse",
+    "civil engineer",
+    "data scientist",
+    "teacher",
+    "architect",
+    "chef",
+    "paramedic",
+    "lawyer",
+    "software developer",
+    "journalist",
+    "pharmacist",
+    "graphic designer",
+    "electrician",
+]
+COMPANIES = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella Labs",
+    "Hooli",
+    "Stark Works",
+    "Wayne Logistics",
+    "Soylent",
+    "Vandelay Imports",
+    "Cyberdyne",
+]
 RELATIONS = ["sister", "brother", "cousin", "neighbour", "colleague", "best friend", "mentor", "landlord", "flatmate", "manager"]
 PETS = ["a beagle", "two cats", "a parrot", "a rescue greyhound", "a tortoise", "a corgi", "three chickens", "a ferret"]
-BOOKS = ["Dune", "Middlemarch", "The Overstory", "Piranesi", "Beloved", "Sapiens", "The Hobbit", "Circe", "Klara and the Sun", "Educated"]
+BOOKS = [
+    "Dune",
+    "Middlemarch",
+    "The Overstory",
+    "Piranesi",
+    "Beloved",
+    "Sapiens",
+    "The Hobbit",
+    "Circe",
+    "Klara and the Sun",
+    "Educated",
+]
 ALLERGIES = ["peanuts", "shellfish", "cats", "pollen", "penicillin", "gluten", "lactose"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 # (type, template): fields are filled per memory.
@@ -175,13 +411,29 @@ def _fields(rng: random.Random) -> dict[str, Any]:
     month_i = rng.randint(1, 12)
     day = rng.randint(1, 28)
     return {
-        "name": name, "name2": name2, "place": rng.choice(PLACES), "activity": rng.choice(ACTIVITIES),
-        "food": rng.choice(FOODS), "food2": rng.choice(FOODS), "drink": rng.choice(DRINKS), "role": rng.choice(ROLES),
-        "company": rng.choice(COMPANIES), "relation": rng.choice(RELATIONS), "pet": rng.choice(PETS),
-        "book": rng.choice(BOOKS), "allergy": rng.choice(ALLERGIES), "project": rng.choice(PROJECTS),
-        "year": year, "month": MONTHS[month_i - 1], "day": day, "weekday": rng.choice(WEEKDAYS),
-        "date": f"{day} {MONTHS[month_i - 1]} {year}", "iso": f"{year:04d}-{month_i:02d}-{day:02d}",
-        "days": rng.randint(2, 14), "minutes": rng.randint(95, 160), "budget": rng.randint(5, 400) * 1000,
+        "name": name,
+        "name2": name2,
+        "place": rng.choice(PLACES),
+        "activity": rng.choice(ACTIVITIES),
+        "food": rng.choice(FOODS),
+        "food2": rng.choice(FOODS),
+        "drink": rng.choice(DRINKS),
+        "role": rng.choice(ROLES),
+        "company": rng.choice(COMPANIES),
+        "relation": rng.choice(RELATIONS),
+        "pet": rng.choice(PETS),
+        "book": rng.choice(BOOKS),
+        "allergy": rng.choice(ALLERGIES),
+        "project": rng.choice(PROJECTS),
+        "year": year,
+        "month": MONTHS[month_i - 1],
+        "day": day,
+        "weekday": rng.choice(WEEKDAYS),
+        "date": f"{day} {MONTHS[month_i - 1]} {year}",
+        "iso": f"{year:04d}-{month_i:02d}-{day:02d}",
+        "days": rng.randint(2, 14),
+        "minutes": rng.randint(95, 160),
+        "budget": rng.randint(5, 400) * 1000,
     }
 
 
@@ -269,14 +521,24 @@ def launch_once(home: Path, *, first_call: bool) -> dict[str, float]:
     env = {**os.environ, "MEMCUBE_HOME": str(home)}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     times: dict[str, float] = {}
     try:
         client = StdioClient(proc)
-        client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                     "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO}})
+        client.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO},
+            }
+        )
         init = client.answer(1)
         times["initialize"] = (time.perf_counter() - started) * 1000
         if "result" not in init:
@@ -290,8 +552,14 @@ def launch_once(home: Path, *, first_call: bool) -> dict[str, float]:
         times["tool_count"] = len(tools["result"]["tools"])
         if first_call:
             # Answered only by the real server (SDK imported, session running, model loaded).
-            client.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                         "params": {"name": "memory_search", "arguments": {"query": "what does Alice drink?"}}})
+            client.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 3,
+                    "method": "tools/call",
+                    "params": {"name": "memory_search", "arguments": {"query": "what does Alice drink?"}},
+                }
+            )
             call = client.answer(3, timeout=120)
             times["first_search"] = (time.perf_counter() - started) * 1000
             if "result" not in call or call["result"].get("isError"):
@@ -324,11 +592,15 @@ def bench_startup(scratch: Path, runs: int) -> float:
         results.append(launch_once(home, first_call=True))
         log(f"launch {i + 1}/{runs}: {results[-1]}")
     for i, r in enumerate(results, start=1):
-        out(f"  run {i}: initialize {r['initialize']:7.1f}   tools/list {r['tools_list']:7.1f}   "
-            f"first memory_search answered {r['first_search']:7.1f}   ({int(r['tool_count'])} tools)")
+        out(
+            f"  run {i}: initialize {r['initialize']:7.1f}   tools/list {r['tools_list']:7.1f}   "
+            f"first memory_search answered {r['first_search']:7.1f}   ({int(r['tool_count'])} tools)"
+        )
     med = {k: statistics.median(r[k] for r in results) for k in ("initialize", "tools_list", "first_search")}
-    out(f"  median: initialize {med['initialize']:.1f}   tools/list {med['tools_list']:.1f}   "
-        f"first memory_search {med['first_search']:.1f}")
+    out(
+        f"  median: initialize {med['initialize']:.1f}   tools/list {med['tools_list']:.1f}   "
+        f"first memory_search {med['first_search']:.1f}"
+    )
     out(f"  for scale: bare '{Path(sys.executable).name} -c pass' median {statistics.median(bare):.1f} ms")
     verdict = "OK" if med["tools_list"] <= TARGET_TOOLS_LIST_MS else "MISSED"
     out(f"  target tools/list <= {TARGET_TOOLS_LIST_MS:.0f} ms: {verdict}")
@@ -355,7 +627,7 @@ def float_embedder(embedder: Any) -> Any | None:
 
 def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[float, float]:
     out(f"== 2. add throughput through MemCube.add ({len(memories)} distinct memories) ==")
-    batched, single = memories[: len(memories) - singles], memories[len(memories) - singles:]
+    batched, single = memories[: len(memories) - singles], memories[len(memories) - singles :]
     batch_ms: list[float] = []
     t_all = time.perf_counter()
     for start in range(0, len(batched), BATCH):
@@ -369,22 +641,28 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
             log(f"added {start + len(chunk)}/{len(batched)} in batches")
     batched_s = time.perf_counter() - t_all
     batched_rate = len(batched) / batched_s
-    out(f"  batched ({BATCH} per call, cube 0 -> {len(batched)}): {batched_rate:8.1f} memories/s   "
-        f"({batched_s:.1f} s total; per batch ms {summary(batch_ms)})")
+    out(
+        f"  batched ({BATCH} per call, cube 0 -> {len(batched)}): {batched_rate:8.1f} memories/s   "
+        f"({batched_s:.1f} s total; per batch ms {summary(batch_ms)})"
+    )
     # Where does a batch's time go? (embedding vs the rest, measured on fresh texts outside the cube)
     probe = [m["text"] for m in batched[:BATCH]]
     t0 = time.perf_counter()
     cube.embedder.embed(probe)
     embed_ms = (time.perf_counter() - t0) * 1000
-    out(f"    of which embedding {BATCH} texts alone: {embed_ms:.1f} ms per batch "
-        f"({embed_ms / statistics.median(batch_ms) * 100:.0f}% of the median batch)")
+    out(
+        f"    of which embedding {BATCH} texts alone: {embed_ms:.1f} ms per batch "
+        f"({embed_ms / statistics.median(batch_ms) * 100:.0f}% of the median batch)"
+    )
     float_path = float_embedder(cube.embedder)
     if float_path is not None:  # the same texts on the float path, right after, for the ratio
         t0 = time.perf_counter()
         float_path.embed(probe)
         float_ms = (time.perf_counter() - t0) * 1000
-        out(f"    the same {BATCH} texts on the float path (compute=float): {float_ms:.1f} ms "
-            f"(int8 path {float_ms / embed_ms:.2f}x as fast)")
+        out(
+            f"    the same {BATCH} texts on the float path (compute=float): {float_ms:.1f} ms "
+            f"(int8 path {float_ms / embed_ms:.2f}x as fast)"
+        )
 
     single_ms: list[float] = []
     for item in single:
@@ -394,8 +672,10 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
         if not outcome.created:
             raise RuntimeError("a synthetic memory was taken for a duplicate")
     single_rate = len(single) / (sum(single_ms) / 1000)
-    out(f"  single (1 per call, cube {len(batched)} -> {len(memories)}): {single_rate:8.1f} memories/s   "
-        f"(per call ms {summary(single_ms)})")
+    out(
+        f"  single (1 per call, cube {len(batched)} -> {len(memories)}): {single_rate:8.1f} memories/s   "
+        f"(per call ms {summary(single_ms)})"
+    )
     t_embed = []
     for item in single[:50]:
         t0 = time.perf_counter()
@@ -411,12 +691,14 @@ def top_up(cube: Any, spare: list[dict[str, Any]], target: int) -> None:
     stats = cube.stats()
     archived, added = stats.archived, 0
     while stats.active < target and spare:
-        chunk, spare[:] = spare[: min(BATCH, target - stats.active)], spare[min(BATCH, target - stats.active):]
+        chunk, spare[:] = spare[: min(BATCH, target - stats.active)], spare[min(BATCH, target - stats.active) :]
         cube.add(chunk)
         added += len(chunk)
         stats = cube.stats()
-    out(f"  the adds archived {archived} older memories as superseded; {added} more added (untimed) "
-        f"-> {stats.active} active, {stats.archived} archived")
+    out(
+        f"  the adds archived {archived} older memories as superseded; {added} more added (untimed) "
+        f"-> {stats.active} active, {stats.archived} archived"
+    )
     out()
 
 
@@ -426,8 +708,10 @@ def bench_graph_sync(cube: Any) -> None:
     t0 = time.perf_counter()
     applied = cube.try_sync_graph()
     elapsed = time.perf_counter() - t0
-    out(f"  graph outbox (applied by the server in the background, not counted above): {pending} pending, "
-        f"applied {applied} in {elapsed:.1f} s ({applied / max(elapsed, 1e-9):.0f}/s)")
+    out(
+        f"  graph outbox (applied by the server in the background, not counted above): {pending} pending, "
+        f"applied {applied} in {elapsed:.1f} s ({applied / max(elapsed, 1e-9):.0f}/s)"
+    )
     out()
 
 
@@ -448,9 +732,11 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
 
     def viewed(fn: Callable[[Any, str], Any]) -> Callable[[str], Any]:
         """A stage that reads through one snapshot of the store, as the search does."""
+
         def run(q: str) -> Any:
             with store.search_view() as view:
                 return fn(view, q)
+
         return run
 
     stages: list[tuple[str, Callable[[str], Any]]] = [
@@ -465,23 +751,41 @@ def search_stages(home: Any, cube: Any, queries: Sequence[str]) -> list[tuple[st
         ("all cosines (mirror.cosines)", lambda q: cube.mirror.cosines(vectors[q])),
         ("mirror catch-up, nothing new (store.sync_mirror)", lambda q: store.sync_mirror(cube.mirror)),
         (f"FTS5 BM25 k={pool} (keyword_candidates)", viewed(lambda v, q: search_mod.keyword_candidates(v, sq[q], pool))),
-        ("FTS5 BM25 on context windows", viewed(
-            lambda v, q: search_mod.keyword_candidates(v, sq[q], pool, table="memory_context_fts"))),
+        (
+            "FTS5 BM25 on context windows",
+            viewed(lambda v, q: search_mod.keyword_candidates(v, sq[q], pool, table="memory_context_fts")),
+        ),
         ("entity links (entity_matches)", viewed(lambda v, q: search_mod.entity_matches(v, sq[q], pool))),
         ("exact text match (exact_matches)", viewed(lambda v, q: v.exact_matches(sq[q]))),
         ("query less known names (vector_query_text)", viewed(lambda v, q: search_mod.vector_query_text(v, q))),
     ]
     top10 = {q: [r for r, _ in cube.mirror.search(vectors[q], 10)] for q in queries}
     stages.append(("fetch 10 hits (store.get_by_row_ids)", lambda q: store.get_by_row_ids(top10[q])))
-    stages.append(("vector ranking, all cosines + top (rank_by_vector)", lambda q: search_mod.rank_by_vector(
-        cube.mirror, vectors[q], pool, include_archived=False, allowed=None)))
-    stages.append(("hybrid_search, query vector given", lambda q: search_mod.hybrid_search(
-        store, cube.mirror, sq[q], lambda _text, v=vectors[q]: v)))
+    stages.append(
+        (
+            "vector ranking, all cosines + top (rank_by_vector)",
+            lambda q: search_mod.rank_by_vector(cube.mirror, vectors[q], pool, include_archived=False, allowed=None),
+        )
+    )
+    stages.append(
+        (
+            "hybrid_search, query vector given",
+            lambda q: search_mod.hybrid_search(store, cube.mirror, sq[q], lambda _text, v=vectors[q]: v),
+        )
+    )
     if float_path is not None:  # the whole search, side by side, with each path embedding the query
-        stages.append(("hybrid_search, query embedded (int8 path)", lambda q: search_mod.hybrid_search(
-            store, cube.mirror, sq[q], home.embedder.embed_one)))
-        stages.append(("hybrid_search, query embedded (float path)", lambda q: search_mod.hybrid_search(
-            store, cube.mirror, sq[q], float_path.embed_one)))
+        stages.append(
+            (
+                "hybrid_search, query embedded (int8 path)",
+                lambda q: search_mod.hybrid_search(store, cube.mirror, sq[q], home.embedder.embed_one),
+            )
+        )
+        stages.append(
+            (
+                "hybrid_search, query embedded (float path)",
+                lambda q: search_mod.hybrid_search(store, cube.mirror, sq[q], float_path.embed_one),
+            )
+        )
     return stages
 
 
@@ -505,6 +809,7 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     async def run() -> None:
         server = build_server(home, warm_up=False)
         async with Client(server) as client:
+
             async def mcp_search(q: str) -> None:
                 answer = await client.call_tool("memory_search", {"query": q, "cube": cube.name, "limit": 10})
                 if answer.is_error:
@@ -562,7 +867,7 @@ def bench_search_after_add(cube: Any, extra: list[dict[str, Any]], queries: list
         t0 = time.perf_counter()
         cube.store.sync_mirror(cube.mirror)
         t1 = time.perf_counter()
-        cube.search({"query": q, "limit": 10}).hits
+        cube.search({"query": q, "limit": 10})
         t2 = time.perf_counter()
         sync_ms.append((t1 - t0) * 1000)
         after.append((t2 - t0) * 1000)
@@ -594,9 +899,13 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="memcube-bench-"))
     log(f"scratch folder {scratch}")
     try:
-        out(f"MemCube foundation benchmark: {args.memories} memories, {args.queries} queries, "
-            f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, sqlite driver {driver_name()}")
-        out(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine skews every figure)")
+        out(
+            f"MemCube foundation benchmark: {args.memories} memories, {args.queries} queries, "
+            f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, sqlite driver {driver_name()}"
+        )
+        out(
+            f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine skews every figure)"
+        )
         out()
         tools_list_ms = bench_startup(scratch, args.launches)
 
@@ -618,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         top_up(cube, spare, args.memories)
 
         queries = make_queries(args.queries + 40)
-        warmup, timed_queries = queries[args.queries:], queries[: args.queries]
+        warmup, timed_queries = queries[args.queries :], queries[: args.queries]
         search_p50, search_p95 = bench_search(home, cube, timed_queries, warmup)
         bench_search_after_add(cube, extra, timed_queries)
         home.close()
@@ -629,8 +938,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    out(f"RESULT tools_list_ms={tools_list_ms:.1f} add_batched_per_s={add_batched:.1f} "
-        f"add_single_per_s={add_single:.1f} search_p50_ms={search_p50:.2f} search_p95_ms={search_p95:.2f}")
+    out(
+        f"RESULT tools_list_ms={tools_list_ms:.1f} add_batched_per_s={add_batched:.1f} "
+        f"add_single_per_s={add_single:.1f} search_p50_ms={search_p50:.2f} search_p95_ms={search_p95:.2f}"
+    )
     return 0
 
 

@@ -70,8 +70,13 @@ def load_pairs(path: Path) -> list[dict[str, Any]]:
 
 
 def candidate(text: str, pair: dict[str, Any]) -> Candidate:
-    return Candidate(text=text, type=pair["type"], role=pair.get("role"), subject=None,
-                     entities=tuple(resolve_entities(text, pair.get("entities", []), [])))
+    return Candidate(
+        text=text,
+        type=pair["type"],
+        role=pair.get("role"),
+        subject=None,
+        entities=tuple(resolve_entities(text, pair.get("entities", []), [])),
+    )
 
 
 def ratio(hit: int, total: int) -> float:
@@ -84,7 +89,8 @@ def score(pairs: list[dict[str, Any]], verdicts: list[str]) -> dict[str, Any]:
     collapse_right = sum(n for (label, v), n in counts.items() if v != "distinct" and label != "distinct")
     collapse_true = sum(n for (label, v), n in counts.items() if label != "distinct")
     out: dict[str, Any] = {
-        "collapse_p": ratio(collapse_right, collapse_pred), "collapse_r": ratio(collapse_right, collapse_true),
+        "collapse_p": ratio(collapse_right, collapse_pred),
+        "collapse_r": ratio(collapse_right, collapse_true),
         "hidden": sum(n for (label, v), n in counts.items() if label == "distinct" and v != "distinct"),
         "distinct": sum(n for (label, _), n in counts.items() if label == "distinct"),
     }
@@ -111,12 +117,17 @@ def run_pairs(path: Path, show_errors: bool) -> int:
         new_v.append(decision.verdict)
         reasons.append(decision.reason)
     elapsed = time.perf_counter() - started
-    print(f"{len(pairs)} pairs from {path.name} ({dict(Counter(p['label'] for p in pairs))}), embedded and judged in {elapsed:.1f} s")
+    print(
+        f"{len(pairs)} pairs from {path.name} ({dict(Counter(p['label'] for p in pairs))}), embedded and judged in {elapsed:.1f} s"
+    )
     print(f"model: {embedder.model_id}\n")
-    print(f"{'category':28} {'label':9} {'n':>3}  {'old rule':>18}  {'new rule':>18}   (verdict counts: replace/restate/distinct)")
+    print(
+        f"{'category':28} {'label':9} {'n':>3}  {'old rule':>18}  {'new rule':>18}   (verdict counts: replace/restate/distinct)"
+    )
     by_cat: dict[str, list[int]] = defaultdict(list)
     for i, pair in enumerate(pairs):
         by_cat[pair["category"]].append(i)
+
     def tally(verdicts: list[str], idx: list[int]) -> str:
         c = Counter(verdicts[i] for i in idx)
         return f"{c['replace']:>4}/{c['restate']:>3}/{c['distinct']:>3}"
@@ -125,10 +136,17 @@ def run_pairs(path: Path, show_errors: bool) -> int:
         print(f"{category:28} {pairs[idx[0]]['label']:9} {len(idx):>3}  {tally(old_v, idx):>18}  {tally(new_v, idx):>18}")
     old_s, new_s = score(pairs, old_v), score(pairs, new_v)
     print(f"\n{'':28} {'old rule':>10} {'new rule':>10}")
-    for key, name in [("collapse_p", "collapse precision"), ("collapse_r", "collapse recall"),
-                      ("replace_p", "replace precision"), ("replace_r", "replace recall"), ("replace_n", "replace verdicts"),
-                      ("restate_p", "restate precision"), ("restate_r", "restate recall"), ("restate_n", "restate verdicts"),
-                      ("hidden", "distinct pairs hidden")]:
+    for key, name in [
+        ("collapse_p", "collapse precision"),
+        ("collapse_r", "collapse recall"),
+        ("replace_p", "replace precision"),
+        ("replace_r", "replace recall"),
+        ("replace_n", "replace verdicts"),
+        ("restate_p", "restate precision"),
+        ("restate_r", "restate recall"),
+        ("restate_n", "restate verdicts"),
+        ("hidden", "distinct pairs hidden"),
+    ]:
         a, b = old_s[key], new_s[key]
         fmt = (lambda x: f"{x:>10.3f}") if isinstance(a, float) else (lambda x: f"{x:>10d}")
         print(f"{name:28} {fmt(a)} {fmt(b)}")
@@ -137,7 +155,9 @@ def run_pairs(path: Path, show_errors: bool) -> int:
         print("\nnew rule, verdicts that differ from the label:")
         for pair, verdict, reason, cosine in zip(pairs, new_v, reasons, cosines, strict=True):
             if verdict != pair["label"]:
-                print(f"  [{pair['category']}] {pair['label']}->{verdict} cos={cosine:.2f} {pair['old']!r} -> {pair['new']!r}: {reason}")
+                print(
+                    f"  [{pair['category']}] {pair['label']}->{verdict} cos={cosine:.2f} {pair['old']!r} -> {pair['new']!r}: {reason}"
+                )
     print(
         f"RESULT pairs={len(pairs)} old_precision={old_s['collapse_p']:.3f} old_recall={old_s['collapse_r']:.3f} "
         f"old_hidden={old_s['hidden']} new_precision={new_s['collapse_p']:.3f} new_recall={new_s['collapse_r']:.3f} "
@@ -164,7 +184,8 @@ def observations(sample: dict[str, Any]) -> list[tuple[int, str, str, list[tuple
         for speaker, facts in by_speaker.items():
             items = [
                 (f[0], evidence_ids(f[1] if isinstance(f[1], list) else [f[1]]))
-                for f in facts if isinstance(f, list) and len(f) > 1 and isinstance(f[0], str) and f[0].strip()
+                for f in facts
+                if isinstance(f, list) and len(f) > 1 and isinstance(f[0], str) and f[0].strip()
             ]
             if items:
                 found.append((number, when, speaker, items))
@@ -190,14 +211,18 @@ def simulate_old_rule(batches: list[list[tuple[str, str, Any]]]) -> int:
     return archived
 
 
-def ingest(cube: Any, sample: dict[str, Any], type_: str, show: bool, totals: Counter[str]) -> tuple[dict[str, set[str]], list[list[tuple[str, str]]]]:
+def ingest(
+    cube: Any, sample: dict[str, Any], type_: str, show: bool, totals: Counter[str]
+) -> tuple[dict[str, set[str]], list[list[tuple[str, str]]]]:
     """Add the sample's facts as ``type_``, one call per session and speaker (at most 50 at a time).
     Returns memory id -> evidence turn ids, and the batches as added (text, speaker)."""
     evidence_of: dict[str, set[str]] = defaultdict(set)
     batches: list[list[tuple[str, str]]] = []
     for number, when, speaker, items in observations(sample):
-        batch = [{"text": t, "type": type_, "entities": [speaker], "occurred_at": when,
-                  "session_id": f"{cube.name}/session-{number}"} for t, _ in items]
+        batch = [
+            {"text": t, "type": type_, "entities": [speaker], "occurred_at": when, "session_id": f"{cube.name}/session-{number}"}
+            for t, _ in items
+        ]
         for start in range(0, len(batch), 50):
             part, evidence = batch[start : start + 50], items[start : start + 50]
             for outcome, item, (_, turns) in zip(cube.add(part, client="bench/supersession"), part, evidence, strict=True):
@@ -274,9 +299,19 @@ def run_locomo(path: Path, show: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, default=PAIRS, help="labelled pairs, one JSON object a line")
-    parser.add_argument("--errors", action="store_true", help="list the pairs where the new rule disagrees with the label (with --locomo-facts: each restatement and supersession)")
-    parser.add_argument("--locomo-facts", nargs="?", type=Path, const=DEFAULT_LOCOMO, metavar="PATH",
-                        help="add a LoCoMo file's extracted facts to a cube and count what is archived")
+    parser.add_argument(
+        "--errors",
+        action="store_true",
+        help="list the pairs where the new rule disagrees with the label (with --locomo-facts: each restatement and supersession)",
+    )
+    parser.add_argument(
+        "--locomo-facts",
+        nargs="?",
+        type=Path,
+        const=DEFAULT_LOCOMO,
+        metavar="PATH",
+        help="add a LoCoMo file's extracted facts to a cube and count what is archived",
+    )
     args = parser.parse_args(argv)
     if args.locomo_facts is not None:
         if not args.locomo_facts.is_file():

@@ -52,7 +52,8 @@ def _npm_install(prefix: Path, *packages: str) -> None:
     prefix.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(prefix), *packages],
-        check=True, stdout=sys.stderr,
+        check=True,
+        stdout=sys.stderr,
     )
 
 
@@ -116,15 +117,29 @@ def main() -> int:
         env.pop("MEMCUBE_HTTP_TOKEN", None)
         server = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--http", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             wait_for_port(port, server)
             results = Path(scratch) / "results"
             run = subprocess.run(
-                [node, str(entry), "server", "--url", f"http://127.0.0.1:{port}/mcp",
-                 "--expected-failures", str(EXPECTED_FAILURES), "-o", str(results)],
-                capture_output=True, text=True, timeout=540,
+                [
+                    node,
+                    str(entry),
+                    "server",
+                    "--url",
+                    f"http://127.0.0.1:{port}/mcp",
+                    "--expected-failures",
+                    str(EXPECTED_FAILURES),
+                    "-o",
+                    str(results),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=540,
             )
             outcome = summarise(run.stdout)
         finally:
@@ -137,7 +152,9 @@ def main() -> int:
     sys.stderr.write(run.stderr[-3000:])
     passed = sorted(n for n, o in outcome.items() if o == "passed")
     failed = sorted(n for n, o in outcome.items() if o == "failed")
-    print(f"\nconformance: {len(passed)} scenarios passed, {len(failed)} failed (expected failures: see {EXPECTED_FAILURES.name}); suite exit {run.returncode}")
+    print(
+        f"\nconformance: {len(passed)} scenarios passed, {len(failed)} failed (expected failures: see {EXPECTED_FAILURES.name}); suite exit {run.returncode}"
+    )
     print(json.dumps({"passed": passed, "failed": failed}))
     return run.returncode
 

@@ -9,6 +9,9 @@ Windows). ``<home>/config.toml`` is optional:
     model_dir = "/path/to/onnx-sentence-model"   # model.onnx + tokenizer.json
     compute = "int8"                             # int8 (default) or float: see memory.int8_compute
 
+    [types]
+    custom = ["recipe", "decision"]              # memory types beyond note, fact, event, preference, goal, task
+
     [local_model]                                # the model memory_ask answers with (optional)
     path = "mlx-community/Qwen2.5-0.5B-Instruct-4bit"  # a folder, or a hub id fetched by `memcube model pull`
     backend = "auto"                             # auto, mlx or onnx
@@ -23,7 +26,6 @@ import os
 import re
 import tomllib
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +35,8 @@ from memory.defaults import DEFAULT_CUBE
 from memory.errors import InvalidInput
 
 __all__ = ["DEFAULT_CUBE", "HomeConfig", "check_cube_name", "default_home", "load_config"]
-CUBE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, and "home\n" is not a cube name (issue 13).
+CUBE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 
 
 class EmbeddingConfig(BaseModel):
@@ -59,8 +62,16 @@ class LocalModelConfig(BaseModel):
     disk_budget_mb: int = Field(default=4096, ge=1)
 
 
+class TypesConfig(BaseModel):
+    """Memory types beyond the built-in ones (note, fact, event, preference, goal, task)."""
+
+    model_config = ConfigDict(extra="forbid")
+    custom: list[str] = Field(default_factory=list)
+
+
 class HomeConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
+    types: TypesConfig = TypesConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     access: AccessConfig = AccessConfig()
     local_model: LocalModelConfig = LocalModelConfig()
@@ -112,7 +123,7 @@ def load_config(home: Path) -> HomeConfig:
 
 
 def check_cube_name(name: object) -> str:
-    if not isinstance(name, str) or not CUBE_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not CUBE_NAME_PATTERN.fullmatch(name):
         shown = repr(name)[:80]
         raise InvalidInput(
             f"cube name {shown} is not allowed: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"

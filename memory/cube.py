@@ -8,59 +8,68 @@ caller. Methods block: async callers run them in worker threads.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from memory.retrieval.embedder import Embedder
 from memory.entities import extract_entities, normalize
-from memory.errors import InvalidInput, Unavailable
+from memory.errors import InvalidInput, NotFound, Unavailable
 from memory.graph.graph_store import PREVIEW_CHARS, GraphStore
 from memory.models import (
     MAX_BATCH,
+    MAX_CONTEXT_TURNS,
     MAX_ENTITIES,
     MAX_IDS,
-    MAX_CONTEXT_TURNS,
+    OPEN_STATES,
+    STATES,
+    SUPERSEDING_TYPES,
     AddOutcome,
+    AliasView,
     ClientActivity,
     ContextTurn,
     CubeStats,
     EntityView,
+    FeedbackEntry,
+    FeedbackInput,
     Memory,
     MemoryInput,
     MemoryPage,
-    STATES,
-    SUPERSEDING_TYPES,
-    FeedbackEntry,
-    FeedbackInput,
     MemoryPatch,
-    check_encodable,
-    check_state,
     SearchHit,
     SearchQuery,
     SearchResult,
+    TaskFilter,
     VersionEntry,
+    check_encodable,
+    check_known_type,
+    check_state,
 )
-from memory.store.schema import SCHEMA_VERSION
-from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
+from memory.retrieval.aliases import AliasChoices, AliasTable
+from memory.retrieval.aliases import build as build_aliases
+from memory.retrieval.embedder import Embedder
+from memory.retrieval.relevance import apply_floor
+from memory.retrieval.search import context_turns, embedding_text, hybrid_search
+from memory.retrieval.task_words import read as read_task_words
+from memory.retrieval.time_words import resolve as resolve_time
 from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
-from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
-from memory.retrieval.time_words import resolve as resolve_time
-from memory.timeutil import now_stored, parse_moment, stored_from_input
+from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
+from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
+from memory.timeutil import now_stored, parse_moment, stored_from_input
 
 log = logging.getLogger(__name__)
 
 
 REEMBED_BATCH = 128
+ALIAS_META = "entity_aliases"
 # Live memories closer than this to a new fact or preference are read and judged (memory.supersession).
 SUPERSEDE_SIMILARITY = min(REPLACE_COSINE, RESTATE_COSINE)
 
@@ -68,7 +77,9 @@ SUPERSEDE_SIMILARITY = min(REPLACE_COSINE, RESTATE_COSINE)
 def _relation_dicts(relations: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "subject": r.subject, "predicate": r.predicate, "object": r.object,
+            "subject": r.subject,
+            "predicate": r.predicate,
+            "object": r.object,
             "valid_from": stored_from_input(r.valid_from, field="valid_from"),
             "valid_to": stored_from_input(r.valid_to, field="valid_to"),
         }
@@ -100,8 +111,9 @@ def _check_count(ids: Sequence[str], what: str = "ids") -> None:
 
 
 class MemCube:
-    def __init__(self, name: str, folder: Path, embedder: Embedder) -> None:
+    def __init__(self, name: str, folder: Path, embedder: Embedder, *, custom_types: Sequence[str] = ()) -> None:
         self.name = name
+        self.custom_types = frozenset(custom_types)
         self.folder = folder
         self.embedder = embedder
         self.store = CubeStore(name, folder / "memory.db")
@@ -113,6 +125,7 @@ class MemCube:
         self._vector_lock = threading.Lock()
         self._pending_access: Counter[int] = Counter()
         self._access_lock = threading.Lock()
+        self._aliases: tuple[tuple[str | None, str | None], AliasTable] | None = None
 
     def close(self) -> None:
         self.flush_access()
@@ -158,19 +171,32 @@ class MemCube:
         if len(inputs) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} memories per call; split the batch")
         items = [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in inputs]
+        for item in items:
+            check_known_type(item.type, self.custom_types)
         self.ensure_vectors()
         prepared: list[NewMemory] = []
         for item in items:
             relations = _relation_dicts(item.relations)
             prepared.append(
                 NewMemory(
-                    text=item.text, type=item.type, tags=item.tags,
-                    entities=resolve_entities(item.text, item.entities, relations), relations=relations,
-                    occurred_at=stored_from_input(item.occurred_at, field="occurred_at"), metadata=item.metadata,
-                    importance=item.importance, confidence=item.confidence, source=item.source,
-                    user_id=item.user_id, agent_id=item.agent_id, session_id=item.session_id,
-                    role=item.role, subject=normalize(item.subject) if item.subject else None, state=item.state,
-                    due_at=stored_from_input(item.due_at, field="due_at"), parent_id=_checked_id(item.parent_id),
+                    text=item.text,
+                    type=item.type,
+                    tags=item.tags,
+                    entities=resolve_entities(item.text, item.entities, relations),
+                    relations=relations,
+                    occurred_at=stored_from_input(item.occurred_at, field="occurred_at"),
+                    metadata=item.metadata,
+                    importance=item.importance,
+                    confidence=item.confidence,
+                    source=item.source,
+                    user_id=item.user_id,
+                    agent_id=item.agent_id,
+                    session_id=item.session_id,
+                    role=item.role,
+                    subject=normalize(item.subject) if item.subject else None,
+                    state=item.state,
+                    due_at=stored_from_input(item.due_at, field="due_at"),
+                    parent_id=_checked_id(item.parent_id),
                 )
             )
         vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
@@ -184,7 +210,11 @@ class MemCube:
     def update(self, memory_id: str, patch: MemoryPatch | dict[str, Any], *, client: str | None = None) -> Memory:
         patch = patch if isinstance(patch, MemoryPatch) else MemoryPatch.model_validate(patch)
         if patch.is_empty():
-            raise InvalidInput("nothing to update: give at least one of text, type, tags, entities, relations, occurred_at, metadata, importance, confidence")
+            raise InvalidInput(
+                "nothing to update: give at least one of text, type, tags, entities, relations, occurred_at, metadata, importance, confidence"
+            )
+        if patch.type is not None:
+            check_known_type(patch.type, self.custom_types)
         current = self.store.get_many([memory_id])[0]
         values: dict[str, Any] = {}
         for field in ("text", "type", "tags", "metadata", "importance", "confidence", "role"):
@@ -208,7 +238,9 @@ class MemCube:
                 raise InvalidInput(str(exc)) from None
         if patch.occurred_at is not None:
             values["occurred_at"] = stored_from_input(patch.occurred_at, field="occurred_at")
-        relations = _relation_dicts(patch.relations) if patch.relations is not None else [r.model_dump() for r in current.relations]
+        relations = (
+            _relation_dicts(patch.relations) if patch.relations is not None else [r.model_dump() for r in current.relations]
+        )
         if patch.relations is not None:
             values["relations"] = relations
         if patch.text is not None or patch.entities is not None or patch.relations is not None:
@@ -220,7 +252,9 @@ class MemCube:
             self.ensure_vectors()
             vector = self.embedder.embed_one(embedding_text(values["text"]))
         self.flush_access()
-        self.store.update(memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client)
+        self.store.update(
+            memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client
+        )
         return self.store.get_many([memory_id])[0]
 
     def _judge_supersession(self, item: NewMemory) -> None:
@@ -303,31 +337,98 @@ class MemCube:
         """
         q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
         moment = parse_moment(now, field="now") if now is not None else None
-        window, cleaned = resolve_time(q.query, moment)
+        q, tasks, text = self._task_filters(q, moment)
+        window, cleaned = resolve_time(text, moment)
         hits: list[SearchHit]
         applied = False
         if window is None or q.since is not None or q.until is not None:
             window = None
-            hits = self._ranked(q)
+            hits = self._ranked(q.model_copy(update={"query": text}))
         else:
-            timed = q.model_copy(update={
-                "query": cleaned or q.query, "since": window.since, "until": window.until,
-                "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
-            })
+            timed = q.model_copy(
+                update={
+                    "query": cleaned or text,
+                    "since": window.since,
+                    "until": window.until,
+                    "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
+                }
+            )
             hits = self._ranked(timed)
             if window.latest and hits:
                 hits = _latest_occasion(hits)[: q.limit]
             applied = bool(hits)
             if not hits:
-                hits = self._ranked(q)
+                hits = self._ranked(q.model_copy(update={"query": text}))
+        if not hits and tasks is not None and q.parents:
+            # The goal the words named may be the wrong one: the other filters still hold.
+            q = q.model_copy(update={"parents": None})
+            hits = self._ranked(q.model_copy(update={"query": text}))
+        # Structured filters (task words, a time window, the caller's types, tags or dates) say
+        # what is relevant; the floor is for free text.
+        structured = applied or _has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
+        hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q))
+        if hits:
+            relevance = (
+                "filtered by the task words and filters"
+                if _has_task_filter(q)
+                else (f"{dropped} weak matches left out (include_weak returns them)" if dropped else "")
+            )
+        elif dropped:
+            relevance = f"nothing relevant found: the {dropped} closest memories matched too weakly (include_weak returns them)"
+        else:
+            relevance = "nothing found" + (" that matches the filters" if _has_task_filter(q) or q.types or q.tags else "")
         around = self.context(hits, q.context, include_archived=q.include_archived) if q.context else []
-        return SearchResult(cube=self.name, query=q.query, hits=hits, context=around, time=window, time_applied=applied)
+        return SearchResult(
+            cube=self.name,
+            query=query_text(query),
+            hits=hits,
+            context=around,
+            time=window,
+            time_applied=applied,
+            tasks=tasks,
+            relevance=relevance,
+            below_floor=dropped,
+        )
+
+    def _task_filters(self, q: SearchQuery, moment: Any) -> tuple[SearchQuery, TaskFilter | None, str]:
+        """``q`` with the filters its task words name (and ``overdue`` made concrete), what was read, and the text left."""
+        reference = moment or datetime.now(UTC)
+        words = read_task_words(q.query, reference)
+        update: dict[str, Any] = {}
+        found = words.filter
+        given = bool(q.states or q.due_before or q.due_after or q.overdue or q.parents)
+        if found is not None and not given:
+            update.update(states=found.states, due_after=found.due_after, due_before=found.due_before)
+            if not q.types and words.types:
+                update["types"] = words.types
+            if words.goal:
+                goal = self._goal_named(words.goal, q.include_archived)
+                if goal is not None:
+                    update["parents"] = [goal]
+        elif found is not None:
+            found = None  # the caller's own filters win; the words stay in the text
+        if q.overdue:
+            states = [s for s in (q.states or OPEN_STATES) if s in OPEN_STATES] or list(OPEN_STATES)
+            now_text = reference.strftime("%Y-%m-%dT%H:%M:%SZ")
+            given_before = stored_from_input(q.due_before, field="due_before") if q.due_before is not None else None
+            due_before = now_text if given_before is None or given_before > now_text else given_before
+            update.update(states=states, due_before=due_before, overdue=False)
+        text = words.cleaned if found is not None else q.query
+        return (q.model_copy(update=update) if update else q), found, text
+
+    def _goal_named(self, phrase: str, include_archived: bool) -> str | None:
+        """The goal a phrase such as "launch" names: the best goal match, when it matches at all."""
+        hits = self._ranked(SearchQuery(query=phrase, types=["goal"], limit=1, include_archived=include_archived))
+        hits, _ = apply_floor(hits, keep_weak=False)
+        return hits[0].id if hits else None
 
     def _ranked(self, q: SearchQuery) -> list[SearchHit]:
         """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
         if "vector" in q.signals:
             self.ensure_vectors()
-        hits, row_ids = hybrid_search(self.store, self.mirror, q, self.embedder.embed_one)
+        hits, row_ids = hybrid_search(
+            self.store, self.mirror, q, self.embedder.embed_one, self.aliases() if "entity" in q.signals else None
+        )
         self._note_access(row_ids)
         return hits
 
@@ -346,17 +447,96 @@ class MemCube:
         if not entity or not normalize(check_encodable(entity, "entity")):
             raise InvalidInput("give an entity name, e.g. 'Alice' or '#project-x'")
         self.sync_graph()
-        view = self.graph_store.entity(entity, depth)
+        view = self._entity_view(entity, depth)
         texts = {m.id: m.text for m in self.store.get_many([m.id for m in view.memories])} if view.memories else {}
         for ref in view.memories:
             text = texts.get(ref.id, "")
             ref.text = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
         return view
 
+    def _entity_view(self, entity: str, depth: int) -> EntityView:
+        """The graph view of an entity and of every other name of it (its alias group), as one view."""
+        key = normalize(entity)
+        group = self.aliases().group(key)
+        views: list[EntityView] = []
+        for name in group:
+            try:
+                # The name as asked for, not its key: keys are not always stable under a second normalize.
+                views.append(self.graph_store.entity(entity if name == key else name, depth))
+            except NotFound:
+                continue
+        if not views:
+            raise NotFound(
+                f"no entity {entity!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text"
+            )
+        first = views[0]
+        names = {normalize(v.entity) for v in views}
+        relations = {(r.subject, r.predicate, r.object, r.source_memory): r for v in views for r in v.relations}
+        neighbours = dict.fromkeys(n for v in views for n in v.neighbours if normalize(n) not in names)
+        memories = {m.id: m for v in views for m in v.memories}
+        return EntityView(
+            entity=first.entity,
+            depth=depth,
+            aliases=[v.entity for v in views[1:]],
+            relations=list(relations.values()),
+            neighbours=list(neighbours),
+            memories=sorted(memories.values(), key=lambda m: m.id, reverse=True),
+        )
+
+    # -- entity aliases ---------------------------------------------------------------
+
+    def alias_choices(self) -> AliasChoices:
+        raw = self.store.meta(ALIAS_META)
+        return AliasChoices.model_validate_json(raw) if raw else AliasChoices()
+
+    def aliases(self) -> AliasTable:
+        """The cube's alias table, rebuilt when a memory or an alias choice changed."""
+        stamp = (self.store.meta("change_seq"), self.store.meta(ALIAS_META))
+        cached = self._aliases
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        table = build_aliases(self.store.entity_keys(), self.alias_choices())
+        self._aliases = (stamp, table)
+        return table
+
+    def alias(self, name: str, entity: str, *, split: bool = False) -> AliasView:
+        """Merge ``name`` into ``entity`` (it stands for it), or with ``split`` keep them apart."""
+        alias_key, entity_key = normalize(check_encodable(name, "name")), normalize(check_encodable(entity, "entity"))
+        if not alias_key or not entity_key:
+            raise InvalidInput("give two entity names, e.g. name='Bob' and entity='Robert Smith'")
+        if alias_key == entity_key:
+            raise InvalidInput("name and entity are the same entity")
+        known = self.store.entity_keys()
+        for label, key in (("name", alias_key), ("entity", entity_key)):
+            if key not in known and not (split and label == "name"):
+                raise NotFound(f"no entity {key!r} in this cube (check the spelling with memory_graph or search)")
+        choices = self.alias_choices()
+        if split:
+            choices.merged = {a: f for a, f in choices.merged.items() if not (a == alias_key and f == entity_key)}
+            if (alias_key, entity_key) not in choices.split:
+                choices.split.append((alias_key, entity_key))
+        else:
+            choices.split = [(a, f) for a, f in choices.split if (a, f) != (alias_key, entity_key)]
+            choices.merged[alias_key] = entity_key
+        self.store.save_meta(ALIAS_META, choices.model_dump_json())
+        return self.alias_view(entity_key)
+
+    def alias_view(self, name: str) -> AliasView:
+        table = self.aliases()
+        key = normalize(name)
+        return AliasView(entity=table.canonical(key), names=table.group(key), ambiguous=table.ambiguous.get(key, []))
+
+    def vocabulary(self) -> dict[str, list[str]]:
+        """The names a client may complete: entities (display names), roles and tags, each sorted."""
+        roles, tags = self.store.roles_and_tags()
+        return {"entity": sorted(self.store.entity_keys().values(), key=str.casefold), "role": roles, "tag": tags}
+
     def recent(self, limit: int = 20) -> list[Memory]:
         return self.store.recent(limit)
 
-    def browse(self, browse: BrowseFilter | dict[str, Any] | None = None, *, cursor: str | None = None, limit: int = 50) -> MemoryPage:
+    def browse(
+        self, browse: BrowseFilter | dict[str, Any] | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> MemoryPage:
         """A page of memories, newest first, for people browsing them (the web UI).
 
         ``cursor`` is the ``next`` of the previous page; paging stays an index range read at any depth.
@@ -378,17 +558,25 @@ class MemCube:
     def activity(self, limit: int = 50) -> ClientActivity:
         """Who changed what: changes per client and operation, the latest changes, refused calls."""
         return ClientActivity(
-            cube=self.name, by_client=self.store.client_activity(), recent=self.store.recent_changes(limit),
+            cube=self.name,
+            by_client=self.store.client_activity(),
+            recent=self.store.recent_changes(limit),
             denials=self.store.denials(limit),
         )
 
     def stats(self) -> CubeStats:
         counts = self.store.counts()
         return CubeStats(
-            cube=self.name, active=counts["active"], archived=counts["archived"], deleted=counts["deleted"],
-            entities=counts["entities"], relations=counts["relations"],
-            embedding_model=self.store.meta("embedding_model"), schema_version=SCHEMA_VERSION,
-            graph_pending=counts["graph_pending"], path=str(self.folder),
+            cube=self.name,
+            active=counts["active"],
+            archived=counts["archived"],
+            deleted=counts["deleted"],
+            entities=counts["entities"],
+            relations=counts["relations"],
+            embedding_model=self.store.meta("embedding_model"),
+            schema_version=SCHEMA_VERSION,
+            graph_pending=counts["graph_pending"],
+            path=str(self.folder),
         )
 
     # -- derived stores -------------------------------------------------------------
@@ -476,8 +664,20 @@ class MemCube:
         """Goals and tasks with their state and feedback, open ones first."""
         if role is not None:
             check_encodable(role, "role")
-        states = ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped") if include_done else ("todo", "in_progress", "blocked", "active")
+        states = (
+            ("todo", "in_progress", "blocked", "done", "active", "achieved", "dropped")
+            if include_done
+            else ("todo", "in_progress", "blocked", "active")
+        )
         return self.store.goals_and_tasks(states, role)
+
+
+def _has_task_filter(q: SearchQuery) -> bool:
+    return bool(q.states or q.due_before or q.due_after or q.parents)
+
+
+def query_text(query: SearchQuery | dict[str, Any]) -> str:
+    return query.query if isinstance(query, SearchQuery) else str(query.get("query", "")).strip()
 
 
 MAX_LIMIT_FOR_LATEST = 100

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from memory.cube import MemCube
+from memory.doctor_checks import repair_rows
 from memory.errors import Unavailable
 from memory.supersession_repair import repair_supersessions
 
@@ -38,6 +39,14 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
     """``dry_run`` lists what the supersession repair (issue 18) would restore, without restoring it."""
     report = DoctorReport(cube.name)
     store = cube.store
+    repaired, unreadable = repair_rows(cube)
+    if repaired:
+        report.problem(f"{repaired} memories held fields that no reader can take (they jam search and the graph outbox)")
+        report.repairs.append(
+            f"repaired {repaired} memories: valid parts kept, the rest reset (memory_history shows a 'repair' version)"
+        )
+    for problem in unreadable:
+        report.problem(problem)
     integrity = store.integrity()
     if integrity != "ok":
         report.problem(f"SQLite integrity_check: {integrity}")
@@ -76,19 +85,35 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
             count = cube.rebuild_graph()
             report.repairs.append(f"rebuilt the graph from {count} active memories")
         else:
-            applied = cube.sync_graph()
+            pending = cube.store.counts()["graph_pending"]
+            try:
+                applied = cube.sync_graph()
+            except Unavailable:
+                raise
+            except Exception as exc:  # a jammed outbox: what is queued cannot be applied; derive it all again
+                report.problem(
+                    f"graph outbox jammed: {pending} queued changes could not be applied ({type(exc).__name__}: {exc})"
+                )
+                count = cube.rebuild_graph()
+                report.repairs.append(f"rebuilt the graph from {count} memories and emptied the outbox")
+                applied = 0
             if applied:
                 report.repairs.append(f"applied {applied} pending graph changes")
         active = set(store.graph_member_ids())
         in_graph = cube.graph_store.memory_ids()
         if active != in_graph:
-            report.problem(f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes")
-            cube.rebuild_graph()
-            report.repairs.append("rebuilt the graph from SQLite")
+            report.problem(
+                f"graph: {len(active - in_graph)} active memories missing, {len(in_graph - active)} stray memory nodes"
+            )
+            count = cube.rebuild_graph()
+            report.repairs.append(f"rebuilt the graph from SQLite ({count} memories)")
     except Unavailable as exc:
         report.problem(f"graph not checked: {exc}")
+    except Exception as exc:  # the doctor reports; it never crashes on the damage it is there to find
+        report.problem(f"graph not checked: {type(exc).__name__}: {exc}")
     # Problems that were repaired leave the cube healthy; say so.
-    if not report.healthy and report.repairs and not any(f.startswith(("SQLite", "graph not", "supersession: to restore")) for f in report.findings):
+    unrepaired = ("SQLite", "graph not", "supersession: to restore", "memory ")
+    if not report.healthy and report.repairs and not any(f.startswith(unrepaired) for f in report.findings):
         report.healthy = True
     return report
 
@@ -104,12 +129,17 @@ def _repair_supersessions(cube: MemCube, report: DoctorReport, *, dry_run: bool)
     )
     for r in rejudged:
         what = (
-            "would restore" if dry_run and r.kept_by_new_rule else
-            "restored" if r.restored else
-            f"left archived ({r.error})" if r.error else
-            "stays archived"
+            "would restore"
+            if dry_run and r.kept_by_new_rule
+            else "restored"
+            if r.restored
+            else f"left archived ({r.error})"
+            if r.error
+            else "stays archived"
         )
-        report.findings.append(f"supersession: {what} {r.id} {r.text[:80]!r} (archived for {r.superseded_by}; now: {r.verdict}, {r.reason})")
+        report.findings.append(
+            f"supersession: {what} {r.id} {r.text[:80]!r} (archived for {r.superseded_by}; now: {r.verdict}, {r.reason})"
+        )
     restored = sum(r.restored for r in rejudged)
     if restored:
         report.repairs.append(f"restored {restored} memories the old supersession rule had hidden")

@@ -9,13 +9,19 @@ Layout::
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from pathlib import Path
 
 from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_config
 from memory.cube import MemCube
+from memory.errors import InvalidInput, MemCubeError, NotFound
+from memory.models import check_known_type
 from memory.retrieval.embedder import Embedder
-from memory.errors import NotFound
+from memory.store import filemodes
+
+log = logging.getLogger(__name__)
 
 
 class MemoryHome:
@@ -30,6 +36,15 @@ class MemoryHome:
     def cubes_dir(self) -> Path:
         return self.root / "cubes"
 
+    @property
+    def custom_types(self) -> tuple[str, ...]:
+        return tuple(t.strip().lower() for t in self.config.types.custom)
+
+    def check_types(self, types: list[str]) -> None:
+        """Raise ``InvalidInput`` (with a near-miss suggestion) for a type neither built in nor declared."""
+        for type_ in types:
+            check_known_type(type_, self.custom_types)
+
     def cube_names(self) -> list[str]:
         if not self.cubes_dir.is_dir():
             return []
@@ -42,13 +57,35 @@ class MemoryHome:
             cube = self._cubes.get(name)
             if cube is not None:
                 return cube
+            self._check_spelling(name)
             folder = self.cubes_dir / name
             if not (folder / "memory.db").is_file() and not create and name != DEFAULT_CUBE:
                 known = ", ".join(self.cube_names()) or "none yet"
                 raise NotFound(f"no cube '{name}' (existing cubes: {known}); adding a memory to it creates it")
-            cube = MemCube(name, folder, self.embedder)
+            # Private whatever the umask (issue 13): 0700 folders, a 0600 database whose
+            # -wal and -shm files SQLite creates with the same mode.
+            filemodes.private_dir(folder)
+            filemodes.private_dir(folder / "graph")
+            filemodes.private_file(folder / "memory.db")
+            cube = MemCube(name, folder, self.embedder, custom_types=self.custom_types)
             self._cubes[name] = cube
             return cube
+
+    def _check_spelling(self, name: str) -> None:
+        """Refuse a name that differs from an existing cube's only in case.
+
+        On a case-insensitive file system (macOS, Windows) ``Home`` and ``home`` are one
+        folder, but two names to the ``[access]`` rules: a client refused ``home`` could
+        read it as ``Home``. So a cube has one spelling, the one its folder was made with.
+        """
+        try:
+            entries = os.listdir(self.cubes_dir)
+        except OSError:
+            return
+        folded = name.casefold()
+        for entry in entries:
+            if entry != name and entry.casefold() == folded:
+                raise InvalidInput(f"cube '{name}' differs only in case from the existing cube '{entry}': use '{entry}'")
 
     def open_cubes(self) -> list[MemCube]:
         with self._lock:
@@ -58,7 +95,12 @@ class MemoryHome:
         with self._lock:
             cubes, self._cubes = list(self._cubes.values()), {}
         for cube in cubes:
-            cube.close()
+            try:
+                cube.close()
+            except MemCubeError as exc:  # e.g. a full disk: the rest still closes (issue 13)
+                log.error("cube %s did not close cleanly: %s", cube.name, exc)
+                cube.graph_store.close()
+                cube.store.close()
 
 
 def check_cube_name_ok(name: str) -> bool:

@@ -7,7 +7,7 @@ import re
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-MEMORY_ID_PATTERN = re.compile(r"^mem_[0-9a-hjkmnp-tv-z]{26}$")
+MEMORY_ID_PATTERN = re.compile(r"mem_[0-9a-hjkmnp-tv-z]{26}")
 
 
 def new_memory_id() -> str:
@@ -20,4 +20,4 @@ def new_memory_id() -> str:
 
 
 def is_memory_id(value: object) -> bool:
-    return isinstance(value, str) and MEMORY_ID_PATTERN.match(value) is not None
+    return isinstance(value, str) and MEMORY_ID_PATTERN.fullmatch(value) is not None  # not "$": it matches before a final newline

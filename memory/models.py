@@ -33,6 +33,24 @@ STATES: dict[str, tuple[str, ...]] = {
     "goal": ("active", "achieved", "dropped"),
     "task": ("todo", "in_progress", "blocked", "done"),
 }
+# The types every cube knows; a home declares more in config.toml ([types] custom = [...]).
+KNOWN_TYPES = ("note", "fact", "event", "preference", "goal", "task")
+
+
+def check_known_type(type_: str, custom: tuple[str, ...] | frozenset[str] = ()) -> str:
+    """``type_`` when it is known or declared; otherwise an error that suggests the near miss."""
+    if type_ in KNOWN_TYPES or type_ in custom:
+        return type_
+    from memory.errors import InvalidInput
+    from memory.suggest import near_miss
+
+    allowed = [*KNOWN_TYPES, *sorted(custom)]
+    raise InvalidInput(
+        f"unknown type {type_!r}{near_miss(type_, allowed)}; types are {', '.join(allowed)} "
+        '(declare your own in config.toml: [types] custom = ["recipe"])'
+    )
+
+
 # Types where a newer memory about the same subject (and role) replaces the older one.
 SUPERSEDING_TYPES = ("preference", "fact")
 MAX_FEEDBACK_CHARS = 4_000
@@ -98,6 +116,30 @@ def check_state(type_: str, state: str | None) -> str | None:
     if state not in allowed:
         raise ValueError(f"a {type_}'s state is one of {', '.join(allowed)} (got {state!r})")
     return state
+
+
+# States in which a goal or task still asks for something: "open".
+OPEN_STATES = ("todo", "in_progress", "blocked", "active")
+
+
+def expand_states(values: list[str] | None) -> list[str] | None:
+    """Search filter states, normalised and checked; "open" stands for every state still to do."""
+    if not values:
+        return None
+    known = {s for states in STATES.values() for s in states}
+    out: dict[str, None] = {}
+    for value in values:
+        state = normalize_state(value) or ""
+        if state == "open":
+            out.update(dict.fromkeys(OPEN_STATES))
+            continue
+        if state not in known:
+            from memory.suggest import near_miss
+
+            hint = near_miss(state, [*sorted(known), "open"])
+            raise ValueError(f"unknown state {state!r}{hint}; states are {', '.join(sorted(known))} or open")
+        out[state] = None
+    return list(out)
 
 
 def _check_moment(value: Any) -> Any:
@@ -187,17 +229,19 @@ class MemoryInput(_MemoryFields):
         default=None, description="the part of the user's life it holds in: work, home, team lead..."
     )
     subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = Field(
-        default=None, description="what a preference or fact is about (e.g. 'coffee', 'editor theme'); a newer one with the same subject and role supersedes the older"
+        default=None,
+        description="what a preference or fact is about (e.g. 'coffee', 'editor theme'); a newer one with the same subject and role supersedes the older",
     )
-    state: str | None = Field(default=None, description="goals: active, achieved, dropped; tasks: todo, in_progress, blocked, done")
+    state: str | None = Field(
+        default=None, description="goals: active, achieved, dropped; tasks: todo, in_progress, blocked, done"
+    )
     due_at: Moment | None = None
     parent_id: str | None = Field(default=None, description="the goal a task serves (a memory id)")
 
     @model_validator(mode="after")
-    def _valid_state(self) -> "MemoryInput":
+    def _valid_state(self) -> MemoryInput:
         self.state = check_state(self.type, self.state)
         return self
-
 
 
 class MemoryPatch(_MemoryFields):
@@ -219,7 +263,6 @@ class MemoryPatch(_MemoryFields):
     state: str | None = None
     due_at: Moment | None = None
     parent_id: str | None = None
-
 
     def is_empty(self) -> bool:
         return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)
@@ -301,10 +344,15 @@ class Superseded(BaseModel):
 
 class AddOutcome(BaseModel):
     id: str
-    created: bool = Field(description="false when the memory was already stored (same text, or restated in other words) and its id is returned")
-    superseded: list[Superseded] = Field(default_factory=list, description="older memories this one replaced and archived, with the reason")
+    created: bool = Field(
+        description="false when the memory was already stored (same text, or restated in other words) and its id is returned"
+    )
+    superseded: list[Superseded] = Field(
+        default_factory=list, description="older memories this one replaced and archived, with the reason"
+    )
     restated: str | None = Field(
-        default=None, description="set when the text restated a live fact or preference: that memory (the id) was confirmed instead of adding a copy"
+        default=None,
+        description="set when the text restated a live fact or preference: that memory (the id) was confirmed instead of adding a copy",
     )
 
 
@@ -325,6 +373,12 @@ class SearchHit(BaseModel):
     occurred_at: str | None
     created_at: str
     status: MemoryStatus
+    state: str | None = Field(default=None, description="goals and tasks: their state")
+    due_at: str | None = Field(default=None, description="tasks: when it is due")
+    parent_id: str | None = Field(default=None, description="tasks: the goal it serves")
+    confidence: str | None = Field(
+        default=None, description="how well it matches the query, for a person: high, medium or low (see relevance in the result)"
+    )
     signals: dict[str, SignalScore] = Field(
         description="why this memory was found: keyword (its words), context (words of its thread neighbours), "
         "vector (meaning), entity (an entity the query names), speaker (said by one of them), exact (its text is the query), "
@@ -357,6 +411,35 @@ class SearchQuery(BaseModel):
     context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS)] = Field(
         default=0, description="also return this many memories before and after each hit in its thread"
     )
+    states: list[str] | None = Field(
+        default=None,
+        description="only goals and tasks in these states (todo, in_progress, blocked, done, active, achieved, dropped, or 'open')",
+    )
+    due_before: Moment | None = Field(default=None, description="only memories due at or before this time")
+    due_after: Moment | None = Field(default=None, description="only memories due at or after this time")
+    overdue: bool = Field(default=False, description="only open tasks and goals whose due date has passed (relative to now)")
+    parents: list[str] | None = Field(default=None, description="only tasks that serve one of these goals (memory ids)")
+    include_weak: bool = Field(default=False, description="also return hits below the relevance floor")
+
+    @field_validator("states")
+    @classmethod
+    def _valid_states(cls, value: list[str] | None) -> list[str] | None:
+        return expand_states(value)
+
+    @field_validator("due_before", "due_after")
+    @classmethod
+    def _valid_due(cls, value: Any) -> Any:
+        return _check_moment(value)
+
+
+class TaskFilter(BaseModel):
+    """What a query's task words ("overdue", "open", "due next week") were taken to mean."""
+
+    expression: str
+    states: list[str] | None = None
+    due_after: str | None = None
+    due_before: str | None = None
+    overdue: bool = False
 
 
 class TimeWindow(BaseModel):
@@ -377,8 +460,18 @@ class SearchResult(BaseModel):
     context: list[ContextTurn] = Field(
         default=[], description="with context > 0: the memories around each hit in its session, not ranked, not among the hits"
     )
-    time: TimeWindow | None = Field(default=None, description="time words found in the query and the occurred_at window they were read as")
+    time: TimeWindow | None = Field(
+        default=None, description="time words found in the query and the occurred_at window they were read as"
+    )
     time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
+    tasks: TaskFilter | None = Field(
+        default=None,
+        description="task words found in the query (overdue, open, due next week...) and the filters they were read as",
+    )
+    relevance: str = Field(
+        default="", description="how the hits were chosen against the relevance floor; says so when nothing relevant was found"
+    )
+    below_floor: int = Field(default=0, description="hits left out because they matched too weakly (include_weak returns them)")
 
 
 class VersionEntry(BaseModel):
@@ -409,9 +502,20 @@ class EntityView(BaseModel):
 
     entity: str
     depth: int
+    aliases: list[str] = Field(
+        default_factory=list, description="other names of this entity followed too (a first name, a handle, merged names)"
+    )
     relations: list[GraphRelation]
     neighbours: list[str] = Field(description="entities reached through relations or shared memories")
     memories: list[GraphMemoryRef]
+
+
+class AliasView(BaseModel):
+    """An entity's names: the full name search and the graph use, and every name that stands for it."""
+
+    entity: str = Field(description="the full name (entity key) the names resolve to")
+    names: list[str] = Field(description="the entity and its aliases, each followed by memory_graph and search")
+    ambiguous: list[str] = Field(default_factory=list, description="when the name alone could mean several entities: which")
 
 
 class CubeStats(BaseModel):

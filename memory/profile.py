@@ -72,27 +72,38 @@ def _task_line(task: Memory, now: str) -> str:
         parts.append(f"(due {_day(task.due_at)}{', overdue' if task.due_at < now and task.state != 'done' else ''})")
     if task.feedback:
         last = task.feedback[-1]
-        said = "; ".join(p for p in (f"tried: {last.tried}" if last.tried else "", f"result: {last.result}" if last.result else "") if p)
+        said = "; ".join(
+            p for p in (f"tried: {last.tried}" if last.tried else "", f"result: {last.result}" if last.result else "") if p
+        )
         parts.append(f"— latest feedback {_day(last.at)}: {_short(said)}")
     return " ".join(p for p in parts if p)
 
 
-def build_profile(store: CubeStore, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: datetime | None = None) -> Profile:
+def build_profile(
+    store: CubeStore, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: datetime | None = None
+) -> Profile:
     moment = now or now_utc()
     now_s = to_stored(moment)
     horizon = to_stored(moment + timedelta(days=UPCOMING_DAYS))
     since = to_stored(moment - timedelta(days=RECENTLY_DONE_DAYS))
     rows = store.profile_sections(role=role, now=now_s, horizon=horizon, done_since=since, top_facts=TOP_FACTS)
     goals, open_tasks, upcoming, preferences, done, facts = (
-        rows.goals, rows.open_tasks, rows.upcoming, rows.preferences, rows.done, rows.facts,
+        rows.goals,
+        rows.open_tasks,
+        rows.upcoming,
+        rows.preferences,
+        rows.done,
+        rows.facts,
     )
     # Overdue work first, whatever its state.
-    open_tasks.sort(key=lambda t: (0 if t.due_at and t.due_at < now_s else 1))
+    open_tasks.sort(key=lambda t: 0 if t.due_at and t.due_at < now_s else 1)
 
     sections: list[ProfileSection] = [
         ProfileSection(title="Active goals", lines=[ProfileLine(id=g.id, text=_short(g.text)) for g in goals]),
         ProfileSection(title="Open tasks", lines=[ProfileLine(id=t.id, text=_task_line(t, now_s)) for t in open_tasks]),
-        ProfileSection(title="Coming up", lines=[ProfileLine(id=m.id, text=f"{_day(m.occurred_at)} {_short(m.text)}") for m in upcoming]),
+        ProfileSection(
+            title="Coming up", lines=[ProfileLine(id=m.id, text=f"{_day(m.occurred_at)} {_short(m.text)}") for m in upcoming]
+        ),
     ]
     by_role: dict[str, list[ProfileLine]] = {}
     for p in preferences:
@@ -125,6 +136,12 @@ def build_profile(store: CubeStore, *, role: str | None = None, budget_tokens: i
         text_lines += [f"- [{line.id}] {line.text}" for line in section.lines]
     text = "\n".join(text_lines)
     return Profile(
-        cube=store.cube, role=role, now=now_s, budget_tokens=budget_tokens, tokens=estimate_tokens(text),
-        sections=kept, omitted=omitted, text=text,
+        cube=store.cube,
+        role=role,
+        now=now_s,
+        budget_tokens=budget_tokens,
+        tokens=estimate_tokens(text),
+        sections=kept,
+        omitted=omitted,
+        text=text,
     )

@@ -40,7 +40,9 @@ class Rejudged:
 
 
 def _candidate(memory: Memory) -> Candidate:
-    return Candidate(text=memory.text, type=memory.type, role=memory.role, subject=memory.subject, entities=tuple(memory.entities))
+    return Candidate(
+        text=memory.text, type=memory.type, role=memory.role, subject=memory.subject, entities=tuple(memory.entities)
+    )
 
 
 def archived_by_old_rule(cube: MemCube) -> list[tuple[Memory, Memory | None]]:

@@ -42,8 +42,7 @@ def parse_moment(value: str | datetime | date, *, field: str = "time") -> dateti
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise InvalidInput(
-                f"{field} {value!r} is not an ISO 8601 date or date-time; "
-                "use e.g. '2023-05-08' or '2023-05-08T13:56:00Z'"
+                f"{field} {value!r} is not an ISO 8601 date or date-time; use e.g. '2023-05-08' or '2023-05-08T13:56:00Z'"
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import anyio
 from mcp.shared.exceptions import MCPError
@@ -20,8 +19,11 @@ from mcp.types import CallToolResult, TextContent
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from memory import MemoryHome
-from memory.config import CUBE_NAME_PATTERN
+from memory.config import check_cube_name
 from memory.defaults import DEFAULT_CUBE
+from memory.errors import InvalidInput
+
+from .uris import CUBE_LIST_URI, NonCanonicalUri, is_memory_uri, parse_memory_uri
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +58,27 @@ class AccessControl:
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         method = getattr(ctx, "method", None)
         params = getattr(ctx, "params", None) or {}
-        if method == "resources/read" and isinstance(params, dict) and str(params.get("uri", "")).rstrip("/") == "memory://cubes":
+        try:
+            targets = _targets(method, params)
+        except Refused as refusal:
+            if method == "tools/call":
+                return CallToolResult(content=[TextContent(type="text", text=str(refusal))], is_error=True)
+            raise MCPError(INVALID_PARAMS, str(refusal)) from None
+        if targets is LISTING:
             return self._only_readable(await call_next(ctx), client_name(ctx))
-        target = _target(method, params)
-        if target is None:
-            return await call_next(ctx)
-        cube, need, action = target
         client = client_name(ctx)
-        if self.rules.allows(client, cube, need):
-            return await call_next(ctx)
-        await anyio.to_thread.run_sync(self._record, cube, client, action, need)
-        message = (
-            f"client {client or '(unnamed)'!r} may not {need} cube '{cube}'"
-            f" (its access is '{self.rules.level(client, cube)}'); the [access] section of {self.home.root / 'config.toml'} grants it"
-        )
-        if method == "tools/call":
-            return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
-        raise MCPError(INVALID_PARAMS, message)
+        for cube, need, action in targets or ():
+            if self.rules.allows(client, cube, need):
+                continue
+            await anyio.to_thread.run_sync(self._record, cube, client, action, need)
+            message = (
+                f"client {client or '(unnamed)'!r} may not {need} cube '{cube}'"
+                f" (its access is '{self.rules.level(client, cube)}'); the [access] section of {self.home.root / 'config.toml'} grants it"
+            )
+            if method == "tools/call":
+                return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+            raise MCPError(INVALID_PARAMS, message)
+        return await call_next(ctx)
 
     def _record(self, cube: str, client: str | None, action: str, need: str) -> None:
         if cube not in self.home.cube_names():
@@ -99,34 +105,64 @@ class AccessControl:
         return result
 
 
-def _target(method: str | None, params: Any) -> tuple[str, Literal["read", "write"], str] | None:
-    """(cube, read|write, what) for calls aimed at a cube; None for everything else."""
-    if not isinstance(params, dict):
+class Refused(Exception):
+    """A call whose target cannot be read canonically: refused before any handler sees it."""
+
+
+Target = tuple[str, Literal["read", "write"], str]
+LISTING: list[Target] = []  # sentinel: memory://cubes, answered then filtered
+
+
+def _cube_argument(arguments: Any) -> str:
+    cube = arguments.get("cube", DEFAULT_CUBE) if isinstance(arguments, dict) else DEFAULT_CUBE
+    try:
+        return check_cube_name(cube)
+    except InvalidInput as exc:
+        raise Refused(str(exc)) from None
+
+
+def _resource_target(uri: Any, action: str) -> Target | None:
+    """The cube a resource URI reads, in the one spelling the handlers will see; None for the cube list."""
+    if not isinstance(uri, str) or not is_memory_uri(uri):
+        return None  # not ours: no handler of this server serves it, the SDK says so
+    try:
+        parsed = parse_memory_uri(uri)
+    except NonCanonicalUri as exc:
+        raise Refused(str(exc)) from None
+    if parsed.cube is None:
         return None
+    return parsed.cube, "read", f"{action} {uri[:200]}"
+
+
+def _targets(method: str | None, params: Any) -> list[Target] | None:
+    """What a call reads or writes: (cube, read|write, what) for each cube it is aimed at.
+
+    ``LISTING`` for a read of memory://cubes; an empty list for calls aimed at no cube.
+    Raises ``Refused`` for a call whose cube cannot be named canonically, so that no
+    handler ever decodes a name that was not checked.
+    """
+    if not isinstance(params, dict):
+        return []
     if method == "tools/call":
         name = params.get("name")
-        arguments = params.get("arguments") or {}
-        cube = arguments.get("cube", DEFAULT_CUBE) if isinstance(arguments, dict) else DEFAULT_CUBE
-        if not isinstance(name, str) or not isinstance(cube, str) or not CUBE_NAME_PATTERN.match(cube):
-            return None  # malformed: the handler's validation answers it
-        return cube, "read" if name in READ_ONLY_TOOLS else "write", f"tools/call {name}"
-    if method == "resources/read":
+        if not isinstance(name, str):
+            return []  # malformed: the SDK's validation answers it
+        cube = _cube_argument(params.get("arguments") or {})
+        return [(cube, "read" if name in READ_ONLY_TOOLS else "write", f"tools/call {name}")]
+    if method in ("resources/read", "resources/subscribe"):
         uri = params.get("uri")
-        if not isinstance(uri, str):
-            return None
-        try:
-            parts = urlsplit(uri)
-        except ValueError:
-            return None  # not a URI this server serves: the handler says so
-        if parts.scheme != "memory" or not parts.netloc or parts.netloc == "cubes":
-            return None
-        if not CUBE_NAME_PATTERN.match(parts.netloc):
-            return None
-        return parts.netloc, "read", f"resources/read {uri[:200]}"
+        if method == "resources/read" and isinstance(uri, str) and uri.rstrip("/") == CUBE_LIST_URI:
+            return LISTING
+        target = _resource_target(uri, method)
+        return [target] if target else []
+    if method == "subscriptions/listen":
+        wanted = params.get("notifications")
+        uris = wanted.get("resourceSubscriptions") if isinstance(wanted, dict) else None
+        if not isinstance(uris, list):
+            return []
+        return [t for t in (_resource_target(u, method) for u in uris) if t]
     if method == "prompts/get":
         name = params.get("name")
-        arguments = params.get("arguments") or {}
-        cube = arguments.get("cube", DEFAULT_CUBE) if isinstance(arguments, dict) else DEFAULT_CUBE
-        if name in READ_PROMPTS and isinstance(cube, str) and CUBE_NAME_PATTERN.match(cube):
-            return cube, "read", f"prompts/get {name}"
-    return None
+        if name in READ_PROMPTS:
+            return [(_cube_argument(params.get("arguments") or {}), "read", f"prompts/get {name}")]
+    return []

@@ -12,13 +12,16 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 
 from memory import MemoryHome
-
-from .access import AccessControl
-from .subscriptions import LegacySubscriptions
 from memory.activation.scheduler import Scheduler
-from tools import ask_tools, graph_tools, memory_tools, profile_tools, prompts, resources
+from tools import ask_tools, completions, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.mcp_app import AppsOffer, MemoryAppsExtension
 from tools.runtime import ToolRuntime
+
+from .access import AccessControl
+from .arguments import UnknownArguments
+from .completion_access import CompletionAccess
+from .log_level import LogLevel
+from .subscriptions import LegacySubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +73,23 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
         lifespan=lifespan,
         log_level="WARNING",
         # Access control first: a refused call never reaches what comes after it.
-        middleware=[AccessControl(memory_home), LegacySubscriptions(runtime.subscribers), AppsOffer()],
+        middleware=[
+            AccessControl(memory_home),
+            LegacySubscriptions(runtime.subscribers),
+            CompletionAccess(memory_home),
+            LogLevel(),
+            AppsOffer(),
+        ],
         extensions=[MemoryAppsExtension()],
     )
+    mcp.middleware.append(UnknownArguments(mcp))  # needs the server itself, to read the tools' published arguments
     memory_tools.register(mcp, runtime)
     graph_tools.register(mcp, runtime)
     profile_tools.register(mcp, runtime)
     ask_tools.register(mcp, runtime, scheduler)
     resources.register(mcp, runtime)
     prompts.register(mcp, runtime)
+    completions.register(mcp, runtime)
     return mcp
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,60 +50,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_add(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        item: dict[str, Any] = {"text": args.text, "type": args.type, "tags": args.tag or [], "entities": args.entity or []}
-        if args.occurred_at:
-            item["occurred_at"] = args.occurred_at
-        outcome = home.cube(args.cube, create=True).add([item], client="memcube-cli")[0]
-        home.cube(args.cube).try_sync_graph()
-        print(outcome.id if outcome.created else f"{outcome.id} (already stored{'; confirmed' if outcome.restated else ''})")
-        for gone in outcome.superseded:
-            print(f"  replaces {gone.id}, now archived: {gone.reason}")
-    finally:
-        home.close()
-    return 0
-
-
-def cmd_search(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        query = {
-            "query": args.query, "limit": args.limit, "include_archived": args.include_archived,
-            "types": args.type or None, "tags": args.tag or None, "since": args.since, "until": args.until,
-        }
-        hits = home.cube(args.cube).search(query, now=args.now).hits
-        if args.json:
-            _print_json(hits)
-        else:
-            for hit in hits:
-                when = f" {hit.occurred_at[:10]}" if hit.occurred_at else ""
-                print(f"{hit.score:.4f} {hit.id}{when} [{'+'.join(hit.signals)}] {hit.text}")
-    finally:
-        home.close()
-    return 0
-
-
-def cmd_get(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        _print_json(home.cube(args.cube).get(args.ids))
-    finally:
-        home.close()
-    return 0
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    home = _home(args)
-    try:
-        names = [args.cube] if args.cube_given else (home.cube_names() or [DEFAULT_CUBE])
-        _print_json([home.cube(n).stats() for n in names])
-    finally:
-        home.close()
-    return 0
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
     from memory.io.backup import backup_home
 
@@ -120,14 +67,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
     from memory.doctor import check_cube
+    from memory.doctor_checks import check_home
+    from server.cli_output import progress
 
     home = _home(args)
     healthy = True
     try:
-        names = [args.cube] if args.cube_given else home.cube_names()
         print(f"home: {home.root}")
+        home_report = check_home(home.root)  # before any cube is opened: opening one repairs quietly
+        print(home_report.render())
+        names = [args.cube] if args.cube_given else home.cube_names()
         for name in names:
-            report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
+            with progress(f"checking cube {name}", enabled=None if args.rebuild_graph or args.reembed else False):
+                report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
             healthy &= report.healthy
             print(report.render())
     finally:
@@ -145,10 +97,19 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     except ImportError:
         print("memcube: huggingface_hub is not installed (it comes with mlx-lm)", file=sys.stderr)
         return 2
+    from server.cli_model import offline_message, pull_refusal
+
+    if (refusal := pull_refusal(args.model)) is not None:
+        print(f"memcube: {refusal}", file=sys.stderr)
+        return 2
     home = Path(args.home).expanduser() if args.home else default_home()
     target = pulled_folder(home, args.model)
-    revision = HfApi().model_info(args.model, revision=args.revision).sha
-    snapshot_download(args.model, revision=revision, local_dir=target)
+    try:
+        revision = HfApi().model_info(args.model, revision=args.revision).sha
+        snapshot_download(args.model, revision=revision, local_dir=target)
+    except Exception as exc:  # offline is normal: one line, not a traceback
+        print(f"memcube: {offline_message(args.model, exc)}", file=sys.stderr)
+        return 2
     (target / ".memcube-revision").write_text(revision or "unknown")
     print(f"{args.model}@{revision} -> {target}")
     print(f'use it: MEMCUBE_LOCAL_MODEL={args.model} or [local_model] path = "{args.model}" in {home / "config.toml"}')
@@ -157,12 +118,15 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
-    parser.add_argument("--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
+    parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_cube(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--cube", default=None, help=f"cube name (default: {DEFAULT_CUBE})")
+    def with_cube(p: argparse.ArgumentParser, every: bool = False) -> argparse.ArgumentParser:
+        p.add_argument("--cube", default=None, help=f"cube name (default: {'every cube' if every else DEFAULT_CUBE})")
         p.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
         return p
 
@@ -173,44 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the MCP server over stdio (what Claude Desktop starts)")
     serve.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="data directory")
     serve.add_argument(
-        "--http", nargs="?", const="127.0.0.1:8765", default=None, metavar="HOST:PORT",
+        "--http",
+        nargs="?",
+        const="127.0.0.1:8765",
+        default=None,
+        metavar="HOST:PORT",
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (default 127.0.0.1:8765; "
         "a non-loopback HOST needs MEMCUBE_HTTP_TOKEN)",
     )
     serve.set_defaults(func=cmd_serve)
 
-    add = with_cube(commands.add_parser("add", help="add a memory"))
-    add.add_argument("text")
-    add.add_argument("--type", default="note")
-    add.add_argument("--tag", action="append", help="a tag (repeatable)")
-    add.add_argument("--entity", action="append", help="an entity the memory is about (repeatable)")
-    add.add_argument("--occurred-at", help="when it happened (ISO 8601)")
-    add.set_defaults(func=cmd_add)
+    from server import cli_memory
 
-    search = with_cube(commands.add_parser("search", help="search memories"))
-    search.add_argument("query")
-    search.add_argument("--limit", type=int, default=10)
-    search.add_argument("--include-archived", action="store_true")
-    search.add_argument("--type", action="append", help="only this type (repeatable)")
-    search.add_argument("--tag", action="append", help="only memories with this tag (repeatable)")
-    search.add_argument("--since", help="only memories that occurred at or after this ISO date-time")
-    search.add_argument("--until", help="only memories that occurred at or before this ISO date-time")
-    search.add_argument("--now", help="reference time for time words in the query, ISO 8601 (default: now)")
-    search.add_argument("--json", action="store_true", help="print the hits as JSON")
-    search.set_defaults(func=cmd_search)
+    cli_memory.register(commands)
 
-    get = with_cube(commands.add_parser("get", help="print memories by id as JSON"))
-    get.add_argument("ids", nargs="+")
-    get.set_defaults(func=cmd_get)
-
-    stats = with_cube(commands.add_parser("stats", help="counts per cube"))
-    stats.set_defaults(func=cmd_stats)
-
-    doctor = with_cube(commands.add_parser("doctor", help="check cubes and repair derived stores"))
+    doctor = with_cube(commands.add_parser("doctor", help="check cubes and repair derived stores"), every=True)
     doctor.add_argument("--rebuild-graph", action="store_true", help="recreate the Kuzu graph from SQLite")
     doctor.add_argument("--reembed", action="store_true", help="recompute every vector with the configured model")
     doctor.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="list the memories the old supersession rule archived that the current rule keeps, without restoring them",
     )
     doctor.set_defaults(func=cmd_doctor)
@@ -223,9 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", help="the local model for memory_ask and activation memory")
     model_commands = model.add_subparsers(dest="model_command", required=True)
     pull = with_home(model_commands.add_parser("pull", help="download a model from the Hugging Face hub into <home>/models/"))
-    pull.add_argument("model", help="a hub id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit or onnx-community/Qwen2.5-0.5B-Instruct")
+    pull.add_argument(
+        "model", help="a hub id, e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit or onnx-community/Qwen2.5-0.5B-Instruct"
+    )
     pull.add_argument("--revision", default=None, help="a branch, tag or commit (default: main)")
     pull.set_defaults(func=cmd_model_pull)
+    from server import cli_model
+
+    cli_model.register(model_commands, with_home)
 
     from server import cli_portable
 
@@ -238,21 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever this process creates (cubes, Kuzu files, exports, backups) is its user's alone (issue 13).
+    os.umask(0o077)
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     args.cube_given = getattr(args, "cube", None) is not None
     if getattr(args, "cube", None) is None:
         args.cube = DEFAULT_CUBE
-    from memory import MemCubeError
+    from server.cli_output import run
 
-    try:
-        return args.func(args)
-    except MemCubeError as exc:
-        print(f"memcube: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

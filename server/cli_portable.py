@@ -1,9 +1,9 @@
 """The ``memcube`` commands that move MemCube around: install into clients, export, import.
 
-    memcube install claude-desktop|claude-code|cursor|vscode [--dry-run] [--home DIR]
-    memcube uninstall claude-desktop|claude-code|cursor|vscode [--dry-run]
-    memcube export CUBE FILE [--with-vectors] [--include-deleted]
-    memcube import FILE [--cube NAME] [--format archive|mcp-memory|markdown]
+memcube install claude-desktop|claude-code|cursor|vscode [--dry-run] [--home DIR]
+memcube uninstall claude-desktop|claude-code|cursor|vscode [--dry-run]
+memcube export CUBE FILE [--with-vectors] [--include-deleted]
+memcube import FILE [--cube NAME] [--format archive|mcp-memory|markdown]
 """
 
 from __future__ import annotations
@@ -24,21 +24,30 @@ def _print_dry_run(change: Any) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    from memory.config import setting
+
     from . import install
 
-    home = getattr(args, "home", None)
+    # The assistant must open the same home as this shell: --home, else $MEMCUBE_HOME.
+    home = getattr(args, "home", None) or setting("MEMCUBE_HOME")
     try:
         change = install.plan_install(
-            args.client, user_home=Path.home(), platform=sys.platform, env=os.environ,
-            command=install.memcube_command(), memcube_home=Path(home).expanduser().resolve() if home else None,
+            args.client,
+            user_home=Path.home(),
+            platform=sys.platform,
+            env=os.environ,
+            command=install.memcube_command(),
+            memcube_home=Path(home).expanduser().resolve() if home else None,
         )
     except install.InstallError as exc:
         print(f"memcube: {exc}", file=sys.stderr)
         return 2
     return _carry_out(
-        change, args,
+        change,
+        args,
         unchanged=f"{args.client}: MemCube is already installed in {change.path}",
-        done=f"{args.client}: MemCube installed in {change.path}", then="Restart the client to load it.",
+        done=f"{args.client}: MemCube installed in {change.path}",
+        then="Restart the client to load it.",
     )
 
 
@@ -51,7 +60,8 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
         print(f"memcube: {exc}", file=sys.stderr)
         return 2
     return _carry_out(
-        change, args,
+        change,
+        args,
         unchanged=f"{args.client}: MemCube is not in {change.path}; nothing to do",
         done=f"{args.client}: MemCube removed from {change.path}",
     )
@@ -82,9 +92,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from memory import MemoryHome
     from memory.io.archive import export_cube
 
+    from .cli_output import progress
+
     home = MemoryHome(getattr(args, "home", None))
     try:
-        report = export_cube(home.cube(args.cube_name), args.file, with_vectors=args.with_vectors, include_deleted=args.include_deleted)
+        with progress(f"exporting cube {args.cube_name}"):
+            report = export_cube(
+                home.cube(args.cube_name), args.file, with_vectors=args.with_vectors, include_deleted=args.include_deleted
+            )
     finally:
         home.close()
     print(
@@ -110,6 +125,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from memory import MemoryHome
     from memory.defaults import DEFAULT_CUBE
 
+    from .cli_output import progress
+
     path = Path(args.file)
     kind = args.format or sniff_format(path)
     home = MemoryHome(getattr(args, "home", None))
@@ -117,7 +134,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         if kind == "archive":
             from memory.io.archive import import_archive
 
-            report = import_archive(home, path, cube=args.cube_name)
+            with progress(f"importing {path.name}"):
+                report = import_archive(home, path, cube=args.cube_name)
             moved = f"; re-embedded {report.reembedded} with {report.cube_model}" if report.reembedded else ""
             print(
                 f"imported {report.imported} memories into cube '{report.cube}' "
@@ -129,8 +147,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
             cube = home.cube(args.cube_name or DEFAULT_CUBE, create=True)
             reader = importers.import_markdown if kind == "markdown" else importers.import_mcp_memory
-            summary = reader(cube, path)
-            print(f"imported {summary.added} memories into cube '{summary.cube}' from {kind} {path} ({summary.already_present} already there)")
+            with progress(f"importing {path.name}"):
+                summary = reader(cube, path)
+            print(
+                f"imported {summary.added} memories into cube '{summary.cube}' from {kind} {path} ({summary.already_present} already there)"
+            )
     finally:
         home.close()
     return 0
@@ -151,12 +172,16 @@ def register(commands: Any, with_home: Callable[[argparse.ArgumentParser], argpa
     export = with_home(commands.add_parser("export", help="write a cube to a portable archive"))
     export.add_argument("cube_name", metavar="CUBE")
     export.add_argument("file", metavar="FILE", type=Path)
-    export.add_argument("--with-vectors", action="store_true", help="include the vectors (reused when the importer has the same model)")
+    export.add_argument(
+        "--with-vectors", action="store_true", help="include the vectors (reused when the importer has the same model)"
+    )
     export.add_argument("--include-deleted", action="store_true", help="include deleted memories (tombstones)")
     export.set_defaults(func=cmd_export)
 
     imp = with_home(commands.add_parser("import", help="import an archive, an MCP memory.json or Markdown notes"))
     imp.add_argument("file", metavar="FILE", type=Path)
     imp.add_argument("--cube", dest="cube_name", default=None, help="target cube (default: the archive's cube, else default)")
-    imp.add_argument("--format", choices=("archive", "mcp-memory", "markdown"), default=None, help="default: guessed from the file")
+    imp.add_argument(
+        "--format", choices=("archive", "mcp-memory", "markdown"), default=None, help="default: guessed from the file"
+    )
     imp.set_defaults(func=cmd_import)

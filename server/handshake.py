@@ -32,9 +32,13 @@ def record() -> dict[str, Any]:
     snapshot: dict[str, Any] = {}
     with scratch_server() as mcp:
         for version in HANDSHAKE_PROTOCOL_VERSIONS:
-            requests = [
-                {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                 "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": CLIENT_INFO}},
+            requests: list[dict[str, Any]] = [
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": CLIENT_INFO},
+                },
                 {"jsonrpc": "2.0", "method": "notifications/initialized"},
                 *({"jsonrpc": "2.0", "id": n, "method": m} for n, m in enumerate(ANSWERABLE, start=2)),
             ]

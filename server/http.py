@@ -17,7 +17,6 @@ routes, TLS behind a proxy) wraps or extends it here without touching the CLI.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
@@ -25,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .tokens import Principals, TokenFileError, load_principals, token_file_path
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,13 @@ def parse_bind(value: str | None) -> Bind:
     return Bind(host, port)
 
 
-def check_exposure(bind: Bind, token: str | None) -> None:
+def check_exposure(bind: Bind, token: str | bool | None) -> None:
     """Refuse to serve memories beyond this computer without a token."""
     if not bind.loopback and not token:
         raise HttpConfigError(
             f"refusing to listen on {bind.host}, which other computers can reach, without a bearer token: "
-            f"set {TOKEN_ENV} to a long random secret (clients then send 'Authorization: Bearer <token>'), "
+            f"give each client a token in a token file (see README, 'Over HTTP') or set {TOKEN_ENV} to a long random secret "
+            "(clients then send 'Authorization: Bearer <token>'), "
             f"or bind a loopback address such as {DEFAULT_HOST}"
         )
 
@@ -132,30 +134,42 @@ def transport_security(bind: Bind) -> Any:
 
 
 class BearerTokenGuard:
-    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>``."""
+    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>`` of a known principal.
 
-    def __init__(self, app: Any, token: str) -> None:
+    The principal is put in the request's state (``memcube_principal``); access control
+    reads it there, so over HTTP a caller is who its token says, whatever ``clientInfo`` says.
+    """
+
+    def __init__(self, app: Any, principals: Principals | str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self.principals = principals if isinstance(principals, Principals) else load_principals(None, principals)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                body = b'{"error": "unauthorized: send Authorization: Bearer <MEMCUBE_HTTP_TOKEN>"}'
-                await send({
-                    "type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="memcube"'),
-                                (b"content-length", str(len(body)).encode())],
-                })
+            principal = self.principals.principal(given)
+            if principal is None:
+                body = b'{"error": "unauthorized: send Authorization: Bearer <token> (MEMCUBE_HTTP_TOKEN or the token file)"}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="memcube"'),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
+            scope = {**scope, "state": {**(scope.get("state") or {}), "memcube_principal": principal}}
         await self.app(scope, receive, send)
 
 
-def build_app(mcp: Any, bind: Bind, token: str | None = None) -> Any:
+def build_app(mcp: Any, bind: Bind, token: str | Principals | None = None) -> Any:
     """The ASGI app serving ``mcp`` (an MCPServer) at ``/mcp``, guarded as described above."""
-    check_exposure(bind, token)
+    check_exposure(bind, bool(token))
     app = mcp.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=transport_security(bind), host=bind.host)
     return BearerTokenGuard(app, token) if token else app
 
@@ -165,16 +179,46 @@ def serve_http(home: Path | None, bind_text: str | None, *, token: str | None = 
     import anyio
     import uvicorn
 
+    from memory.config import default_home
+
     from .app import build_server
 
     bind = parse_bind(bind_text)
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
-    check_exposure(bind, token)
+    try:
+        principals = load_principals(token_file_path(Path(home).expanduser() if home else default_home()), token)
+    except TokenFileError as exc:
+        raise HttpConfigError(str(exc)) from None
+    check_exposure(bind, bool(principals))
+    listener = _listen(bind)  # before anything says "serving": a busy port fails here, with its reason
     mcp = build_server(home)
     try:
-        app = build_app(mcp, bind, token)
+        app = build_app(mcp, bind, principals or None)
         config = uvicorn.Config(app, host=bind.host, port=bind.port, log_level="warning", lifespan="on")
-        print(f"memcube: MCP over streamable HTTP at {bind.url}" + (" (bearer token required)" if token else ""), file=sys.stderr, flush=True)
-        anyio.run(uvicorn.Server(config).serve)
+        print(
+            f"memcube: MCP over streamable HTTP at {bind.url}" + (" (bearer token required)" if principals else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        anyio.run(lambda: uvicorn.Server(config).serve(sockets=[listener]))
     finally:
+        listener.close()
         mcp.memory_home.close()
+
+
+def _listen(bind: Bind) -> Any:
+    import socket
+
+    family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind.host.strip("[]"), bind.port))
+    except OSError as exc:
+        sock.close()
+        raise HttpConfigError(
+            f"cannot listen on {bind.host}:{bind.port}: {exc.strerror or exc} (is another server using the port?)"
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

@@ -25,7 +25,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,14 @@ def _dump(data: dict[str, Any]) -> str:
 
 
 def plan_install(
-    client: str, *, user_home: Path, platform: str, command: list[str], memcube_home: Path | str | None = None,
-    env: Mapping[str, str] | None = None, name: str = SERVER_NAME,
+    client: str,
+    *,
+    user_home: Path,
+    platform: str,
+    command: list[str],
+    memcube_home: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    name: str = SERVER_NAME,
 ) -> Change:
     """The change that adds (or refreshes) MemCube's entry in ``client``'s config; nothing is written."""
     path = config_path(client, user_home=user_home, platform=platform, env=env)
@@ -172,7 +178,12 @@ def plan_install(
 
 
 def plan_uninstall(
-    client: str, *, user_home: Path, platform: str, env: Mapping[str, str] | None = None, name: str = SERVER_NAME,
+    client: str,
+    *,
+    user_home: Path,
+    platform: str,
+    env: Mapping[str, str] | None = None,
+    name: str = SERVER_NAME,
 ) -> Change:
     """The change that removes MemCube's entry from ``client``'s config (none when it is not there)."""
     path = config_path(client, user_home=user_home, platform=platform, env=env)
@@ -193,7 +204,7 @@ def apply(change: Change, *, now: datetime | None = None) -> Path | None:
     backup = None
     change.path.parent.mkdir(parents=True, exist_ok=True)
     if change.before is not None:
-        stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S")
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
         backup = change.path.with_name(f"{change.path.name}.bak-{stamp}")
         shutil.copy2(change.path, backup)
     tmp = change.path.with_name(change.path.name + ".memcube-tmp")

@@ -22,9 +22,11 @@ import queue
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from .wire import MAX_LINE_BYTES, PARSE_ERROR, TOO_LONG, BadMessage, read_message
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,7 @@ def load_snapshot(path: Path = SNAPSHOT_PATH) -> dict[str, Any]:
         stored = json.loads(path.read_text(encoding="utf-8"))
         answers = stored["answers"]
         return {
-            version: {method: answers[key] for method, key in methods.items()}
-            for version, methods in stored["versions"].items()
+            version: {method: answers[key] for method, key in methods.items()} for version, methods in stored["versions"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         log.warning("no usable handshake snapshot at %s: the first answers wait for the full server", path)
@@ -124,14 +125,17 @@ class StdioFront:
     def serve(self) -> None:
         thread = threading.Thread(target=self._run_backend, name="mcp-server", daemon=True)
         thread.start()
-        for raw in self._wire_in:
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
-                continue
+        for raw in _lines(self._wire_in):
             try:
-                message = json.loads(line)
-            except ValueError:
-                message = None
+                message = read_message(raw)
+            except BadMessage as bad:
+                # Answered here and not forwarded: the real server would drop it without a reply.
+                log.warning("refused a message from the client: %s", bad)
+                if bad.id is not None or bad.code == PARSE_ERROR or not _looks_like_notification(raw):
+                    self._send(json.dumps(bad.reply(), separators=(",", ":")))
+                continue
+            if message is None:
+                continue
             result = self._early_answer(message)
             if result is not None:
                 key = json.dumps(message["id"])
@@ -139,7 +143,7 @@ class StdioFront:
                     self._answered[key] += 1
                 self._send(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}, separators=(",", ":")))
                 self.answered_early += 1
-            self._to_backend.put(line)
+            self._to_backend.put(raw.decode("utf-8").strip())
         self._to_backend.put(None)
         thread.join()
 
@@ -151,10 +155,35 @@ class StdioFront:
             os._exit(1)
 
 
+def _lines(wire: BinaryIO) -> Iterator[bytes]:
+    """The input's lines; one longer than ``MAX_LINE_BYTES`` is skipped and yielded as b"\x00too long"."""
+    while True:
+        line = wire.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := wire.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield TOO_LONG
+            continue
+        yield line
+
+
+def _looks_like_notification(raw: bytes) -> bool:
+    """A well-formed message without an id is a notification, and JSON-RPC never answers one."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(message, dict) and "id" not in message and "method" in message
+
+
 def claim_stdio() -> tuple[BinaryIO, BinaryIO]:
     """Take stdin/stdout for the MCP wire; point fds 0/1 at /dev/null and stderr so that
     nothing else in the process (a library's print, a child process) can corrupt the channel."""
-    wire_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    # Buffered: an unbuffered file reads a line one byte per system call (issue 13: a 10 MB
+    # argument took 11 s to arrive). A buffered read still returns each line as it comes.
+    wire_in = os.fdopen(os.dup(0), "rb")
     wire_out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

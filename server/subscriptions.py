@@ -40,7 +40,9 @@ class LegacySubscriptions:
         params = ctx.params if isinstance(ctx.params, dict) else {}
         uri = params.get("uri")
         if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_CHARS:
-            raise MCPError(INVALID_PARAMS, f"{method} needs 'uri': the resource URI, a string of at most {MAX_URI_CHARS} characters")
+            raise MCPError(
+                INVALID_PARAMS, f"{method} needs 'uri': the resource URI, a string of at most {MAX_URI_CHARS} characters"
+            )
         if method == "resources/subscribe":
             self.subscribers.add(uri, ctx.session)
         else:

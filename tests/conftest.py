@@ -12,11 +12,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 from mcp import Client
+from support import CLIENT_INFO
 
 from memory import MemoryHome
 from memory.retrieval.embedder import Embedder
 from server.app import build_server
-from support import CLIENT_INFO
 
 # Whole modules that belong to a tier (a single test can also carry the mark itself).
 SLOW_MODULES = {"test_crash_safety", "test_fuzz", "test_many_clients"}

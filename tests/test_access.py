@@ -8,10 +8,10 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
+from support import add, error, ok
 
 from memory import MemoryHome
 from server.app import build_server
-from support import add, error, ok
 
 pytestmark = pytest.mark.anyio
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mcp import Client
+from random_models import build_mlx_model, build_onnx_model
+from support import CLIENT_INFO, error, ok
 
 from memory import MemoryHome
 from memory.activation.base import CacheRefused
 from memory.activation.engine import ActivationEngine, load_backend
 from memory.activation.kv_store import KVStore
-from random_models import build_mlx_model, build_onnx_model
 from memory.config import LocalModelConfig
 from server.app import build_server
-from support import CLIENT_INFO, error, ok
 
 BACKENDS = ["mlx", "onnx"]
 FACTS = [
@@ -109,7 +109,9 @@ def test_a_stored_cache_is_byte_identical_after_a_generation_used_it(models, bac
 def _arrays(backend, cache) -> list[np.ndarray]:
     """A cache's contents as numpy arrays (its whole buffers, including any preallocated tail)."""
     if backend.identity.backend == "mlx":
-        return [np.array(a) for layer in cache for a in (layer.keys, layer.values)] + [np.array([layer.offset for layer in cache])]
+        return [np.array(a) for layer in cache for a in (layer.keys, layer.values)] + [
+            np.array([layer.offset for layer in cache])
+        ]
     return [a for pair in cache for a in pair]
 
 

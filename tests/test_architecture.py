@@ -22,14 +22,34 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BASE = {"models", "errors", "ids", "timeutil", "entities", "config", "defaults", "access_rules", "fork_join", "supersession"}
-API = {"cube", "home", "profile", "doctor", "supersession_repair"}
+BASE = {
+    "models",
+    "errors",
+    "ids",
+    "timeutil",
+    "entities",
+    "config",
+    "defaults",
+    "access_rules",
+    "fork_join",
+    "supersession",
+    "suggest",
+}
+API = {"cube", "home", "profile", "doctor", "doctor_checks", "supersession_repair"}
 RANK = {"base": 0, "store": 1, "graph": 2, "retrieval": 2, "activation": 3, "api": 4, "io": 5}
 PEERS_APART = {frozenset({"graph", "retrieval"})}
 
 TABLES = (
-    "memories", "memory_versions", "memory_entities", "memory_fts", "memory_context_fts", "memory_vec",
-    "graph_outbox", "cube_meta", "memory_feedback", "access_denials",
+    "memories",
+    "memory_versions",
+    "memory_entities",
+    "memory_fts",
+    "memory_context_fts",
+    "memory_vec",
+    "graph_outbox",
+    "cube_meta",
+    "memory_feedback",
+    "access_denials",
 )
 SQL = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA)\b[\s\S]*\b(" + "|".join(TABLES) + r")\b"
@@ -113,7 +133,8 @@ def check_source(module: str, source: str) -> list[Violation]:
                 if SQL.search(text):
                     out.append(Violation(module, node.lineno, f"SQL outside the store: {text[:60]!r}"))
             if (
-                isinstance(node, ast.Attribute) and node.attr in STORE_PRIVATES
+                isinstance(node, ast.Attribute)
+                and node.attr in STORE_PRIVATES
                 and not (isinstance(node.value, ast.Name) and node.value.id == "self")
             ):
                 out.append(Violation(module, node.lineno, f"reaches into the store's privates (.{node.attr})"))
@@ -150,7 +171,11 @@ def test_every_memory_module_belongs_to_a_layer():
         ("memory.cube", "from server.app import build_server\n", "the core imports the interface"),
         ("tools.memory_tools", "from server.access import AccessControl\n", "a tool adapter imports the server"),
         ("memory.store.cube_store", "from memory.cube import MemCube\n", "layer store imports the higher layer api"),
-        ("memory.retrieval.search", "from memory.graph.graph_store import GraphStore\n", "layer retrieval imports its peer graph"),
+        (
+            "memory.retrieval.search",
+            "from memory.graph.graph_store import GraphStore\n",
+            "layer retrieval imports its peer graph",
+        ),
         ("memory.profile", 'Q = "SELECT id FROM memories WHERE status = ?"\n', "SQL outside the store"),
         ("memory.retrieval.search", 'def f(t):\n    return f"UPDATE memories SET x = {t}"\n', "SQL outside the store"),
         ("memory.cube", "def f(cube):\n    return cube.store._conn\n", "reaches into the store's privates"),
@@ -165,7 +190,10 @@ def test_the_checker_catches_a_broken_rule(module, source, rule):
     ("module", "source"),
     [
         ("memory.store.cube_store", 'Q = "SELECT id FROM memories"\n'),
-        ("memory.activation.scheduler", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from memory.home import MemoryHome\n"),
+        (
+            "memory.activation.scheduler",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from memory.home import MemoryHome\n",
+        ),
         ("memory.graph.graph_store", 'Q = "MATCH (m:Memory {id: $id}) DETACH DELETE m"\n'),
         ("memory.cube", 'TEXT = "select the memories you want"\n'),
     ],

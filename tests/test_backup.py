@@ -11,11 +11,11 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
+from support import ok
+from test_stdio import serve_params
 
 from memory import MemoryHome
 from memory.doctor import check_cube
-from support import ok
-from test_stdio import serve_params
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,12 @@ async def test_a_backup_taken_during_writes_is_consistent_and_rebuilds_its_graph
 
     def run_backup() -> None:
         result["backup"] = subprocess.run(
-            [sys.executable, "-m", "server", "backup", str(backup_dir)], cwd=ROOT, capture_output=True, text=True,
-            env={**os.environ, "MEMCUBE_HOME": str(home_dir)}, timeout=120,
+            [sys.executable, "-m", "server", "backup", str(backup_dir)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MEMCUBE_HOME": str(home_dir)},
+            timeout=120,
         )
         backup_done.set()
 
@@ -71,8 +75,12 @@ def test_a_backup_refuses_a_folder_that_is_not_empty(tmp_path, shared_embedder):
     (tmp_path / "dest").mkdir()
     (tmp_path / "dest" / "keep.txt").write_text("mine")
     done = subprocess.run(
-        [sys.executable, "-m", "server", "backup", str(tmp_path / "dest")], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "MEMCUBE_HOME": str(tmp_path / "home")}, timeout=60,
+        [sys.executable, "-m", "server", "backup", str(tmp_path / "dest")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MEMCUBE_HOME": str(tmp_path / "home")},
+        timeout=60,
     )
     assert done.returncode == 2 and "not empty" in done.stderr
     assert (tmp_path / "dest" / "keep.txt").read_text() == "mine"

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from support import CLIENT_INFO, add, error, get, ok, read_json, search, without
 
 from memory import MemoryHome
 from server.app import build_server
-from support import CLIENT_INFO, add, error, get, ok, read_json, search, without
 
 pytestmark = pytest.mark.anyio
 
@@ -38,12 +38,17 @@ class Seeded:
 def seed(home: MemoryHome) -> Seeded:
     """A cube holding an active, an archived and a deleted memory, plus one more active one."""
     cube = home.cube()
-    active, other, archived, deleted = (o.id for o in cube.add([
-        {"text": "Nora keeps her passport in the desk drawer", "entities": ["Nora"], "tags": ["travel"]},
-        {"text": "Omar's favourite colour is teal", "entities": ["Omar"]},
-        {"text": "Nora used to work at the bakery", "entities": ["Nora"]},
-        {"text": "Omar once lived in Quito", "entities": ["Omar"]},
-    ]))
+    active, other, archived, deleted = (
+        o.id
+        for o in cube.add(
+            [
+                {"text": "Nora keeps her passport in the desk drawer", "entities": ["Nora"], "tags": ["travel"]},
+                {"text": "Omar's favourite colour is teal", "entities": ["Omar"]},
+                {"text": "Nora used to work at the bakery", "entities": ["Nora"]},
+                {"text": "Omar once lived in Quito", "entities": ["Omar"]},
+            ]
+        )
+    )
     cube.archive([archived])
     cube.delete([deleted])
     cube.sync_graph()
@@ -135,13 +140,25 @@ BAD_CALLS: dict[str, tuple[str, dict[str, Any], str]] = {
     "occurred_at in words": ("memory_add", {"text": "fine text", "occurred_at": "last tuesday"}, "ISO 8601"),
     "occurred_at impossible date": ("memory_add", {"text": "fine text", "occurred_at": "2023-02-30"}, "ISO 8601"),
     "update occurred_at in words": ("memory_update", {"id": "{active}", "occurred_at": "soon"}, "ISO 8601"),
-    "a relation without an object": ("memory_add", {"text": "fine text", "relations": [{"subject": "A", "predicate": "p"}]}, "object"),
-    "both text and memories": ("memory_add", {"text": "fine text", "memories": [{"text": "other text"}]}, "either text or memories"),
+    "a relation without an object": (
+        "memory_add",
+        {"text": "fine text", "relations": [{"subject": "A", "predicate": "p"}]},
+        "object",
+    ),
+    "both text and memories": (
+        "memory_add",
+        {"text": "fine text", "memories": [{"text": "other text"}]},
+        "either text or memories",
+    ),
     "neither text nor memories": ("memory_add", {}, "give text"),
     "an empty batch": ("memory_add", {"memories": []}, "at least one item"),
     "a batch over 500": ("memory_add", {"memories": [{"text": f"memory {i}"} for i in range(501)]}, "at most 500"),
     "a batch with one empty text": ("memory_add", {"memories": [{"text": "good one"}, {"text": ""}]}, "text"),
-    "a batch with one bad date": ("memory_add", {"memories": [{"text": "good one"}, {"text": "bad one", "occurred_at": "never"}]}, "ISO 8601"),
+    "a batch with one bad date": (
+        "memory_add",
+        {"memories": [{"text": "good one"}, {"text": "bad one", "occurred_at": "never"}]},
+        "ISO 8601",
+    ),
     "a batch item with an unknown field": ("memory_add", {"memories": [{"text": "good one", "colour": "red"}]}, "colour"),
     # search
     "search with an empty query": ("memory_search", {"query": "   "}, "query"),
@@ -160,7 +177,11 @@ BAD_CALLS: dict[str, tuple[str, dict[str, Any], str]] = {
     "restore a deleted memory": ("memory_restore", {"ids": ["{archived}", "{deleted}"]}, "only archived"),
     "update a deleted memory": ("memory_update", {"id": "{deleted}", "text": "brought back"}, "was deleted"),
     "update with nothing to change": ("memory_update", {"id": "{active}"}, "nothing to update"),
-    "update to another memory's text": ("memory_update", {"id": "{active}", "text": "Omar's favourite colour is teal"}, "already holds exactly this text"),
+    "update to another memory's text": (
+        "memory_update",
+        {"id": "{active}", "text": "Omar's favourite colour is teal"},
+        "already holds exactly this text",
+    ),
     # graph
     "graph depth 3": ("memory_graph", {"entity": "Nora", "depth": 3}, "depth"),
     "graph of punctuation": ("memory_graph", {"entity": "?!"}, "give an entity name"),
@@ -194,7 +215,11 @@ async def test_bad_input_is_refused_with_a_helpful_message_and_changes_nothing(s
 @pytest.mark.parametrize("tool", ["memory_add", "memory_search", "memory_get"])
 async def test_a_bad_cube_name_is_refused_and_creates_nothing(session, tool, name):
     client, seeded, root = session.client, session.seeded, session.root
-    arguments = {"memory_add": {"text": "escape attempt"}, "memory_search": {"query": "passport"}, "memory_get": {"ids": seeded.active}}[tool]
+    arguments = {
+        "memory_add": {"text": "escape attempt"},
+        "memory_search": {"query": "passport"},
+        "memory_get": {"ids": seeded.active},
+    }[tool]
     before = await snapshot(client, seeded)
     message = await error(client, tool, cube=name, **arguments)
     assert "cube name" in message and "letters, digits" in message
@@ -230,7 +255,7 @@ HOSTILE = {
     "cypher": "}) MATCH (n) DETACH DELETE n //",
     "fts": 'NEAR(" AND OR *',
     "fts column filter": "text: {tags entities} : ^start",
-    "quotes and backslashes": "O'Brien said \"hi\" \\ and left \\\\",
+    "quotes and backslashes": 'O\'Brien said "hi" \\ and left \\\\',
     "unicode controls": "right-to-left \u202e override, zero\u200bwidth, emoji 🧠, combining e\u0301",
     "nul byte": "before\x00after",
 }
@@ -242,8 +267,14 @@ async def test_hostile_strings_are_stored_verbatim_and_harm_nothing(session, kin
     hostile = HOSTILE[kind]
     author = f"Mallory {kind.title()}"  # one entity per case: the cases share a cube
     before = await snapshot(client, seeded)
-    memory_id = await add(client, hostile, tags=[hostile[:64]], metadata={hostile: hostile},
-                          entities=[author], relations=[{"subject": author, "predicate": "wrote", "object": "Payload"}])
+    memory_id = await add(
+        client,
+        hostile,
+        tags=[hostile[:64]],
+        metadata={hostile: hostile},
+        entities=[author],
+        relations=[{"subject": author, "predicate": "wrote", "object": "Payload"}],
+    )
 
     memory = await get(client, memory_id)
     assert memory["text"] == hostile

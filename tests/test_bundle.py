@@ -20,6 +20,8 @@ from server.manifest import MANIFEST_PATH, dumps, live_listing, render
 
 ROOT = Path(__file__).resolve().parents[1]
 MCPB = "@anthropic-ai/mcpb@2"
+
+
 def needs_npx(test):
     """A test that runs a tool from npm: the external tier, skipped without Node.js."""
     skip = pytest.mark.skipif(shutil.which("npx") is None, reason="Node.js (npx) is not installed")
@@ -33,9 +35,15 @@ def _manifest() -> dict:
 def test_the_manifest_lists_exactly_the_tools_and_prompts_the_server_serves():
     """If this fails after adding or changing a tool or prompt: `uv run python -m server.manifest --write`."""
     manifest, live = _manifest(), live_listing()
-    assert [t["name"] for t in manifest["tools"]] == [t["name"] for t in live["tools"]], "run `uv run python -m server.manifest --write`"
-    assert [p["name"] for p in manifest["prompts"]] == [p["name"] for p in live["prompts"]], "run `uv run python -m server.manifest --write`"
-    assert dumps(manifest) == dumps(render(manifest, live)), "manifest.json is stale: run `uv run python -m server.manifest --write`"
+    assert [t["name"] for t in manifest["tools"]] == [t["name"] for t in live["tools"]], (
+        "run `uv run python -m server.manifest --write`"
+    )
+    assert [p["name"] for p in manifest["prompts"]] == [p["name"] for p in live["prompts"]], (
+        "run `uv run python -m server.manifest --write`"
+    )
+    assert dumps(manifest) == dumps(render(manifest, live)), (
+        "manifest.json is stale: run `uv run python -m server.manifest --write`"
+    )
 
 
 def test_the_manifest_runs_the_server_and_asks_for_the_data_folder_and_model():
@@ -49,7 +57,9 @@ def test_the_manifest_runs_the_server_and_asks_for_the_data_folder_and_model():
         "MEMCUBE_LOCAL_MODEL": "${user_config.local_model}",
     }
     assert {k: (v["type"], v["required"]) for k, v in manifest["user_config"].items()} == {
-        "data_folder": ("directory", False), "embedding_model": ("directory", False), "local_model": ("string", False),
+        "data_folder": ("directory", False),
+        "embedding_model": ("directory", False),
+        "local_model": ("string", False),
     }
     assert set(manifest["compatibility"]["platforms"]) == {"darwin", "linux", "win32"}
     assert manifest["compatibility"]["runtimes"]["python"] == ">=3.11"
@@ -98,25 +108,46 @@ def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
     with zipfile.ZipFile(bundle) as archive:
         names = archive.namelist()
         archive.extractall(unpacked)
-    assert {"manifest.json", "pyproject.toml", "uv.lock", "server/cli.py", "memory/cube.py", "tools/memory_tools.py"} <= set(names)
+    assert {"manifest.json", "pyproject.toml", "uv.lock", "server/cli.py", "memory/cube.py", "tools/memory_tools.py"} <= set(
+        names
+    )
     assert not [n for n in names if n.startswith((".venv/", ".git/", "tests/", "bench/")) or "__pycache__" in n]
 
     # Start it the way Claude Desktop does: the manifest's mcp_config, variables substituted,
     # the data folder set and the model folder left empty.
-    config = _substitute(_manifest()["server"]["mcp_config"], {"__dirname": str(unpacked), "user_config.data_folder": str(tmp_path / "data")})
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MEMCUBE_HOME", "MEMCUBE_EMBEDDING_MODEL", "MEMCUBE_LOCAL_MODEL")}
+    config = _substitute(
+        _manifest()["server"]["mcp_config"], {"__dirname": str(unpacked), "user_config.data_folder": str(tmp_path / "data")}
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "MEMCUBE_HOME", "MEMCUBE_EMBEDDING_MODEL", "MEMCUBE_LOCAL_MODEL")
+    }
     env.update(config["env"])
     requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bundle-test", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "bundle-test", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-         "params": {"name": "memory_add", "arguments": {"text": "Installed from a bundle"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "memory_add", "arguments": {"text": "Installed from a bundle"}},
+        },
     ]
     command = _uv() if config["command"] == "uv" else config["command"]
-    proc = subprocess.Popen([command, *config["args"]], env=env, cwd=tmp_path,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [command, *config["args"]], env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     answers: dict[int, dict] = {}
 
     def send(*messages: dict) -> None:
@@ -128,7 +159,9 @@ def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
         assert proc.stdout is not None
         while wanted not in answers:
             line = proc.stdout.readline()
-            assert line, f"the bundled server closed stdout: {proc.stderr.read().decode()[-3000:] if proc.poll() is not None else ''}"
+            assert line, (
+                f"the bundled server closed stdout: {proc.stderr.read().decode()[-3000:] if proc.poll() is not None else ''}"
+            )
             message = json.loads(line)
             answers[message["id"]] = message
 

@@ -32,8 +32,12 @@ class Writer:
     def __init__(self, home: Path, round_no: int) -> None:
         self.round_no = round_no
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env={**os.environ, "MEMCUBE_HOME": str(home)},
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "MEMCUBE_HOME": str(home)},
         )
         self.acknowledged: list[str] = []
         self.texts: dict[int, list[str]] = {}
@@ -59,8 +63,18 @@ class Writer:
         started = time.monotonic()
         kill_at = started + rng.uniform(0.2, 2.0) if during_startup else None
         try:
-            self._send({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "crash", "version": "1"}}})
+            self._send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "crash", "version": "1"},
+                    },
+                }
+            )
             self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
             n = 1
             while True:
@@ -69,10 +83,21 @@ class Writer:
                     kill_at = now + rng.uniform(0.0, 1.5)
                 if (kill_at is not None and now >= kill_at) or now - started > 60:
                     break
-                batch = [{"text": f"Round {self.round_no} item {n}.{k}: Ada filed invoice {self.round_no}-{n}-{k} for #project-{k % 3}",
-                          "relations": [{"subject": "Ada", "predicate": "filed", "object": f"invoice {self.round_no}-{n}-{k}"}]}
-                         for k in range(3)]
-                self._send({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "memory_add", "arguments": {"memories": batch}}})
+                batch = [
+                    {
+                        "text": f"Round {self.round_no} item {n}.{k}: Ada filed invoice {self.round_no}-{n}-{k} for #project-{k % 3}",
+                        "relations": [{"subject": "Ada", "predicate": "filed", "object": f"invoice {self.round_no}-{n}-{k}"}],
+                    }
+                    for k in range(3)
+                ]
+                self._send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": n,
+                        "method": "tools/call",
+                        "params": {"name": "memory_add", "arguments": {"memories": batch}},
+                    }
+                )
                 n += 1
                 time.sleep(0.03)
         except BrokenPipeError:
@@ -102,7 +127,9 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, shared_e
                 continue
             cube = home.cube()
             cube.try_sync_graph()  # what the next server does at start
-            present = [m.id for start in range(0, len(all_acknowledged), 500) for m in cube.get(all_acknowledged[start : start + 500])]
+            present = [
+                m.id for start in range(0, len(all_acknowledged), 500) for m in cube.get(all_acknowledged[start : start + 500])
+            ]
             assert present == all_acknowledged
             report = check_cube(cube)
             assert report.findings == [], f"round {round_no}: {report.render()}"
@@ -113,6 +140,8 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, shared_e
                 assert hits and hits[0].id == last.id
         finally:
             home.close()
-    print(f"crash rounds: {ROUNDS}, kills after at least one acknowledged write: {kills_after_writes}, acknowledged memories: {total_acknowledged}")
+    print(
+        f"crash rounds: {ROUNDS}, kills after at least one acknowledged write: {kills_after_writes}, acknowledged memories: {total_acknowledged}"
+    )
     assert kills_after_writes >= ROUNDS // 2
     assert total_acknowledged > 0

@@ -52,8 +52,15 @@ def test_handshake_is_answered_before_the_sdk_has_loaded_and_each_request_once(t
     proc = _start(tmp_path)
     try:
         started = time.perf_counter()
-        _send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        _send(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+            },
+        )
         init = _receive(proc)
         _send(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         _send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
@@ -69,8 +76,15 @@ def test_handshake_is_answered_before_the_sdk_has_loaded_and_each_request_once(t
 
         # A tool call waits for the real server; the real server's own answers to
         # requests 1 and 2 must not reach the client a second time.
-        _send(proc, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                     "params": {"name": "memory_add", "arguments": {"text": "Zoe kayaks on Sundays"}}})
+        _send(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "memory_add", "arguments": {"text": "Zoe kayaks on Sundays"}},
+            },
+        )
         _send(proc, {"jsonrpc": "2.0", "id": 4, "method": "tools/list"})
         # Requests run concurrently, so answers may come in any order: exactly one per id.
         answers = {a["id"]: a for a in (_receive(proc), _receive(proc))}
@@ -88,8 +102,15 @@ def test_handshake_is_answered_before_the_sdk_has_loaded_and_each_request_once(t
 def test_a_version_the_recording_lacks_is_negotiated_by_the_real_server(tmp_path):
     proc = _start(tmp_path)
     try:
-        _send(proc, {"jsonrpc": "2.0", "id": 7, "method": "initialize",
-                     "params": {"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        _send(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "initialize",
+                "params": {"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+            },
+        )
         answer = _receive(proc)
         assert answer["id"] == 7
         assert answer["result"]["protocolVersion"] in load_snapshot()

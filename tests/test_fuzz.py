@@ -24,7 +24,7 @@ from server.app import build_server
 
 HOSTILE = [
     "'); DROP TABLE memories; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "}) MATCH (n) DETACH DELETE n //",
     "MATCH (n) RETURN n",
     'NEAR(" AND OR *',
@@ -45,10 +45,17 @@ HOSTILE = [
 BIG = "y" * 10_000_000
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True),
-    st.sampled_from(HOSTILE), st.text(max_size=60), st.just(BIG),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.sampled_from(HOSTILE),
+    st.text(max_size=60),
+    st.just(BIG),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=8)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=8
+)
 
 
 class UnexpectedErrors(logging.Handler):
@@ -92,6 +99,7 @@ def _canary_alive(portal, client: Client, canary: str) -> bool:
 
 def test_every_tool_survives_hostile_and_random_arguments(live):
     portal, client, watcher, _ = live
+
     def new_canary(n: int) -> str:
         answer = portal.call(lambda: client.call_tool("memory_add", {"text": f"Canary {n}: Ada keeps bees in Lyon"}))
         return answer.structured_content["ids"][0]
@@ -129,7 +137,9 @@ def test_every_tool_survives_hostile_and_random_arguments(live):
 
 def test_every_resource_uri_survives_hostile_parts(live):
     portal, client, watcher, _ = live
-    memory_id = portal.call(lambda: client.call_tool("memory_add", {"text": "Bob sails on Lake Geneva"})).structured_content["ids"][0]
+    memory_id = portal.call(lambda: client.call_tool("memory_add", {"text": "Bob sails on Lake Geneva"})).structured_content[
+        "ids"
+    ][0]
     templates = [t.uri_template for t in portal.call(client.list_resource_templates).resource_templates]
     parts = st.one_of(st.sampled_from(HOSTILE[:-4] + ["default", memory_id, "Bob", "work"]), st.text(min_size=1, max_size=30))
     counts = {"cases": 0, "errors": 0}

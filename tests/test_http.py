@@ -17,8 +17,12 @@ import pytest
 from server.http import Bind, HttpConfigError, check_exposure, parse_bind, transport_security
 
 ROOT = Path(__file__).resolve().parents[1]
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "http-test", "version": "1"}}}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "http-test", "version": "1"}},
+}
 
 
 def _free_port() -> int:
@@ -32,8 +36,13 @@ def _start(home: Path, bind: str, token: str | None = None) -> subprocess.Popen:
     env.pop("MEMCUBE_HTTP_TOKEN", None)
     if token:
         env["MEMCUBE_HTTP_TOKEN"] = token
-    return subprocess.Popen([sys.executable, "-m", "server", "serve", "--http", bind], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--http", bind],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait(port: int, proc: subprocess.Popen) -> None:
@@ -66,7 +75,9 @@ def servers(tmp_path_factory):
 
 def _post(port: int, message: dict, *, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/mcp", data=json.dumps(message).encode(), method="POST",
+        f"http://127.0.0.1:{port}/mcp",
+        data=json.dumps(message).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **(headers or {})},
     )
     try:
@@ -87,8 +98,16 @@ def test_an_mcp_session_over_http_lists_and_calls_tools(servers):
     assert _post(port, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)[0] == 202
     _, _, tools = _post(port, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session)
     assert {"memory_add", "memory_search"} <= {t["name"] for t in tools["result"]["tools"]}
-    _, _, added = _post(port, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                               "params": {"name": "memory_add", "arguments": {"text": "Zoe kayaks on Sundays"}}}, headers=session)
+    _, _, added = _post(
+        port,
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "memory_add", "arguments": {"text": "Zoe kayaks on Sundays"}},
+        },
+        headers=session,
+    )
     assert added["result"]["structuredContent"]["ids"][0].startswith("mem_")
 
 

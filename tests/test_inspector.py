@@ -32,7 +32,10 @@ def _command(home: Path, method: str, *options: str) -> list[str]:
 def inspect_all(home: Path, *calls: tuple[str, ...]) -> list[dict]:
     """Run Inspector CLI calls side by side (each starts its own server); their JSON answers in order."""
     env = {k: v for k, v in os.environ.items() if k != "MEMCUBE_HOME"}
-    procs = [subprocess.Popen(_command(home, *call), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for call in calls]
+    procs = [
+        subprocess.Popen(_command(home, *call), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for call in calls
+    ]
     answers = []
     for call, proc in zip(calls, procs, strict=True):
         out, err = proc.communicate(timeout=180)
@@ -46,8 +49,15 @@ def test_the_inspector_lists_and_calls_tools_reads_resources_and_gets_prompts(tm
         tmp_path,
         ("tools/list",),
         ("resources/list",),
-        ("tools/call", "--tool-name", "memory_add", "--tool-arg", "text=Ada Lovelace wrote the first published program",
-         "--tool-arg", "type=fact"),
+        (
+            "tools/call",
+            "--tool-name",
+            "memory_add",
+            "--tool-arg",
+            "text=Ada Lovelace wrote the first published program",
+            "--tool-arg",
+            "type=fact",
+        ),
     )
     assert {"memory_add", "memory_search", "memory_get", "memory_graph"} <= {t["name"] for t in listed["tools"]}
     assert "memory://cubes" in {r["uri"] for r in resources["resources"]}

@@ -28,7 +28,10 @@ LOCATIONS = [
 # What each client's file holds after an install with --home /data/memories.
 EXPECTED_ENTRY = {
     "claude-desktop": ("mcpServers", {"command": COMMAND[0], "args": ["serve"], "env": {"MEMCUBE_HOME": "/data/memories"}}),
-    "claude-code": ("mcpServers", {"type": "stdio", "command": COMMAND[0], "args": ["serve"], "env": {"MEMCUBE_HOME": "/data/memories"}}),
+    "claude-code": (
+        "mcpServers",
+        {"type": "stdio", "command": COMMAND[0], "args": ["serve"], "env": {"MEMCUBE_HOME": "/data/memories"}},
+    ),
     "cursor": ("mcpServers", {"command": COMMAND[0], "args": ["serve"], "env": {"MEMCUBE_HOME": "/data/memories"}}),
     "vscode": ("servers", {"type": "stdio", "command": COMMAND[0], "args": ["serve"], "env": {"MEMCUBE_HOME": "/data/memories"}}),
 }
@@ -45,7 +48,10 @@ def test_windows_and_xdg_folders_follow_the_environment(tmp_path):
         roaming / "Claude" / "claude_desktop_config.json"
     )
     xdg = tmp_path / "xdg"
-    assert config_path("vscode", user_home=tmp_path, platform="linux", env={"XDG_CONFIG_HOME": str(xdg)}) == xdg / "Code" / "User" / "mcp.json"
+    assert (
+        config_path("vscode", user_home=tmp_path, platform="linux", env={"XDG_CONFIG_HOME": str(xdg)})
+        == xdg / "Code" / "User" / "mcp.json"
+    )
 
 
 def _install(client: str, home: Path, **options) -> install.Change:
@@ -92,7 +98,9 @@ def test_a_new_command_or_home_refreshes_the_entry(tmp_path):
 
 
 @pytest.mark.parametrize("client", list(EXPECTED_ENTRY))
-@pytest.mark.parametrize("content", ['{"mcpServers": {"a": 1},}', "// comment\n{}", "[1, 2]", '{"mcpServers": [], "servers": []}'])
+@pytest.mark.parametrize(
+    "content", ['{"mcpServers": {"a": 1},}', "// comment\n{}", "[1, 2]", '{"mcpServers": [], "servers": []}']
+)
 def test_a_malformed_file_is_reported_and_left_untouched(tmp_path, client, content):
     path = config_path(client, user_home=tmp_path, platform="linux")
     path.parent.mkdir(parents=True, exist_ok=True)

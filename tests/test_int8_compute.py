@@ -15,8 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from memory import MemoryHome, SearchQuery
 from memory.config import load_config
-from memory.retrieval.embedder import INT8_COMPUTE_SUFFIX, Embedder, _default_model_file
 from memory.errors import InvalidInput
+from memory.retrieval.embedder import INT8_COMPUTE_SUFFIX, Embedder, _default_model_file
 from memory.retrieval.int8_compute import BLOCK, rewrite
 
 TEXTS = [
@@ -51,7 +51,10 @@ def _int8_model(weights: np.ndarray, scale: np.ndarray, *, extra_reader: bool = 
         nodes.append(helper.make_node("Identity", ["w"], ["w_copy"]))
         outputs.append(helper.make_tensor_value_info("w_copy", TensorProto.FLOAT, [inner, columns]))
     graph = helper.make_graph(
-        nodes, "int8-linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", inner])], outputs,
+        nodes,
+        "int8-linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", inner])],
+        outputs,
         [numpy_helper.from_array(weights, "w_int8"), numpy_helper.from_array(scale, "scale")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

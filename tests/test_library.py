@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from memory import Conflict, InvalidInput, Memory, MemoryHome, NotFound, SearchHit
-from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
 from memory.entities import extract_entities, normalize, query_keys
+from memory.retrieval.embedder import ASSETS, DEFAULT_MODEL_NAME, Embedder
 
 TOPICS = [
     "Alice prefers green tea over coffee",
@@ -162,7 +162,7 @@ def test_a_changed_embedding_model_is_detected_and_the_cube_re_embedded(tmp_path
         assert {m.embedding_model for m in live} == {other.model_id}
         assert cube.get([ids[4]])[0].embedding_model == shared_embedder.model_id  # a tombstone is left alone
         assert cube.stats().embedding_model == other.model_id
-        assert ids[5] in [h.id for h in cube.search({"query": "plants", "include_archived": True}).hits]
+        assert ids[5] in [h.id for h in cube.search({"query": "plants", "include_archived": True, "include_weak": True}).hits]
         cube.store.sync_mirror(cube.mirror)
         vector = other.embed_one("plant watering")
         assert [r for r, _ in cube.mirror.search(vector, 3)] == [r for r, _ in cube.store.nearest(vector, 3)]

@@ -8,11 +8,11 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.types import Implementation
+from support import ok
+from test_stdio import serve_params
 
 from memory import MemoryHome
 from memory.doctor import check_cube
-from support import ok
-from test_stdio import serve_params
 
 pytestmark = pytest.mark.anyio
 

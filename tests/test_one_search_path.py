@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import ok
 
 pytestmark = pytest.mark.anyio
@@ -34,9 +33,13 @@ def cli_search(home: Path, *arguments: str) -> list[str]:
     command = [str(MEMCUBE)] if MEMCUBE.is_file() else [sys.executable, "-m", "server"]
     done = subprocess.run(
         [*command, "--home", str(home), "search", *arguments, "--json"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=True,
     )
-    return [hit["id"] for hit in json.loads(done.stdout)]
+    return [hit["id"] for hit in json.loads(done.stdout)["hits"]]
 
 
 async def test_the_tool_the_recall_prompt_and_the_cli_give_the_same_hits_with_time_words(home, connect, tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import CLIENT_NAME, add, ok, search
 
 from memory import MemoryHome
-from support import CLIENT_NAME, add, ok, search
 
 
 def _without_access(memory) -> dict:
@@ -16,18 +16,30 @@ def _without_access(memory) -> dict:
 def _fill(home: MemoryHome) -> dict[str, str]:
     """A cube that has seen every kind of change, plus a second cube."""
     cube = home.cube()
-    ids = [o.id for o in cube.add(
-        [
-            {"text": "Xavier works at Initech as a data engineer", "type": "fact", "tags": ["work"],
-             "relations": [{"subject": "Xavier", "predicate": "works_at", "object": "Initech"}],
-             "metadata": {"team": "platform"}},
-            {"text": "Xavier ran the Berlin marathon", "type": "event", "occurred_at": "2022-09-25"},
-            {"text": "Xavier's old address was Elm Street 5"},
-            {"text": "Initech is based in Austin", "relations": [{"subject": "Initech", "predicate": "based_in", "object": "Austin"}]},
-        ],
-        client="first-run",
-    )]
-    cube.update(ids[0], {"text": "Xavier works at Initech as a staff data engineer", "tags": ["work", "career"]}, client="first-run")
+    ids = [
+        o.id
+        for o in cube.add(
+            [
+                {
+                    "text": "Xavier works at Initech as a data engineer",
+                    "type": "fact",
+                    "tags": ["work"],
+                    "relations": [{"subject": "Xavier", "predicate": "works_at", "object": "Initech"}],
+                    "metadata": {"team": "platform"},
+                },
+                {"text": "Xavier ran the Berlin marathon", "type": "event", "occurred_at": "2022-09-25"},
+                {"text": "Xavier's old address was Elm Street 5"},
+                {
+                    "text": "Initech is based in Austin",
+                    "relations": [{"subject": "Initech", "predicate": "based_in", "object": "Austin"}],
+                },
+            ],
+            client="first-run",
+        )
+    ]
+    cube.update(
+        ids[0], {"text": "Xavier works at Initech as a staff data engineer", "tags": ["work", "career"]}, client="first-run"
+    )
     cube.archive([ids[1]], client="first-run")
     cube.delete([ids[2]], client="first-run")
     home.cube("notes", create=True).add([{"text": "Buy stamps"}], client="first-run")
@@ -81,7 +93,7 @@ def test_reads_are_counted_and_the_count_is_kept_on_close(tmp_path, shared_embed
     first = MemoryHome(tmp_path, embedder=shared_embedder)
     [outcome] = first.cube().add([{"text": "Yara's cat is called Miso"}])
     first.cube().get([outcome.id])
-    first.cube().search({"query": "Yara's cat"}).hits
+    first.cube().search({"query": "Yara's cat"})
     first.close()
 
     again = MemoryHome(tmp_path, embedder=shared_embedder)
@@ -96,7 +108,9 @@ def test_reads_are_counted_and_the_count_is_kept_on_close(tmp_path, shared_embed
 def test_pending_graph_work_is_finished_after_a_restart(tmp_path, shared_embedder):
     """Graph changes are queued in SQLite with the write; a process that stops before applying them loses nothing."""
     first = MemoryHome(tmp_path, embedder=shared_embedder)
-    [outcome] = first.cube().add([{"text": "Zed mentors Quinn", "relations": [{"subject": "Zed", "predicate": "mentors", "object": "Quinn"}]}])
+    [outcome] = first.cube().add(
+        [{"text": "Zed mentors Quinn", "relations": [{"subject": "Zed", "predicate": "mentors", "object": "Quinn"}]}]
+    )
     assert first.cube().stats().graph_pending == 1
     first.close()
 
@@ -130,8 +144,11 @@ def test_a_purged_memory_leaves_no_copy_of_its_text_in_any_file(tmp_path, shared
 async def test_a_server_restart_keeps_what_the_first_session_saved(tmp_path, shared_embedder, connect):
     first = MemoryHome(tmp_path, embedder=shared_embedder)
     async with connect(first) as client:
-        memory_id = await add(client, "Abel's train to Vienna leaves from platform 9",
-                              relations=[{"subject": "Abel", "predicate": "travels_to", "object": "Vienna"}])
+        memory_id = await add(
+            client,
+            "Abel's train to Vienna leaves from platform 9",
+            relations=[{"subject": "Abel", "predicate": "travels_to", "object": "Vienna"}],
+        )
         await ok(client, "memory_update", id=memory_id, text="Abel's train to Vienna leaves from platform 7")
     first.close()
 

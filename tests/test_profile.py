@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
-
 from support import add, error, get, ok, read_json, search
 
 pytestmark = pytest.mark.anyio
@@ -16,8 +15,20 @@ async def test_a_task_moves_through_its_states_and_keeps_its_feedback_log(client
     task = await add(client, "Migrate the billing service to Postgres 17", type="task", due_at="2026-12-01", role="work")
     assert (await get(client, task))["state"] == "todo"
 
-    await ok(client, "memory_progress", id=task, state="in_progress", feedback={"tried": "dry run on staging", "result": "two slow queries"})
-    await ok(client, "memory_progress", id=task, state="blocked", feedback={"tried": "index on invoices.customer_id", "result": "waiting for DBA review"})
+    await ok(
+        client,
+        "memory_progress",
+        id=task,
+        state="in_progress",
+        feedback={"tried": "dry run on staging", "result": "two slow queries"},
+    )
+    await ok(
+        client,
+        "memory_progress",
+        id=task,
+        state="blocked",
+        feedback={"tried": "index on invoices.customer_id", "result": "waiting for DBA review"},
+    )
     done = await ok(client, "memory_progress", id=task, state="done", feedback={"result": "migrated, p95 down 30%"})
 
     assert done["state"] == "done"
@@ -49,7 +60,9 @@ async def test_states_and_feedback_are_checked(client):
     task = await add(client, "Buy milk", type="task")
     assert "tried" in await error(client, "memory_progress", id=task, feedback={})
     assert "nothing to record" in await error(client, "memory_progress", id=task)
-    assert "no memory" in await error(client, "memory_add", text="Orphan task", type="task", parent_id="mem_00000000000000000000000000")
+    assert "no memory" in await error(
+        client, "memory_add", text="Orphan task", type="task", parent_id="mem_00000000000000000000000000"
+    )
     assert (await get(client, task))["version"] == 1
 
 
@@ -98,8 +111,16 @@ async def _seed_profile(client) -> dict[str, str]:
     ids["goal"] = await add(client, "Ship MemCube 1.0 before spring", type="goal", role="work", importance=0.9)
     ids["home_goal"] = await add(client, "Learn to play the cello", type="goal", role="home")
     ids["blocked"] = await add(client, "Get the security review signed off", type="task", role="work", due_at="2026-11-20")
-    await ok(client, "memory_progress", id=ids["blocked"], state="blocked", feedback={"tried": "sent the threat model", "result": "reviewer on leave until December"})
-    ids["todo"] = await add(client, "Write the release notes", type="task", role="work", due_at="2026-12-02", parent_id=ids["goal"])
+    await ok(
+        client,
+        "memory_progress",
+        id=ids["blocked"],
+        state="blocked",
+        feedback={"tried": "sent the threat model", "result": "reviewer on leave until December"},
+    )
+    ids["todo"] = await add(
+        client, "Write the release notes", type="task", role="work", due_at="2026-12-02", parent_id=ids["goal"]
+    )
     ids["done"] = await add(client, "Fix the flaky search test", type="task", role="work")
     await ok(client, "memory_progress", id=ids["done"], state="done", feedback={"result": "seeded the random generator"})
     ids["pref_work"] = await add(client, "Prefers short written updates over meetings", type="preference", role="work")
@@ -161,9 +182,11 @@ async def test_time_words_resolve_against_the_given_reference_time(client):
     assert [h["id"] for h in found["hits"]] == [yesterday] and found["time_applied"]
     found = await ok(client, "memory_search", query="calls last week", now=NOW)
     assert [h["id"] for h in found["hits"]] == [last_week]
-    # This week is Monday 23 to Sunday 29 November: yesterday's call and the task due Friday.
+    # This week is Monday 23 to Sunday 29 November: "due" asks for open work due then, the task due Friday.
     found = await ok(client, "memory_search", query="what is due this week", now=NOW)
-    assert {h["id"] for h in found["hits"]} == {yesterday, due_this_week}
+    assert {h["id"] for h in found["hits"]} == {due_this_week}
+    found = await ok(client, "memory_search", query="what happened this week", now=NOW)
+    assert yesterday in {h["id"] for h in found["hits"]}
     nothing_then = await ok(client, "memory_search", query="calls in March 2020", now=NOW)
     assert nothing_then["time_applied"] is False and len(nothing_then["hits"]) == 3
 
@@ -171,21 +194,51 @@ async def test_time_words_resolve_against_the_given_reference_time(client):
 def _year_of_notes() -> tuple[list[dict], list[str], list[str]]:
     """A year of meeting notes: weekly syncs, two annual meetings, and three meetings today."""
     notes: list[dict] = []
-    topics = ["hiring", "budget", "roadmap", "incident review", "customer feedback", "release planning", "vendor contracts", "office move"]
+    topics = [
+        "hiring",
+        "budget",
+        "roadmap",
+        "incident review",
+        "customer feedback",
+        "release planning",
+        "vendor contracts",
+        "office move",
+    ]
     start = date(2025, 11, 24)
     for week in range(52):
         day = start + timedelta(weeks=week)
         topic = topics[week % len(topics)]
-        notes.append({"text": f"Weekly sync on {day.isoformat()}: discussed {topic}; action items assigned to the team.",
-                      "type": "event", "tags": ["meeting"], "occurred_at": f"{day.isoformat()}T10:00:00Z"})
+        notes.append(
+            {
+                "text": f"Weekly sync on {day.isoformat()}: discussed {topic}; action items assigned to the team.",
+                "type": "event",
+                "tags": ["meeting"],
+                "occurred_at": f"{day.isoformat()}T10:00:00Z",
+            }
+        )
     annual = {
-        "2025-01-15": ["revenue grew 12% over the year", "two new offices were approved", "the pension plan changes were postponed"],
-        "2026-01-14": ["revenue grew 18% and margins improved", "the company will hire 40 engineers", "the board approved the Berlin expansion"],
+        "2025-01-15": [
+            "revenue grew 12% over the year",
+            "two new offices were approved",
+            "the pension plan changes were postponed",
+        ],
+        "2026-01-14": [
+            "revenue grew 18% and margins improved",
+            "the company will hire 40 engineers",
+            "the board approved the Berlin expansion",
+        ],
     }
     last_annual: list[str] = []
     for day, points in annual.items():
         for point in points:
-            notes.append({"text": f"Annual meeting key point: {point}.", "type": "event", "tags": ["meeting", "annual"], "occurred_at": f"{day}T14:00:00Z"})
+            notes.append(
+                {
+                    "text": f"Annual meeting key point: {point}.",
+                    "type": "event",
+                    "tags": ["meeting", "annual"],
+                    "occurred_at": f"{day}T14:00:00Z",
+                }
+            )
             if day == "2026-01-14":
                 last_annual.append(f"Annual meeting key point: {point}.")
     today = [
@@ -203,7 +256,13 @@ async def test_a_year_of_notes_todays_meetings_then_the_last_annual_meeting(clie
     added = await ok(client, "memory_add", memories=notes)
     text_of = {n["text"]: i for n, i in zip(notes, added["ids"], strict=True)}
     task = await add(client, "Prepare the Q1 hiring plan", type="task", due_at="2026-12-10", role="work")
-    await ok(client, "memory_progress", id=task, state="in_progress", feedback={"tried": "drafted headcount per team", "result": "finance wants it by Friday"})
+    await ok(
+        client,
+        "memory_progress",
+        id=task,
+        state="in_progress",
+        feedback={"tried": "drafted headcount per team", "result": "finance wants it by Friday"},
+    )
     await add(client, "Prefers meeting notes as bullet points", type="preference", role="work")
 
     todays = await ok(client, "memory_search", query="list today's meetings", now=NOW)

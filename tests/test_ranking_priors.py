@@ -6,11 +6,14 @@ import pytest
 
 from memory import SearchQuery
 
-
 FILLER = [
-    "The monstera plant needs water every Tuesday", "Carol's flight to Lisbon leaves at 7am",
-    "Dan is allergic to peanuts", "The dishwasher makes a grinding noise", "Ivy collects vintage film cameras",
-    "The car insurance renewal is due in March", "Hugo's daughter starts school in September",
+    "The monstera plant needs water every Tuesday",
+    "Carol's flight to Lisbon leaves at 7am",
+    "Dan is allergic to peanuts",
+    "The dishwasher makes a grinding noise",
+    "Ivy collects vintage film cameras",
+    "The car insurance renewal is due in March",
+    "Hugo's daughter starts school in September",
     "The router password is on a sticky note",
 ]
 
@@ -27,11 +30,14 @@ def _chat(cube, lines: list[str], session: str = "chat") -> list[str]:
 
 
 def test_a_memory_that_ends_with_a_question_gives_way_to_the_answer(cube):
-    question, answer, _ = _chat(cube, [
-        "Alice: Did you finish the marathon training plan?",
-        "Bob: Yes, I finished the marathon training plan in March.",
-        "Alice: Congratulations, that is a big achievement.",
-    ])
+    question, answer, _ = _chat(
+        cube,
+        [
+            "Alice: Did you finish the marathon training plan?",
+            "Bob: Yes, I finished the marathon training plan in March.",
+            "Alice: Congratulations, that is a big achievement.",
+        ],
+    )
     hits = cube.search(SearchQuery(query="marathon training plan", limit=3)).hits
     ranked = [h.id for h in hits]
     assert ranked.index(answer) < ranked.index(question)
@@ -43,10 +49,13 @@ def test_a_memory_that_ends_with_a_question_gives_way_to_the_answer(cube):
 
 
 def test_a_question_with_a_shared_photo_after_it_still_asks(cube):
-    question, answer = _chat(cube, [
-        "Alice: Is this the new cello you bought? [shares a photo: a cello in a case]",
-        "Bob: Yes, the new cello arrived on Friday.",
-    ])
+    question, answer = _chat(
+        cube,
+        [
+            "Alice: Is this the new cello you bought? [shares a photo: a cello in a case]",
+            "Bob: Yes, the new cello arrived on Friday.",
+        ],
+    )
     hits = cube.search(SearchQuery(query="new cello", limit=2)).hits
     assert "asks" in next(h for h in hits if h.id == question).signals
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 from mcp import MCPError
-
 from support import add, ok, read_json, without
 
 pytestmark = pytest.mark.anyio
 
 # The foundation's tools; later features may add more, each held to the same rules.
 TOOLS = {
-    "memory_add", "memory_search", "memory_get", "memory_update", "memory_delete",
-    "memory_archive", "memory_restore", "memory_history", "memory_graph",
+    "memory_add",
+    "memory_search",
+    "memory_get",
+    "memory_update",
+    "memory_delete",
+    "memory_archive",
+    "memory_restore",
+    "memory_history",
+    "memory_graph",
 }
 READ_ONLY = {"memory_search", "memory_get", "memory_history", "memory_graph"}
 
@@ -25,7 +31,10 @@ async def test_the_resource_list_offers_the_cubes_and_templates_for_everything_e
     assert "memory://cubes" in resources
     templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
     assert templates >= {
-        "memory://{cube}/recent", "memory://{cube}/items/{id}", "memory://{cube}/entities/{name}", "memory://{cube}/stats",
+        "memory://{cube}/recent",
+        "memory://{cube}/items/{id}",
+        "memory://{cube}/entities/{name}",
+        "memory://{cube}/stats",
     }
 
 
@@ -80,8 +89,11 @@ async def test_reading_something_that_is_not_there_is_an_error_that_says_so(clie
 
 
 async def test_an_entity_resource_matches_the_graph_tool(client):
-    memory_id = await add(client, "Uma moved to New York for a job at Acme Corp",
-                          relations=[{"subject": "Uma", "predicate": "works_at", "object": "Acme Corp"}])
+    memory_id = await add(
+        client,
+        "Uma moved to New York for a job at Acme Corp",
+        relations=[{"subject": "Uma", "predicate": "works_at", "object": "Acme Corp"}],
+    )
     resource = await read_json(client, "memory://default/entities/Acme%20Corp")  # a name with a space, URL-encoded
     tool = await ok(client, "memory_graph", entity="Acme Corp")
     assert resource == tool

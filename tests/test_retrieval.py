@@ -9,12 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from support import ok, raw_db
 
-from support import raw_db
 from memory import SearchQuery
-from memory.store.threads import WINDOW
 from memory.retrieval.search import embedding_text, speaker_of, vector_query_text
-from support import ok
+from memory.store.threads import WINDOW
 
 # A chat where the answer ("Yes! Bali, last summer") never repeats the question's words.
 TRIP = [
@@ -81,9 +80,15 @@ def test_a_memory_without_a_session_is_its_own_context(cube):
 
 def test_a_thread_is_ordered_by_when_things_happened_then_by_insertion(cube):
     # Added out of order: the thread follows occurred_at, not the order of the calls.
-    late = cube.add([{"text": "Then we went for dinner at the harbour.", "occurred_at": "2024-05-02T20:00:00Z", "session_id": "day"}])[0].id
-    early = cube.add([{"text": "We started with a morning hike.", "occurred_at": "2024-05-02T08:00:00Z", "session_id": "day"}])[0].id
-    middle = cube.add([{"text": "Lunch was a picnic by the lake.", "occurred_at": "2024-05-02T12:00:00Z", "session_id": "day"}])[0].id
+    late = cube.add(
+        [{"text": "Then we went for dinner at the harbour.", "occurred_at": "2024-05-02T20:00:00Z", "session_id": "day"}]
+    )[0].id
+    early = cube.add([{"text": "We started with a morning hike.", "occurred_at": "2024-05-02T08:00:00Z", "session_id": "day"}])[
+        0
+    ].id
+    middle = cube.add([{"text": "Lunch was a picnic by the lake.", "occurred_at": "2024-05-02T12:00:00Z", "session_id": "day"}])[
+        0
+    ].id
     hits = cube.search(SearchQuery(query="picnic by the lake", limit=1)).hits
     assert hits[0].id == middle
     around = cube.context(hits, 1)
@@ -117,22 +122,29 @@ def test_moving_a_memory_in_time_moves_it_in_its_thread(cube):
 
 
 def test_what_a_speaker_said_ranks_above_what_others_said_about_it(cube):
-    said = add_session(cube, "pets", [
-        "Bob: My neighbour adopted a kitten last week.",
-        "Alice: I adopted a greyhound from the shelter!",
-        "Bob: A greyhound, nice. I adopted a kitten years ago.",
-    ], "2024-03-03")
+    said = add_session(
+        cube,
+        "pets",
+        [
+            "Bob: My neighbour adopted a kitten last week.",
+            "Alice: I adopted a greyhound from the shelter!",
+            "Bob: A greyhound, nice. I adopted a kitten years ago.",
+        ],
+        "2024-03-03",
+    )
     hits = cube.search(SearchQuery(query="Which pet did Alice adopt?", limit=3)).hits
     assert hits[0].id == said[1]
     assert "speaker" in hits[0].signals
 
 
 def test_a_rare_entity_counts_for_more_than_one_every_memory_mentions(cube):
-    cube.add([
-        {"text": "Dana booked the venue for the offsite", "entities": ["Dana", "Offsite"]},
-        {"text": "Dana reviewed the budget", "entities": ["Dana"]},
-        {"text": "Dana met Priya about the offsite catering", "entities": ["Dana", "Priya"]},
-    ])
+    cube.add(
+        [
+            {"text": "Dana booked the venue for the offsite", "entities": ["Dana", "Offsite"]},
+            {"text": "Dana reviewed the budget", "entities": ["Dana"]},
+            {"text": "Dana met Priya about the offsite catering", "entities": ["Dana", "Priya"]},
+        ]
+    )
     hits = cube.search(SearchQuery(query="Dana and Priya", limit=3, signals=("entity",))).hits
     assert "Priya" in hits[0].text
     assert hits[0].signals["entity"].score > 0
@@ -163,10 +175,12 @@ def test_each_hit_says_which_signals_found_it_and_their_scores(cube):
 
 
 def test_time_words_in_the_query_narrow_the_search_to_when_things_happened(cube):
-    cube.add([
-        {"text": "Planned the garden: tomatoes and basil", "occurred_at": "2026-11-18"},
-        {"text": "Planned the garden layout with raised beds", "occurred_at": "2026-10-05"},
-    ])
+    cube.add(
+        [
+            {"text": "Planned the garden: tomatoes and basil", "occurred_at": "2026-11-18"},
+            {"text": "Planned the garden layout with raised beds", "occurred_at": "2026-10-05"},
+        ]
+    )
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     outcome = cube.search(SearchQuery(query="what did I plan for the garden last week?", limit=5), now=now)
     assert outcome.time_applied

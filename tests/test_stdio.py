@@ -8,9 +8,9 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from support import CLIENT_INFO, CLIENT_NAME, ok, search
 
 from memory import MemoryHome
-from support import CLIENT_INFO, CLIENT_NAME, ok, search
 
 pytestmark = pytest.mark.anyio
 
@@ -39,8 +39,12 @@ async def test_memcube_serve_speaks_only_json_rpc_on_stdout_and_stores_what_it_i
             tools = {t.name for t in (await client.list_tools()).tools}
             assert {"memory_add", "memory_search", "memory_graph"} <= tools
 
-            added = await ok(client, "memory_add", text="Lena's piano lesson is on Wednesdays at five",
-                             relations=[{"subject": "Lena", "predicate": "takes", "object": "piano lessons"}])
+            added = await ok(
+                client,
+                "memory_add",
+                text="Lena's piano lesson is on Wednesdays at five",
+                relations=[{"subject": "Lena", "predicate": "takes", "object": "piano lessons"}],
+            )
             memory_id = added["ids"][0]
             hits = await search(client, "when does Lena practise music")
             assert hits[0]["id"] == memory_id
@@ -68,10 +72,22 @@ async def test_two_servers_on_one_home_both_serve_every_tool(tmp_path):
             Client(serve_params(tmp_path), mode="legacy", client_info=CLIENT_INFO) as desktop,
             Client(serve_params(tmp_path), client_info=CLIENT_INFO) as editor,
         ):
-            from_desktop = (await ok(desktop, "memory_add", text="Mira leads the Falcon project",
-                                     relations=[{"subject": "Mira", "predicate": "leads", "object": "Falcon"}]))["ids"][0]
-            from_editor = (await ok(editor, "memory_add", text="Falcon ships in October",
-                                    relations=[{"subject": "Falcon", "predicate": "ships_in", "object": "October"}]))["ids"][0]
+            from_desktop = (
+                await ok(
+                    desktop,
+                    "memory_add",
+                    text="Mira leads the Falcon project",
+                    relations=[{"subject": "Mira", "predicate": "leads", "object": "Falcon"}],
+                )
+            )["ids"][0]
+            from_editor = (
+                await ok(
+                    editor,
+                    "memory_add",
+                    text="Falcon ships in October",
+                    relations=[{"subject": "Falcon", "predicate": "ships_in", "object": "October"}],
+                )
+            )["ids"][0]
 
             # Each sees the other's writes at once.
             assert (await search(desktop, "when does Falcon ship"))[0]["id"] == from_editor

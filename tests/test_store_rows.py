@@ -6,13 +6,12 @@ list, reads (``row_to_memory``), inserts and imports follow from the model.
 
 from __future__ import annotations
 
-
 import pytest
+from support import raw_db
 
 from memory.models import Memory
 from memory.store import rows
 from memory.store.cube_store import NewMemory
-from support import raw_db
 
 
 def test_every_field_of_the_model_is_a_column_and_every_column_a_field(cube):
@@ -27,11 +26,23 @@ def test_list_and_dict_fields_are_stored_as_json():
 
 
 def test_a_row_reads_back_as_the_memory_that_was_written(cube):
-    [added] = cube.add([{
-        "text": "Ada reviews the budget every Friday", "type": "task", "state": "todo", "tags": ["work"],
-        "entities": ["Ada"], "metadata": {"n": 1}, "relations": [{"subject": "Ada", "predicate": "owns", "object": "budget"}],
-        "due_at": "2026-12-04", "role": "work", "session_id": "s1", "importance": 0.7,
-    }])
+    [added] = cube.add(
+        [
+            {
+                "text": "Ada reviews the budget every Friday",
+                "type": "task",
+                "state": "todo",
+                "tags": ["work"],
+                "entities": ["Ada"],
+                "metadata": {"n": 1},
+                "relations": [{"subject": "Ada", "predicate": "owns", "object": "budget"}],
+                "due_at": "2026-12-04",
+                "role": "work",
+                "session_id": "s1",
+                "importance": 0.7,
+            }
+        ]
+    )
     memory = cube.get([added.id])[0]
     with raw_db(cube) as conn:
         row = conn.execute(f"SELECT {rows.MEMORY_COLUMNS} FROM memories WHERE id = ?", (added.id,)).fetchone()
@@ -60,9 +71,8 @@ def test_a_write_whose_commit_fails_is_rolled_back_and_the_store_stays_usable(cu
         conn.execute("CREATE TABLE child(pid INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
     # A deferred foreign key is checked at COMMIT: the statement succeeds, the COMMIT fails.
     store._conn.execute("PRAGMA foreign_keys = ON")
-    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
-        with store.write() as conn:
-            conn.execute("INSERT INTO child(pid) VALUES (42)")
+    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"), store.write() as conn:
+        conn.execute("INSERT INTO child(pid) VALUES (42)")
     assert not store._conn.in_transaction
     store._conn.execute("PRAGMA foreign_keys = OFF")
     [added] = cube.add([{"text": "A memory after the failed commit"}])

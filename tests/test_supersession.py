@@ -27,8 +27,12 @@ async def test_a_supersession_is_reported_with_the_memory_and_the_reason(client)
     assert (await get(client, old))["status"] == "archived"
 
     keyed_old = await add(client, "Standup is at 9:00", type="fact", subject="standup time", role="work")
-    keyed = (await ok(client, "memory_add", text="We meet at 9:30 for standup", type="fact", subject="Standup time", role="work"))["results"][0]
-    assert keyed["superseded"] == [{"id": keyed_old, "reason": "same subject 'standup time' and role 'work', given by the client"}]
+    keyed = (
+        await ok(client, "memory_add", text="We meet at 9:30 for standup", type="fact", subject="Standup time", role="work")
+    )["results"][0]
+    assert keyed["superseded"] == [
+        {"id": keyed_old, "reason": "same subject 'standup time' and role 'work', given by the client"}
+    ]
     reason = (await ok(client, "memory_history", id=keyed_old))["versions"][-1]["changes"]["reason"]["new"]
     assert reason == keyed["superseded"][0]["reason"]
 
@@ -68,7 +72,12 @@ async def test_restoring_the_older_memory_undoes_the_supersession(client, home):
 async def test_a_restatement_confirms_the_stored_fact_instead_of_adding_a_copy(client):
     first = await add(client, "Priya is training for a half marathon.", type="fact", entities=["Priya"], occurred_at="2026-03-01")
     result = await ok(
-        client, "memory_add", text="Priya is in training for a half marathon.", type="fact", entities=["Priya"], occurred_at="2026-04-12"
+        client,
+        "memory_add",
+        text="Priya is in training for a half marathon.",
+        type="fact",
+        entities=["Priya"],
+        occurred_at="2026-04-12",
     )
     outcome = result["results"][0]
     assert outcome == {"id": first, "created": False, "superseded": [], "restated": first}
@@ -97,14 +106,19 @@ def _old_rule_supersede(cube, older: str, newer: str) -> None:
 
 def test_doctor_restores_what_the_old_rule_hid_and_keeps_real_changes(home, capsys):
     cube = home.cube("default", create=True)
-    visit1, visit2, tea, coffee, dark, light = (o.id for o in cube.add([
-        {"text": "Sam visited the science museum with his kids.", "type": "fact", "entities": ["Sam"]},
-        {"text": "Sam visited the science museum with his colleagues.", "type": "fact", "entities": ["Sam"]},
-        {"text": "Alice prefers tea over coffee", "type": "preference", "entities": ["Alice"]},
-        {"text": "Alice now prefers coffee over tea", "type": "preference", "entities": ["Alice"]},
-        {"text": "Editor theme: dark", "type": "preference", "subject": "editor theme"},
-        {"text": "Editor theme: solarized light, bigger font", "type": "preference", "subject": "editor theme"},
-    ]))
+    visit1, visit2, tea, coffee, dark, light = (
+        o.id
+        for o in cube.add(
+            [
+                {"text": "Sam visited the science museum with his kids.", "type": "fact", "entities": ["Sam"]},
+                {"text": "Sam visited the science museum with his colleagues.", "type": "fact", "entities": ["Sam"]},
+                {"text": "Alice prefers tea over coffee", "type": "preference", "entities": ["Alice"]},
+                {"text": "Alice now prefers coffee over tea", "type": "preference", "entities": ["Alice"]},
+                {"text": "Editor theme: dark", "type": "preference", "subject": "editor theme"},
+                {"text": "Editor theme: solarized light, bigger font", "type": "preference", "subject": "editor theme"},
+            ]
+        )
+    )
     for older, newer in ((visit1, visit2), (tea, coffee), (dark, light)):
         _old_rule_supersede(cube, older, newer)
     cube.sync_graph()
@@ -131,10 +145,15 @@ def test_the_doctor_command_lists_with_dry_run_and_restores_without(tmp_path, ca
 
     home = MemoryHome(tmp_path)
     cube = home.cube("default", create=True)
-    older, newer = (o.id for o in cube.add([
-        {"text": "Lena painted the lake in winter.", "type": "fact", "entities": ["Lena"]},
-        {"text": "Lena painted the lake again in spring.", "type": "fact", "entities": ["Lena"]},
-    ]))
+    older, newer = (
+        o.id
+        for o in cube.add(
+            [
+                {"text": "Lena painted the lake in winter.", "type": "fact", "entities": ["Lena"]},
+                {"text": "Lena painted the lake again in spring.", "type": "fact", "entities": ["Lena"]},
+            ]
+        )
+    )
     _old_rule_supersede(cube, older, newer)
     home.close()
 
@@ -150,6 +169,7 @@ def test_the_doctor_command_lists_with_dry_run_and_restores_without(tmp_path, ca
 
 
 # -- the decision itself (memory.supersession), on given cosines ------------------------------
+
 
 def _fact(text: str, *entities: str, subject: str | None = None, type_: str = "fact", role: str | None = None):
     from memory.supersession import Candidate

@@ -12,10 +12,11 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from memory.activation.base import ModelIdentity
-from memory.config import DEFAULT_CUBE
 from memory.activation.scheduler import Scheduler
+from memory.config import DEFAULT_CUBE
 
 from .runtime import ToolRuntime
+from .strict import Count
 
 CubeName = Annotated[str, Field(description="the cube (memory namespace) to use; letters, digits, '-' or '_'")]
 JSON = "application/json"
@@ -23,7 +24,9 @@ JSON = "application/json"
 
 class AskResult(BaseModel):
     answer: str = Field(description="the local model's answer")
-    cited_ids: list[str] = Field(description="the memories the answer was given to read (the retrieved hits and the warm cache's), in prompt order")
+    cited_ids: list[str] = Field(
+        description="the memories the answer was given to read (the retrieved hits and the warm cache's), in prompt order"
+    )
     mentioned_ids: list[str] = Field(description="the memory ids the answer text itself cites")
     reused_tokens: int = Field(description="prompt tokens taken from a warm KV cache")
     prefilled_tokens: int = Field(description="prompt tokens computed for this call")
@@ -37,8 +40,8 @@ def register(mcp: MCPServer, runtime: ToolRuntime, scheduler: Scheduler) -> None
         ctx: Context,
         question: Annotated[str, Field(description="the question, in plain words")],
         cube: CubeName = DEFAULT_CUBE,
-        limit: Annotated[int, Field(ge=1, le=50, description="how many memories to retrieve for the answer")] = 8,
-        max_tokens: Annotated[int | None, Field(ge=1, le=4096, description="longest answer, in tokens")] = None,
+        limit: Annotated[Count, Field(ge=1, le=50, description="how many memories to retrieve for the answer")] = 8,
+        max_tokens: Annotated[Count | None, Field(ge=1, le=4096, description="longest answer, in tokens")] = None,
     ) -> AskResult:
         """Answer a question with the local language model, from the memories retrieved for it, citing
         their ids. Starts from the KV cache the scheduler warmed when it holds those memories. Needs a
@@ -50,8 +53,12 @@ def register(mcp: MCPServer, runtime: ToolRuntime, scheduler: Scheduler) -> None
         outcome = await runtime.call(lambda: scheduler.ask(cube, question, limit=limit, max_tokens=max_tokens))
         runtime.observe(ctx, "queried", cube, outcome.context_ids, query=question)
         return AskResult(
-            answer=outcome.answer, cited_ids=outcome.context_ids, mentioned_ids=outcome.mentioned_ids,
-            reused_tokens=outcome.reused_tokens, prefilled_tokens=outcome.prefilled_tokens, ttft_ms=outcome.ttft_ms,
+            answer=outcome.answer,
+            cited_ids=outcome.context_ids,
+            mentioned_ids=outcome.mentioned_ids,
+            reused_tokens=outcome.reused_tokens,
+            prefilled_tokens=outcome.prefilled_tokens,
+            ttft_ms=outcome.ttft_ms,
             model=outcome.model,
         )
 

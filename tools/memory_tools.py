@@ -14,6 +14,7 @@ from memory.config import DEFAULT_CUBE
 from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, Relation, SearchResult, VersionEntry
 
 from .runtime import ToolRuntime
+from .strict import Count, Flag, Fraction
 
 CubeName = Annotated[str, Field(description="the cube (memory namespace) to use; letters, digits, '-' or '_'")]
 Ids = Annotated[str | list[str], Field(description="one memory id or a list of them")]
@@ -46,26 +47,55 @@ def _id_list(ids: str | list[str]) -> list[str]:
 
 
 def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
-    @mcp.tool(annotations=ToolAnnotations(title="Add memories", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Add memories", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        )
+    )
     async def memory_add(
         ctx: Context,
         # Plain `str` (not Optional): the SDK JSON-decodes string arguments of any other type, and
         # a memory whose text looks like JSON must stay text.
         text: Annotated[str, Field(description="what to remember, as a self-contained statement")] = "",
-        type: Annotated[str, Field(description="fact, preference, event, task, note, ...")] = "note",
+        type: Annotated[
+            str,
+            Field(
+                description="note, fact, event, preference, goal, task (or a type declared in the home's config.toml [types] custom)"
+            ),
+        ] = "note",
         tags: list[str] | None = None,
         entities: Annotated[list[str] | None, Field(description="people, places, projects... the memory is about")] = None,
-        relations: Annotated[list[Relation] | None, Field(description="facts between entities: {subject, predicate, object}")] = None,
-        occurred_at: Annotated[str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")] = None,
+        relations: Annotated[
+            list[Relation] | None, Field(description="facts between entities: {subject, predicate, object}")
+        ] = None,
+        occurred_at: Annotated[
+            str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")
+        ] = None,
         metadata: dict[str, Any] | None = None,
-        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
-        session_id: Annotated[str | None, Field(description="the conversation it came from: memories of one session form a thread, and each is searched with its neighbours")] = None,
-        role: Annotated[str | None, Field(description="the part of the user's life it holds in: work, home, team lead...")] = None,
-        subject: Annotated[str | None, Field(description="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older")] = None,
-        state: Annotated[str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")] = None,
+        importance: Annotated[Fraction | None, Field(ge=0, le=1)] = None,
+        session_id: Annotated[
+            str | None,
+            Field(
+                description="the conversation it came from: memories of one session form a thread, and each is searched with its neighbours"
+            ),
+        ] = None,
+        role: Annotated[
+            str | None, Field(description="the part of the user's life it holds in: work, home, team lead...")
+        ] = None,
+        subject: Annotated[
+            str | None,
+            Field(
+                description="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older"
+            ),
+        ] = None,
+        state: Annotated[
+            str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")
+        ] = None,
         due_at: Annotated[str | None, Field(description="tasks: when it is due, ISO 8601")] = None,
         parent_id: Annotated[str | None, Field(description="tasks: the goal it serves (a memory id)")] = None,
-        memories: Annotated[list[MemoryInput] | None, Field(description="a batch of memories instead of text (each has text, type, tags, ...)")] = None,
+        memories: Annotated[
+            list[MemoryInput] | None, Field(description="a batch of memories instead of text (each has text, type, tags, ...)")
+        ] = None,
         cube: CubeName = DEFAULT_CUBE,
     ) -> AddResult:
         """Remember something. Give `text` (plus optional type, tags, entities, relations, occurred_at, metadata),
@@ -81,8 +111,18 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
                 raise ToolError("give text (what to remember) or memories (a list of them)")
             single: dict[str, Any] = {"text": text, "type": type}
             optional = {
-                "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at, "metadata": metadata,
-                "importance": importance, "session_id": session_id, "role": role, "subject": subject, "state": state, "due_at": due_at, "parent_id": parent_id,
+                "tags": tags,
+                "entities": entities,
+                "relations": relations,
+                "occurred_at": occurred_at,
+                "metadata": metadata,
+                "importance": importance,
+                "session_id": session_id,
+                "role": role,
+                "subject": subject,
+                "state": state,
+                "due_at": due_at,
+                "parent_id": parent_id,
             }
             for key, value in optional.items():
                 if value is not None:
@@ -91,15 +131,25 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         else:
             items = list(memories)
         client = runtime.client_name(ctx)
+
         # Validate before the cube is opened: a rejected call must not create the cube it named.
-        valid = await runtime.call(lambda: [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items])
+        def validated() -> list[MemoryInput]:
+            checked = [i if isinstance(i, MemoryInput) else MemoryInput.model_validate(i) for i in items]
+            runtime.home.check_types([i.type for i in checked])
+            return checked
+
+        valid = await runtime.call(validated)
         outcomes = await runtime.call(lambda: runtime.cube(cube, create=True).add(valid, client=client))
         created = [o.id for o in outcomes if o.created]
         # Superseded memories were archived and restated ones confirmed: their resources changed too.
         touched = created + [o.id for o in outcomes if o.restated] + [s.id for o in outcomes for s in o.superseded]
         await runtime.changed(ctx, cube, list(dict.fromkeys(touched)), listing=True)
         runtime.observe(
-            ctx, "added", cube, created, entities=[e for item in valid for e in item.entities],
+            ctx,
+            "added",
+            cube,
+            created,
+            entities=[e for item in valid for e in item.entities],
             session=next((item.session_id for item in valid if item.session_id), None),
         )
         return AddResult(ids=[o.id for o in outcomes], results=outcomes)
@@ -109,24 +159,62 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         ctx: Context,
         query: Annotated[str, Field(description="what you are looking for, in plain words")],
         cube: CubeName = DEFAULT_CUBE,
-        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10,
+        limit: Annotated[Count, Field(ge=1, le=MAX_LIMIT)] = 10,
         types: Annotated[list[str] | None, Field(description="only these types")] = None,
         tags: Annotated[list[str] | None, Field(description="only memories with at least one of these tags")] = None,
         since: Annotated[str | None, Field(description="only memories that occurred at or after this ISO date-time")] = None,
         until: Annotated[str | None, Field(description="only memories that occurred at or before this ISO date-time")] = None,
-        include_archived: bool = False,
-        now: Annotated[str | None, Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)")] = None,
-        context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS, description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)")] = 0,
+        include_archived: Flag = False,
+        now: Annotated[
+            str | None,
+            Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)"),
+        ] = None,
+        context: Annotated[
+            Count,
+            Field(
+                ge=0,
+                le=MAX_CONTEXT_TURNS,
+                description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)",
+            ),
+        ] = 0,
+        states: Annotated[
+            list[str] | None,
+            Field(
+                description="only goals and tasks in these states: todo, in_progress, blocked, done, active, achieved, dropped, or open (every state still to do)"
+            ),
+        ] = None,
+        due_before: Annotated[str | None, Field(description="only memories due at or before this ISO date-time")] = None,
+        due_after: Annotated[str | None, Field(description="only memories due at or after this ISO date-time")] = None,
+        overdue: Annotated[
+            Flag, Field(description="only open tasks and goals whose due date has passed (relative to now)")
+        ] = False,
+        include_weak: Annotated[Flag, Field(description="also return hits below the relevance floor (confidence low)")] = False,
     ) -> SearchResult:
         """Find memories by meaning and by words: keywords in each memory and in it with its session neighbours,
         meaning (vector), entities the query names (and who said what). Each hit says which signals found it and
         their scores; `context` > 0 also returns the memories around each hit in its session. Time words in the query
         ("today's meetings", "last week", "in May 2023") filter on when memories occurred, and "the last X"
-        puts the most recent X first; `time` in the result says how they were read."""
-        q = await runtime.call(lambda: SearchQuery(
-            query=query, limit=limit, types=types, tags=tags, since=since, until=until,
-            include_archived=include_archived, context=context,
-        ))
+        puts the most recent X first; `time` in the result says how they were read. Task words ("which tasks are
+        overdue", "open tasks", "what's due next week", "tasks for the launch goal") filter on state, due date and goal;
+        `tasks` says how they were read. Hits carry state, due_at, parent_id and a confidence (high, medium, low); weak
+        matches are left out unless include_weak, and `relevance` says when nothing relevant was found."""
+        q = await runtime.call(
+            lambda: SearchQuery(
+                query=query,
+                limit=limit,
+                types=types,
+                tags=tags,
+                since=since,
+                until=until,
+                include_archived=include_archived,
+                context=context,
+                states=states,
+                due_before=due_before,
+                due_after=due_after,
+                overdue=overdue,
+                include_weak=include_weak,
+            )
+        )
         result = await runtime.call(lambda: runtime.cube(cube).search(q, now=now))
         runtime.observe(ctx, "queried", cube, [h.id for h in result.hits], query=q.query)
         return result
@@ -138,7 +226,11 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         runtime.observe(ctx, "read", cube, [m.id for m in memories])
         return MemoriesResult(memories=memories)
 
-    @mcp.tool(annotations=ToolAnnotations(title="Update a memory", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Update a memory", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        )
+    )
     async def memory_update(
         ctx: Context,
         id: Annotated[str, Field(description="the memory to change")],
@@ -150,33 +242,58 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         relations: list[Relation] | None = None,
         occurred_at: str | None = None,
         metadata: dict[str, Any] | None = None,
-        importance: Annotated[float | None, Field(ge=0, le=1)] = None,
+        importance: Annotated[Fraction | None, Field(ge=0, le=1)] = None,
         role: str | None = None,
         subject: str | None = None,
-        state: Annotated[str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")] = None,
+        state: Annotated[
+            str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")
+        ] = None,
         due_at: str | None = None,
         parent_id: str | None = None,
     ) -> Memory:
         """Correct a memory: the given fields change, a new version is recorded (see memory_history),
         the text is re-embedded and the graph follows. Fields left out stay as they are."""
         fields = {
-            "text": text or None, "type": type, "tags": tags, "entities": entities, "relations": relations, "occurred_at": occurred_at,
-            "metadata": metadata, "importance": importance, "role": role, "subject": subject, "state": state, "due_at": due_at,
+            "text": text or None,
+            "type": type,
+            "tags": tags,
+            "entities": entities,
+            "relations": relations,
+            "occurred_at": occurred_at,
+            "metadata": metadata,
+            "importance": importance,
+            "role": role,
+            "subject": subject,
+            "state": state,
+            "due_at": due_at,
             "parent_id": parent_id,
         }
-        patch = await runtime.call(lambda: MemoryPatch(**{k: v for k, v in fields.items() if v is not None}))
+
+        def validated() -> MemoryPatch:
+            checked = MemoryPatch(**{k: v for k, v in fields.items() if v is not None})
+            if checked.type is not None:
+                runtime.home.check_types([checked.type])
+            return checked
+
+        patch = await runtime.call(validated)
         client = runtime.client_name(ctx)
         memory = await runtime.call(lambda: runtime.cube(cube).update(id, patch, client=client))
         await runtime.changed(ctx, cube, [id])
         runtime.observe(ctx, "changed", cube, [id])
         return memory
 
-    @mcp.tool(annotations=ToolAnnotations(title="Delete memories", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Delete memories", read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        )
+    )
     async def memory_delete(
         ctx: Context,
         ids: Ids,
         cube: CubeName = DEFAULT_CUBE,
-        purge: Annotated[bool, Field(description="erase for good (text removed from history too) instead of a tombstone")] = False,
+        purge: Annotated[
+            Flag, Field(description="erase for good (text removed from history too) instead of a tombstone")
+        ] = False,
     ) -> DeleteResult:
         """Delete memories: they leave search, resources and the graph at once. Without purge a tombstone
         and the history remain; with purge the memory is erased."""
@@ -187,7 +304,11 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         runtime.observe(ctx, "changed", cube, deleted)
         return DeleteResult(ids=deleted, purged=purge)
 
-    @mcp.tool(annotations=ToolAnnotations(title="Archive memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Archive memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        )
+    )
     async def memory_archive(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
         """Archive stale memories: they leave default search and the graph but are kept, found with
         include_archived, and can come back with memory_restore."""
@@ -198,7 +319,11 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         runtime.observe(ctx, "changed", cube, values)
         return MemoriesResult(memories=memories)
 
-    @mcp.tool(annotations=ToolAnnotations(title="Restore memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Restore memories", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        )
+    )
     async def memory_restore(ctx: Context, ids: Ids, cube: CubeName = DEFAULT_CUBE) -> MemoriesResult:
         """Bring archived memories back into search and the graph. Restoring a memory that a newer one
         superseded undoes the supersession: both stay live and the link between them is removed."""

@@ -15,6 +15,7 @@ from memory.profile import DEFAULT_BUDGET_TOKENS, Profile
 
 from .resources import JSON, _json
 from .runtime import ToolRuntime
+from .strict import Count
 
 
 class TasksResult(BaseModel):
@@ -23,19 +24,29 @@ class TasksResult(BaseModel):
 
 
 def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
-    @mcp.tool(annotations=ToolAnnotations(title="Record progress", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Record progress", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        )
+    )
     async def memory_progress(
         ctx: Context,
         id: Annotated[str, Field(description="the task or goal")],
-        state: Annotated[str | None, Field(description="tasks: todo, in_progress, blocked, done; goals: active, achieved, dropped")] = None,
-        feedback: Annotated[FeedbackInput | None, Field(description="a log entry: {tried: what was done, result: what came of it, at?}")] = None,
+        state: Annotated[
+            str | None, Field(description="tasks: todo, in_progress, blocked, done; goals: active, achieved, dropped")
+        ] = None,
+        feedback: Annotated[
+            FeedbackInput | None, Field(description="a log entry: {tried: what was done, result: what came of it, at?}")
+        ] = None,
         due_at: Annotated[str | None, Field(description="a new due date, ISO 8601")] = None,
         cube: str = DEFAULT_CUBE,
     ) -> Memory:
         """Record progress on a task or goal: change its state and/or add a feedback entry (what was
         tried, what happened). Each change is a new version; the task keeps its whole log."""
         client = runtime.client_name(ctx)
-        memory = await runtime.call(lambda: runtime.cube(cube).progress(id, state=state, feedback=feedback, due_at=due_at, client=client))
+        memory = await runtime.call(
+            lambda: runtime.cube(cube).progress(id, state=state, feedback=feedback, due_at=due_at, client=client)
+        )
         await runtime.changed(ctx, cube, [id])
         runtime.observe(ctx, "changed", cube, [id])
         return memory
@@ -44,7 +55,9 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     async def memory_profile(
         cube: str = DEFAULT_CUBE,
         role: Annotated[str | None, Field(description="only this role (e.g. work, home) plus memories without a role")] = None,
-        budget_tokens: Annotated[int, Field(ge=100, le=20_000, description="size limit of the profile text")] = DEFAULT_BUDGET_TOKENS,
+        budget_tokens: Annotated[
+            Count, Field(ge=100, le=20_000, description="size limit of the profile text")
+        ] = DEFAULT_BUDGET_TOKENS,
         now: Annotated[str | None, Field(description="reference time, ISO 8601 (default: now)")] = None,
     ) -> Profile:
         """What to know about the user at the start of a conversation: active goals, open tasks with their
@@ -65,9 +78,11 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     @mcp.resource("memory://{cube}/tasks", mime_type=JSON)
     async def tasks(cube: str) -> str:
         """Goals and tasks with their state, due date and feedback log, open ones first."""
+
         def read() -> TasksResult:
             items = runtime.cube(cube).tasks()
             return TasksResult(goals=[m for m in items if m.type == "goal"], tasks=[m for m in items if m.type == "task"])
+
         return _json(await runtime.read_resource(read))
 
     @mcp.prompt()

@@ -16,7 +16,9 @@ def _json(value: object) -> str:
     if isinstance(value, BaseModel):
         return value.model_dump_json(indent=2)
     if isinstance(value, list):
-        return json.dumps([v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value], indent=2, ensure_ascii=False)
+        return json.dumps(
+            [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value], indent=2, ensure_ascii=False
+        )
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
@@ -24,8 +26,10 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     @mcp.resource("memory://cubes", mime_type=JSON)
     async def cubes() -> str:
         """Every cube in this MemCube home with its counts."""
+
         def read() -> list:
             return [runtime.cube(name).stats() for name in runtime.home.cube_names()]
+
         return _json(await runtime.read_resource(read))
 
     @mcp.resource("memory://{cube}/recent", mime_type=JSON)
@@ -36,6 +40,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     @mcp.resource("memory://{cube}/items/{id}", mime_type=JSON)
     async def item(cube: str, id: str) -> str:
         """One memory with every field. Deleted memories are not readable."""
+
         def read():
             memory = runtime.cube(cube).get([id])[0]
             if memory.status == "deleted":
@@ -43,6 +48,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
 
                 raise NotFound(f"memory {id} was deleted")
             return memory
+
         return _json(await runtime.read_resource(read))
 
     @mcp.resource("memory://{cube}/entities/{name}", mime_type=JSON)

@@ -7,9 +7,10 @@ an MCP tool error with the same message, and tell clients which resources change
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -61,7 +62,11 @@ class ToolRuntime:
 
     @staticmethod
     def client_name(ctx: Context) -> str | None:
-        """Which client made the call (MCP clientInfo), recorded with every change."""
+        """Which client made the call (its HTTP token's principal, else MCP clientInfo), recorded with every change."""
+        request = getattr(getattr(ctx, "request_context", None), "request", None)
+        principal = getattr(getattr(request, "state", None), "memcube_principal", None)
+        if principal:
+            return str(principal)
         try:
             params = ctx.session.client_params
         except Exception:  # no session (direct library use)
@@ -72,15 +77,29 @@ class ToolRuntime:
         return f"{info.name}/{info.version}" if info.version else info.name
 
     def observe(
-        self, ctx: Context | None, kind: EventKind, cube: str, ids: Sequence[str] = (), *,
-        query: str | None = None, entities: Sequence[str] = (), session: str | None = None,
+        self,
+        ctx: Context | None,
+        kind: EventKind,
+        cube: str,
+        ids: Sequence[str] = (),
+        *,
+        query: str | None = None,
+        entities: Sequence[str] = (),
+        session: str | None = None,
     ) -> None:
         """Tell the scheduler what a call did, as a typed event; never blocks the call."""
         if self._events is not None:
-            self._events(MemoryEvent(
-                kind=kind, cube=cube, query=query, ids=list(dict.fromkeys(ids)), entities=list(entities), session=session,
-                client=self.client_name(ctx) if ctx is not None else None,
-            ))
+            self._events(
+                MemoryEvent(
+                    kind=kind,
+                    cube=cube,
+                    query=query,
+                    ids=list(dict.fromkeys(ids)),
+                    entities=list(entities),
+                    session=session,
+                    client=self.client_name(ctx) if ctx is not None else None,
+                )
+            )
 
     async def changed(self, ctx: Context, cube: str, ids: list[str], *, listing: bool = False) -> None:
         """A write happened: schedule graph work and tell subscribers which resources changed."""
@@ -117,7 +136,7 @@ class ToolRuntime:
         await anyio.sleep(STARTUP_GRACE_S)
         for name in self.home.cube_names():
             try:
-                cube = await anyio.to_thread.run_sync(lambda n=name: self.home.cube(n))
+                cube = await anyio.to_thread.run_sync(functools.partial(self.home.cube, name))
                 await anyio.to_thread.run_sync(cube.try_sync_graph)
             except Exception:  # one damaged cube must not stop the others; doctor reports it
                 log.exception("cube %s: could not reconcile its graph at start", name)
@@ -131,4 +150,7 @@ class ToolRuntime:
     async def flush(self) -> None:
         for cube in self.home.open_cubes():
             await anyio.to_thread.run_sync(cube.try_sync_graph)
-            await anyio.to_thread.run_sync(cube.flush_access)
+            try:
+                await anyio.to_thread.run_sync(cube.flush_access)
+            except MemCubeError as exc:  # a full disk at shutdown: say why, exit cleanly (issue 13)
+                log.error("cube %s: access counts not saved: %s", cube.name, exc)

@@ -17,15 +17,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from memory.config import LocalModelConfig
-from memory.models import Memory
 from memory.activation.base import Backend, CacheMeta, ModelIdentity, NoLocalModel
 from memory.activation.kv_store import Entry, KVStore
 from memory.activation.prompt import PromptTemplate
+from memory.config import LocalModelConfig
+from memory.models import Memory
 
 T = TypeVar("T")
 HOW_TO_CONFIGURE = (
-    "set [local_model] path in <home>/config.toml, or the MEMCUBE_LOCAL_MODEL environment variable, to a model folder "
+    "set [local_model] path in <home>/config.toml, or the MEMCUBE_LOCAL_MODEL environment variable, to a .gguf file "
+    "(llama.cpp, or a name `memcube model list` shows for Ollama and LM Studio models), to a model folder "
     "(MLX: config.json + *.safetensors + tokenizer; ONNX: model.onnx with past_key_values inputs + config.json + "
     "tokenizer.json), or to a hub id fetched first with `memcube model pull <id>` "
     "(e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit on Apple Silicon, onnx-community/Qwen2.5-0.5B-Instruct elsewhere)"
@@ -41,14 +42,25 @@ def resolve_model(config: LocalModelConfig, home: Path) -> tuple[Path, str, str]
     """(folder, name, backend) for the configured model; never downloads."""
     if not config.path:
         raise NoLocalModel(f"no local model is configured: {HOW_TO_CONFIGURE}")
+    from memory.activation.model_files import find_gguf, looks_like_path
+
     local = Path(config.path).expanduser()
+    backend: str = config.backend
+    if (gguf_file := find_gguf(config.path)) is not None:
+        from memory.activation.gguf import gguf_backend, import_gguf
+
+        backend = gguf_backend(backend)
+        return import_gguf(gguf_file, home, backend), gguf_file.stem if gguf_file.suffix else config.path, backend
     if local.is_dir():
         folder, name = local, local.name
     elif (pulled := pulled_folder(home, config.path)).is_dir():
         folder, name = pulled, config.path
+    elif looks_like_path(config.path):
+        raise NoLocalModel(f"local model path {local} does not exist: {HOW_TO_CONFIGURE}")
     else:
-        raise NoLocalModel(f"local model '{config.path}' is neither a folder nor pulled yet: run `memcube model pull {config.path}`, or {HOW_TO_CONFIGURE}")
-    backend = config.backend
+        raise NoLocalModel(
+            f"local model '{config.path}' is neither a folder nor pulled yet: run `memcube model pull {config.path}`, or {HOW_TO_CONFIGURE}"
+        )
     if backend == "auto":
         from memory.activation.onnx_backend import find_onnx
 
@@ -124,8 +136,12 @@ class ActivationEngine:
             store = self._stores.get(cube_folder)
             if store is None:
                 store = KVStore(
-                    cube_folder / "kv" / backend.identity.key(), backend, self.template.version,
-                    ram_budget=self.config.ram_budget_mb << 20, disk_budget=self.config.disk_budget_mb << 20, run=self.run,
+                    cube_folder / "kv" / backend.identity.key(),
+                    backend,
+                    self.template.version,
+                    ram_budget=self.config.ram_budget_mb << 20,
+                    disk_budget=self.config.disk_budget_mb << 20,
+                    run=self.run,
                 )
                 self._stores[cube_folder] = store
             return store
@@ -144,20 +160,20 @@ class ActivationEngine:
         store, template, backend = self.store(cube_folder), self.template, self.backend()
         wanted = [(m.id, m.version) for m in memories]
         base, shared = store.longest_prefix(wanted)
-        if base is not None and shared == len(wanted) == len(base.meta.memories):
+        if base is not None and shared == len(wanted) == len(base.meta.memories):  # the whole set is warm already
             store.cache_of(base)
             return WarmOutcome(memories=len(wanted), tokens=base.meta.tokens, prefilled=0)
         head = template.head_tokens()
         kept = base.meta.ends[shared - 1] if base is not None and shared else 0
         tokens = [] if kept else list(head)
-        ends = list(base.meta.ends[:shared]) if kept else []
+        ends = list(base.meta.ends[:shared]) if base is not None and kept else []
         length = kept or len(head)
         for memory in memories[shared if kept else 0 :]:
             piece = template.memory_tokens(memory)
             tokens += piece
             length += len(piece)
             ends.append(length)
-        start = store.cache_of(base) if kept else None
+        start = store.cache_of(base) if base is not None and kept else None
 
         def build() -> Any:
             cache = backend.copy_cache(start, kept) if start is not None else backend.new_cache()
@@ -210,7 +226,11 @@ class ActivationEngine:
         known = {i.lower(): i for i in context}
         mentioned = list(dict.fromkeys(known[m.lower()] for m in _MEMORY_ID.findall(text) if m.lower() in known))
         return AskOutcome(
-            answer=text, context_ids=context, mentioned_ids=mentioned,
-            reused_tokens=entry.meta.tokens if entry else 0, prefilled_tokens=len(tokens) + len(question_tokens),
-            ttft_ms=round(ttft * 1000, 2), model=backend.identity,
+            answer=text,
+            context_ids=context,
+            mentioned_ids=mentioned,
+            reused_tokens=entry.meta.tokens if entry else 0,
+            prefilled_tokens=len(tokens) + len(question_tokens),
+            ttft_ms=round(ttft * 1000, 2),
+            model=backend.identity,
         )

@@ -32,7 +32,13 @@ class Entry:
 
 class KVStore:
     def __init__(
-        self, folder: Path, backend: Backend, template: str, *, ram_budget: int, disk_budget: int,
+        self,
+        folder: Path,
+        backend: Backend,
+        template: str,
+        *,
+        ram_budget: int,
+        disk_budget: int,
         run: Callable[[Callable[[], Any]], Any] = lambda fn: fn(),
     ) -> None:
         self.folder = folder
@@ -119,7 +125,7 @@ class KVStore:
         chosen, best = None, 0
         for entry in self.entries():
             shared = 0
-            for mine, theirs in zip(entry.meta.memories, memories):
+            for mine, theirs in zip(entry.meta.memories, memories, strict=False):  # the common prefix
                 if tuple(mine) != tuple(theirs):
                     break
                 shared += 1

@@ -24,7 +24,8 @@ class MLXBackend:
         if not folder.is_dir():
             raise FileNotFoundError(folder)
         self._mx = mx
-        self.model, self.tokenizer = load(str(folder))
+        loaded: Any = load(str(folder))  # (model, tokenizer); typed as a 3-tuple for return_config
+        self.model, self.tokenizer = loaded[0], loaded[1]
         dtype = str(self.model.parameters()["model"]["embed_tokens"]["weight"].dtype).removeprefix("mlx.core.")
         self.identity = ModelIdentity(backend="mlx", name=name, revision=model_revision(folder, WEIGHTS), dtype=dtype)
         self.eos_ids = set(self.tokenizer.eos_token_ids)
@@ -40,7 +41,8 @@ class MLXBackend:
             return None
         return self.tokenizer.apply_chat_template(
             [{"role": "system", "content": "\x00CONTEXT\x00"}, {"role": "user", "content": "\x00QUESTION\x00"}],
-            tokenize=False, add_generation_prompt=True,
+            tokenize=False,
+            add_generation_prompt=True,
         )
 
     def new_cache(self) -> list[Any]:
@@ -85,7 +87,9 @@ class MLXBackend:
         from mlx_lm.sample_utils import make_sampler
 
         sampler = make_sampler(temp=temperature)
-        for response in stream_generate(self.model, self.tokenizer, tokens, max_tokens=max_tokens, prompt_cache=cache, sampler=sampler):
+        for response in stream_generate(
+            self.model, self.tokenizer, tokens, max_tokens=max_tokens, prompt_cache=cache, sampler=sampler
+        ):
             if response.finish_reason is not None and response.text == "":
                 return
             yield int(response.token)

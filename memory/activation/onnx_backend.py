@@ -19,7 +19,12 @@ PREFILL_STEP = 512  # tokens per run while prefilling: the attention scores grow
 
 
 def find_onnx(folder: Path) -> Path | None:
-    for candidate in (folder / "model.onnx", folder / "onnx" / "model.onnx", folder / "decoder_model_merged.onnx", folder / "onnx" / "decoder_model_merged.onnx"):
+    for candidate in (
+        folder / "model.onnx",
+        folder / "onnx" / "model.onnx",
+        folder / "decoder_model_merged.onnx",
+        folder / "onnx" / "decoder_model_merged.onnx",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -47,6 +52,7 @@ class ONNXBackend:
         eos = config.get("eos_token_id")
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self._template = _read_template(folder)
+        self._folder = folder
         self.identity = ModelIdentity(
             backend="onnx", name=name, revision=model_revision(folder, WEIGHTS), dtype=np.dtype(self.dtype).name
         )
@@ -64,7 +70,10 @@ class ONNXBackend:
 
         template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(self._template)
         messages = [{"role": "system", "content": "\x00CONTEXT\x00"}, {"role": "user", "content": "\x00QUESTION\x00"}]
-        return template.render(messages=messages, add_generation_prompt=True, bos_token="", eos_token="")
+        # A template that opens with {{ bos_token }} (Llama 3) needs the real one: the prompt is encoded without special tokens added.
+        return template.render(
+            messages=messages, add_generation_prompt=True, bos_token=_read_token(self._folder, "bos_token"), eos_token=""
+        )
 
     def new_cache(self) -> Cache:
         empty = np.zeros((1, self.kv_heads, 0, self.head_dim), self.dtype)
@@ -140,6 +149,14 @@ def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) ->
     scaled = (logits - logits.max()) / temperature
     probs = np.exp(scaled)
     return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+
+def _read_token(folder: Path, key: str) -> str:
+    path = folder / "tokenizer_config.json"
+    value = json.loads(path.read_text()).get(key) if path.is_file() else None
+    if isinstance(value, dict):  # {"content": "<s>", ...} in some tokenizer configs
+        value = value.get("content")
+    return value if isinstance(value, str) else ""
 
 
 def _read_template(folder: Path) -> str | None:

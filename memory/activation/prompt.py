@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
-from memory.models import Memory
 from memory.activation.base import Backend
+from memory.models import Memory
 
 TEMPLATE_VERSION = "memcube-ask/1"
 INSTRUCTION = (

@@ -51,7 +51,9 @@ EventKind = Literal["added", "queried", "changed", "read"]
 class MemoryEvent(BaseModel):
     """What one call did to a cube, as the scheduler needs to know it (the interface emits these)."""
 
-    kind: EventKind = Field(description="added: new memories; queried: a search or question and its hits; changed: update, archive, restore, delete, progress; read: anything else")
+    kind: EventKind = Field(
+        description="added: new memories; queried: a search or question and its hits; changed: update, archive, restore, delete, progress; read: anything else"
+    )
     cube: str
     query: str | None = None
     ids: list[str] = Field(default_factory=list, description="memories the call returned, added or changed")
@@ -96,7 +98,9 @@ class Scene:
 
 
 class Scheduler:
-    def __init__(self, home: MemoryHome, engine: ActivationEngine | None = None, *, policy: Literal["scene", "last"] = "scene") -> None:
+    def __init__(
+        self, home: MemoryHome, engine: ActivationEngine | None = None, *, policy: Literal["scene", "last"] = "scene"
+    ) -> None:
         self.home = home
         self.engine = engine if engine is not None else ActivationEngine(home.config.local_model, home.root)
         self.policy = policy

@@ -14,7 +14,6 @@ parameters.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -22,11 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memory.graph import file_lock as interprocess
-
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
+from memory.graph import file_lock as interprocess
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
+from memory.store import filemodes
 from memory.store.cube_store import CubeStore
 
 log = logging.getLogger(__name__)
@@ -80,12 +79,19 @@ class GraphStore:
     def _open(self) -> None:
         import kuzu
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise Unavailable(
+                f"{self.path.parent} is not a folder, so the graph cannot be opened; "
+                "`memcube doctor` moves it aside and rebuilds the graph from SQLite"
+            )
+        filemodes.private_dir(self.path.parent)
         self._lock_file = open(self.path.parent / "lock", "a+b")  # noqa: SIM115 - held for the session
         if not interprocess.acquire(self._lock_file, timeout=LOCK_TIMEOUT_S):
             self._lock_file.close()
             self._lock_file = None
-            raise Unavailable(f"the graph at {self.path} stayed busy for {LOCK_TIMEOUT_S:.0f} s (other memcube processes); try again")
+            raise Unavailable(
+                f"the graph at {self.path} stayed busy for {LOCK_TIMEOUT_S:.0f} s (other memcube processes); try again"
+            )
         try:
             try:
                 self._db = kuzu.Database(str(self.path))
@@ -96,6 +102,7 @@ class GraphStore:
                 self._set_aside()
                 self._db = kuzu.Database(str(self.path))
                 self.needs_rebuild = True
+            filemodes.tighten(self.path.parent)  # Kuzu creates its files with the umask's modes
             self._conn = kuzu.Connection(self._db)
             for statement in SCHEMA:
                 self._conn.execute(statement)
@@ -176,9 +183,7 @@ class GraphStore:
         conn.execute("BEGIN TRANSACTION")
         try:
             for memory_id in memory_ids:
-                for (name,) in self._rows(
-                    "MATCH (m:Memory {id: $id})-[:MENTIONS]->(e:Entity) RETURN e.name", {"id": memory_id}
-                ):
+                for (name,) in self._rows("MATCH (m:Memory {id: $id})-[:MENTIONS]->(e:Entity) RETURN e.name", {"id": memory_id}):
                     touched.add(name)
                 for a, b in self._rows(
                     "MATCH (a:Entity)-[r:RELATED {source_memory: $id}]->(b:Entity) RETURN a.name, b.name", {"id": memory_id}
@@ -217,8 +222,14 @@ class GraphStore:
                     conn.execute(
                         "MATCH (a:Entity {name: $a}), (b:Entity {name: $b}) "
                         "CREATE (a)-[:RELATED {predicate: $p, source_memory: $id, valid_from: $vf, valid_to: $vt}]->(b)",
-                        {"a": subject, "b": obj, "p": rel["predicate"], "id": memory_id,
-                         "vf": rel.get("valid_from"), "vt": rel.get("valid_to")},
+                        {
+                            "a": subject,
+                            "b": obj,
+                            "p": rel["predicate"],
+                            "id": memory_id,
+                            "vf": rel.get("valid_from"),
+                            "vt": rel.get("valid_to"),
+                        },
                     )
             conn.execute("COMMIT")
         except BaseException:
@@ -230,9 +241,7 @@ class GraphStore:
         conn.execute("BEGIN TRANSACTION")
         try:
             for name in touched:
-                edges = self._rows(
-                    "MATCH (e:Entity {name: $name}) OPTIONAL MATCH (e)-[r]-() RETURN count(r)", {"name": name}
-                )
+                edges = self._rows("MATCH (e:Entity {name: $name}) OPTIONAL MATCH (e)-[r]-() RETURN count(r)", {"name": name})
                 if edges and edges[0][0] == 0:
                     conn.execute("MATCH (e:Entity {name: $name}) DELETE e", {"name": name})
             conn.execute("COMMIT")
@@ -265,7 +274,9 @@ class GraphStore:
         with self._session():
             found = self._rows("MATCH (e:Entity {name: $name}) RETURN e.display", {"name": key})
             if not found:
-                raise NotFound(f"no entity {name!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text")
+                raise NotFound(
+                    f"no entity {name!r} in this cube's graph; entities come from memory_add's entities, relations and names in the text"
+                )
             relations: dict[tuple, GraphRelation] = {}
             frontier = {key}
             seen = {key}
@@ -278,7 +289,9 @@ class GraphStore:
                         "RETURN a.name, a.display, r.predicate, b.name, b.display, r.source_memory, r.valid_from, r.valid_to",
                         {"n": current},
                     ):
-                        relations[(a, p, b, src)] = GraphRelation(subject=ad, predicate=p, object=bd, source_memory=src, valid_from=vf, valid_to=vt)
+                        relations[(a, p, b, src)] = GraphRelation(
+                            subject=ad, predicate=p, object=bd, source_memory=src, valid_from=vf, valid_to=vt
+                        )
                         for other, display in ((a, ad), (b, bd)):
                             if other not in seen:
                                 seen.add(other)
@@ -302,8 +315,11 @@ class GraphStore:
                 )
             ]
         return EntityView(
-            entity=found[0][0], depth=depth, relations=list(relations.values()),
-            neighbours=sorted(neighbours.values(), key=str.casefold), memories=memories,
+            entity=found[0][0],
+            depth=depth,
+            relations=list(relations.values()),
+            neighbours=sorted(neighbours.values(), key=str.casefold),
+            memories=memories,
         )
 
     def memory_ids(self) -> set[str]:

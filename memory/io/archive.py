@@ -32,11 +32,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from memory.store import threads as context
 from memory.errors import InvalidInput
-from memory.ids import is_memory_id
-from memory.models import MAX_TEXT_CHARS
-from memory.store.cube_store import content_hash
+from memory.io.archive_records import CheckedRecord, check_record
+from memory.store.cube_store import ImportRow
 from memory.timeutil import now_stored
 
 if TYPE_CHECKING:
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
 
 FORMAT = "memcube-archive"
 FORMAT_VERSION = 1
-JSON_COLUMNS = ("tags", "entities", "relations", "metadata")
 # Fields of an exported memory that are not columns of ``memories`` (or are recomputed).
 NOT_COLUMNS = {"cube", "feedback", "versions", "row_id", "seq", "embedding_model", "content_hash"}
 IMPORT_CLIENT = "memcube-import"
@@ -118,8 +115,7 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
 
     entity_rows = _entities(cube, include_deleted)
     relation_rows = [
-        {**r.model_dump(mode="json"), "memory_id": m.id}
-        for m in memories if m.status != "deleted" for r in m.relations
+        {**r.model_dump(mode="json"), "memory_id": m.id} for m in memories if m.status != "deleted" for r in m.relations
     ]
     vector_rows = _vectors(cube, ids) if with_vectors else []
     tmp = path.with_name(path.name + ".part")
@@ -141,7 +137,12 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
             "schema_version": SCHEMA_VERSION,
             "cube": cube.name,
             "embedding": {"model_id": model_id, "dim": int(dim) if dim else None, "vectors_included": with_vectors},
-            "counts": {"memories": count, "entities": len(entity_rows), "relations": len(relation_rows), "vectors": len(vector_rows)},
+            "counts": {
+                "memories": count,
+                "entities": len(entity_rows),
+                "relations": len(relation_rows),
+                "vectors": len(vector_rows),
+            },
             "files": ["memories.jsonl", "entities.jsonl", "relations.jsonl"] + (["vectors.jsonl"] if with_vectors else []),
         }
         archive.writestr(_member("manifest.json"), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -207,11 +208,15 @@ def _manifest(archive: zipfile.ZipFile, path: Path | str) -> dict[str, Any]:
         raise InvalidInput(f"{path} has no manifest.json: not a MemCube archive") from None
     except ValueError as exc:
         raise InvalidInput(f"{path}: manifest.json is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidInput(f"{path}: manifest.json is nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InvalidInput(f"{path} is not a MemCube archive (manifest format is not {FORMAT!r})")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise InvalidInput(f"{path} uses archive format {version!r}; this MemCube reads format {FORMAT_VERSION}: upgrade memcube-mcp")
+        raise InvalidInput(
+            f"{path} uses archive format {version!r}; this MemCube reads format {FORMAT_VERSION}: upgrade memcube-mcp"
+        )
     return manifest
 
 
@@ -228,6 +233,8 @@ def _records(archive: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
                 record = json.loads(raw)
             except ValueError as exc:
                 raise InvalidInput(f"{name} line {number} is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise InvalidInput(f"{name} line {number} is nested too deeply to be a memory record") from None
             if not isinstance(record, dict):
                 raise InvalidInput(f"{name} line {number} is not a JSON object")
             yield record
@@ -241,24 +248,22 @@ def import_archive(home: MemoryHome, path: Path | str, *, cube: str | None = Non
     with _open(path) as archive:
         manifest = _manifest(archive, path)
         memories = list(_records(archive, "memories.jsonl"))
-        vectors = {r["id"]: r["vector"] for r in _records(archive, "vectors.jsonl") if "id" in r and "vector" in r}
-    for number, record in enumerate(memories, start=1):
-        if not is_memory_id(record.get("id")) or not isinstance(record.get("text"), str) or not record["text"].strip():
-            raise InvalidInput(f"memories.jsonl line {number}: a memory needs an 'id' (mem_...) and a non-empty 'text'")
-        if len(record["text"]) > MAX_TEXT_CHARS:
-            raise InvalidInput(f"memories.jsonl line {number}: text longer than {MAX_TEXT_CHARS} characters")
-        if record.get("status", "active") not in STATUSES:
-            raise InvalidInput(f"memories.jsonl line {number}: status must be one of {', '.join(STATUSES)}")
-        for key, kind in (("tags", list), ("entities", list), ("relations", list), ("metadata", dict), ("versions", list), ("feedback", list)):
-            if record.get(key) is not None and not isinstance(record[key], kind):
-                raise InvalidInput(f"memories.jsonl line {number}: {key} must be a JSON {'array' if kind is list else 'object'}")
+        vectors = {
+            r["id"]: r["vector"]
+            for r in _records(archive, "vectors.jsonl")
+            if isinstance(r.get("id"), str) and isinstance(r.get("vector"), str)
+        }
+    # One validation for every record before anything is opened or written (issue 13):
+    # the archive is refused as a whole, with the line and field, or stored in full.
+    checked = [check_record(record, f"memories.jsonl line {number}") for number, record in enumerate(memories, start=1)]
     target = home.cube(cube or manifest.get("cube") or "default", create=True)
     target.ensure_vectors()  # the vector table exists, sized for this home's model
     model_id = target.embedder.model_id
-    archive_model = (manifest.get("embedding") or {}).get("model_id")
+    embedding = manifest.get("embedding")
+    archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
     reuse = archive_model == model_id and bool(vectors)
     report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id)
-    _insert(target, memories, vectors if reuse else {}, model_id, report, source=Path(path).name)
+    _insert(target, checked, vectors if reuse else {}, model_id, report, source=Path(path).name)
     # Whatever came without a usable vector is embedded now with this home's model.
     target._vectors_ready = False  # noqa: SLF001 - ask ensure_vectors to look for stale rows again
     stale = len(target.store.stale_embeddings(model_id, 1_000_000))
@@ -268,70 +273,34 @@ def import_archive(home: MemoryHome, path: Path | str, *, cube: str | None = Non
     return report
 
 
-def _insert(cube: MemCube, memories: list[dict[str, Any]], vectors: dict[str, str], model_id: str, report: ImportReport, *, source: str) -> None:
-    store = cube.store
-    now = now_stored()
+def _insert(
+    cube: MemCube, records: list[CheckedRecord], vectors: dict[str, str], model_id: str, report: ImportReport, *, source: str
+) -> None:
     dim = cube.embedder.dim
-    with store.write() as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(memories)")} - NOT_COLUMNS
-        seq = store._next_seq(conn)  # noqa: SLF001 - one change sequence for the whole import
-        row_ids: list[int] = []
-        for record in memories:
-            memory_id = record["id"]
-            if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone():
-                report.skipped_existing += 1
-                report.skipped_ids.append(memory_id)
-                continue
-            status = record.get("status") or "active"
-            hash_ = content_hash(record["text"])
-            if status != "deleted" and conn.execute(
-                "SELECT 1 FROM memories WHERE content_hash = ? AND status != 'deleted'", (hash_,)
-            ).fetchone():
-                report.skipped_duplicate += 1
-                report.skipped_ids.append(memory_id)
-                continue
-            values = {k: v for k, v in record.items() if k in columns and v is not None}
-            for key in JSON_COLUMNS:
-                if key in values:
-                    values[key] = json.dumps(values[key], ensure_ascii=False, separators=(",", ":"))
-            values.setdefault("created_at", now)
-            values.setdefault("updated_at", now)
-            values.setdefault("type", "note")
-            values["status"] = status
-            values["version"] = int(record.get("version") or 1)
-            values["content_hash"] = hash_
-            values["seq"] = seq
-            vector = _decode(vectors.get(memory_id), dim) if status != "deleted" else None
-            values["embedding_model"] = model_id if vector is not None else None
-            names = list(values)
-            row_id = conn.execute(
-                f"INSERT INTO memories({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) RETURNING row_id",
-                [values[n] for n in names],
-            ).fetchone()[0]
-            row_ids.append(row_id)
-            for entry in record.get("versions") or []:
-                conn.execute(
-                    "INSERT INTO memory_versions(memory_id, version, op, at, client, changes) VALUES (?, ?, ?, ?, ?, ?)",
-                    (memory_id, int(entry.get("version") or 1), str(entry.get("op") or "add"), entry.get("at") or now,
-                     entry.get("client"), json.dumps(entry.get("changes") or {}, ensure_ascii=False, separators=(",", ":"))),
-                )
-            conn.execute(
-                "INSERT INTO memory_versions(memory_id, version, op, at, client, changes) VALUES (?, ?, 'import', ?, ?, ?)",
-                (memory_id, values["version"], now, IMPORT_CLIENT, json.dumps({"source": {"old": None, "new": source}})),
-            )
-            for entry in record.get("feedback") or []:
-                conn.execute(
-                    "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
-                    (memory_id, entry.get("at") or now, entry.get("tried"), entry.get("result"), entry.get("client")),
-                )
-            if status != "deleted":
-                store._write_entities(conn, row_id, record.get("entities") or [])  # noqa: SLF001
-                if vector is not None:
-                    conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.tobytes()))
-                    report.vectors_reused += 1
-            conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+    rows = [
+        ImportRow(
+            row=record.row,
+            versions=[
+                {"version": e.version, "op": e.op, "at": e.at, "client": e.client, "changes": e.changes} for e in record.versions
+            ],
+            feedback=[{"at": e.at, "tried": e.tried, "result": e.result, "client": e.client} for e in record.feedback],
+            vector=_decode(vectors.get(record.row["id"]), dim) if record.row["status"] != "deleted" else None,
+        )
+        for record in records
+    ]
+    outcomes = cube.store.import_rows(
+        rows, model_id=model_id, client=IMPORT_CLIENT, note={"source": {"old": None, "new": source}}, at=now_stored()
+    )
+    for item, outcome in zip(rows, outcomes, strict=True):
+        if outcome == "existing":
+            report.skipped_existing += 1
+            report.skipped_ids.append(item.row["id"])
+        elif outcome == "duplicate":
+            report.skipped_duplicate += 1
+            report.skipped_ids.append(item.row["id"])
+        else:
             report.imported += 1
-        context.refresh(conn, row_ids)
+            report.vectors_reused += outcome == "imported with vector"
 
 
 def _decode(encoded: str | None, dim: int) -> np.ndarray | None:

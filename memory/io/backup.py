@@ -13,9 +13,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory.store.backup import copy_database
 from memory.errors import InvalidInput
 from memory.home import MemoryHome
+from memory.store.backup import copy_database
 
 
 @dataclass

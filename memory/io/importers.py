@@ -62,7 +62,9 @@ def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary)
             checked.append(MemoryInput.model_validate(item))
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()[:3])
-            raise InvalidInput(f"{summary.source}: memory {number} ({item.get('text', '')[:60]!r}) cannot be stored: {problems}") from None
+            raise InvalidInput(
+                f"{summary.source}: memory {number} ({item.get('text', '')[:60]!r}) cannot be stored: {problems}"
+            ) from None
     items = checked  # type: ignore[assignment]
     summary.read = len(items)
     for start in range(0, len(items), MAX_BATCH):
@@ -114,17 +116,24 @@ def read_mcp_memory(path: Path | str) -> list[dict[str, Any]]:
             texts = [f"{name}: {str(o).strip()}" for o in observations if str(o).strip()]
             if not texts:
                 texts = [f"{name} is a {entity_type}" if entity_type else name]
-            items += [{"text": t, "type": "note", "entities": [name], "tags": tags, "metadata": meta, "source": source} for t in texts]
+            items += [
+                {"text": t, "type": "note", "entities": [name], "tags": tags, "metadata": meta, "source": source} for t in texts
+            ]
         elif kind == "relation":
             subject, obj = _field(record, "from", path, number), _field(record, "to", path, number)
             predicate = _field(record, "relationType", path, number)
-            items.append({
-                "text": f"{subject} {predicate.replace('_', ' ')} {obj}", "type": "note", "entities": [subject, obj],
-                "relations": [{"subject": subject, "predicate": predicate, "object": obj}],
-                "metadata": {"imported_from": "mcp-memory"}, "source": source,
-            })
+            items.append(
+                {
+                    "text": f"{subject} {predicate.replace('_', ' ')} {obj}",
+                    "type": "note",
+                    "entities": [subject, obj],
+                    "relations": [{"subject": subject, "predicate": predicate, "object": obj}],
+                    "metadata": {"imported_from": "mcp-memory"},
+                    "source": source,
+                }
+            )
         else:
-            raise InvalidInput(f"{path} line {number}: expected \"type\": \"entity\" or \"relation\", got {kind!r}")
+            raise InvalidInput(f'{path} line {number}: expected "type": "entity" or "relation", got {kind!r}')
     return items
 
 
@@ -208,12 +217,12 @@ def _sections(title: str, body: str) -> Iterator[_Section]:
 
 def _units(section: _Section) -> list[str]:
     """The texts one section makes: one per top-level bullet when the body is a list, else one."""
-    lines = [l.rstrip() for l in section.lines]
-    content = [l for l in lines if l.strip()]
+    lines = [line.rstrip() for line in section.lines]
+    content = [line for line in lines if line.strip()]
     if not content:
         return []
-    top = [l for l in content if not l.startswith((" ", "\t"))]
-    if top and all(_BULLET.match(l) or _ORDERED.match(l) for l in top):
+    top = [line for line in content if not line.startswith((" ", "\t"))]
+    if top and all(_BULLET.match(line) or _ORDERED.match(line) for line in top):
         bullets: list[str] = []
         for line in content:
             match = None if line.startswith((" ", "\t")) else (_BULLET.match(line) or _ORDERED.match(line))
@@ -250,7 +259,13 @@ def markdown_files(path: Path | str) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".md", ".markdown") and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in (".md", ".markdown")
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     raise InvalidInput(f"no Markdown file or folder at {path}")
 
 
@@ -276,7 +291,10 @@ def read_markdown(path: Path | str) -> list[dict[str, Any]]:
                 prefix = f"{heading}: "
                 for chunk in _chunks(unit, MAX_TEXT_CHARS - len(prefix)):
                     item: dict[str, Any] = {
-                        "text": prefix + chunk, "type": "note", "tags": tags, "source": f"markdown:{relative}",
+                        "text": prefix + chunk,
+                        "type": "note",
+                        "tags": tags,
+                        "source": f"markdown:{relative}",
                         "metadata": {"imported_from": "markdown", "file": relative, "section": heading},
                     }
                     if occurred:

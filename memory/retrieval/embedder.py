@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -140,7 +139,9 @@ class Embedder:
             probe = self._run(["dimension probe"], session)
             self._dim = int(probe.shape[1])
             self._session = session
-            log.info("embedding model %s loaded in %.0f ms (dim %d)", self.model_id, (time.perf_counter() - started) * 1000, self._dim)
+            log.info(
+                "embedding model %s loaded in %.0f ms (dim %d)", self.model_id, (time.perf_counter() - started) * 1000, self._dim
+            )
 
     def _graph(self) -> tuple[str | bytes, int]:
         """What ONNX Runtime loads (a path, or the rewritten graph) and how many products were made integer."""

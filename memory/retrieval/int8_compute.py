@@ -89,12 +89,24 @@ def rewrite(model: onnx.ModelProto) -> int:
         packed = (weights.astype(np.int16) + 128).astype(np.uint8).T.reshape(columns, blocks, BLOCK)
         scales = np.repeat(scale[:, None], blocks, axis=1).reshape(-1)
         packed_name, scales_name = f"{node.input[1]}__int8", f"{node.input[1]}__scales"
-        new_initializers += [numpy_helper.from_array(np.ascontiguousarray(packed), packed_name),
-                             numpy_helper.from_array(scales, scales_name)]
-        nodes.append(helper.make_node(
-            "MatMulNBits", [node.input[0], packed_name, scales_name], list(node.output), name=f"{node.name}__int8",
-            domain=_MS_DOMAIN, K=inner, N=columns, bits=8, block_size=BLOCK, accuracy_level=4,
-        ))
+        new_initializers += [
+            numpy_helper.from_array(np.ascontiguousarray(packed), packed_name),
+            numpy_helper.from_array(scales, scales_name),
+        ]
+        nodes.append(
+            helper.make_node(
+                "MatMulNBits",
+                [node.input[0], packed_name, scales_name],
+                list(node.output),
+                name=f"{node.name}__int8",
+                domain=_MS_DOMAIN,
+                K=inner,
+                N=columns,
+                bits=8,
+                block_size=BLOCK,
+                accuracy_level=4,
+            )
+        )
         dropped.update(id(n) for n in gone)
         rewritten += 1
     if not rewritten:

@@ -25,7 +25,6 @@ people who speak in the cube, their memories take turns. Time words ("last week"
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -39,6 +38,7 @@ import numpy as np
 from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
+from memory.retrieval.aliases import AliasTable
 from memory.store.cube_store import CubeStore
 from memory.store.search_reads import FtsTable, SearchView
 from memory.store.vector_mirror import Cosines, VectorMirror
@@ -52,13 +52,142 @@ _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # Words that carry no topic: dropped from the keyword query so BM25 ranks on content words.
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her here
-    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
-    off on once only or other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up very was we were what
-    when where which while who whom why will with would you your yours yourself yourselves did does tell know
-    ever s t don""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "did",
+        "does",
+        "tell",
+        "know",
+        "ever",
+        "s",
+        "t",
+        "don",
+    ]
 )
 
 
@@ -101,11 +230,13 @@ def embedding_text(text: str) -> str:
     """
     match = _SPEAKER.match(text)
     if match and match.group(1)[0].isupper() and len(text) > match.end():
-        return text[match.end():]
+        return text[match.end() :]
     return text
 
 
-def entity_matches(view: SearchView, q: SearchQuery, k: int) -> tuple[list[tuple[int, float]], dict[int, str]]:
+def entity_matches(
+    view: SearchView, q: SearchQuery, k: int, aliases: AliasTable | None = None
+) -> tuple[list[tuple[int, float]], dict[int, str]]:
     """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and who said which.
 
     A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
@@ -115,9 +246,14 @@ def entity_matches(view: SearchView, q: SearchQuery, k: int) -> tuple[list[tuple
     keys = query_keys(q.query)
     if not keys:
         return [], {}
+    if aliases is not None:
+        # A name reaches every name of its group: "Marco" finds "Marco Bianchi" and the reverse.
+        keys = {member for key in keys for member in (aliases.group(key) if aliases.knows(key) else [key])}
     rows, searchable = view.entity_links(q, sorted(keys))
     if not rows:
         return [], {}
+    if aliases is not None:
+        rows = [(row_id, aliases.canonical(norm), said) for row_id, norm, said in rows]
     total = max(2, searchable)
     df = Counter(norm for _, norm, _ in rows)
     best: dict[int, float] = {}
@@ -144,7 +280,9 @@ def vector_query_text(view: SearchView, query: str) -> str:
     return stripped if _TOKEN.search(stripped) and stripped != query.strip() else query
 
 
-def keyword_candidates(view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts") -> list[tuple[int, float, bool]]:
+def keyword_candidates(
+    view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts"
+) -> list[tuple[int, float, bool]]:
     """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``)."""
     match = keyword_query(q.query)
     if match is None:
@@ -185,7 +323,11 @@ def rank_by_vector(
 
 
 def hybrid_search(
-    store: CubeStore, mirror: VectorMirror, q: SearchQuery, embed: Callable[[str], np.ndarray] | None
+    store: CubeStore,
+    mirror: VectorMirror,
+    q: SearchQuery,
+    embed: Callable[[str], np.ndarray] | None,
+    aliases: AliasTable | None = None,
 ) -> tuple[list[SearchHit], list[int]]:
     """The ``q.limit`` best memories for ``q``, each with the signals that found it, and their row ids.
 
@@ -230,7 +372,7 @@ def hybrid_search(
                 for rank, (row_id, raw, scaled) in enumerate(merged, start=1):
                     candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
             if "entity" in q.signals:
-                linked, said = entity_matches(view, q, pool)
+                linked, said = entity_matches(view, q, pool, aliases)
                 for rank, (row_id, specificity) in enumerate(linked, start=1):
                     candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
     finally:
@@ -243,7 +385,9 @@ def hybrid_search(
             candidate(row_id)
         for row_id, cosine in ranking.cosines.of(candidates).items():
             candidates[row_id].add(
-                "vector", ranking.rank.get(row_id, ranking.unranked), cosine,
+                "vector",
+                ranking.rank.get(row_id, ranking.unranked),
+                cosine,
                 WEIGHTS["vector"] * (cosine - ranking.mean) / ranking.std,
             )
 
@@ -264,11 +408,21 @@ def hybrid_search(
         row = rows.get(candidate_.row_id)
         if row is None:  # purged between the ranking and the read
             continue
-        memory_id, text, type_, tags, occurred_at, created_at, status = row
+        memory_id, text, type_, tags, occurred_at, created_at, status, state, due_at, parent_id = row
         hits.append(
             SearchHit(
-                id=memory_id, text=text, score=round(candidate_.fused, 6), type=type_, tags=tags,
-                occurred_at=occurred_at, created_at=created_at, status=status, signals=candidate_.explained(),
+                id=memory_id,
+                text=text,
+                score=round(candidate_.fused, 6),
+                type=type_,
+                tags=tags,
+                occurred_at=occurred_at,
+                created_at=created_at,
+                status=status,
+                state=state,
+                due_at=due_at,
+                parent_id=parent_id,
+                signals=candidate_.explained(),
             )
         )
     return hits, [c.row_id for c in ranked if c.row_id in rows]
@@ -333,8 +487,14 @@ def context_turns(store: CubeStore, hits: list[SearchHit], turns: int, *, includ
         if memory is None or memory.id in seen:
             continue
         seen.add(memory.id)
-        out.append(ContextTurn(
-            id=memory.id, text=memory.text, occurred_at=memory.occurred_at, session_id=memory.session_id,
-            context_of=hit_id, offset=offset,
-        ))
+        out.append(
+            ContextTurn(
+                id=memory.id,
+                text=memory.text,
+                occurred_at=memory.occurred_at,
+                session_id=memory.session_id,
+                context_of=hit_id,
+                offset=offset,
+            )
+        )
     return out

@@ -20,18 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from memory.store import threads as context
-from memory.store import connection as db
-from memory.store import maintenance, schema
 from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
-from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, RelationOut, Superseded
+from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
+from memory.store import connection as db
+from memory.store import maintenance, schema
+from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
+from memory.store.file_watch import FileWatch, disk_full, full_disk_error
+from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
+from memory.store.rows import dumps as _dumps
 from memory.store.search_reads import SearchView
 from memory.store.vector_mirror import VectorMirror, sqlite_vec_knn
-from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, dumps as _dumps, insert_sql, row_to_memory, to_column
 from memory.timeutil import now_stored
+
 
 @dataclass
 class NewMemory:
@@ -93,6 +96,16 @@ class GraphRow:
 
 
 @dataclass
+class ImportRow:
+    """One memory from an archive, checked: its stored values by column, history, feedback log and vector."""
+
+    row: dict[str, Any]  # Memory fields as Python values (lists and dicts unencoded)
+    versions: list[dict[str, Any]]  # {version, op, at, client, changes}
+    feedback: list[dict[str, Any]]  # {at, tried, result, client}
+    vector: np.ndarray | None = None
+
+
+@dataclass
 class ProfileRows:
     """The memories each section of the profile draws from."""
 
@@ -121,6 +134,7 @@ class CubeStore:
         self._conn = db.connect(path)
         self._lock = threading.RLock()
         schema.migrate(self._conn)
+        self._files = FileWatch(path)
 
     def close(self) -> None:
         with self._lock:
@@ -132,17 +146,23 @@ class CubeStore:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before any read so writers queue instead of deadlocking."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._files.check()
             try:
-                yield self._conn
-                # Inside the try: a COMMIT that fails (disk full, I/O error, a busy reader on
-                # some platforms) must roll back too, or the connection stays in a transaction
-                # that every later write would join.
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    # Inside the try: a COMMIT that fails (disk full, I/O error) must roll back
+                    # too, or the connection stays in a transaction every later write would join.
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except Exception as exc:
+                if disk_full(exc):
+                    raise full_disk_error(self.path) from exc
                 raise
+            self._files.check()  # a commit into a file already deleted is lost: say so now
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -155,9 +175,11 @@ class CubeStore:
                 self._conn.execute("COMMIT")
 
     def _next_seq(self, conn: sqlite3.Connection) -> int:
-        return int(conn.execute(
-            "UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq' RETURNING value"
-        ).fetchone()[0])
+        return int(
+            conn.execute(
+                "UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq' RETURNING value"
+            ).fetchone()[0]
+        )
 
     # -- metadata -------------------------------------------------------------------
 
@@ -167,7 +189,41 @@ class CubeStore:
         return row[0] if row else None
 
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
-        conn.execute("INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        conn.execute(
+            "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+        )
+
+    def save_meta(self, key: str, value: str) -> None:
+        """Set one cube setting in its own transaction (e.g. the client's entity alias choices)."""
+        with self.write() as conn:
+            self.set_meta(conn, key, value)
+
+    def roles_and_tags(self) -> tuple[list[str], list[str]]:
+        """The roles and the tags live memories use, each sorted: what a client's completion offers."""
+        with self._read() as conn:
+            roles = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT role FROM memories WHERE status != 'deleted' AND role IS NOT NULL ORDER BY role"
+                )
+            ]
+            tags = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value"
+                )
+            ]
+        return roles, tags
+
+    def entity_keys(self) -> dict[str, str]:
+        """Every entity key a live (active or archived) memory names, with one display name."""
+        with self._read() as conn:
+            return dict(
+                conn.execute(
+                    "SELECT e.norm, min(e.name) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
+                    "WHERE m.status != 'deleted' GROUP BY e.norm"
+                ).fetchall()
+            )
 
     def ensure_vector_table(self, model_id: str, dim: int) -> bool:
         """Make the vector table for this model; True when the cube held another model's vectors."""
@@ -194,7 +250,10 @@ class CubeStore:
         by_id = {row[1]: row for row in rows if include_deleted or row[5] != "deleted"}
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise NotFound(f"no memory {', '.join(missing[:10])} in cube '{self.cube}'" + (" (it was deleted)" if any(r[1] in missing for r in rows) else ""))
+            raise NotFound(
+                f"no memory {', '.join(missing[:10])} in cube '{self.cube}'"
+                + (" (it was deleted)" if any(r[1] in missing for r in rows) else "")
+            )
         memories = [row_to_memory(self.cube, by_id[i]) for i in ids]
         self._attach_feedback(memories)
         return memories
@@ -218,7 +277,9 @@ class CubeStore:
             return {}
         with self._lock:
             placeholders = ",".join("?" * len(row_ids))
-            rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id IN ({placeholders})", list(row_ids)).fetchall()
+            rows = self._conn.execute(
+                f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id IN ({placeholders})", list(row_ids)
+            ).fetchall()
         return {row[0]: row_to_memory(self.cube, row) for row in rows}
 
     @contextmanager
@@ -232,8 +293,10 @@ class CubeStore:
         with self._read() as conn:
             mirror.sync(conn)
 
-    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus]]:
-        """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status)``.
+    def hit_rows(
+        self, row_ids: Sequence[int]
+    ) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus, str | None, str | None, str | None]]:
+        """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id)``.
 
         Not whole memories: a search answers before it parses what it does not show.
         """
@@ -241,20 +304,20 @@ class CubeStore:
             return {}
         with self._lock:
             found = self._conn.execute(
-                "SELECT row_id, id, text, type, tags, occurred_at, created_at, status FROM memories "
+                "SELECT row_id, id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id FROM memories "
                 f"WHERE row_id IN ({','.join('?' * len(row_ids))})",
                 list(row_ids),
             ).fetchall()
-        return {row[0]: (row[1], row[2], row[3], json.loads(row[4] or "[]"), row[5], row[6], row[7]) for row in found}
+        return {row[0]: (row[1], row[2], row[3], json.loads(row[4] or "[]"), *row[5:]) for row in found}
 
     def thread_neighbours_of(self, ids: Sequence[str], turns: int, statuses: tuple[str, ...]) -> list[tuple[str, int, int]]:
         """For each memory, its live thread neighbours as ``(memory id, neighbour row id, offset)``, offset < 0 before it."""
         if not ids:
             return []
         with self._read() as conn:
-            rows = dict(conn.execute(
-                f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(ids))})", list(ids)
-            ).fetchall())
+            rows = dict(
+                conn.execute(f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(ids))})", list(ids)).fetchall()
+            )
             wanted: list[tuple[str, int, int]] = []
             for memory_id in ids:
                 row_id = rows.get(memory_id)
@@ -324,12 +387,15 @@ class CubeStore:
             role_sql = " AND (role IS NULL OR role = ?)"
             params.append(role)
         with self._lock:
-            ids = [r[0] for r in self._conn.execute(
-                f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
-                "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, "
-                "due_at IS NULL, due_at, created_at",
-                params,
-            )]
+            ids = [
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
+                    "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, "
+                    "due_at IS NULL, due_at, created_at",
+                    params,
+                )
+            ]
         return self.get_many(ids) if ids else []
 
     def live_versions(self) -> dict[str, int]:
@@ -354,7 +420,8 @@ class CubeStore:
         return ProfileRows(
             goals=load("type = 'goal' AND state = 'active'", [], "importance DESC, updated_at DESC"),
             open_tasks=load(
-                "type = 'task' AND state IN ('todo', 'in_progress', 'blocked')", [],
+                "type = 'task' AND state IN ('todo', 'in_progress', 'blocked')",
+                [],
                 "CASE state WHEN 'blocked' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, due_at IS NULL, due_at, importance DESC",
             ),
             upcoming=load("type != 'task' AND occurred_at > ? AND occurred_at <= ?", [now, horizon], "occurred_at"),
@@ -385,6 +452,75 @@ class CubeStore:
     def drop_stray_vectors(self) -> None:
         with self.write() as conn:
             maintenance.drop_stray_vectors(conn)
+
+    def import_rows(self, items: Sequence[ImportRow], *, model_id: str, client: str, note: dict[str, Any], at: str) -> list[str]:
+        """Store archived memories as they were (ids, times, status, history) in one transaction.
+
+        Each gets an ``import`` version carrying ``note``. Returns, per item, "imported",
+        "imported with vector", "existing" (the id is taken) or "duplicate" (a live memory
+        has the same text).
+        """
+        outcomes: list[str] = []
+        with self.write() as conn:
+            seq = self._next_seq(conn)
+            row_ids: list[int] = []
+            for item in items:
+                memory_id = item.row["id"]
+                if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone():
+                    outcomes.append("existing")
+                    continue
+                status = item.row["status"]
+                hash_ = content_hash(item.row["text"])
+                if status != "deleted" and self._live_id_by_hash(conn, hash_):
+                    outcomes.append("duplicate")
+                    continue
+                values = {
+                    **item.row,
+                    "content_hash": hash_,
+                    "seq": seq,
+                    "embedding_model": model_id if item.vector is not None else None,
+                }
+                row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
+                row_ids.append(row_id)
+                for entry in item.versions:
+                    self._record(conn, memory_id, entry["version"], entry["op"], entry["at"], entry["client"], entry["changes"])
+                self._record(conn, memory_id, values["version"], "import", at, client, note)
+                conn.executemany(
+                    "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
+                    [(memory_id, e["at"], e["tried"], e["result"], e["client"]) for e in item.feedback],
+                )
+                if status != "deleted":
+                    self._write_entities(conn, row_id, item.row["entities"])
+                    if item.vector is not None:
+                        conn.execute(
+                            "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
+                            (row_id, item.vector.astype(np.float32).tobytes()),
+                        )
+                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+                outcomes.append("imported with vector" if item.vector is not None and status != "deleted" else "imported")
+            context.refresh(conn, row_ids)
+        return outcomes
+
+    def raw_memory_rows(self) -> list[tuple[Any, ...]]:
+        """Every memory row as stored (``MEMORY_COLUMNS``), unparsed: for repairs of rows no reader can serve."""
+        with self._lock:
+            return self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories").fetchall()
+
+    def repair_rows(self, fixes: Sequence[tuple[int, str, int, dict[str, Any], dict[str, Any]]], *, client: str) -> None:
+        """Write repaired column values ``(row_id, memory id, version, {column: stored value}, changes)``, each a version."""
+        now = now_stored()
+        with self.write() as conn:
+            for row_id, memory_id, version, new, changes in fixes:
+                unknown = [k for k in new if k not in FIELDS]
+                if unknown:
+                    raise ValueError(f"not columns of memories: {unknown}")
+                sets = ", ".join(f"{k} = ?" for k in new)
+                conn.execute(f"UPDATE memories SET {sets}, version = ? WHERE row_id = ?", [*new.values(), version + 1, row_id])
+                if "entities" in new:
+                    conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
+                    self._write_entities(conn, row_id, json.loads(new["entities"]))
+                self._record(conn, memory_id, version + 1, "repair", now, client, changes)
+                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
 
     # -- the graph outbox -----------------------------------------------------------
 
@@ -421,8 +557,13 @@ class CubeStore:
             ).fetchall()
         return {
             r[0]: GraphRow(
-                id=r[0], status=r[1], type=r[2], entities=json.loads(r[3] or "[]"), relations=json.loads(r[4] or "[]"),
-                supersedes=r[5], superseded_by=r[6],
+                id=r[0],
+                status=r[1],
+                type=r[2],
+                entities=json.loads(r[3] or "[]"),
+                relations=json.loads(r[4] or "[]"),
+                supersedes=r[5],
+                superseded_by=r[6],
             )
             for r in rows
         }
@@ -445,7 +586,6 @@ class CubeStore:
         with self.write() as conn:
             conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted'")
 
-
     def recent(self, limit: int = 20, status: MemoryStatus = "active") -> list[Memory]:
         with self._lock:
             rows = self._conn.execute(
@@ -458,7 +598,9 @@ class CubeStore:
         last = 0
         while True:
             with self._lock:
-                rows = self._conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)).fetchall()
+                rows = self._conn.execute(
+                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)
+                ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -478,7 +620,9 @@ class CubeStore:
     def all_versions(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every version row of the cube, oldest first, as ``(memory id, {version, op, at, client, changes})``."""
         with self._lock:
-            rows = self._conn.execute("SELECT memory_id, version, op, at, client, changes FROM memory_versions ORDER BY seq").fetchall()
+            rows = self._conn.execute(
+                "SELECT memory_id, version, op, at, client, changes FROM memory_versions ORDER BY seq"
+            ).fetchall()
         for memory_id, version, op, at, client, changes in rows:
             yield memory_id, {"version": version, "op": op, "at": at, "client": client, "changes": json.loads(changes)}
 
@@ -510,8 +654,11 @@ class CubeStore:
             ).fetchone()[0]
             pending = self._conn.execute("SELECT count(*) FROM graph_outbox").fetchone()[0]
         return {
-            "active": by_status.get("active", 0), "archived": by_status.get("archived", 0),
-            "deleted": by_status.get("deleted", 0), "entities": entities, "relations": relations,
+            "active": by_status.get("active", 0),
+            "archived": by_status.get("archived", 0),
+            "deleted": by_status.get("deleted", 0),
+            "entities": entities,
+            "relations": relations,
             "graph_pending": pending,
         }
 
@@ -550,20 +697,35 @@ class CubeStore:
                 replaced, reasons = self._superseded_by_new(conn, item)
                 values = {
                     **item.fields(),
-                    "id": memory_id, "kind": "plaintext", "status": "active", "client": client,
-                    "created_at": now, "updated_at": now, "version": 1, "access_count": 0,
-                    "content_hash": item.hash, "embedding_model": model_id if item.vector is not None else None,
-                    "supersedes": replaced[0] if replaced else None, "seq": seq,
+                    "id": memory_id,
+                    "kind": "plaintext",
+                    "status": "active",
+                    "client": client,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                    "access_count": 0,
+                    "content_hash": item.hash,
+                    "embedding_model": model_id if item.vector is not None else None,
+                    "supersedes": replaced[0] if replaced else None,
+                    "seq": seq,
                 }
                 row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
                 self._write_entities(conn, row_id, item.entities)
                 if item.vector is not None:
-                    conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, item.vector.astype(np.float32).tobytes()))
+                    conn.execute(
+                        "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
+                        (row_id, item.vector.astype(np.float32).tobytes()),
+                    )
                 changes = {
-                    "text": {"old": None, "new": item.text}, "type": {"old": None, "new": item.type},
-                    "tags": {"old": None, "new": item.tags}, "entities": {"old": None, "new": item.entities},
-                    "relations": {"old": None, "new": item.relations}, "occurred_at": {"old": None, "new": item.occurred_at},
-                    "metadata": {"old": None, "new": item.metadata}, "status": {"old": None, "new": "active"},
+                    "text": {"old": None, "new": item.text},
+                    "type": {"old": None, "new": item.type},
+                    "tags": {"old": None, "new": item.tags},
+                    "entities": {"old": None, "new": item.entities},
+                    "relations": {"old": None, "new": item.relations},
+                    "occurred_at": {"old": None, "new": item.occurred_at},
+                    "metadata": {"old": None, "new": item.metadata},
+                    "status": {"old": None, "new": "active"},
                 }
                 for key in ("role", "subject", "state", "due_at", "parent_id"):
                     if getattr(item, key) is not None:
@@ -615,22 +777,30 @@ class CubeStore:
             if vector is not None:
                 columns["embedding_model"] = model_id
             columns.update({"version": current.version + 1, "updated_at": now, "seq": seq})
+            moved_from = context.keys_of(
+                conn, [r for (r,) in conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,))]
+            )
             sets = ", ".join(f"{name} = ?" for name in columns)
             conn.execute(f"UPDATE memories SET {sets} WHERE id = ?", [*columns.values(), memory_id])
             row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,)).fetchone()[0]
             if vector is not None:
                 conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes()))
+                conn.execute(
+                    "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
+                )
             if "entities" in assignments:
                 conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
                 self._write_entities(conn, row_id, assignments["entities"])
             if "text" in assignments or "occurred_at" in assignments:
                 context.refresh(conn, [row_id])
+                context.refresh_threads(conn, moved_from)  # a new day can move it out of an inferred thread
             self._record(conn, memory_id, current.version + 1, "update", now, client, changes)
             conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
             return self._current(conn, memory_id)
 
-    def set_status(self, ids: Sequence[str], *, to: MemoryStatus, allowed_from: tuple[MemoryStatus, ...], op: str, client: str | None) -> list[Memory]:
+    def set_status(
+        self, ids: Sequence[str], *, to: MemoryStatus, allowed_from: tuple[MemoryStatus, ...], op: str, client: str | None
+    ) -> list[Memory]:
         check_ids(ids)
         now = now_stored()
         with self.write() as conn:
@@ -638,7 +808,11 @@ class CubeStore:
             wrong = [m for m in currents if m.status not in allowed_from]
             if wrong:
                 detail = ", ".join(f"{m.id} is {m.status}" for m in wrong[:10])
-                raise Conflict(f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d)".replace("archived", "archived"))
+                raise Conflict(
+                    f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d)".replace(
+                        "archived", "archived"
+                    )
+                )
             seq = self._next_seq(conn)
             for memory in currents:
                 try:
@@ -648,7 +822,9 @@ class CubeStore:
                     )
                 except sqlite3.IntegrityError:
                     duplicate = self._live_id_by_hash(conn, memory.content_hash)
-                    raise Conflict(f"cannot {op} {memory.id}: memory {duplicate} with the same text is live; delete it first") from None
+                    raise Conflict(
+                        f"cannot {op} {memory.id}: memory {duplicate} with the same text is live; delete it first"
+                    ) from None
                 if to == "deleted":
                     row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
                     conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
@@ -659,7 +835,9 @@ class CubeStore:
                 self._record(conn, memory.id, memory.version + 1, op, now, client, changes)
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
             placeholders = ",".join("?" * len(ids))
-            context.refresh(conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))])
+            context.refresh(
+                conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
+            )
             return [self._current(conn, i) for i in ids]
 
     def purge(self, ids: Sequence[str], *, client: str | None) -> None:
@@ -668,6 +846,10 @@ class CubeStore:
         now = now_stored()
         with self.write() as conn:
             currents = [self._current(conn, i) for i in ids]
+            placeholders = ",".join("?" * len(ids))
+            threads = context.keys_of(
+                conn, [r for (r,) in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
+            )
             self._next_seq(conn)
             for memory in currents:
                 row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
@@ -675,9 +857,11 @@ class CubeStore:
                 conn.execute("DELETE FROM memories WHERE id = ?", (memory.id,))
                 # The content is erased from history too: purge means the text must not survive anywhere.
                 conn.execute("UPDATE memory_versions SET changes = '{}' WHERE memory_id = ?", (memory.id,))
-                self._record(conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}})
+                self._record(
+                    conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}}
+                )
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
-            context.refresh_threads(conn, [m.session_id for m in currents])
+            context.refresh_threads(conn, threads)
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
         self._scrub()
 
@@ -696,7 +880,9 @@ class CubeStore:
             seq = self._next_seq(conn)
             for row_id, vector in rows:
                 conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute("INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes()))
+                conn.execute(
+                    "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
+                )
                 conn.execute("UPDATE memories SET embedding_model = ?, seq = ? WHERE row_id = ?", (model_id, seq, row_id))
 
     # -- helpers --------------------------------------------------------------------
@@ -717,7 +903,9 @@ class CubeStore:
                 reasons.setdefault(memory_id, f"same subject '{item.subject}'{role}, given by the client")
         return list(reasons), reasons
 
-    def _supersede(self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None) -> bool:
+    def _supersede(
+        self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None
+    ) -> bool:
         """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite.
         The version row keeps the reason; ``memcube doctor`` tells these from the rule before issue 18,
         which gave none (``reason=None`` writes such a row, as that rule did)."""
@@ -729,9 +917,17 @@ class CubeStore:
             (new_id, now, seq, old_id),
         )
         self._record(
-            conn, old_id, old.version + 1, "supersede", now, client,
-            {"status": {"old": "active", "new": "archived"}, "superseded_by": {"old": None, "new": new_id},
-             **({"reason": {"old": None, "new": reason}} if reason is not None else {})},
+            conn,
+            old_id,
+            old.version + 1,
+            "supersede",
+            now,
+            client,
+            {
+                "status": {"old": "active", "new": "archived"},
+                "superseded_by": {"old": None, "new": new_id},
+                **({"reason": {"old": None, "new": reason}} if reason is not None else {}),
+            },
         )
         conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
         return True
@@ -747,11 +943,23 @@ class CubeStore:
             "UPDATE memories SET access_count = access_count + 1, last_access = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
             (now, now, seq, current.id),
         )
-        said = {"text": item.text, "occurred_at": item.occurred_at, "session_id": item.session_id, "reason": item.reasons.get(current.id)}
+        said = {
+            "text": item.text,
+            "occurred_at": item.occurred_at,
+            "session_id": item.session_id,
+            "reason": item.reasons.get(current.id),
+        }
         self._record(
-            conn, current.id, current.version + 1, "restate", now, client,
-            {"restated": {"old": None, "new": {k: v for k, v in said.items() if v is not None}},
-             "access_count": {"old": current.access_count, "new": current.access_count + 1}},
+            conn,
+            current.id,
+            current.version + 1,
+            "restate",
+            now,
+            client,
+            {
+                "restated": {"old": None, "new": {k: v for k, v in said.items() if v is not None}},
+                "access_count": {"old": current.access_count, "new": current.access_count + 1},
+            },
         )
         return True
 
@@ -768,7 +976,9 @@ class CubeStore:
                     "UPDATE memories SET supersedes = NULL, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
                     (now, seq, newer.id),
                 )
-                self._record(conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}})
+                self._record(
+                    conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}}
+                )
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (newer.id,))
         return {"superseded_by": {"old": older.superseded_by, "new": None}}
 
@@ -804,7 +1014,12 @@ class CubeStore:
                 "UPDATE memories SET version = version + 1, updated_at = ?, seq = ? WHERE id = ?", (now_stored(), seq, memory_id)
             )
             self._record(
-                conn, memory_id, current.version + 1, "feedback", now_stored(), client,
+                conn,
+                memory_id,
+                current.version + 1,
+                "feedback",
+                now_stored(),
+                client,
                 {"feedback": {"old": None, "new": entry.model_dump(exclude={"client"})}},
             )
         return self.get_many([memory_id])[0]
@@ -824,7 +1039,9 @@ class CubeStore:
 
     # -- browsing (the web UI, issue 14) --------------------------------------------
 
-    def page(self, browse: BrowseFilter, *, after: tuple[str, int] | None, limit: int) -> tuple[list[Memory], tuple[str, int] | None]:
+    def page(
+        self, browse: BrowseFilter, *, after: tuple[str, int] | None, limit: int
+    ) -> tuple[list[Memory], tuple[str, int] | None]:
         """One page of memories, newest first, and the cursor of the next page (None at the end).
 
         A keyset cursor ``(created_at, row_id)`` of the last row seen: each page is an index
@@ -846,16 +1063,30 @@ class CubeStore:
     def count_matching(self, browse: BrowseFilter) -> int:
         where, params = browse.sql()
         with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM memories" + (" WHERE " + " AND ".join(where) if where else ""), params).fetchone()[0])
+            return int(
+                self._conn.execute(
+                    "SELECT count(*) FROM memories" + (" WHERE " + " AND ".join(where) if where else ""), params
+                ).fetchone()[0]
+            )
 
     def facets(self) -> dict[str, list[str]]:
         """The types, roles and tags in use among memories not deleted, for filter menus."""
         with self._lock:
-            types = [r[0] for r in self._conn.execute("SELECT DISTINCT type FROM memories WHERE status != 'deleted' ORDER BY type")]
-            roles = [r[0] for r in self._conn.execute("SELECT DISTINCT role FROM memories WHERE role IS NOT NULL AND status != 'deleted' ORDER BY role")]
-            tags = [r[0] for r in self._conn.execute(
-                "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value LIMIT 500"
-            )]
+            types = [
+                r[0] for r in self._conn.execute("SELECT DISTINCT type FROM memories WHERE status != 'deleted' ORDER BY type")
+            ]
+            roles = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT DISTINCT role FROM memories WHERE role IS NOT NULL AND status != 'deleted' ORDER BY role"
+                )
+            ]
+            tags = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value LIMIT 500"
+                )
+            ]
         return {"types": types, "roles": roles, "tags": tags}
 
     def client_activity(self) -> list[dict[str, Any]]:
@@ -890,9 +1121,21 @@ class CubeStore:
             key = normalize(name)
             if key:
                 rows.setdefault(key, name)
-        conn.executemany("INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)", [(row_id, n, k) for k, n in rows.items()])
+        conn.executemany(
+            "INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)",
+            [(row_id, n, k) for k, n in rows.items()],
+        )
 
-    def _record(self, conn: sqlite3.Connection, memory_id: str, version: int, op: str, at: str, client: str | None, changes: dict[str, Any]) -> None:
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        memory_id: str,
+        version: int,
+        op: str,
+        at: str,
+        client: str | None,
+        changes: dict[str, Any],
+    ) -> None:
         conn.execute(
             "INSERT INTO memory_versions(memory_id, version, op, at, client, changes) VALUES (?, ?, ?, ?, ?, ?)",
             (memory_id, version, op, at, client, _dumps(changes)),

@@ -16,7 +16,7 @@ DerivedTable = Literal["memory_fts", "memory_context_fts", "memory_vec"]
 # Which memories should have a row in each derived table.
 BELONGS: dict[str, str] = {
     "memory_fts": LIVE,
-    "memory_context_fts": f"{LIVE} AND m.session_id IS NOT NULL",
+    "memory_context_fts": f"{LIVE} AND m.thread IS NOT NULL",
     "memory_vec": LIVE,
 }
 
@@ -49,8 +49,8 @@ def rebuild_fts(conn: sqlite3.Connection) -> None:
 
 def rebuild_context_windows(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM memory_context_fts")
-    sessions = [r[0] for r in conn.execute("SELECT DISTINCT session_id FROM memories WHERE session_id IS NOT NULL")]
-    threads.refresh_threads(conn, sessions)
+    keys = [r[0] for r in conn.execute("SELECT DISTINCT thread FROM memories WHERE thread IS NOT NULL")]
+    threads.refresh_threads(conn, keys)
 
 
 def drop_stray_vectors(conn: sqlite3.Connection) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5  # == len(MIGRATIONS)
+SCHEMA_VERSION = 6  # == len(MIGRATIONS)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -92,8 +92,7 @@ def _v1(conn: sqlite3.Connection) -> None:
     db.table("graph_outbox").create({"seq": int, "memory_id": str, "op": str}, pk="seq", not_null={"memory_id", "op"})
 
     conn.execute(
-        "CREATE VIRTUAL TABLE memory_fts USING fts5("
-        "text, tags, entities, tokenize = 'porter unicode61 remove_diacritics 2')"
+        "CREATE VIRTUAL TABLE memory_fts USING fts5(text, tags, entities, tokenize = 'porter unicode61 remove_diacritics 2')"
     )
     fts_row = (
         "SELECT new.rowid, new.text, "
@@ -124,13 +123,9 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 def _v2(conn: sqlite3.Connection) -> None:
     """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.context)."""
-    from memory.store import threads as context
-
-    conn.execute(
-        "CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')"
-    )
+    conn.execute("CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')")
     conn.execute("CREATE INDEX memories_thread ON memories(session_id, occurred_at) WHERE session_id IS NOT NULL")
-    context.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE status != 'deleted'")])
+    # The windows themselves are built by _v6, once the thread column they are keyed on exists.
     # Vectors are now made from the text less a leading speaker ("Alice: ..."): re-embed those lazily.
     conn.execute("UPDATE memories SET embedding_model = NULL WHERE status != 'deleted' AND text GLOB '*: *'")
     # A purged memory's context row goes with it, like its FTS row.
@@ -172,7 +167,20 @@ def _v5(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM memory_context_fts WHERE rowid IN (SELECT row_id FROM memories WHERE session_id IS NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: sqlite3.Connection) -> None:
+    """Inferred threads: memories without a session that one client dates to the same day (see memory.store.threads)."""
+    from memory.store import threads
+
+    # VIRTUAL: computed on read from the row's own columns, so it can never drift from them.
+    # Idempotent, so that a cube whose version number was set back (a restored copy) can run it again.
+    if "thread" not in {row[1] for row in conn.execute("PRAGMA table_xinfo(memories)")}:
+        conn.execute(f"ALTER TABLE memories ADD COLUMN thread TEXT GENERATED ALWAYS AS ({threads.THREAD_KEY}) VIRTUAL")
+    conn.execute("CREATE INDEX IF NOT EXISTS memories_thread_key ON memories(thread, occurred_at) WHERE thread IS NOT NULL")
+    # Every live memory: the sessions' windows of a cube coming from before v2, the new inferred threads' of any.
+    threads.refresh(conn, [r[0] for r in conn.execute("SELECT row_id FROM memories WHERE status != 'deleted'")])
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -196,7 +204,4 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 def create_vector_table(conn: sqlite3.Connection, dim: int) -> None:
     """The sqlite-vec table; its width is the embedding model's, so it is made when the model is known."""
-    conn.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS memory_vec USING vec0("
-        f"embedding float[{int(dim)}] distance_metric=cosine)"
-    )
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS memory_vec USING vec0(embedding float[{int(dim)}] distance_metric=cosine)")

@@ -41,6 +41,18 @@ def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
     if q.until is not None:
         clauses.append("coalesce(m.occurred_at, m.due_at) <= ?")
         params.append(stored_until_from_input(q.until, field="until"))
+    if q.states:
+        clauses.append(f"m.state IN ({','.join('?' * len(q.states))})")
+        params.extend(q.states)
+    if q.due_after is not None:
+        clauses.append("m.due_at >= ?")
+        params.append(stored_from_input(q.due_after, field="due_after"))
+    if q.due_before is not None:
+        clauses.append("m.due_at <= ?")
+        params.append(stored_until_from_input(q.due_before, field="due_before"))
+    if q.parents:
+        clauses.append(f"m.parent_id IN ({','.join('?' * len(q.parents))})")
+        params.extend(q.parents)
     return clauses, params
 
 
@@ -68,7 +80,7 @@ class SearchView:
         """BM25 matches of the FTS5 query ``match`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
 
         Each match is ``(row_id, score, threaded)``, best first, the score higher-is-better;
-        ``threaded``: the memory has a session.
+        ``threaded``: the memory is in a thread (a session, or an inferred one), so it has a context window.
         """
         if table not in ("memory_fts", "memory_context_fts"):
             raise ValueError(f"not a full-text table: {table!r}")
@@ -80,7 +92,7 @@ class SearchView:
         # as one JSON array: a single step, not one (and a GIL hand-over) per row.
         fetch = k * 2
         total, found = self._conn.execute(
-            "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.session_id IS NOT NULL)) "
+            "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.thread IS NOT NULL)) "
             "FILTER (WHERE m.row_id IS NOT NULL) "
             f"FROM (SELECT rowid, {rank} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
             f"LEFT JOIN memories m ON m.row_id = f.rowid AND {where}",
@@ -90,7 +102,7 @@ class SearchView:
         if len(rows) < k and total == fetch:
             # Filters dropped too many of the best: rank only the memories that pass them.
             rows = self._conn.execute(
-                f"SELECT f.rowid, {rank} AS score, m.session_id IS NOT NULL FROM {table} f "
+                f"SELECT f.rowid, {rank} AS score, m.thread IS NOT NULL FROM {table} f "
                 f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score LIMIT ?",
                 [match, *params, k],
             ).fetchall()
@@ -121,14 +133,18 @@ class SearchView:
         clauses, params = _filter_sql(q)
         # "status != 'deleted'" lets SQLite use the partial unique index on live content hashes.
         where = " AND ".join(["m.status != 'deleted'", _status_sql(q), "m.content_hash = ?", *clauses])
-        return [r[0] for r in self._conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])]
+        return [
+            r[0] for r in self._conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])
+        ]
 
     def known_entities(self, keys: list[str]) -> list[str]:
         """Which of these normalised entity keys some memory of the cube names."""
         if not keys:
             return []
         placeholders = ",".join("?" * len(keys))
-        return [r[0] for r in self._conn.execute(f"SELECT DISTINCT norm FROM memory_entities WHERE norm IN ({placeholders})", keys)]
+        return [
+            r[0] for r in self._conn.execute(f"SELECT DISTINCT norm FROM memory_entities WHERE norm IN ({placeholders})", keys)
+        ]
 
     def sync(self, mirror: VectorMirror) -> None:
         """Bring the in-RAM vectors up to this snapshot."""

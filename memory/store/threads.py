@@ -2,12 +2,19 @@
 
 A chat turn often means little alone ("Yes, I play clarinet!" answers a question asked
 one turn before). Memories that share a ``session_id`` form a **thread**, ordered by
-``occurred_at`` then by insertion (``row_id``). Each memory's **context window** is its
-own text with up to ``WINDOW`` live neighbours on each side in its thread. The windows are
-indexed in ``memory_context_fts`` (FTS5, rowid = the memory's row id), so a keyword search
-can match a turn through words that its neighbours said. A memory with no session is its
-own window: it is not indexed here a second time, search uses its ``memory_fts`` match
-(a cube of 10,000 notes would otherwise pay for two identical keyword passes per search).
+``occurred_at`` then by insertion (``row_id``). A client that sends no session still
+writes conversations: memories **without** a session that one client says happened on the
+same day (``occurred_at``, UTC date) form an **inferred thread**. The key of a memory's
+thread is the generated column ``memories.thread`` (``THREAD_KEY``): ``s:<session_id>``,
+or ``d:<client>:<day>``, or NULL (no session and no ``occurred_at``: a note saved with no
+time of its own belongs to no conversation we can see).
+
+Each memory's **context window** is its own text with up to ``WINDOW`` live neighbours on
+each side in its thread. The windows are indexed in ``memory_context_fts`` (FTS5, rowid =
+the memory's row id), so a keyword search can match a turn through words that its
+neighbours said. A memory with no thread is its own window: it is not indexed here a
+second time, search uses its ``memory_fts`` match (a cube of 10,000 notes would otherwise
+pay for two identical keyword passes per search).
 
 The windows are derived state (invariant 2): every write that can change a thread
 (add, a new text or ``occurred_at``, a status change, a purge) calls ``refresh`` for the
@@ -22,46 +29,62 @@ from collections.abc import Iterable
 
 WINDOW = 2  # neighbours on each side
 LIVE = ("active", "archived")
+# The thread a memory belongs to (the generated column ``memories.thread``, see schema v6).
+THREAD_KEY = (
+    "CASE WHEN session_id IS NOT NULL THEN 's:' || session_id "
+    "WHEN occurred_at IS NOT NULL THEN 'd:' || coalesce(client, '') || ':' || substr(occurred_at, 1, 10) END"
+)
+
+
+def keys_of(conn: sqlite3.Connection, row_ids: Iterable[int]) -> set[str]:
+    """The thread keys of these memories (read before a write that may move them to another thread)."""
+    row_ids = list(dict.fromkeys(int(r) for r in row_ids))
+    keys: set[str] = set()
+    for start in range(0, len(row_ids), 500):
+        chunk = row_ids[start : start + 500]
+        placeholders = ",".join("?" * len(chunk))
+        keys.update(k for (k,) in conn.execute(f"SELECT thread FROM memories WHERE row_id IN ({placeholders})", chunk) if k)
+    return keys
 
 
 def refresh(conn: sqlite3.Connection, row_ids: Iterable[int]) -> None:
     """Rebuild the context windows of these memories and of every memory in their threads."""
     row_ids = list(dict.fromkeys(int(r) for r in row_ids))
-    sessions: set[str] = set()
+    keys: set[str] = set()
     for start in range(0, len(row_ids), 500):
         chunk = row_ids[start : start + 500]
         placeholders = ",".join("?" * len(chunk))
-        found = dict(conn.execute(f"SELECT row_id, session_id FROM memories WHERE row_id IN ({placeholders})", chunk).fetchall())
+        found = dict(conn.execute(f"SELECT row_id, thread FROM memories WHERE row_id IN ({placeholders})", chunk).fetchall())
         for row_id in chunk:
             if row_id in found and found[row_id] is not None:
-                sessions.add(found[row_id])
+                keys.add(found[row_id])
                 continue
-            # Purged, or a memory without a session (its window is its own text, in memory_fts).
+            # Purged, or a memory in no thread (its window is its own text, in memory_fts).
             conn.execute("DELETE FROM memory_context_fts WHERE rowid = ?", (row_id,))
-    refresh_threads(conn, sessions)
+    refresh_threads(conn, keys)
 
 
-def refresh_threads(conn: sqlite3.Connection, session_ids: Iterable[str | None]) -> None:
-    """Rebuild the context windows of every memory in these threads."""
-    for session_id in sorted({s for s in session_ids if s is not None}):
-        _refresh_thread(conn, session_id)
+def refresh_threads(conn: sqlite3.Connection, thread_keys: Iterable[str | None]) -> None:
+    """Rebuild the context windows of every memory in these threads (keys as in ``memories.thread``)."""
+    for key in sorted({k for k in thread_keys if k is not None}):
+        _refresh_thread(conn, key)
 
 
-def _refresh_thread(conn: sqlite3.Connection, session_id: str) -> None:
+def _refresh_thread(conn: sqlite3.Connection, key: str) -> None:
     rows = conn.execute(
-        "SELECT row_id, text, status FROM memories WHERE session_id = ? ORDER BY coalesce(occurred_at, ''), row_id",
-        (session_id,),
+        "SELECT row_id, text, status FROM memories WHERE thread = ? ORDER BY coalesce(occurred_at, ''), row_id",
+        (key,),
     ).fetchall()
     live = [(row_id, text) for row_id, text, status in rows if status in LIVE]
-    wanted = {
-        row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)
-    }
+    wanted = {row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)}
     all_ids = [r for r, _, _ in rows]
     current: dict[int, str] = {}
     for start in range(0, len(all_ids), 500):
         chunk = all_ids[start : start + 500]
         placeholders = ",".join("?" * len(chunk))
-        current.update(conn.execute(f"SELECT rowid, text FROM memory_context_fts WHERE rowid IN ({placeholders})", chunk).fetchall())
+        current.update(
+            conn.execute(f"SELECT rowid, text FROM memory_context_fts WHERE rowid IN ({placeholders})", chunk).fetchall()
+        )
     # Write only the windows that changed: an add to a long thread touches a few rows, not all.
     for row_id in all_ids:
         if current.get(row_id) == wanted.get(row_id):
@@ -72,19 +95,21 @@ def _refresh_thread(conn: sqlite3.Connection, session_id: str) -> None:
             conn.execute("INSERT INTO memory_context_fts(rowid, text) VALUES (?, ?)", (row_id, wanted[row_id]))
 
 
-def thread_neighbours(conn: sqlite3.Connection, row_id: int, before: int, after: int, statuses: tuple[str, ...] = ("active",)) -> list[tuple[int, int]]:
+def thread_neighbours(
+    conn: sqlite3.Connection, row_id: int, before: int, after: int, statuses: tuple[str, ...] = ("active",)
+) -> list[tuple[int, int]]:
     """The live neighbours of a memory in its thread as ``(row_id, offset)``, offset < 0 before it."""
-    row = conn.execute("SELECT session_id, occurred_at FROM memories WHERE row_id = ?", (row_id,)).fetchone()
+    row = conn.execute("SELECT thread, occurred_at FROM memories WHERE row_id = ?", (row_id,)).fetchone()
     if row is None or row[0] is None:
         return []
-    session_id, occurred_at = row
-    earlier = _walk(conn, session_id, (occurred_at or "", row_id), statuses, before, backwards=True)
-    later = _walk(conn, session_id, (occurred_at or "", row_id), statuses, after, backwards=False)
+    key, occurred_at = row
+    earlier = _walk(conn, key, (occurred_at or "", row_id), statuses, before, backwards=True)
+    later = _walk(conn, key, (occurred_at or "", row_id), statuses, after, backwards=False)
     return [(r, -(i + 1)) for i, r in enumerate(earlier)][::-1] + [(r, i + 1) for i, r in enumerate(later)]
 
 
 def _walk(
-    conn: sqlite3.Connection, session_id: str, start: tuple[str, int], statuses: tuple[str, ...], count: int, *, backwards: bool
+    conn: sqlite3.Connection, key: str, start: tuple[str, int], statuses: tuple[str, ...], count: int, *, backwards: bool
 ) -> list[int]:
     """Up to ``count`` row ids of the thread, nearest first, going back or forth from ``start`` (thread order)."""
     if count <= 0:
@@ -93,10 +118,9 @@ def _walk(
     beyond, order = ("<", "DESC") if backwards else (">", "ASC")
     placeholders = ",".join("?" * len(statuses))
     rows = conn.execute(
-        f"SELECT row_id FROM memories WHERE session_id = ? AND status IN ({placeholders}) "
+        f"SELECT row_id FROM memories WHERE thread = ? AND status IN ({placeholders}) "
         f"AND (coalesce(occurred_at, '') {beyond} ? OR (coalesce(occurred_at, '') = ? AND row_id {beyond} ?)) "
         f"ORDER BY coalesce(occurred_at, '') {order}, row_id {order} LIMIT ?",
-        [session_id, *statuses, when, when, row_id, count],
+        [key, *statuses, when, when, row_id, count],
     ).fetchall()
     return [r for (r,) in rows]
-

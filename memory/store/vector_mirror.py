@@ -108,8 +108,7 @@ class VectorMirror:
         if not _has_vec_table(conn):
             return
         rows = conn.execute(
-            "SELECT m.row_id, m.status, v.embedding FROM memories m "
-            "LEFT JOIN memory_vec v ON v.rowid = m.row_id WHERE m.seq > ?",
+            "SELECT m.row_id, m.status, v.embedding FROM memories m LEFT JOIN memory_vec v ON v.rowid = m.row_id WHERE m.seq > ?",
             (since,),
         ).fetchall()
         if not rows:
@@ -171,9 +170,7 @@ class VectorMirror:
         """
         return self.cosines(query, include_archived=include_archived, allowed=allowed).top(k)
 
-    def cosines(
-        self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None
-    ) -> Cosines:
+    def cosines(self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None) -> Cosines:
         """Cosines of ``query`` with every searchable memory (for score statistics and top-k)."""
         with self._lock:
             if self._matrix is None or len(self._row_ids) == 0:

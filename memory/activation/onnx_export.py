@@ -1,0 +1,151 @@
+"""A Llama/Qwen2-style decoder written out as plain ONNX operators, with a KV cache in and out.
+
+The GGUF import (``memory.activation.gguf``) turns a model file's weights into this graph
+for ONNX Runtime, the backend off Apple Silicon; the tests build the same graph from
+random weights (``tests/random_models.py``) so that both backends can be compared.
+Inputs and outputs follow the Hugging Face Optimum layout (``input_ids``,
+``attention_mask``, ``position_ids``, ``past_key_values.{i}.key/value``; ``logits``,
+``present.{i}.key/value``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Shape:
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    intermediate_size: int = 128
+    vocab_size: int = 320
+    rope_theta: float = 1_000_000.0
+    rms_norm_eps: float = 1e-6
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+
+def onnx_decoder(shape: Shape, weights: dict[str, np.ndarray], inv_freq: np.ndarray | None = None):  # -> onnx.ModelProto
+    """The Qwen2 decoder as plain ONNX operators (opset 17), with a KV cache in and out.
+
+    ``inv_freq``: the rotary frequencies when the model scales them (default: from rope_theta).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list = []
+    inits: list = []
+    counter = [0]
+
+    def name(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}_{counter[0]}"
+
+    def const(value: np.ndarray, prefix: str = "c") -> str:
+        n = name(prefix)
+        inits.append(numpy_helper.from_array(np.asarray(value), n))
+        return n
+
+    def op(kind: str, inputs: list[str], **attrs) -> str:
+        out = name(kind.lower())
+        nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def weight(key: str, transpose: bool = False) -> str:
+        value = weights[key].T.copy() if transpose else weights[key]
+        inits.append(numpy_helper.from_array(value, key))
+        return key
+
+    h, nh, kv, d = shape.hidden_size, shape.num_attention_heads, shape.num_key_value_heads, shape.head_dim
+    rep = nh // kv
+    eps = const(np.array(shape.rms_norm_eps, np.float32), "eps")
+
+    def rms_norm(x: str, key: str) -> str:
+        var = op("ReduceMean", [op("Mul", [x, x])], axes=[-1], keepdims=1)
+        return op("Mul", [op("Mul", [x, op("Reciprocal", [op("Sqrt", [op("Add", [var, eps])])])]), weight(key)])
+
+    def linear(x: str, key: str, bias: bool = False) -> str:
+        y = op("MatMul", [x, weight(key + ".weight", transpose=True)])
+        return op("Add", [y, weight(key + ".bias")]) if bias else y
+
+    # Rotary embedding (rotate-half form, as in Hugging Face Qwen2 and mlx-lm's non-traditional RoPE).
+    if inv_freq is None:
+        inv_freq = (1.0 / (shape.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))).astype(np.float32)
+    freqs = op("Mul", [op("Unsqueeze", ["position_ids_f", const(np.array([-1], np.int64))]), const(inv_freq, "inv_freq")])
+    emb = op("Concat", [freqs, freqs], axis=-1)
+    axis1 = const(np.array([1], np.int64))
+    cos, sin = op("Unsqueeze", [op("Cos", [emb]), axis1]), op("Unsqueeze", [op("Sin", [emb]), axis1])
+    nodes.append(helper.make_node("Cast", ["position_ids"], ["position_ids_f"], to=TensorProto.FLOAT))
+    half = const(np.array([d // 2, d // 2], np.int64))
+
+    def rope(x: str) -> str:
+        x1, x2 = name("x1"), name("x2")
+        nodes.append(helper.make_node("Split", [x, half], [x1, x2], axis=-1))
+        rotated = op("Concat", [op("Neg", [x2]), x1], axis=-1)
+        return op("Add", [op("Mul", [x, cos]), op("Mul", [rotated, sin])])
+
+    # Additive mask [B, 1, rep*S, T]: causal over absolute positions, and padding from attention_mask.
+    past_len = op("Gather", [op("Shape", ["past_key_values.0.key"]), const(np.array(2, np.int64))])
+    total = op("Gather", [op("Shape", ["attention_mask"]), const(np.array(1, np.int64))])
+    zero, one = const(np.array(0, np.int64)), const(np.array(1, np.int64))
+    keys_idx = op("Range", [zero, total, one])
+    query_idx = op("Unsqueeze", [op("Range", [past_len, total, one]), const(np.array([1], np.int64))])
+    causal = op("LessOrEqual", [keys_idx, query_idx])  # [S, T]
+    padding = op("Unsqueeze", [op("Cast", ["attention_mask"], to=TensorProto.BOOL), const(np.array([1, 2], np.int64))])
+    allowed = op("And", [causal, padding])  # [B, 1, S, T]
+    mask = op("Where", [allowed, const(np.array(0.0, np.float32)), const(np.array(-3.0e38, np.float32))])
+    mask = op("Tile", [mask, const(np.array([1, 1, rep, 1], np.int64))])
+    scale = const(np.array(1.0 / np.sqrt(d), np.float32))
+
+    x = op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], axis=0)
+    for n in range(shape.num_hidden_layers):
+        p = f"model.layers.{n}."
+        normed = rms_norm(x, p + "input_layernorm.weight")
+
+        def heads(y: str, count: int) -> str:
+            return op("Transpose", [op("Reshape", [y, const(np.array([0, 0, count, d], np.int64))])], perm=[0, 2, 1, 3])
+
+        q = rope(heads(linear(normed, p + "self_attn.q_proj", bias=True), nh))
+        k = rope(heads(linear(normed, p + "self_attn.k_proj", bias=True), kv))
+        v = heads(linear(normed, p + "self_attn.v_proj", bias=True), kv)
+        nodes.append(helper.make_node("Concat", [f"past_key_values.{n}.key", k], [f"present.{n}.key"], axis=2))
+        nodes.append(helper.make_node("Concat", [f"past_key_values.{n}.value", v], [f"present.{n}.value"], axis=2))
+        # Grouped-query attention without copying K/V: fold each group's query heads into rows.
+        grouped_q = op("Reshape", [q, const(np.array([0, kv, -1, d], np.int64))])
+        scores = op("Mul", [op("MatMul", [grouped_q, op("Transpose", [f"present.{n}.key"], perm=[0, 1, 3, 2])]), scale])
+        probs = op("Softmax", [op("Add", [scores, mask])], axis=-1)
+        attn = op("Reshape", [op("MatMul", [probs, f"present.{n}.value"]), const(np.array([0, nh, -1, d], np.int64))])
+        attn = op("Reshape", [op("Transpose", [attn], perm=[0, 2, 1, 3]), const(np.array([0, 0, nh * d], np.int64))])
+        x = op("Add", [x, linear(attn, p + "self_attn.o_proj")])
+        normed = rms_norm(x, p + "post_attention_layernorm.weight")
+        gate = linear(normed, p + "mlp.gate_proj")
+        act = op("Mul", [op("Mul", [gate, op("Sigmoid", [gate])]), linear(normed, p + "mlp.up_proj")])
+        x = op("Add", [x, linear(act, p + "mlp.down_proj")])
+    x = rms_norm(x, "model.norm.weight")
+    flat = op("Reshape", [x, const(np.array([-1, h], np.int64))])
+    head = weight("lm_head.weight") if "lm_head.weight" in weights else "model.embed_tokens.weight"  # else tied
+    logits = op("Gemm", [flat, head], transB=1)
+    batch_seq = op("Slice", [op("Shape", ["input_ids"]), const(np.array([0], np.int64)), const(np.array([2], np.int64))])
+    out_shape = op("Concat", [batch_seq, const(np.array([shape.vocab_size], np.int64))], axis=0)
+    nodes.append(helper.make_node("Reshape", [logits, out_shape], ["logits"]))
+
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    inputs = [
+        helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
+        helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
+        helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", f32, ["batch", "seq", shape.vocab_size])]
+    for n in range(shape.num_hidden_layers):
+        for part in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{n}.{part}", f32, ["batch", kv, "past", d]))
+            outputs.append(helper.make_tensor_value_info(f"present.{n}.{part}", f32, ["batch", kv, "total", d]))
+    graph = helper.make_graph(nodes, "qwen2_decoder", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="memcube")
+    model.ir_version = 8
+    return model

@@ -1,0 +1,239 @@
+"""GGUF files as the local model: conversion to MLX and ONNX, the clear refusals, model discovery.
+
+The small models are written with llama.cpp's own GGUF writer from known weights, so the
+converted network can be compared with those weights run directly. The real SmolLM2 tests
+(tokenizer, chat template, caches, answers) are in test_real_model.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gguf_files import reference_folder, smollm2_gguf, write_gguf
+
+from memory.activation.base import NoLocalModel
+from memory.activation.engine import load_backend, resolve_model
+from memory.activation.gguf import GGUFRefused, check_gguf, gguf_root, import_gguf
+from memory.activation.model_files import find_gguf, lmstudio_models, ollama_models
+from memory.config import LocalModelConfig
+from server.cli import main as cli
+
+TEXT = "Gina opened an online clothing store in 2023."
+
+
+@pytest.mark.parametrize("backend", ["mlx", "onnx"])
+@pytest.mark.parametrize("architecture", ["qwen2", "llama"])
+def test_a_converted_gguf_computes_what_its_weights_compute(architecture, backend, tmp_path):
+    """Names, the Llama query/key interleaving and biases all land where mlx-lm and the ONNX decoder
+    expect them: same logits as the original weights run directly (float32 file, tight tolerance)."""
+    weights = write_gguf(tmp_path / "tiny.gguf", architecture)
+    reference = load_backend(reference_folder(tmp_path / "ref", weights), "ref", "mlx")
+    converted = load_backend(import_gguf(tmp_path / "tiny.gguf", tmp_path / "home", backend), "tiny", backend)
+
+    tokens = reference.encode(TEXT)
+    assert converted.encode(TEXT) == tokens
+    expected, _ = reference.prefill(reference.new_cache(), tokens)
+    got, _ = converted.prefill(converted.new_cache(), tokens)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_q8_0_blocks_stay_quantized_and_keep_the_llama_row_order(tmp_path):
+    """Q8_0 matrices arrive as MLX quantized blocks; the query/key rows are reordered with their scales."""
+    weights = write_gguf(tmp_path / "q8.gguf", "llama", quantization="Q8_0")
+    folder = import_gguf(tmp_path / "q8.gguf", tmp_path / "home", "mlx")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["quantization"]["group_size"] == 32
+    reference = load_backend(reference_folder(tmp_path / "ref", weights), "ref", "mlx")
+    converted = load_backend(folder, "q8", "mlx")
+    tokens = reference.encode(TEXT)
+    expected, _ = reference.prefill(reference.new_cache(), tokens)
+    got, _ = converted.prefill(converted.new_cache(), tokens)
+    # 8-bit blocks: close to the float weights, far closer than weights in the wrong row order would be.
+    assert np.corrcoef(got, expected)[0, 1] > 0.999
+
+
+def test_llama3_rope_scaling_is_taken_from_the_file_by_both_backends(tmp_path):
+    """Llama 3.1+ files carry their scaled rotary frequencies (rope_freqs). MLX gets the four numbers
+    mlx-lm's Llama3RoPE derives them from; the ONNX decoder gets the frequencies themselves: both
+    must equal the file's, and the two networks the same logits."""
+    import onnx
+    from onnx import numpy_helper
+
+    from memory.activation.gguf import _llama3_divisors
+
+    scaling = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    divisors = _llama3_divisors(16, 1_000_000.0, scaling)
+    assert divisors.min() == 1.0 and divisors.max() == 8.0  # the tiny shape spans every regime
+    write_gguf(tmp_path / "l3.gguf", "llama", extra_tensors={"rope_freqs.weight": divisors})
+    unscaled = 1.0 / 1_000_000.0 ** (np.arange(0, 16, 2) / 16)
+    in_file = unscaled / divisors
+
+    mlx_folder = import_gguf(tmp_path / "l3.gguf", tmp_path / "home", "mlx")
+    mlx = load_backend(mlx_folder, "l3", "mlx")
+    rope = mlx.model.model.layers[0].self_attn.rope
+    np.testing.assert_allclose(1.0 / np.array(rope._freqs), in_file, rtol=1e-5)
+    onnx_folder = import_gguf(tmp_path / "l3.gguf", tmp_path / "home", "onnx")
+    [stored] = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(onnx_folder / "model.onnx")).graph.initializer
+        if t.name.startswith("inv_freq")
+    ]
+    np.testing.assert_allclose(stored, in_file, rtol=1e-5)
+
+    onnx_model = load_backend(onnx_folder, "l3", "onnx")
+    tokens = mlx.encode(TEXT * 3)
+    a, _ = mlx.prefill(mlx.new_cache(), tokens)
+    b, _ = onnx_model.prefill(onnx_model.new_cache(), tokens)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_a_file_is_converted_once_and_found_again_by_its_hash(tmp_path):
+    write_gguf(tmp_path / "a.gguf", "qwen2")
+    first = import_gguf(tmp_path / "a.gguf", tmp_path / "home", "onnx")
+    stamp = (first / "model.onnx").stat().st_mtime_ns
+    shutil.copy(tmp_path / "a.gguf", tmp_path / "renamed.gguf")
+
+    assert import_gguf(tmp_path / "renamed.gguf", tmp_path / "home", "onnx") == first
+    assert (first / "model.onnx").stat().st_mtime_ns == stamp
+    assert [p.name for p in gguf_root(tmp_path / "home").iterdir() if p.is_dir()] == [first.name]
+
+
+def _unsupported_architecture(path: Path) -> None:
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "gemma2")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _unsupported_quantization(path: Path) -> None:
+    write_gguf(path, "llama", tensor_type_override={"blk.0.ffn_down.weight": "Q5_0"})
+
+
+def _truncated(path: Path) -> None:
+    data = smollm2_gguf().read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _header_cut(path: Path) -> None:
+    path.write_bytes(smollm2_gguf().read_bytes()[:200_000])
+
+
+def _not_gguf(path: Path) -> None:
+    path.write_text('{"model_type": "llama"}')
+
+
+BAD_FILES = {
+    "unsupported architecture": (_unsupported_architecture, "architecture 'gemma2' is not supported; supported: llama, qwen2"),
+    "unsupported quantization": (_unsupported_quantization, "tensor type Q5_0 is not supported"),
+    "truncated": (_truncated, "is truncated or damaged"),
+    "header cut short": (_header_cut, "truncated or damaged"),
+    "not a GGUF file": (_not_gguf, "is not a GGUF file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_file_is_refused_clearly_and_leaves_the_configured_model_alone(case, tmp_path, capsys):
+    make, message = BAD_FILES[case]
+    home = tmp_path / "home"
+    good = tmp_path / "good.gguf"
+    write_gguf(good, "qwen2")
+    home.mkdir()
+    (home / "config.toml").write_text(f'[local_model]\npath = "{good}"\n')
+    converted = import_gguf(good, home)
+    before = {p: p.read_bytes() for p in [home / "config.toml", *converted.iterdir()]}
+    bad = tmp_path / "bad.gguf"
+    make(bad)
+
+    with pytest.raises(GGUFRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
+        import_gguf(bad, home)
+    assert cli(["--home", str(home), "model", "import", str(bad)]) == 2
+    assert message in capsys.readouterr().err
+
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in gguf_root(home).iterdir() if p.is_dir()) == [converted.name]
+    assert resolve_model(LocalModelConfig(path=str(good)), home)[0] == converted
+
+
+def test_a_missing_file_is_reported_as_a_path(tmp_path):
+    with pytest.raises(NoLocalModel, match="no such file: .*missing.gguf"):
+        resolve_model(LocalModelConfig(path=str(tmp_path / "missing.gguf")), tmp_path)
+    with pytest.raises(NoLocalModel, match=r"local model path .*nowhere does not exist"):
+        resolve_model(LocalModelConfig(path=str(tmp_path / "nowhere")), tmp_path)
+
+
+def test_pull_of_a_path_or_without_network_answers_in_one_line(tmp_path, capsys, monkeypatch):
+    assert cli(["--home", str(tmp_path), "model", "pull", str(tmp_path / "model.gguf")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file or folder" in err and "model.gguf" in err
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli(["--home", str(tmp_path), "model", "pull", "mlx-community/Qwen2.5-0.5B-Instruct-4bit"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot reach the Hugging Face hub" in err and "memcube model import FILE.gguf" in err
+
+
+def _ollama_home(root: Path, gguf: Path) -> None:
+    """Ollama's layout: a content-addressed blob named by a manifest."""
+    import hashlib
+
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    (root / "blobs").mkdir(parents=True)
+    shutil.copy(gguf, root / "blobs" / f"sha256-{digest}")
+    (root / "blobs" / "sha256-0000").write_text("{}")  # the config layer
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / "tiny" / "latest"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                        "size": gguf.stat().st_size,
+                    },
+                    {"mediaType": "application/vnd.ollama.image.params", "digest": "sha256:0000", "size": 2},
+                ],
+            }
+        )
+    )
+
+
+def test_ollama_and_lmstudio_models_are_listed_and_usable_by_name(tmp_path, monkeypatch, capsys):
+    gguf = tmp_path / "tiny.gguf"
+    write_gguf(gguf, "qwen2")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("OLLAMA_MODELS", raising=False)
+    _ollama_home(tmp_path / "user" / ".ollama" / "models", gguf)
+    lms = tmp_path / "user" / ".lmstudio" / "models" / "someone" / "tiny-GGUF"
+    lms.mkdir(parents=True)
+    shutil.copy(gguf, lms / "tiny-q8_0.gguf")
+    (lms / "mmproj-tiny.gguf").write_bytes(b"GGUF")  # a vision projector: not offered
+
+    assert [m.name for m in ollama_models()] == ["ollama:tiny:latest"]
+    assert [m.name for m in lmstudio_models()] == ["lmstudio:someone/tiny-GGUF/tiny-q8_0.gguf"]
+    assert cli(["--home", str(tmp_path / "home"), "model", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "ollama:tiny:latest" in listing and "lmstudio:someone/tiny-GGUF/tiny-q8_0.gguf" in listing
+
+    for name in ("ollama:tiny", "ollama:tiny:latest", "lmstudio:someone/tiny-GGUF/tiny-q8_0.gguf"):
+        assert find_gguf(name) is not None
+    folder, model_name, backend = resolve_model(LocalModelConfig(path="ollama:tiny"), tmp_path / "home")
+    assert model_name == "ollama:tiny" and (folder / "config.json").is_file()
+    with pytest.raises(NoLocalModel, match="no local model named 'ollama:other'.*ollama:tiny:latest"):
+        find_gguf("ollama:other")
+
+
+def test_the_check_reads_architecture_and_tensor_types_from_the_header():
+    info = check_gguf(smollm2_gguf())
+    assert info.architecture == "llama"
+    assert info.tensor_types == {"Q4_1": 210, "Q8_0": 1, "F32": 61}  # the embedding is Q8_0, the norms F32
