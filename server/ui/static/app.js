@@ -129,7 +129,7 @@ async function start() {
   });
   await guarded(async () => {
     app.cubes = await api("/api/cubes");
-    select.replaceChildren(...app.cubes.map((c) => h("option", { value: c.cube }, `${c.cube} (${c.active})`)));
+    select.replaceChildren(...app.cubes.map((c) => h("option", { value: c.cube }, c.access === "read" ? `${c.cube} (read only)` : c.cube)));
     const saved = sessionStorage.getItem(CUBE_KEY);
     app.cube = app.cubes.some((c) => c.cube === saved) ? saved : (app.cubes[0] || {}).cube || "default";
     select.value = app.cube;
