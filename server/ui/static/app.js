@@ -176,8 +176,8 @@ function memoryRow(m) {
 }
 
 async function showMemories() {
-  // The filter menus fill in when their (whole-cube) read returns; the list does not wait for it.
-  const facetsRead = api(cubePath("/facets"));
+  // The filter menus fill in after the first page: their read scans the whole cube and would
+  // hold the cube's store lock while the list waits.
   const facets = { types: [], roles: [], tags: [] };
   const filters = { status: "active", type: "", role: "", tag: "", since: "", until: "" };
   const choice = (id, label, values, first) =>
@@ -234,7 +234,7 @@ async function showMemories() {
     more);
   await load();
   performance.mark("memcube:list-painted");  // bench/ui.py reads it: the first page is on screen
-  const menus = await facetsRead;
+  const menus = await api(cubePath("/facets"));
   for (const [id, values] of [["f-type", menus.types], ["f-role", menus.roles], ["f-tag", menus.tags]]) {
     const select = document.getElementById(id);
     if (select) select.append(...values.map((v) => h("option", { value: v }, v)));
