@@ -31,6 +31,7 @@ from memory.models import (
     SUPERSEDING_TYPES,
     AddOutcome,
     AliasView,
+    ClientActivity,
     ContextTurn,
     CubeStats,
     EntityView,
@@ -38,6 +39,7 @@ from memory.models import (
     FeedbackInput,
     Memory,
     MemoryInput,
+    MemoryPage,
     MemoryPatch,
     SearchHit,
     SearchQuery,
@@ -56,6 +58,7 @@ from memory.retrieval.relevance import apply_floor
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.retrieval.task_words import read as read_task_words
 from memory.retrieval.time_words import resolve as resolve_time
+from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
 from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
@@ -530,6 +533,36 @@ class MemCube:
 
     def recent(self, limit: int = 20) -> list[Memory]:
         return self.store.recent(limit)
+
+    def browse(
+        self, browse: BrowseFilter | dict[str, Any] | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> MemoryPage:
+        """A page of memories, newest first, for people browsing them (the web UI).
+
+        ``cursor`` is the ``next`` of the previous page; paging stays an index range read at any depth.
+        """
+        flt = browse if isinstance(browse, BrowseFilter) else BrowseFilter.model_validate(browse or {})
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        memories, after = self.store.page(flt, after=decode_cursor(cursor), limit=limit)
+        return MemoryPage(cube=self.name, memories=memories, next=encode_cursor(after))
+
+    def count(self, browse: BrowseFilter | dict[str, Any] | None = None) -> int:
+        flt = browse if isinstance(browse, BrowseFilter) else BrowseFilter.model_validate(browse or {})
+        return self.store.count_matching(flt)
+
+    def facets(self) -> dict[str, list[str]]:
+        """The types, roles and tags in use (at most 500 tags), for filter menus."""
+        return self.store.facets()
+
+    def activity(self, limit: int = 50) -> ClientActivity:
+        """Who changed what: changes per client and operation, the latest changes, refused calls."""
+        return ClientActivity(
+            cube=self.name,
+            by_client=self.store.client_activity(),
+            recent=self.store.recent_changes(limit),
+            denials=self.store.denials(limit),
+        )
 
     def stats(self) -> CubeStats:
         counts = self.store.counts()

@@ -529,3 +529,20 @@ class CubeStats(BaseModel):
     schema_version: int
     graph_pending: int = Field(description="graph changes not yet applied to Kuzu")
     path: str
+
+
+class MemoryPage(BaseModel):
+    """A page of memories for people browsing them; ``next`` fetches the following page."""
+
+    cube: str
+    memories: list[Memory]
+    next: str | None = Field(default=None, description="cursor of the next page; null on the last page")
+
+
+class ClientActivity(BaseModel):
+    """Who wrote what in a cube, from its history, and which calls the access rules refused."""
+
+    cube: str
+    by_client: list[dict[str, Any]] = Field(description="{client, op, count, last} per client and operation")
+    recent: list[dict[str, Any]] = Field(description="the latest changes: {memory_id, version, op, at, client}")
+    denials: list[dict[str, Any]] = Field(description="refused calls: {at, client, action, need}")

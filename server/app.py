@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from memory import MemoryHome
 from memory.activation.scheduler import Scheduler
 from tools import ask_tools, completions, graph_tools, memory_tools, profile_tools, prompts, resources
+from tools.mcp_app import AppsOffer, MemoryAppsExtension
 from tools.runtime import ToolRuntime
 
 from .access import AccessControl
@@ -77,7 +78,9 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
             LegacySubscriptions(runtime.subscribers),
             CompletionAccess(memory_home),
             LogLevel(),
+            AppsOffer(),
         ],
+        extensions=[MemoryAppsExtension()],
     )
     mcp.middleware.append(UnknownArguments(mcp))  # needs the server itself, to read the tools' published arguments
     memory_tools.register(mcp, runtime)

@@ -109,6 +109,9 @@ class StdioFront:
             recorded = self._snapshot.get(requested) if isinstance(requested, str) else None
             if not recorded:
                 return None  # a version the recording lacks: let the real server negotiate
+            capabilities = params.get("capabilities")
+            if isinstance(capabilities, dict) and capabilities.get("extensions"):
+                return None  # extensions (MCP Apps): the real server makes the listings for this client
             self._version = requested
             return recorded["initialize"]
         if method == "ping":

@@ -27,6 +27,7 @@ from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, 
 from memory.store import connection as db
 from memory.store import maintenance, schema
 from memory.store import threads as context
+from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
 from memory.store.rows import dumps as _dumps
@@ -1035,6 +1036,74 @@ class CubeStore:
                 "SELECT at, client, action, need FROM access_denials ORDER BY seq DESC LIMIT ?", (limit,)
             ).fetchall()
         return [{"at": at, "client": client, "action": action, "need": need} for at, client, action, need in rows]
+
+    # -- browsing (the web UI, issue 14) --------------------------------------------
+
+    def page(
+        self, browse: BrowseFilter, *, after: tuple[str, int] | None, limit: int
+    ) -> tuple[list[Memory], tuple[str, int] | None]:
+        """One page of memories, newest first, and the cursor of the next page (None at the end).
+
+        A keyset cursor ``(created_at, row_id)`` of the last row seen: each page is an index
+        range read, so the 1,000th page costs what the first does.
+        """
+        where, params = browse.sql()
+        if after is not None:
+            where.append("(created_at < ? OR (created_at = ? AND row_id < ?))")
+            params += [after[0], after[0], after[1]]
+        sql = f"SELECT {MEMORY_COLUMNS} FROM memories" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY created_at DESC, row_id DESC LIMIT ?", [*params, limit + 1]).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        memories = [row_to_memory(self.cube, row) for row in rows]
+        self._attach_feedback(memories)
+        return memories, ((rows[-1][CREATED_AT_COLUMN], rows[-1][0]) if more and rows else None)
+
+    def count_matching(self, browse: BrowseFilter) -> int:
+        where, params = browse.sql()
+        with self._lock:
+            return int(
+                self._conn.execute(
+                    "SELECT count(*) FROM memories" + (" WHERE " + " AND ".join(where) if where else ""), params
+                ).fetchone()[0]
+            )
+
+    def facets(self) -> dict[str, list[str]]:
+        """The types, roles and tags in use among memories not deleted, for filter menus."""
+        with self._lock:
+            types = [
+                r[0] for r in self._conn.execute("SELECT DISTINCT type FROM memories WHERE status != 'deleted' ORDER BY type")
+            ]
+            roles = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT DISTINCT role FROM memories WHERE role IS NOT NULL AND status != 'deleted' ORDER BY role"
+                )
+            ]
+            tags = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT DISTINCT j.value FROM memories m, json_each(m.tags) j WHERE m.status != 'deleted' ORDER BY j.value LIMIT 500"
+                )
+            ]
+        return {"types": types, "roles": roles, "tags": tags}
+
+    def client_activity(self) -> list[dict[str, Any]]:
+        """Per client and operation: how many changes it made and when it last did."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT client, op, count(*), max(at) FROM memory_versions GROUP BY client, op ORDER BY max(at) DESC"
+            ).fetchall()
+        return [{"client": c, "op": op, "count": n, "last": at} for c, op, n, at in rows]
+
+    def recent_changes(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last changes of the cube, newest first: ``{memory_id, version, op, at, client}``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT memory_id, version, op, at, client FROM memory_versions ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [{"memory_id": m, "version": v, "op": op, "at": at, "client": c} for m, v, op, at, c in rows]
 
     def _live_id_by_hash(self, conn: sqlite3.Connection, hash_: str) -> str | None:
         row = conn.execute("SELECT id FROM memories WHERE content_hash = ? AND status != 'deleted'", (hash_,)).fetchone()

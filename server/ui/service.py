@@ -1,0 +1,212 @@
+"""What each view of the memory browser reads and changes, through the ``memory`` API only.
+
+Every method names its cube and what it needs (read or write); the home's ``[access]`` rules
+decide for the ``memcube-ui`` principal, and a refusal is recorded in the cube like one at the
+MCP boundary. Changes are recorded in history with client ``memcube-ui``. Methods block: the
+routes run them in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from memory import MemoryHome
+from memory.errors import InvalidInput, MemCubeError, Unavailable
+from memory.models import SUPERSEDING_TYPES, FeedbackInput, Memory, MemoryPatch, SearchQuery
+from memory.store.browse import BrowseFilter
+
+from .security import UI_CLIENT
+
+log = logging.getLogger(__name__)
+
+Need = Literal["read", "write"]
+Signal = Literal["vector", "keyword", "context", "entity"]
+MAX_CHAIN = 50
+SEARCH_MODES: dict[str, tuple[Signal, ...]] = {"hybrid": ("vector", "keyword", "context", "entity"), "words": ("keyword",)}
+WORKING_SET_NOTE = (
+    "The scheduler's working set (what it preloads for the next call, with its hits and misses) lives in "
+    "each MCP server process, next to the conversation it follows; this browser is a separate process and "
+    "cannot see it. An assistant reads it as the resource memory://{cube}/working-set."
+)
+
+
+class Forbidden(MemCubeError):
+    """The access rules do not let the UI principal do this to this cube."""
+
+
+class UiService:
+    def __init__(self, home: MemoryHome) -> None:
+        self.home = home
+
+    # -- access -----------------------------------------------------------------------
+
+    def level(self, cube: str) -> str:
+        return self.home.config.access.level(UI_CLIENT, cube)
+
+    def cube(self, name: str, need: Need, *, action: str):
+        """The cube, once the rules allow ``need`` on it; a refusal is recorded and raised."""
+        if not self.home.config.access.allows(UI_CLIENT, name, need):
+            if name in self.home.cube_names():
+                try:
+                    self.home.cube(name).store.record_denial(client=UI_CLIENT, action=f"ui {action}", need=need)
+                except Exception:  # recording must not turn a refusal into a crash
+                    log.exception("could not record a refused UI call in cube %s", name)
+            raise Forbidden(
+                f"{UI_CLIENT!r} may not {need} cube '{name}' (its access is '{self.level(name)}'); "
+                f"the [access] section of {self.home.root / 'config.toml'} grants it"
+            )
+        return self.home.cube(name, create=need == "write" and action == "import")
+
+    # -- lists ------------------------------------------------------------------------
+
+    def cubes(self) -> list[dict[str, Any]]:
+        """The cubes this principal may read, with its access level to each.
+
+        No counts: ``MemCube.stats`` scans whole tables, and the page waits for this list
+        before it can show the first memories (the list view shows its own total).
+        """
+        names = self.home.cube_names() or ["default"]
+        return [
+            {"cube": name, "access": self.level(name)}
+            for name in names
+            if self.home.config.access.allows(UI_CLIENT, name, "read")
+        ]
+
+    def memories(self, cube: str, filters: dict[str, Any], cursor: str | None, limit: int) -> dict[str, Any]:
+        c = self.cube(cube, "read", action="list")
+        flt = BrowseFilter.model_validate(filters)
+        page = c.browse(flt, cursor=cursor, limit=limit)
+        out: dict[str, Any] = page.model_dump(mode="json")
+        if cursor is None:
+            out["total"] = c.count(flt)
+        return out
+
+    def facets(self, cube: str) -> dict[str, list[str]]:
+        return self.cube(cube, "read", action="facets").facets()
+
+    def search(
+        self,
+        cube: str,
+        query: str,
+        *,
+        mode: str,
+        limit: int,
+        types: list[str] | None,
+        tags: list[str] | None,
+        include_archived: bool,
+    ) -> dict[str, Any]:
+        c = self.cube(cube, "read", action="search")
+        if mode not in SEARCH_MODES:
+            raise InvalidInput(f"search mode must be one of {', '.join(SEARCH_MODES)}")
+        q = SearchQuery(
+            query=query,
+            limit=limit,
+            types=types or None,
+            tags=tags or None,
+            include_archived=include_archived,
+            signals=SEARCH_MODES[mode],
+        )
+        return c.search(q).model_dump(mode="json")
+
+    # -- one memory ---------------------------------------------------------------------
+
+    def memory(self, cube: str, memory_id: str) -> dict[str, Any]:
+        c = self.cube(cube, "read", action="get")
+        memory = c.get([memory_id])[0]
+        return {
+            "memory": memory.model_dump(mode="json"),
+            "history": [v.model_dump(mode="json") for v in c.history(memory_id)],
+            "chain": self._chain(c, memory),
+        }
+
+    def _chain(self, c: Any, memory: Memory) -> list[dict[str, Any]]:
+        """The supersession chain through this memory, oldest first: what it replaced and what replaced it."""
+        older: list[Memory] = []
+        newer: list[Memory] = []
+        current = memory
+        while current.supersedes and len(older) < MAX_CHAIN:
+            current = c.store.get_many([current.supersedes])[0]
+            older.append(current)
+        current = memory
+        while current.superseded_by and len(newer) < MAX_CHAIN:
+            current = c.store.get_many([current.superseded_by])[0]
+            newer.append(current)
+        if not older and not newer:
+            return []
+        chain = [*reversed(older), memory, *newer]
+        return [
+            {"id": m.id, "text": m.text, "status": m.status, "created_at": m.created_at, "current": m.id == memory.id}
+            for m in chain
+        ]
+
+    def update(self, cube: str, memory_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        c = self.cube(cube, "write", action="update")
+        valid = MemoryPatch.model_validate(patch)
+        c.update(memory_id, valid, client=UI_CLIENT)
+        c.try_sync_graph()
+        return self.memory(cube, memory_id)
+
+    def change_status(self, cube: str, memory_id: str, action: str) -> dict[str, Any]:
+        c = self.cube(cube, "write", action=action)
+        if action == "archive":
+            c.archive([memory_id], client=UI_CLIENT)
+        elif action == "restore":
+            c.restore([memory_id], client=UI_CLIENT)
+        elif action == "delete":
+            c.delete([memory_id], client=UI_CLIENT)
+        elif action == "purge":
+            c.delete([memory_id], purge=True, client=UI_CLIENT)
+            c.try_sync_graph()
+            return {"purged": memory_id}
+        else:
+            raise ValueError(action)
+        c.try_sync_graph()
+        return self.memory(cube, memory_id)
+
+    # -- tasks, preferences, graph, timeline, profile, activity -------------------------
+
+    def tasks(self, cube: str) -> dict[str, Any]:
+        c = self.cube(cube, "read", action="tasks")
+        return {"items": [m.model_dump(mode="json") for m in c.tasks()]}
+
+    def progress(self, cube: str, memory_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        c = self.cube(cube, "write", action="progress")
+        feedback = FeedbackInput.model_validate(body["feedback"]) if body.get("feedback") else None
+        memory = c.progress(memory_id, state=body.get("state"), feedback=feedback, due_at=body.get("due_at"), client=UI_CLIENT)
+        return memory.model_dump(mode="json")
+
+    def preferences(self, cube: str) -> dict[str, Any]:
+        """Live preferences grouped by role (no role: "any role"), newest first."""
+        c = self.cube(cube, "read", action="preferences")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        cursor: str | None = None
+        for _ in range(10):  # at most 2,000 preferences: more is not a page a person reads
+            page = c.browse({"type": "preference"}, cursor=cursor, limit=200)
+            for m in page.memories:
+                groups.setdefault(m.role or "", []).append(m.model_dump(mode="json"))
+            cursor = page.next
+            if cursor is None:
+                break
+        return {
+            "roles": [{"role": role, "memories": items} for role, items in sorted(groups.items())],
+            "supersede": sorted(SUPERSEDING_TYPES),
+        }
+
+    def graph(self, cube: str, entity: str, depth: int) -> dict[str, Any]:
+        c = self.cube(cube, "read", action="graph")
+        try:
+            view = c.graph(entity, depth)
+        except Unavailable as exc:
+            raise Unavailable(f"{exc} (an MCP server is updating the graph; try again in a moment)") from None
+        return view.model_dump(mode="json")
+
+    def profile(self, cube: str, role: str | None) -> dict[str, Any]:
+        return self.cube(cube, "read", action="profile").profile(role=role or None).model_dump(mode="json")
+
+    def activity(self, cube: str) -> dict[str, Any]:
+        return self.cube(cube, "read", action="activity").activity().model_dump(mode="json")
+
+    def working_set(self, cube: str) -> dict[str, Any]:
+        self.cube(cube, "read", action="working-set")
+        return {"available": False, "note": WORKING_SET_NOTE.replace("{cube}", cube)}
