@@ -15,7 +15,7 @@
 3. Search latency at N memories through the memory API (``MemCube.search``, query
    embedding included), through an in-process MCP client (``memory_search``), and broken
    into stages: query embedding, vector KNN from the RAM mirror vs sqlite-vec's own KNN,
-   FTS5 BM25, entity links, and the row fetch (stages this version of ``memory.search``
+   FTS5 BM25, entity links, and the row fetch (stages this version of ``memory.retrieval.search``
    lacks are left out). When the embedder runs int8 weights in integer arithmetic
    (``memory.int8_compute``), the float path is timed beside it: the query embedding alone
    and the whole hybrid search with each. Each query goes through all of these in turn before the next,

@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SIGNAL=W",
-        help="override a signal's weight in the fused score (memory.search.WEIGHTS), to measure what it buys",
+        help="override a signal's weight in the fused score (memory.retrieval.search.WEIGHTS), to measure what it buys",
     )
     parser.add_argument("--details", type=Path, help="write one JSON line per question and mode here")
     parser.add_argument("--facts", action="store_true", help="the extracted facts arrival (one memory per fact)")

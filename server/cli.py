@@ -107,9 +107,9 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     try:
         revision = HfApi().model_info(args.model, revision=args.revision).sha
         snapshot_download(args.model, revision=revision, local_dir=target)
-    except Exception as exc:  # offline is normal: one line, not a traceback
+    except Exception as exc:  # offline is normal: one line, not a traceback; exit 1 as for any failed work
         print(f"memcube: {offline_message(args.model, exc)}", file=sys.stderr)
-        return 2
+        return 1
     (target / ".memcube-revision").write_text(revision or "unknown")
     print(f"{args.model}@{revision} -> {target}")
     print(f'use it: MEMCUBE_LOCAL_MODEL={args.model} or [local_model] path = "{args.model}" in {home / "config.toml"}')

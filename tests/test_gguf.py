@@ -175,7 +175,7 @@ def test_pull_of_a_path_or_without_network_answers_in_one_line(tmp_path, capsys,
     assert err.count("\n") == 1 and "no such file or folder" in err and "model.gguf" in err
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert cli(["--home", str(tmp_path), "model", "pull", "mlx-community/Qwen2.5-0.5B-Instruct-4bit"]) == 2
+    assert cli(["--home", str(tmp_path), "model", "pull", "mlx-community/Qwen2.5-0.5B-Instruct-4bit"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "cannot reach the Hugging Face hub" in err and "memcube model import FILE.gguf" in err
