@@ -25,6 +25,7 @@ people who speak in the cube, their memories take turns. Time words ("last week"
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -415,7 +416,7 @@ def hybrid_search(
                 text=text,
                 score=round(candidate_.fused, 6),
                 type=type_,
-                tags=tags,
+                tags=json.loads(tags or "[]"),
                 occurred_at=occurred_at,
                 created_at=created_at,
                 status=status,

@@ -295,10 +295,11 @@ class CubeStore:
 
     def hit_rows(
         self, row_ids: Sequence[int]
-    ) -> dict[int, tuple[str, str, str, list[str], str | None, str, MemoryStatus, str | None, str | None, str | None]]:
+    ) -> dict[int, tuple[str, str, str, str, str | None, str, MemoryStatus, str | None, str | None, str | None]]:
         """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id)``.
 
-        Not whole memories: a search answers before it parses what it does not show.
+        Not whole memories, and ``tags`` as stored (JSON text): a search reads its best few
+        dozen rows for the ranking priors and parses only the hits it returns.
         """
         if not row_ids:
             return {}
@@ -308,7 +309,7 @@ class CubeStore:
                 f"WHERE row_id IN ({','.join('?' * len(row_ids))})",
                 list(row_ids),
             ).fetchall()
-        return {row[0]: (row[1], row[2], row[3], json.loads(row[4] or "[]"), *row[5:]) for row in found}
+        return {row[0]: row[1:] for row in found}
 
     def thread_neighbours_of(self, ids: Sequence[str], turns: int, statuses: tuple[str, ...]) -> list[tuple[str, int, int]]:
         """For each memory, its live thread neighbours as ``(memory id, neighbour row id, offset)``, offset < 0 before it."""
