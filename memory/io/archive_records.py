@@ -27,27 +27,8 @@ MAX_VERSIONS = 10_000
 MAX_FEEDBACK = 1_000
 MAX_VERSION = 1_000_000_000
 MAX_CHANGES_BYTES = 200_000
-# What MemoryInput checks: the fields a person or an assistant writes.
-CONTENT_FIELDS = (
-    "text",
-    "type",
-    "tags",
-    "entities",
-    "relations",
-    "occurred_at",
-    "metadata",
-    "importance",
-    "confidence",
-    "source",
-    "user_id",
-    "agent_id",
-    "session_id",
-    "role",
-    "subject",
-    "state",
-    "due_at",
-    "parent_id",
-)
+# What MemoryInput checks: the fields a person or an assistant writes (the model is the one list).
+CONTENT_FIELDS = tuple(MemoryInput.model_fields)
 # Written by export, recomputed or not columns: accepted and ignored.
 IGNORED_FIELDS = ("cube", "content_hash", "embedding_model", "row_id", "seq")
 ShortText = Annotated[str, StringConstraints(max_length=256)]

@@ -9,7 +9,6 @@ set) are formatted into the text.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Literal
@@ -22,7 +21,6 @@ from memory.store.vector_mirror import VectorMirror
 from memory.timeutil import stored_from_input, stored_until_from_input
 
 FtsTable = Literal["memory_fts", "memory_context_fts"]
-_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
