@@ -240,7 +240,13 @@ def test_an_import_refuses_a_record_clearly_or_stores_what_every_read_path_serve
                     if stored.status != "deleted":
                         resource(f"memory://{cube}/items/{stored.id}")
                     for entity in stored.entities:
-                        call("memory_graph", entity=entity, cube=cube)
+                        if stored.status == "active":
+                            call("memory_graph", entity=entity, cube=cube)
+                        else:  # archived and deleted memories leave the graph: it must not show them
+                            result = portal.call(lambda e=entity: client.call_tool("memory_graph", {"entity": e, "cube": cube}))
+                            shown = (result.structured_content or {}).get("memories", []) if not result.is_error else []
+                            assert result.is_error or stored.id not in [m["id"] for m in shown], result
+                            assert not result.is_error or "no entity" in result.content[0].text, result.content[0].text
                     report = check_cube(home.cube(cube))
                     assert report.healthy and not report.findings, report.render()
 
