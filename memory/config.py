@@ -7,7 +7,7 @@ Windows). ``<home>/config.toml`` is optional:
 
     [embedding]
     model_dir = "/path/to/onnx-sentence-model"   # model.onnx + tokenizer.json
-    compute = "int8"                             # int8 (default) or float: see memory.int8_compute
+    compute = "auto"                             # auto (default), int8 or float: see memory.retrieval.embedder
 
     [types]
     custom = ["recipe", "decision"]              # memory types beyond note, fact, event, preference, goal, task
@@ -42,10 +42,11 @@ CUBE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 class EmbeddingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_dir: str | None = None
-    # "int8": a weight-only int8 model's products run in integer arithmetic (faster; vectors
-    # very close to the float path's). "float": the exact float path, to match
-    # vectors made elsewhere, or on a CPU without int8 dot-product instructions.
-    compute: Literal["int8", "float"] = "int8"
+    # "int8": a weight-only int8 model's products run in integer arithmetic (vectors very
+    # close to the float path's). "float": the exact float path, to match vectors made
+    # elsewhere, or on a CPU without int8 dot-product instructions. "auto": the integer
+    # path's vectors, computed by whichever path the first large batch measures faster.
+    compute: Literal["auto", "int8", "float"] = "auto"
 
 
 class LocalModelConfig(BaseModel):
@@ -115,7 +116,7 @@ def load_config(home: Path) -> HomeConfig:
         try:
             config.embedding = EmbeddingConfig.model_validate({**config.embedding.model_dump(), "compute": compute})
         except ValueError:
-            raise InvalidInput(f"MEMCUBE_EMBEDDING_COMPUTE must be 'int8' or 'float', not {compute[:40]!r}") from None
+            raise InvalidInput(f"MEMCUBE_EMBEDDING_COMPUTE must be 'auto', 'int8' or 'float', not {compute[:40]!r}") from None
     local = setting("MEMCUBE_LOCAL_MODEL")
     if local:
         config.local_model.path = local

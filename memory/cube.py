@@ -202,8 +202,7 @@ class MemCube:
         vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
         for new, vector in zip(prepared, vectors, strict=True):
             new.vector = vector
-            if new.type in SUPERSEDING_TYPES:
-                self._judge_supersession(new)
+        self._judge_supersession([new for new in prepared if new.type in SUPERSEDING_TYPES])
         self.flush_access()
         return self.store.add(prepared, client=client, model_id=self.embedder.model_id)
 
@@ -257,28 +256,36 @@ class MemCube:
         )
         return self.store.get_many([memory_id])[0]
 
-    def _judge_supersession(self, item: NewMemory) -> None:
-        """Set what ``item`` does to the live memories of its type and role (``memory.supersession``):
-        the one it restates (``item.restates``), else the ones it replaces (``item.supersede``), with reasons.
+    def _judge_supersession(self, items: Sequence[NewMemory]) -> None:
+        """Set what each new fact or preference does to the live memories of its type and role
+        (``memory.supersession``): the one it restates (``item.restates``), else the ones it
+        replaces (``item.supersede``), with reasons.
 
         Memories with the same subject key are found by the store in its write transaction; here
-        only close ones (cosine of at least SUPERSEDE_SIMILARITY) are read and judged.
+        only close ones (cosine of at least SUPERSEDE_SIMILARITY) are read and judged. One
+        product of the whole batch with the mirror finds them: a per-item pass over every
+        memory of the type made each add grow with the cube.
         """
-        assert item.vector is not None
-        rows = self.store.same_kind_row_ids(item.type, item.role)
-        if not rows:
+        if not items:
             return
         self.store.sync_mirror(self.mirror)
-        similarity = self.mirror.similarity(item.vector, rows)
-        # Cosine first: of thousands of same-type memories only a few come close, and only
-        # their entities need reading (parsing every one made adds grow with the cube).
-        close = [row_id for row_id, cosine in similarity.items() if cosine >= SUPERSEDE_SIMILARITY]
-        if not close:
+        vectors = [item.vector for item in items if item.vector is not None]
+        assert len(vectors) == len(items), "every new memory is embedded before it is judged"
+        close_rows = self.mirror.close_active(np.stack(vectors), SUPERSEDE_SIMILARITY)
+        wanted = sorted({row_id for close in close_rows for row_id in close})
+        if not wanted:
             return
-        found = self.store.judging_rows(close)
+        found = self.store.judging_rows(wanted)
+        for item, close in zip(items, close_rows, strict=True):
+            if close:
+                self._judge_one(item, close, [row for row in found if row[0] in close])
+
+    def _judge_one(self, item: NewMemory, similarity: dict[int, float], found: Sequence[tuple[Any, ...]]) -> None:
         new = Candidate(text=item.text, type=item.type, role=item.role, subject=item.subject, entities=tuple(item.entities))
         restated: tuple[float, str, str] | None = None
         for row_id, memory_id, text, type_, role, subject, entities in found:
+            if type_ != item.type or role != item.role:
+                continue  # only a memory of the same type and role can be replaced or restated
             if item.subject is not None and subject != item.subject:
                 continue  # with a key, the client decides: other keys and unkeyed memories are left alone
             old = Candidate(text=text, type=type_, role=role, subject=subject, entities=tuple(entities))

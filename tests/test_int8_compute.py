@@ -145,7 +145,7 @@ def test_a_cube_made_on_the_float_path_is_re_embedded_on_the_int8_path(tmp_path,
 
 
 def test_the_compute_setting_comes_from_config_or_environment(tmp_path, monkeypatch):
-    assert load_config(tmp_path).embedding.compute == "int8"
+    assert load_config(tmp_path).embedding.compute == "auto"
     (tmp_path / "config.toml").write_text('[embedding]\ncompute = "float"\n', encoding="utf-8")
     assert load_config(tmp_path).embedding.compute == "float"
     monkeypatch.setenv("MEMCUBE_EMBEDDING_COMPUTE", "int8")
@@ -153,3 +153,62 @@ def test_the_compute_setting_comes_from_config_or_environment(tmp_path, monkeypa
     monkeypatch.setenv("MEMCUBE_EMBEDDING_COMPUTE", "bfloat16")
     with pytest.raises(InvalidInput, match="MEMCUBE_EMBEDDING_COMPUTE"):
         load_config(tmp_path)
+
+
+BATCH_TEXTS = [
+    f"{name} planned the {thing} for {day}"
+    for name in ("Ana", "Bo", "Cy", "Di")
+    for thing in ("trip", "dinner", "garden", "move")
+    for day in ("Monday", "June", "spring")
+]
+
+
+def test_auto_times_both_paths_once_and_keeps_the_model_id(tmp_path):
+    from memory.retrieval import embedder as embedder_module
+
+    auto = Embedder()  # compute="auto" is the default
+    assert auto.model_id.endswith(INT8_COMPUTE_SUFFIX)
+    model_id = auto.model_id
+    auto.embed(BATCH_TEXTS[: embedder_module.CALIBRATION_TEXTS - 1])
+    assert not auto.kernel.decided  # small batches (and queries) never pay for the probe
+    vectors = auto.embed(BATCH_TEXTS)
+    assert auto.kernel.decided
+    assert len(auto.kernel.timings_ms["int8"]) == len(auto.kernel.timings_ms["float"]) == embedder_module.CALIBRATION_ROUNDS
+    assert auto.kernel.chosen in ("int8", "float")
+    assert auto.model_id == model_id  # whichever path won, the stored model id stays
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    auto.embed(BATCH_TEXTS)
+    assert sum(len(t) for t in auto.kernel.timings_ms.values()) == 2 * embedder_module.CALIBRATION_ROUNDS  # decided once
+
+
+def test_when_the_float_path_wins_its_vectors_serve_the_same_cube(tmp_path, monkeypatch, shared_embedder, float_embedder):
+    from memory.retrieval import embedder as embedder_module
+
+    monkeypatch.setattr(embedder_module, "FLOAT_MARGIN", 1e9)  # the float path "wins" whatever the timings
+    auto = Embedder()
+    vectors = auto.embed(BATCH_TEXTS)
+    assert auto.kernel.chosen == "float"
+    assert np.abs(vectors - float_embedder.embed(BATCH_TEXTS)).max() < 1e-5  # computed by the float path
+    assert (vectors * shared_embedder.embed(BATCH_TEXTS)).sum(axis=1).min() >= 0.998
+    home = MemoryHome(tmp_path, embedder=shared_embedder)
+    try:
+        cube = home.cube("mixed", create=True)
+        ids = [o.id for o in cube.add([{"text": t} for t in BATCH_TEXTS[:5]])]
+    finally:
+        home.close()
+    home = MemoryHome(tmp_path, embedder=auto)
+    try:
+        cube = home.cube("mixed")
+        cube.ensure_vectors()
+        assert cube.store.stale_embeddings(auto.model_id, 100) == []  # nothing re-embedded for the choice
+        hits = cube.search(SearchQuery(query=BATCH_TEXTS[2], limit=1, signals=["vector"])).hits
+        assert [h.id for h in hits] == [ids[2]]
+    finally:
+        home.close()
+
+
+def test_an_explicit_path_is_never_second_guessed():
+    pinned = Embedder(compute="int8")
+    pinned.embed(BATCH_TEXTS)
+    assert pinned.kernel.chosen == "int8"
+    assert pinned.kernel.timings_ms == {"int8": [], "float": []}

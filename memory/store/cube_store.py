@@ -347,14 +347,6 @@ class CubeStore:
             ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32) if row else None
 
-    def same_kind_row_ids(self, type_: str, role: str | None) -> list[int]:
-        """Row ids of the active memories of this type and role: the candidates a new one may supersede."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT row_id FROM memories WHERE status = 'active' AND type = ? AND role IS ?", (type_, role)
-            ).fetchall()
-        return [r[0] for r in rows]
-
     def entities_by_row(self, row_ids: Sequence[int]) -> list[tuple[str, list[str]]]:
         """``(id, entities)`` of these memories, in row order."""
         if not row_ids:

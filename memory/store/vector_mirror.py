@@ -13,6 +13,7 @@ tests hold the two to the same answers and the benchmark reports both.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -181,17 +182,32 @@ class VectorMirror:
                 mask &= np.isin(self._row_ids, allowed, assume_unique=True)
             return Cosines(self._row_ids[mask], scores[mask], scores, self._position)
 
-    def similarity(self, query: np.ndarray, row_ids: list[int]) -> dict[int, float]:
-        """Cosine of ``query`` with each given memory that has a vector."""
+    def close_active(self, queries: np.ndarray, threshold: float) -> list[dict[int, float]]:
+        """For each row of ``queries``, the active memories with a cosine of at least ``threshold``: ``{row_id: cosine}``.
+
+        One matrix product for the whole batch, in blocks of rows (bounded scratch memory, and
+        the blocks split over two threads like a search's scan).
+        """
+        found: list[dict[int, float]] = [{} for _ in range(len(queries))]
         with self._lock:
-            if self._matrix is None:
-                return {}
-            positions = [(rid, self._position[rid]) for rid in row_ids if rid in self._position]
-            if not positions:
-                return {}
-            block = self._matrix[[p for _, p in positions]]
-        scores = block @ query.astype(np.float32)
-        return {rid: float(s) for (rid, _), s in zip(positions, scores, strict=True)}
+            if self._matrix is None or not len(self._row_ids):
+                return found
+            matrix, active, row_ids = self._matrix, self._active, self._row_ids
+            block_rows = max(SPLIT_ROWS, len(matrix) // 2 + 1)
+            starts = list(range(0, len(matrix), block_rows))
+            targets = np.ascontiguousarray(queries.astype(np.float32).T)
+
+            def close_in(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                scores = matrix[start : start + block_rows] @ targets
+                rows, columns = np.nonzero((scores >= threshold) & active[start : start + block_rows, None])
+                return rows + start, columns, scores[rows, columns]
+
+            later = [parallel.soon(functools.partial(close_in, start)) for start in starts[1:]]
+            parts = [close_in(starts[0]), *(f.result() for f in later)]
+        for positions, columns, scores in parts:
+            for position, column, score in zip(positions.tolist(), columns.tolist(), scores.tolist(), strict=True):
+                found[column][int(row_ids[position])] = float(score)
+        return found
 
     def __len__(self) -> int:
         return len(self._row_ids)
