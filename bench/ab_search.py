@@ -1,6 +1,6 @@
 """Search latency of two versions of MemCube, side by side in one run.
 
-    uv run python bench/ab_search.py --baseline PATH [--memories N] [--queries N]
+    uv run python bench/ab_search.py --baseline PATH [--memories N | --home HOME] [--queries N]
 
 ``PATH`` is another checkout of the project (e.g. a git worktree of an older commit). A
 cube of N synthetic memories (``bench/foundation.py``'s generator) is written once by the
@@ -9,7 +9,8 @@ own code from its own checkout with this environment's packages. Queries then go
 two workers in turn (AB, BA, AB, ...), one at a time, so a change of load on the machine
 hits both alike. Each worker times its own search call, query embedding included: the
 call behind the ``memory_search`` tool in that version (``search_in_time`` where it
-exists, else ``search``).
+exists, else ``search``). ``--home`` starts from a copy of an existing home's cube
+``bench`` instead of building one (a 100,000-memory cube takes a while to embed).
 
 The last line is ``RESULT baseline_p50_ms=... candidate_p50_ms=... ratio_p50=... ...``
 (ratio: candidate / baseline; below 1 is faster).
@@ -75,6 +76,18 @@ def _run_in(checkout: Path, code: str, *args: str, **popen: object) -> subproces
     )
 
 
+def _count(home: Path) -> int:
+    """Active memories of the home's cube ``bench``."""
+    sys.path.insert(0, str(ROOT))
+    from memory import MemoryHome
+
+    opened = MemoryHome(home)
+    try:
+        return opened.cube("bench").stats().active
+    finally:
+        opened.close()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -86,17 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memories", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--home", type=Path, help="copy this home (with a cube named bench) instead of building a cube")
     args = parser.parse_args(argv)
     baseline = args.baseline.resolve()
     scratch = Path(tempfile.mkdtemp(prefix="memcube-ab-"))
     try:
-        data = scratch / "memories.json"
-        data.write_text(json.dumps(make_memories(args.memories)))
-        t0 = time.perf_counter()
-        built = _run_in(baseline, BUILD, str(scratch / "a"), str(data))
-        if built.wait() != 0:
-            raise SystemExit("the baseline could not build the cube")
-        print(f"cube of {args.memories} memories built by the baseline in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        if args.home is not None:
+            shutil.copytree(args.home, scratch / "a")
+            args.memories = _count(scratch / "a")
+        else:
+            data = scratch / "memories.json"
+            data.write_text(json.dumps(make_memories(args.memories)))
+            t0 = time.perf_counter()
+            built = _run_in(baseline, BUILD, str(scratch / "a"), str(data))
+            if built.wait() != 0:
+                raise SystemExit("the baseline could not build the cube")
+            print(f"cube of {args.memories} memories built by the baseline in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         shutil.copytree(scratch / "a", scratch / "b")
         workers = {
             "baseline": _run_in(baseline, WORKER, str(scratch / "a"), stdin=subprocess.PIPE, stdout=subprocess.PIPE),

@@ -254,7 +254,8 @@ def entity_matches(
     if not rows:
         return [], {}
     if aliases is not None:
-        rows = [(row_id, aliases.canonical(norm), said) for row_id, norm, said in rows]
+        canonical = {norm: aliases.canonical(norm) for norm in {norm for _, norm, _ in rows}}
+        rows = [(row_id, canonical[norm], said) for row_id, norm, said in rows]
     total = max(2, searchable)
     df = Counter(norm for _, norm, _ in rows)
     best: dict[int, float] = {}
@@ -333,10 +334,9 @@ def hybrid_search(
     """The ``q.limit`` best memories for ``q``, each with the signals that found it, and their row ids.
 
     ``embed`` turns the query into a vector (None: no vector signal). The query is embedded
-    on another thread while this one runs the keyword, context and entity stages in SQLite
-    (both release the GIL), so on two cores the embedding costs little more wall time than
-    the longer of the two; scoring every stored vector then uses both threads again
-    (``VectorMirror.cosines``).
+    and scored against every stored vector on another thread while this one runs the
+    keyword, context and entity stages in SQLite (both release the GIL), so on two cores the
+    vector stage costs little more wall time than the longer of the two halves.
     """
     pool = max(MIN_POOL, q.limit * 5)
     candidates: dict[int, Candidate] = {}
@@ -344,18 +344,24 @@ def hybrid_search(
     def candidate(row_id: int) -> Candidate:
         return candidates.setdefault(row_id, Candidate(row_id))
 
-    embedding: Future[np.ndarray] | None = None
-    allowed: np.ndarray | None = None
-    if "vector" in q.signals and embed is not None:
-        with store.search_view() as view:
-            text = vector_query_text(view, q.query)
-        embedding = parallel.soon(lambda: embed(text))
+    vector_stage: Future[VectorRanking | None] | None = None
+    context_stage: Future[list[tuple[int, float, bool]]] | None = None
     said: dict[int, str] = {}
     try:
-        with store.search_view() as view:
-            if embedding is not None:
+        with store.search_view() as view, store.side_view() as side:
+            if "vector" in q.signals and embed is not None:
+                text = vector_query_text(view, q.query)
                 allowed = view.filtered_row_ids(q)
                 view.sync(mirror)
+                # The whole vector stage (embedding, then scoring every stored vector) runs on
+                # another thread while this one runs the keyword, context and entity stages in
+                # SQLite: both release the GIL, so on two cores the two halves overlap.
+                vector_stage = parallel.soon(
+                    lambda: rank_by_vector(mirror, embed(text), pool, include_archived=q.include_archived, allowed=allowed)
+                )
+            if "context" in q.signals:
+                # The context windows' BM25 on the second connection, beside this thread's stages.
+                context_stage = parallel.soon(lambda: keyword_candidates(side, q, pool, table="memory_context_fts"))
             if "keyword" in q.signals:
                 # A query that is a memory's exact text asks for that memory, whatever the other signals say.
                 for row_id in view.exact_matches(q):
@@ -364,23 +370,24 @@ def hybrid_search(
             if "keyword" in q.signals:
                 for rank, (row_id, raw, scaled) in enumerate(_scaled(own), start=1):
                     candidate(row_id).add("keyword", rank, raw, WEIGHTS["keyword"] * scaled)
-            if "context" in q.signals:
+            linked: list[tuple[int, float]] = []
+            if "entity" in q.signals:  # read while the context stage runs; scored after it, in the usual order
+                linked, said = entity_matches(view, q, pool, aliases)
+            if context_stage is not None:
                 # Threaded memories are matched through their windows; a memory without a
                 # thread is its own window, so its own-text match stands in (not indexed twice).
-                windows = _scaled(keyword_candidates(view, q, pool, table="memory_context_fts"))
+                windows = _scaled(context_stage.result())
                 alone = _scaled([m for m in own if not m[2]])
                 merged = sorted([*windows, *alone], key=lambda item: (-item[2], item[0]))
                 for rank, (row_id, raw, scaled) in enumerate(merged, start=1):
                     candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
-            if "entity" in q.signals:
-                linked, said = entity_matches(view, q, pool, aliases)
-                for rank, (row_id, specificity) in enumerate(linked, start=1):
-                    candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
+            for rank, (row_id, specificity) in enumerate(linked, start=1):
+                candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
     finally:
-        vector = embedding.result() if embedding is not None else None  # waited on even when a stage failed
-    ranking = None
-    if vector is not None:
-        ranking = rank_by_vector(mirror, vector, pool, include_archived=q.include_archived, allowed=allowed)
+        # Waited on even when a stage failed: the side view and the mirror must not outlive the search.
+        if context_stage is not None:
+            context_stage.exception()
+        ranking = vector_stage.result() if vector_stage is not None else None
     if ranking is not None:
         for row_id in ranking.rank:
             candidate(row_id)

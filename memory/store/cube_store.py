@@ -133,12 +133,20 @@ class CubeStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = db.connect(path)
         self._lock = threading.RLock()
+        self._searchable_counts: dict[tuple[str, bool], int] = {}  # see SearchView.searchable_count
+        # A second connection, for the reads a search runs beside the main ones (``side_view``).
+        self._side_conn: sqlite3.Connection | None = None
+        self._side_lock = threading.Lock()
         schema.migrate(self._conn)
         self._files = FileWatch(path)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._side_lock:
+            if self._side_conn is not None:
+                self._side_conn.close()
+                self._side_conn = None
 
     # -- transactions ---------------------------------------------------------------
 
@@ -286,7 +294,24 @@ class CubeStore:
     def search_view(self) -> Iterator[SearchView]:
         """One consistent snapshot for the several reads of a search."""
         with self._read() as conn:
-            yield SearchView(conn)
+            yield SearchView(conn, self._searchable_counts)
+
+    @contextmanager
+    def side_view(self) -> Iterator[SearchView]:
+        """A ``SearchView`` on a second connection, so a search can run two statements at once.
+
+        It is its own snapshot: a write that commits between the two views' starts is seen by
+        one only (harmless for ranking: the hits are read again, once, at the end).
+        """
+        with self._side_lock:
+            if self._side_conn is None:
+                self._side_conn = db.connect(self.path)
+            conn = self._side_conn
+            conn.execute("BEGIN")
+            try:
+                yield SearchView(conn, self._searchable_counts)
+            finally:
+                conn.execute("COMMIT")
 
     def sync_mirror(self, mirror: VectorMirror) -> None:
         """Bring an in-RAM vector mirror up to the last committed change."""
