@@ -1,4 +1,4 @@
-"""Foundation benchmark: start-up to tools/list, add throughput, search latency at 10,000 memories.
+"""Foundation benchmark: start-up to tools/list, add throughput, graph upkeep, search latency and memory at N memories.
 
     uv run python bench/foundation.py [--memories N] [--queries N] [--quick]
 
@@ -22,8 +22,14 @@
    so a change of load on the machine hits every figure alike. Then a search right after
    each of 50 single adds (the mirror catches up first), the pattern of a conversation.
 
+While the adds run, a background thread applies the graph outbox the way ``memcube serve``
+does between calls; after the last add the benchmark times how long the outbox takes to
+empty (``--no-graph`` skips this). It also prints which embedding path the session chose
+(``compute=auto``) and the process's resident memory after the searches.
+
 Figures go to stdout, progress to stderr. The last line is
-``RESULT tools_list_ms=... add_batched_per_s=... add_single_per_s=... search_p50_ms=... search_p95_ms=...``.
+``RESULT tools_list_ms=... add_batched_per_s=... add_single_per_s=... add_single_p50_ms=...
+search_p50_ms=... search_p95_ms=... graph_drain_s=... rss_mb=... memories=...``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -577,6 +584,56 @@ def launch_once(home: Path, *, first_call: bool) -> dict[str, float]:
     return times
 
 
+def server_resident_mb(home: Path, cube: str, queries: Sequence[str]) -> tuple[float, float]:
+    """``memcube serve`` on ``home``: its resident memory after ``queries`` through ``memory_search`` (now, peak), MB."""
+    env = {**os.environ, "MEMCUBE_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = StdioClient(proc)
+        client.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO},
+            }
+        )
+        client.answer(1)
+        client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for i, query in enumerate(queries, start=2):
+            client.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "tools/call",
+                    "params": {"name": "memory_search", "arguments": {"query": query, "cube": cube}},
+                }
+            )
+            answer = client.answer(i, timeout=300)
+            if "result" not in answer or answer["result"].get("isError"):
+                raise RuntimeError(f"memory_search failed: {answer}")
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM"))}
+        return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def bench_startup(scratch: Path, runs: int) -> float:
     out("== 1. memcube serve over stdio: launch -> answers (ms, from just before spawn) ==")
     # The interpreter's own start, for scale.
@@ -614,6 +671,32 @@ def bench_startup(scratch: Path, runs: int) -> float:
 
 
 @functools.cache
+def report_kernel(embedder: Any) -> None:
+    """Which embedding path this session chose (compute=auto), and the side-by-side timings behind the choice."""
+    kernel = getattr(embedder, "kernel", None)
+    if kernel is None:
+        return
+    timings = ", ".join(
+        f"{path} {' / '.join(f'{t:.0f}' for t in times)} ms" for path, times in kernel.timings_ms.items() if times
+    )
+    out(f"  embedding kernel this session: {kernel.chosen} ({timings or 'not measured: pinned by config'})")
+    out()
+
+
+def resident_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KB on Linux
+    try:
+        status = Path("/proc/self/status").read_text()
+        now_mb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        now_mb = peak_mb
+    return now_mb, peak_mb
+
+
 def float_embedder(embedder: Any) -> Any | None:
     """The float path of the same model, when ``embedder`` runs int8 weights in integer arithmetic (for side-by-side ratios)."""
     if not getattr(embedder, "int8_matmuls", 0):
@@ -625,7 +708,7 @@ def float_embedder(embedder: Any) -> Any | None:
     return float_path
 
 
-def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[float, float]:
+def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[float, float, float]:
     out(f"== 2. add throughput through MemCube.add ({len(memories)} distinct memories) ==")
     batched, single = memories[: len(memories) - singles], memories[len(memories) - singles :]
     batch_ms: list[float] = []
@@ -683,7 +766,7 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
         t_embed.append((time.perf_counter() - t0) * 1000)
     out(f"    of which embedding one text alone: p50 {pct(t_embed, 50):.2f} ms")
     out()
-    return batched_rate, single_rate
+    return batched_rate, single_rate, pct(single_ms, 50)
 
 
 def top_up(cube: Any, spare: list[dict[str, Any]], target: int) -> None:
@@ -702,15 +785,44 @@ def top_up(cube: Any, spare: list[dict[str, Any]], target: int) -> None:
     out()
 
 
-def bench_graph_sync(cube: Any) -> None:
-    """Graph work queued by the adds, applied as the server does between calls (not part of add)."""
-    pending = cube.stats().graph_pending
-    t0 = time.perf_counter()
-    applied = cube.try_sync_graph()
-    elapsed = time.perf_counter() - t0
+class GraphFollower:
+    """Applies the graph outbox in the background while the adds run, as ``memcube serve`` does between calls."""
+
+    def __init__(self, cube: Any) -> None:
+        self.cube = cube
+        self.applied = 0
+        self.busy_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="graph-follower", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            applied = self.cube.try_sync_graph()
+            if applied:
+                self.applied += applied
+                self.busy_s += time.perf_counter() - t0
+            else:
+                self._stop.wait(0.05)  # the server waits for the next write the same way
+
+    def drain(self) -> float:
+        """Seconds from now (just after the last add) until the outbox is empty."""
+        t0 = time.perf_counter()
+        while self.cube.stats().graph_pending:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        self._stop.set()
+        self._thread.join()
+        return elapsed
+
+
+def report_graph(follower: GraphFollower, drain_s: float) -> None:
+    counts = follower.cube.graph_store.counts()
     out(
-        f"  graph outbox (applied by the server in the background, not counted above): {pending} pending, "
-        f"applied {applied} in {elapsed:.1f} s ({applied / max(elapsed, 1e-9):.0f}/s)"
+        f"  graph outbox, applied in the background during the adds: {follower.applied} changes applied in "
+        f"{follower.busy_s:.1f} s of work ({follower.applied / max(follower.busy_s, 1e-9):.0f}/s); "
+        f"drained {drain_s:.1f} s after the last add; graph: {counts}"
     )
     out()
 
@@ -852,8 +964,11 @@ def bench_search(home: Any, cube: Any, queries: list[str], warmup: list[str]) ->
     out()
 
     p50, p95 = pct(api, 50), pct(api, 95)
-    verdict = "OK" if p50 <= TARGET_SEARCH_P50_MS else "MISSED"
-    out(f"  target search p50 <= {TARGET_SEARCH_P50_MS:.0f} ms (embedding included): {verdict} (p50 {p50:.2f}, p95 {p95:.2f})")
+    # The targets: issue 2's at 10,000 memories, issue 19's at 100,000.
+    p50_target, p95_target = (TARGET_SEARCH_P50_MS, None) if n <= 20_000 else (30.0, 60.0)
+    verdict = "OK" if p50 <= p50_target and (p95_target is None or p95 <= p95_target) else "MISSED"
+    p95_text = f", p95 <= {p95_target:.0f} ms" if p95_target is not None else ""
+    out(f"  target search p50 <= {p50_target:.0f} ms{p95_text} (embedding included): {verdict} (p50 {p50:.2f}, p95 {p95:.2f})")
     out()
     return p50, p95
 
@@ -886,7 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=300, help="of the memories, how many are added one per call (default 300)")
     parser.add_argument("--launches", type=int, default=5, help="memcube serve launches (default 5)")
     parser.add_argument("--quick", action="store_true", help="a small run: 1000 memories, 50 queries, 50 single adds, 3 launches")
-    parser.add_argument("--no-graph", action="store_true", help="skip applying the graph outbox (slow at 10,000)")
+    parser.add_argument("--no-graph", action="store_true", help="do not apply the graph outbox during the adds")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
     if args.quick:
@@ -920,9 +1035,13 @@ def main(argv: list[str] | None = None) -> int:
         memories = everything[: args.memories]
         extra = everything[args.memories : args.memories + extra_n]
         spare = everything[args.memories + extra_n :]
-        add_batched, add_single = bench_add(cube, memories, args.single)
-        if not args.no_graph:
-            bench_graph_sync(cube)
+        follower = None if args.no_graph else GraphFollower(cube)
+        add_batched, add_single, add_single_p50 = bench_add(cube, memories, args.single)
+        graph_drain_s = float("nan")
+        if follower is not None:
+            graph_drain_s = follower.drain()
+            report_graph(follower, graph_drain_s)
+        report_kernel(cube.embedder)
 
         top_up(cube, spare, args.memories)
 
@@ -930,7 +1049,19 @@ def main(argv: list[str] | None = None) -> int:
         warmup, timed_queries = queries[args.queries :], queries[: args.queries]
         search_p50, search_p95 = bench_search(home, cube, timed_queries, warmup)
         bench_search_after_add(cube, extra, timed_queries)
+        bench_rss, bench_peak = resident_mb()
         home.close()
+        out("== 4. memory ==")
+        out(
+            f"  this benchmark process (cube, both embedding paths, an in-process MCP server): {bench_rss:.0f} MB, peak {bench_peak:.0f} MB"
+        )
+        rss_mb = float("nan")
+        if sys.platform.startswith("linux"):
+            rss_mb, server_peak = server_resident_mb(scratch / "home", cube.name, timed_queries[:20])
+            out(f"  memcube serve on this home after 20 memory_search calls: resident {rss_mb:.0f} MB, peak {server_peak:.0f} MB")
+        else:
+            out("  (the server's own figure is read from /proc: Linux only)")
+        out()
         out(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if args.keep:
@@ -940,7 +1071,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out(
         f"RESULT tools_list_ms={tools_list_ms:.1f} add_batched_per_s={add_batched:.1f} "
-        f"add_single_per_s={add_single:.1f} search_p50_ms={search_p50:.2f} search_p95_ms={search_p95:.2f}"
+        f"add_single_per_s={add_single:.1f} add_single_p50_ms={add_single_p50:.2f} search_p50_ms={search_p50:.2f} "
+        f"search_p95_ms={search_p95:.2f} graph_drain_s={graph_drain_s:.1f} rss_mb={rss_mb:.0f} memories={args.memories}"
     )
     return 0
 
