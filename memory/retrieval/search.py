@@ -235,37 +235,60 @@ def embedding_text(text: str) -> str:
     return text
 
 
-def entity_matches(
-    view: SearchView, q: SearchQuery, k: int, aliases: AliasTable | None = None
-) -> tuple[list[tuple[int, float]], dict[int, str]]:
-    """Memories linked to entities the query names: ``(row_id, specificity)`` best first, and who said which.
+@dataclass
+class EntityMatches:
+    """The entity stage's answer: memories linked to entities the query names, best first, and
+    the names behind them (to tell, later, which of the search's candidates those entities said)."""
+
+    ranked: list[tuple[int, float]]  # (row_id, specificity), best first
+    canonical: dict[str, str]  # each linked entity key -> the name of its alias group
+
+    def said(self, view: SearchView, q: SearchQuery, row_ids: Sequence[int]) -> dict[int, str]:
+        """Which of these memories one of the named entities said (a ``"Name: ..."`` line): row id -> its group's name."""
+        said: dict[int, str] = {}
+        for row_id, norm in view.speakers(q, sorted(self.canonical), row_ids):
+            said[row_id] = self.canonical[norm]
+        return said
+
+
+def entity_matches(view: SearchView, q: SearchQuery, k: int, aliases: AliasTable | None = None) -> EntityMatches:
+    """Memories linked to entities the query names: ``(row_id, specificity)`` best first.
 
     A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
     1 for an entity one memory mentions, 0 for one that every memory mentions (the user's
-    own name in a personal cube says nothing about which memory is meant).
+    own name in a personal cube says nothing about which memory is meant). Ties go to the
+    older memory (lower row id).
+
+    The work stays bounded as the cube grows: SQLite counts each name's memories, and only
+    the ``k`` best are read, rarest name first, instead of every memory a common name links to.
     """
     keys = query_keys(q.query)
     if not keys:
-        return [], {}
+        return EntityMatches([], {})
     if aliases is not None:
         # A name reaches every name of its group: "Marco" finds "Marco Bianchi" and the reverse.
         keys = {member for key in keys for member in (aliases.group(key) if aliases.knows(key) else [key])}
-    rows, searchable = view.entity_links(q, sorted(keys))
-    if not rows:
-        return [], {}
-    if aliases is not None:
-        canonical = {norm: aliases.canonical(norm) for norm in {norm for _, norm, _ in rows}}
-        rows = [(row_id, canonical[norm], said) for row_id, norm, said in rows]
+    counts, searchable = view.entity_counts(q, sorted(keys))
+    if not counts:
+        return EntityMatches([], {})
+    canonical = {norm: (aliases.canonical(norm) if aliases is not None else norm) for norm in counts}
     total = max(2, searchable)
-    df = Counter(norm for _, norm, _ in rows)
-    best: dict[int, float] = {}
-    said: dict[int, str] = {}
-    for row_id, norm, speaker in rows:
-        best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
-        if speaker:
-            said[row_id] = norm
-    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
-    return ranked, said
+    df: Counter[str] = Counter()
+    for norm, count in counts.items():
+        df[canonical[norm]] += count
+    specificity = {name: max(0.0, math.log(total / n) / math.log(total)) for name, n in df.items()}
+    ranked: list[tuple[int, float]] = []
+    taken: set[int] = set()
+    # A memory counts at its rarest name: take the memories of the rarest names first, each
+    # level in row order, and leave out those a rarer name already took.
+    for level in sorted(set(specificity.values()), reverse=True):
+        if len(ranked) >= k:
+            break
+        norms = sorted(norm for norm, name in canonical.items() if specificity[name] == level)
+        for row_id in view.entity_first_rows(q, norms, k - len(ranked), exclude=sorted(taken)):
+            ranked.append((row_id, level))
+            taken.add(row_id)
+    return EntityMatches(ranked, canonical)
 
 
 def vector_query_text(view: SearchView, query: str) -> str:
@@ -370,9 +393,8 @@ def hybrid_search(
             if "keyword" in q.signals:
                 for rank, (row_id, raw, scaled) in enumerate(_scaled(own), start=1):
                     candidate(row_id).add("keyword", rank, raw, WEIGHTS["keyword"] * scaled)
-            linked: list[tuple[int, float]] = []
-            if "entity" in q.signals:  # read while the context stage runs; scored after it, in the usual order
-                linked, said = entity_matches(view, q, pool, aliases)
+            # Read while the context stage runs; scored after it, in the usual order.
+            entities = entity_matches(view, q, pool, aliases) if "entity" in q.signals else None
             if context_stage is not None:
                 # Threaded memories are matched through their windows; a memory without a
                 # thread is its own window, so its own-text match stands in (not indexed twice).
@@ -381,23 +403,27 @@ def hybrid_search(
                 merged = sorted([*windows, *alone], key=lambda item: (-item[2], item[0]))
                 for rank, (row_id, raw, scaled) in enumerate(merged, start=1):
                     candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
-            for rank, (row_id, specificity) in enumerate(linked, start=1):
-                candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
+            if entities is not None:
+                for rank, (row_id, specificity) in enumerate(entities.ranked, start=1):
+                    candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
+            ranking = vector_stage.result() if vector_stage is not None else None
+            if ranking is not None:
+                for row_id in ranking.rank:
+                    candidate(row_id)
+                for row_id, cosine in ranking.cosines.of(candidates).items():
+                    candidates[row_id].add(
+                        "vector",
+                        ranking.rank.get(row_id, ranking.unranked),
+                        cosine,
+                        WEIGHTS["vector"] * (cosine - ranking.mean) / ranking.std,
+                    )
+            if entities is not None and entities.canonical and candidates:
+                said = entities.said(view, q, list(candidates))
     finally:
         # Waited on even when a stage failed: the side view and the mirror must not outlive the search.
-        if context_stage is not None:
-            context_stage.exception()
-        ranking = vector_stage.result() if vector_stage is not None else None
-    if ranking is not None:
-        for row_id in ranking.rank:
-            candidate(row_id)
-        for row_id, cosine in ranking.cosines.of(candidates).items():
-            candidates[row_id].add(
-                "vector",
-                ranking.rank.get(row_id, ranking.unranked),
-                cosine,
-                WEIGHTS["vector"] * (cosine - ranking.mean) / ranking.std,
-            )
+        for stage in (context_stage, vector_stage):
+            if stage is not None:
+                stage.exception()
 
     # Said by someone the query names: a bonus among the memories found, not a way to be found.
     for row_id in said.keys() & candidates.keys():

@@ -110,23 +110,50 @@ class SearchView:
         # FTS5's bm25() is "lower is better" (negative); flip it so every signal reads higher-is-better.
         return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
 
-    def entity_links(self, q: SearchQuery, keys: Sequence[str]) -> tuple[list[tuple[int, str, bool]], int]:
-        """Searchable memories linked to these entity keys as ``(row_id, key, said_by_it)``, and how many are searchable.
-
-        ``said_by_it``: the memory opens with the entity's name and a colon (a transcript line).
-        """
+    def entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> tuple[dict[str, int], int]:
+        """How many searchable memories each of these entity keys links to (keys with none left out), and how many are searchable."""
         clauses, params = _filter_sql(q)
         where = " AND ".join([_status_sql(q), *clauses])
         # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
         rows = self._conn.execute(
-            "SELECT e.memory_rowid, e.norm, substr(m.text, 1, length(e.name) + 1) = e.name || ':' "
-            f"FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
-            f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where}",
+            "SELECT e.norm, count(*) FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+            f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where} GROUP BY e.norm",
             [*keys, *params],
         ).fetchall()
         if not rows:
-            return [], 0
-        return [(row_id, norm, bool(said)) for row_id, norm, said in rows], self.searchable_count(q.include_archived)
+            return {}, 0
+        return {norm: int(count) for norm, count in rows}, self.searchable_count(q.include_archived)
+
+    def entity_first_rows(self, q: SearchQuery, keys: Sequence[str], k: int, *, exclude: Sequence[int] = ()) -> list[int]:
+        """The ``k`` searchable memories with the lowest row ids linked to any of these entity keys, less ``exclude``."""
+        if k <= 0 or not keys:
+            return []
+        clauses, params = _filter_sql(q)
+        where = " AND ".join([_status_sql(q), *clauses])
+        left_out = f"AND e.memory_rowid NOT IN ({','.join('?' * len(exclude))}) " if exclude else ""
+        rows = self._conn.execute(
+            "SELECT DISTINCT e.memory_rowid FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+            f"WHERE e.norm IN ({','.join('?' * len(keys))}) {left_out}AND {where} ORDER BY e.memory_rowid LIMIT ?",
+            [*keys, *exclude, *params, k],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def speakers(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str]]:
+        """``(row_id, key)`` for those of these memories that one of these entities said: the text opens with its name and a colon."""
+        if not keys or not row_ids:
+            return []
+        clauses, params = _filter_sql(q)
+        where = " AND ".join([_status_sql(q), *clauses])
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(row_ids), 500):
+            chunk = list(row_ids[start : start + 500])
+            found += self._conn.execute(
+                "SELECT e.memory_rowid, e.norm FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+                f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND e.memory_rowid IN ({','.join('?' * len(chunk))}) "
+                f"AND substr(m.text, 1, length(e.name) + 1) = e.name || ':' AND {where}",
+                [*keys, *chunk, *params],
+            ).fetchall()
+        return sorted(found, key=lambda row: (row[1], row[0]))
 
     def searchable_count(self, include_archived: bool) -> int:
         """How many memories a search can return (active, or live): counted once per change of the cube.
