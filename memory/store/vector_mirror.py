@@ -103,34 +103,46 @@ class VectorMirror:
         self._active = np.zeros(0, dtype=bool)
         self._matrix = self._buffer = None
         self._position = {}
+        if _has_vec_table(conn):
+            # Sized once: growing by half again while 100,000 rows arrive would hold two copies at a time.
+            self._reserve(int(conn.execute("SELECT count(*) FROM memory_vec").fetchone()[0]), conn)
         self._apply_changes(conn, since=-1)
+
+    def _reserve(self, rows: int, conn: sqlite3.Connection) -> None:
+        blob = conn.execute("SELECT embedding FROM memory_vec LIMIT 1").fetchone()
+        if blob is None or rows <= 0:
+            return
+        self._buffer = np.empty((rows, len(blob[0]) // 4), dtype=np.float32)
+        self._matrix = self._buffer[:0]
 
     def _apply_changes(self, conn: sqlite3.Connection, since: int) -> None:
         if not _has_vec_table(conn):
             return
-        rows = conn.execute(
+        cursor = conn.execute(
             "SELECT m.row_id, m.status, v.embedding FROM memories m LEFT JOIN memory_vec v ON v.rowid = m.row_id WHERE m.seq > ?",
             (since,),
-        ).fetchall()
-        if not rows:
-            return
+        )
         removed: set[int] = set()
-        fresh_ids: list[int] = []
-        fresh_vecs: list[np.ndarray] = []
-        fresh_active: list[bool] = []
-        for row_id, status, blob in rows:
-            if status == "deleted" or blob is None:
-                removed.add(row_id)
-                continue
-            vector = np.frombuffer(blob, dtype=np.float32)
-            position = self._position.get(row_id)
-            if position is not None and self._matrix is not None and self._matrix.shape[1] == vector.shape[0]:
-                self._matrix[position] = vector
-                self._active[position] = status == "active"
-            else:
-                fresh_ids.append(row_id)
-                fresh_vecs.append(vector)
-                fresh_active.append(status == "active")
+        # Read in slices: a whole cube's vectors as Python bytes would be a second copy of the matrix.
+        while rows := cursor.fetchmany(MIRROR_READ_ROWS):
+            fresh_ids: list[int] = []
+            fresh_vecs: list[np.ndarray] = []
+            fresh_active: list[bool] = []
+            for row_id, status, blob in rows:
+                if status == "deleted" or blob is None:
+                    removed.add(row_id)
+                    continue
+                vector = np.frombuffer(blob, dtype=np.float32)
+                position = self._position.get(row_id)
+                if position is not None and self._matrix is not None and self._matrix.shape[1] == vector.shape[0]:
+                    self._matrix[position] = vector
+                    self._active[position] = status == "active"
+                else:
+                    fresh_ids.append(row_id)
+                    fresh_vecs.append(vector)
+                    fresh_active.append(status == "active")
+            if fresh_ids:
+                self._append(fresh_ids, np.vstack(fresh_vecs).astype(np.float32), fresh_active)
         if removed:
             keep = np.array([rid not in removed for rid in self._row_ids.tolist()], dtype=bool)
             self._row_ids = self._row_ids[keep]
@@ -138,8 +150,6 @@ class VectorMirror:
             if self._matrix is not None:
                 self._matrix = self._buffer = self._matrix[keep]
             self._position = {int(rid): i for i, rid in enumerate(self._row_ids.tolist())}
-        if fresh_ids:
-            self._append(fresh_ids, np.vstack(fresh_vecs).astype(np.float32), fresh_active)
 
     def _append(self, row_ids: list[int], block: np.ndarray, active: list[bool]) -> None:
         # Rows go into spare capacity: one add copies one row, not the whole matrix.
@@ -214,6 +224,7 @@ class VectorMirror:
 
 
 SPLIT_ROWS = 4096
+MIRROR_READ_ROWS = 4096  # rows read from SQLite at a time when the mirror catches up
 
 
 def _times(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
