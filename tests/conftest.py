@@ -40,8 +40,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def shared_embedder() -> Embedder:
-    """The default ONNX model (all-MiniLM-L6-v2, int8), loaded once for the whole run."""
-    embedder = Embedder()
+    """The default ONNX model (all-MiniLM-L6-v2, int8), loaded once for the whole run.
+
+    Pinned to the integer path: ``compute="auto"`` would let the machine's load pick the path
+    in the middle of a run, and tests compare rankings. ``tests/test_int8_compute.py`` tests auto.
+    """
+    embedder = Embedder(compute="int8")
     embedder.load()
     return embedder
 

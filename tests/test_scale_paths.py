@@ -1,0 +1,148 @@
+"""The shortcuts that keep a big cube fast, held to the slow, obvious answer on small cases.
+
+- The entity stage reads only the best ``k`` memories linked to the names a query gives
+  (rarest name first) instead of every linked memory: its ranking must be the one the whole
+  list gives, ties, aliases and filters included.
+- The vector mirror reads a cube's vectors in slices: the mirror must hold what a single
+  read would, deletions and status changes included.
+- A batch's supersession check is one product with the mirror: it must find what a check of
+  each memory alone finds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from support import raw_db
+
+from memory import SearchQuery
+from memory.entities import query_keys
+from memory.retrieval import search as search_module
+from memory.store import vector_mirror
+
+
+def _reference_entity_ranking(cube, q: SearchQuery, k: int, aliases) -> tuple[list[tuple[int, float]], dict[int, str]]:
+    """The entity stage as it was: read every linked searchable memory, rank them all."""
+    keys = query_keys(q.query)
+    if aliases is not None:
+        keys = {m for key in keys for m in (aliases.group(key) if aliases.knows(key) else [key])}
+    status = "m.status IN ('active', 'archived')" if q.include_archived else "m.status = 'active'"
+    types = f" AND m.type IN ({','.join('?' * len(q.types))})" if q.types else ""
+    with raw_db(cube) as conn:
+        rows = conn.execute(
+            "SELECT e.memory_rowid, e.norm, substr(m.text, 1, length(e.name) + 1) = e.name || ':' "
+            f"FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid WHERE e.norm IN ({','.join('?' * len(keys))}) "
+            f"AND {status}{types} ORDER BY e.norm, e.memory_rowid",
+            [*sorted(keys), *(q.types or [])],
+        ).fetchall()
+        total = max(2, conn.execute(f"SELECT count(*) FROM memories m WHERE {status}").fetchone()[0])
+    canon = (lambda n: aliases.canonical(n)) if aliases is not None else (lambda n: n)
+    rows = [(r, canon(n), s) for r, n, s in rows]
+    df = Counter(n for _, n, _ in rows)
+    best: dict[int, float] = {}
+    said: dict[int, str] = {}
+    for row_id, norm, speaker in rows:
+        best[row_id] = max(best.get(row_id, 0.0), max(0.0, math.log(total / df[norm]) / math.log(total)))
+        if speaker:
+            said[row_id] = norm
+    return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k], said
+
+
+@pytest.fixture
+def people(home):
+    cube = home.cube("people", create=True)
+    memories = []
+    # Alice is in every third memory (a common name), Bob in a few, Carol Jones in two, Dave once.
+    for i in range(60):
+        names = ["Alice"] if i % 3 == 0 else []
+        if i % 10 == 1:
+            names.append("Bob")
+        text = f"{'Alice: ' if i % 6 == 0 else ''}entry {i} about the garden and the {['river', 'kiln', 'orchard'][i % 3]}"
+        memories.append({"text": text, "entities": names, "type": "event" if i % 2 else "note"})
+    memories += [
+        {"text": "Carol Jones: the kiln fired at last", "entities": ["Carol Jones"]},
+        {"text": "Carol told Alice about the kiln", "entities": ["Carol Jones", "Alice"]},
+        {"text": "Dave fixed the orchard gate with Bob", "entities": ["Dave", "Bob"]},
+    ]
+    ids = [o.id for o in cube.add(memories)]
+    cube.archive(ids[3:9])
+    return cube
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "what did Alice say about the garden",
+        "Bob and Alice at the orchard",
+        "Carol and the kiln",  # a short form of Carol Jones, through the alias table
+        "Dave, Bob, Alice and Carol",
+        "nobody named here",
+    ],
+)
+@pytest.mark.parametrize("k", [1, 3, 8, 100])
+@pytest.mark.parametrize("archived", [False, True])
+def test_the_bounded_entity_stage_ranks_as_the_whole_list_does(people, query, k, archived):
+    aliases = people.aliases()
+    for types in (None, ["event"]):
+        q = SearchQuery(query=query, include_archived=archived, types=types)
+        expected, expected_said = _reference_entity_ranking(people, q, k, aliases)
+        with raw_db(people) as conn:
+            every_row = [r for (r,) in conn.execute("SELECT row_id FROM memories")]
+        with people.store.search_view() as view:
+            found = search_module.entity_matches(view, q, k, aliases)
+            said = found.said(view, q, every_row)
+        assert found.ranked == expected
+        assert said == expected_said
+
+
+def test_a_search_gives_the_speaker_bonus_to_what_the_named_person_said(people):
+    hits = people.search(SearchQuery(query="what did Alice say about the garden", limit=10, include_weak=True)).hits
+    speakers = [h for h in hits if "speaker" in h.signals]
+    assert speakers and all(h.text.startswith("Alice: ") for h in speakers)
+
+
+def test_the_mirror_read_in_slices_holds_what_one_read_holds(home, shared_embedder, monkeypatch):
+    monkeypatch.setattr(vector_mirror, "MIRROR_READ_ROWS", 3)
+    cube = home.cube("slices", create=True)
+    ids = [o.id for o in cube.add([{"text": f"slice {i}: the {w} by the water"} for i, w in enumerate("abcdefghijk")])]
+    cube.delete([ids[1], ids[6]])
+    cube.archive([ids[4]])
+    fresh = vector_mirror.VectorMirror()
+    cube.store.sync_mirror(fresh)  # a whole reload, three rows at a time
+    cube.add([{"text": f"after {i}: lanterns on the pier"} for i in range(5)])
+    cube.update(ids[2], {"text": "slice 2 rewritten: the lighthouse keeper"})
+    cube.store.sync_mirror(fresh)  # catching up, three rows at a time
+    for query in ("lighthouse", "lanterns", "slice 9 water"):
+        vector = shared_embedder.embed_one(query)
+        for archived in (False, True):
+            mirror = fresh.search(vector, 20, include_archived=archived)
+            sqlite = cube.store.nearest(vector, 20, include_archived=archived)
+            assert [r for r, _ in mirror] == [r for r, _ in sqlite], query
+            assert [c for _, c in mirror] == pytest.approx([c for _, c in sqlite], abs=1e-5)
+    assert len(fresh) == 11 - 2 + 5
+
+
+def test_a_batch_is_judged_for_supersession_as_each_memory_alone_is(home):
+    old = [
+        {"text": "My favourite tea is jasmine green tea", "type": "preference"},
+        {"text": "Sam works as a nurse at the city hospital", "type": "fact"},
+        {"text": "The team stand-up is at 9:30 every morning", "type": "fact"},
+    ]
+    new = [
+        {"text": "My favourite tea is now rooibos, not jasmine", "type": "preference"},
+        {"text": "Sam now works as a paramedic instead of a nurse", "type": "fact"},
+        {"text": "The team stand-up is at 9:30 every morning", "type": "fact"},  # the same text: a duplicate
+        {"text": "I like long walks by the sea", "type": "preference"},
+    ]
+    one_by_one = home.cube("alone", create=True)
+    one_by_one.add(old)
+    alone = [one_by_one.add([item])[0] for item in new]
+    batched = home.cube("batch", create=True)
+    batched.add(old)
+    together = batched.add(new)
+    assert [(o.created, [s.reason for s in o.superseded], o.restated is not None) for o in together] == [
+        (o.created, [s.reason for s in o.superseded], o.restated is not None) for o in alone
+    ]
+    assert one_by_one.stats().archived == batched.stats().archived
