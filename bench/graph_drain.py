@@ -146,20 +146,8 @@ def tenths(batches: list[tuple[int, float]]) -> tuple[float, float]:
 
 
 def snapshot(graph: Any) -> dict[str, set]:
-    """The whole graph as sets, to compare two graphs."""
-    with graph._session():
-        return {
-            "memories": {tuple(r) for r in graph._rows("MATCH (m:Memory) RETURN m.id, m.type")},
-            "entities": {tuple(r) for r in graph._rows("MATCH (e:Entity) RETURN e.name, e.display")},
-            "mentions": {tuple(r) for r in graph._rows("MATCH (m:Memory)-[:MENTIONS]->(e:Entity) RETURN m.id, e.name")},
-            "related": {
-                tuple(r)
-                for r in graph._rows(
-                    "MATCH (a:Entity)-[r:RELATED]->(b:Entity) RETURN a.name, r.predicate, b.name, r.source_memory, r.valid_from, r.valid_to"
-                )
-            },
-            "supersedes": {tuple(r) for r in graph._rows("MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id")},
-        }
+    """The whole graph as sets, to compare two graphs (the baseline's GraphStore has no ``dump``)."""
+    return GraphStore.dump(graph)
 
 
 def differences(a: dict[str, set], b: dict[str, set], *, displays: bool = True) -> list[str]:

@@ -362,6 +362,19 @@ class GraphStore:
         with self._session():
             return {r[0] for r in self._rows("MATCH (m:Memory) RETURN m.id")}
 
+    def dump(self) -> dict[str, set[tuple[Any, ...]]]:
+        """Every node and edge with its properties, as sets of tuples: to compare two graphs."""
+        queries = {
+            "memories": "MATCH (m:Memory) RETURN m.id, m.type",
+            "entities": "MATCH (e:Entity) RETURN e.name, e.display",
+            "mentions": "MATCH (m:Memory)-[:MENTIONS]->(e:Entity) RETURN m.id, e.name",
+            "related": "MATCH (a:Entity)-[r:RELATED]->(b:Entity) "
+            "RETURN a.name, r.predicate, b.name, r.source_memory, r.valid_from, r.valid_to",
+            "supersedes": "MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id",
+        }
+        with self._session():
+            return {key: {tuple(row) for row in self._rows(query)} for key, query in queries.items()}
+
     def counts(self) -> dict[str, int]:
         with self._session():
             return {
