@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,34 @@ def drain(graph: Any, store: CubeStore, batch: int, cap_s: float | None = None) 
         del graph._resync
 
 
+def live_adds(graph: Any, store: CubeStore, items: list[NewMemory], per_s: float) -> tuple[float, float, int]:
+    """Adds at ``per_s`` (batches of 100) while a thread applies the outbox as the server does
+    (``MemCube.try_sync_graph`` whenever there is work). Returns (seconds of adds, seconds from
+    the last add to an empty outbox, the largest backlog seen)."""
+    stop = threading.Event()
+    backlog = [0]
+
+    def apply() -> None:
+        while not stop.is_set():
+            backlog[0] = max(backlog[0], store.counts()["graph_pending"])
+            if not graph.apply_outbox(store):
+                time.sleep(0.05)
+
+    worker = threading.Thread(target=apply)
+    worker.start()
+    t0 = time.perf_counter()
+    for k, start in enumerate(range(0, len(items), ADD_BATCH)):
+        store.add(items[start : start + ADD_BATCH], client="bench", model_id=None)
+        time.sleep(max(0.0, t0 + (k + 1) * ADD_BATCH / per_s - time.perf_counter()))
+    added = time.perf_counter()
+    while store.counts()["graph_pending"]:
+        time.sleep(0.05)
+    drained = time.perf_counter()
+    stop.set()
+    worker.join()
+    return added - t0, drained - added, backlog[0]
+
+
 def rate(batches: list[tuple[int, float]]) -> float:
     return sum(n for n, _ in batches) / max(1e-9, sum(s for _, s in batches))
 
@@ -185,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-cap-s", type=float, default=120.0, help="stop the baseline drain after this long (default 120)"
     )
+    parser.add_argument("--live", type=int, default=3000, help="memories added at --live-rate with the outbox applied alongside")
+    parser.add_argument("--live-rate", type=float, default=300.0, help="adds per second in the live phase (default 300)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
 
@@ -233,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         out(f"top-up of the full graph: {topup_pending} entries in {topup_s:.2f} s = {topup_pending / topup_s:.0f}/s")
         topped_up = snapshot(graph)
 
+        live_items = new_memories(args.live, seed=7, offset=args.memories + TOPUP)
+        live_s, after_s, backlog = live_adds(graph, store, live_items, args.live_rate)
+        out(
+            f"live: {args.live} adds at {args.live_rate:.0f}/s on the full graph ({live_s:.1f} s) with the outbox applied alongside: "
+            f"empty {after_s:.2f} s after the last add; largest backlog {backlog} entries"
+        )
+        topped_up = snapshot(graph)
+
         t = time.perf_counter()
         rebuilt_n = graph.rebuild(store)
         rebuild_s = time.perf_counter() - t
@@ -249,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             first_tenth_per_s=round(first),
             last_tenth_per_s=round(last),
             topup_per_s=round(topup_pending / topup_s),
+            live_drained_after_s=round(after_s, 2),
+            live_backlog=backlog,
             rebuild_s=round(rebuild_s, 1),
             rebuild_per_s=round(rebuilt_n / rebuild_s),
             same_as_rebuild=int(not mismatch),
