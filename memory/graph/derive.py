@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from memory.entities import normalize
@@ -27,9 +28,26 @@ class GraphRows:
     supersedes: list[dict[str, Any]] = field(default_factory=list)  # {a: newer, b: older}
 
 
+# Entity names repeat across memories; normalising each spelling once keeps a batch cheap.
+_key = lru_cache(maxsize=1 << 16)(normalize)
+
+
 def in_graph(row: GraphRow) -> bool:
     """Whether a memory has a node: active, or superseded (the far end of a SUPERSEDES link)."""
     return row.status == "active" or (row.status == "archived" and bool(row.superseded_by))
+
+
+def row_links(row: GraphRow) -> list[tuple[str, str]]:
+    """The SUPERSEDES links (newer, older) a memory's row names: the newer's ``supersedes`` holds only
+    the first memory it replaced; each older one's ``superseded_by`` names the newer."""
+    if not in_graph(row):
+        return []
+    links = []
+    if row.status == "archived" and row.superseded_by:
+        links.append((row.superseded_by, row.id))
+    if row.supersedes:  # also when this one is superseded in turn: the chain keeps its middle
+        links.append((row.id, row.supersedes))
+    return links
 
 
 def derive(
@@ -39,10 +57,9 @@ def derive(
 
     Active memories get a node, their mentions and relations; a superseded memory keeps a
     node as an end of its SUPERSEDES links, without mentions; other memories have no part.
-    A SUPERSEDES link is named by either end's row (the newer's ``supersedes`` holds only
-    the first memory it replaced; each older one's ``superseded_by`` names the newer), so
-    ``neighbours``, the rows of memories outside ``memory_ids`` linked to them in the
-    graph, add the links their rows name to a memory of ``memory_ids``.
+    A SUPERSEDES link is named by either end's row (``row_links``), so ``neighbours``, the
+    rows of memories outside ``memory_ids`` linked to them in the graph, add the links
+    their rows name to a memory of ``memory_ids``.
     An entity's display is the first spelling met in this order (an entity already in the
     graph keeps its own: the writer merges on the name).
     """
@@ -61,6 +78,8 @@ def derive(
             links.add((newer, older))
             out.supersedes.append({"a": newer, "b": older})
 
+    batch = set(memory_ids)
+
     for memory_id in memory_ids:
         row = rows.get(memory_id)
         if row is None:
@@ -68,14 +87,12 @@ def derive(
         if not in_graph(row):
             continue
         out.memories.append({"id": memory_id, "type": row.type})
-        if row.superseded_by and row.status == "archived":
-            link(row.superseded_by, memory_id)
-        if row.supersedes:  # also when this one is superseded in turn: the chain keeps its middle
-            link(memory_id, row.supersedes)
+        for newer, older in row_links(row):
+            link(newer, older)
         if row.status != "active":
             continue
         for display in row.entities:
-            key = normalize(display)
+            key = _key(display)
             if not key:
                 continue
             entity(key, display)
@@ -83,7 +100,7 @@ def derive(
                 mentioned.add((memory_id, key))
                 out.mentions.append({"id": memory_id, "name": key})
         for rel in row.relations:
-            subject, obj = normalize(rel["subject"]), normalize(rel["object"])
+            subject, obj = _key(rel["subject"]), _key(rel["object"])
             if not subject or not obj:
                 continue
             entity(subject, rel["subject"])
@@ -98,12 +115,9 @@ def derive(
                     "vt": rel.get("valid_to"),
                 }
             )
-    batch = set(memory_ids)
     for other_id, row in (neighbours or {}).items():
-        if other_id in batch or not in_graph(row):
-            continue
-        if row.status == "archived" and row.superseded_by in batch:
-            link(row.superseded_by, other_id)
-        if row.supersedes in batch:
-            link(other_id, row.supersedes)
+        if other_id not in batch:
+            for newer, older in row_links(row):
+                if newer in batch or older in batch:
+                    link(newer, older)
     return out

@@ -25,7 +25,7 @@ from typing import Any
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
 from memory.graph import file_lock as interprocess
-from memory.graph.derive import GraphRows, derive, in_graph
+from memory.graph.derive import GraphRows, derive, in_graph, row_links
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
 from memory.store import filemodes
 from memory.store.cube_store import CubeStore, GraphRow
@@ -268,17 +268,18 @@ class GraphStore:
         when only the older one's row names it (a newer memory that replaced several).
         Also returns the far ends that already have a node."""
         outside: set[str] = set()
+        seen = set(rows)
+        frontier = rows
         for _ in range(MAX_LINK_HOPS):
-            ends = {e for link in derive(list(rows), rows).supersedes for e in (link["a"], link["b"])} - rows.keys()
+            ends = {end for row in frontier.values() for link in row_links(row) for end in link} - seen
             if not ends:
                 break
+            seen |= ends
             found = {r[0] for r in self._rows(_PRESENT, {"ids": sorted(ends)})}
             outside |= found
             absent = ends - found
-            extra = {i: r for i, r in store.graph_rows(sorted(absent)).items() if in_graph(r)} if absent else {}
-            if not extra:
-                break
-            rows = {**rows, **extra}
+            frontier = {i: r for i, r in store.graph_rows(sorted(absent)).items() if in_graph(r)} if absent else {}
+            rows = {**rows, **frontier}
         return rows, outside
 
     def _write(self, derived: GraphRows, outside: set[str]) -> None:
