@@ -179,3 +179,22 @@ def test_derive_links_from_either_end_and_from_neighbours():
     }
     out = derive(["new", "old1"], rows, neighbours)
     assert {(link["a"], link["b"]) for link in out.supersedes} == {("new", "old1"), ("old1", "older"), ("new", "old2")}
+
+
+def test_a_failed_rebuild_keeps_the_old_graph_and_is_tried_again(home, monkeypatch):
+    cube = home.cube()
+    cube.add([{"text": "a note naming two people", "entities": ["Ada", "Babbage"]}])
+    cube.sync_graph()
+    before = cube.graph_store.dump()
+
+    import memory.graph.graph_store as graph_store
+
+    monkeypatch.setattr(graph_store, "_ADD_MENTIONS", "COPY MENTIONS FROM (UNWIND $rows AS r RETURN r.id, r.nonexistent)")
+    with pytest.raises(RuntimeError):
+        cube.rebuild_graph()
+    assert cube.graph_store.needs_rebuild
+    assert cube.graph_store.dump() == before  # the dropped tables came back with the rollback
+    monkeypatch.undo()
+    assert cube.sync_graph() == 1  # the rebuild, tried again
+    assert not cube.graph_store.needs_rebuild
+    assert cube.graph_store.dump() == before
