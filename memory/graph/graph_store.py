@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import Any
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
 from memory.graph import file_lock as interprocess
+from memory.graph.derive import GraphRows, derive, in_graph, row_links
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
 from memory.store import filemodes
-from memory.store.cube_store import CubeStore
+from memory.store.cube_store import CubeStore, GraphRow
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,32 @@ SCHEMA = [
     "CREATE REL TABLE IF NOT EXISTS SUPERSEDES(FROM Memory TO Memory)",
     "CREATE REL TABLE IF NOT EXISTS DERIVED_FROM(FROM Memory TO Memory)",
 ]
+# A batch of memories is written with these statements, each unwinding a list parameter
+# (memory.graph.derive): the work per batch is a fixed number of statements. New nodes and
+# edges go in with COPY FROM a subquery, which finds a relation's two ends through the
+# primary-key index; a MATCH on two nodes per unwound row joins whole tables instead.
+_PRESENT = "UNWIND $ids AS id MATCH (m:Memory {id: id}) RETURN m.id"
+_MENTIONED = "UNWIND $ids AS id MATCH (:Memory {id: id})-[:MENTIONS]->(e:Entity) RETURN DISTINCT e.name"
+_LINKED = "UNWIND $ids AS id MATCH (:Memory {id: id})-[:SUPERSEDES]-(o:Memory) RETURN DISTINCT o.id"
+# Unwound and compared with "=", the ids join by hash; "IN $ids" tests every edge against the whole list.
+_RELATED_OF = (
+    "UNWIND $ids AS id MATCH (a:Entity)-[r:RELATED]->(b:Entity) WHERE r.source_memory = id RETURN DISTINCT a.name, b.name"
+)
+_DROP_RELATED = "UNWIND $ids AS id MATCH ()-[r:RELATED]->() WHERE r.source_memory = id DELETE r"
+_DROP_MEMORIES = "UNWIND $ids AS id MATCH (m:Memory {id: id}) DETACH DELETE m"
+_ADD_MEMORIES = "COPY Memory FROM (UNWIND $rows AS r RETURN r.id, r.type)"
+_ADD_ENTITIES = "UNWIND $rows AS r MERGE (e:Entity {name: r.name}) ON CREATE SET e.display = r.display"
+_ADD_MENTIONS = "COPY MENTIONS FROM (UNWIND $rows AS r RETURN r.id, r.name)"
+_ADD_RELATED = "COPY RELATED FROM (UNWIND $rows AS r RETURN r.a, r.b, r.p, r.id, r.vf, r.vt)"
+_ADD_LINKS = "COPY SUPERSEDES FROM (UNWIND $rows AS r RETURN r.a, r.b)"
+_DROP_ORPHANS = "UNWIND $names AS n MATCH (e:Entity {name: n}) WHERE NOT EXISTS { MATCH (e)-[]-() } DELETE e"
+REBUILD_CHUNK = 5000  # memories per statement in a rebuild: bounds the parameter lists' size
+MAX_LINK_HOPS = 8  # rounds of pulling in the queued far ends of SUPERSEDES links (a chain of replacements)
+TABLES = ("MENTIONS", "RELATED", "SUPERSEDES", "DERIVED_FROM", "Memory", "Entity")  # relation tables first
 PREVIEW_CHARS = 280  # of a memory's text in graph views (read from SQLite)
 LOCK_TIMEOUT_S = 30.0
+HOLD_S = 2.0  # the longest apply_outbox keeps the graph before letting other processes in
+BATCH = 5000  # outbox entries per graph transaction: each pays a commit that grows slowly with the graph
 
 
 class GraphStore:
@@ -145,127 +171,146 @@ class GraphStore:
 
     # -- deriving from SQLite -------------------------------------------------------
 
-    def apply_outbox(self, store: CubeStore, limit: int = 1000) -> int:
-        """Bring the graph up to date with queued changes; returns how many were applied."""
+    def apply_outbox(self, store: CubeStore, limit: int = BATCH, hold_s: float = HOLD_S) -> int:
+        """Bring the graph up to date with queued changes; returns how many were applied.
+
+        Batches of ``limit`` follow each other in one session until the outbox is empty or
+        ``hold_s`` has passed: opening and closing the database (which checkpoints it) once
+        per burst instead of once per batch, while other processes wait at most about that
+        long for the graph. Call again until it returns 0.
+        """
         pending = store.outbox_batch(limit)
         if not pending and not self.needs_rebuild:
             return 0
+        applied = 0
         with self._session():
             if self.needs_rebuild:
                 return self.rebuild(store)
+            deadline = time.monotonic() + hold_s
             # Another process may have applied these while we waited for the lock: re-read.
-            pending = store.outbox_batch(limit)
-            if not pending:
-                return 0
-            memory_ids = list(dict.fromkeys(memory_id for _, memory_id in pending))
-            self._resync(store, memory_ids)
-            # Still inside the session: no other process can empty the outbox (and let seqs
-            # restart) between the read above and this delete.
-            store.outbox_done(pending[-1][0])
-        return len(pending)
+            while pending := store.outbox_batch(limit):
+                memory_ids = list(dict.fromkeys(memory_id for _, memory_id in pending))
+                self._resync(store, memory_ids)
+                # Still inside the session: no other process can empty the outbox (and let seqs
+                # restart) between the read above and this delete.
+                store.outbox_done(pending[-1][0])
+                applied += len(pending)
+                if time.monotonic() >= deadline:
+                    break
+        return applied
 
     def rebuild(self, store: CubeStore) -> int:
         """Drop the graph and derive it again from every memory in SQLite."""
         with self._session() as conn:
             self.needs_rebuild = False
-            conn.execute("MATCH (n) DETACH DELETE n")
-            high = store.outbox_high()
-            ids = store.graph_member_ids()
-            for start in range(0, len(ids), 200):
-                self._resync(store, ids[start : start + 200])
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                # Dropping the tables is instant where deleting every node and edge takes seconds.
+                for table in TABLES:
+                    conn.execute(f"DROP TABLE {table}")
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                high = store.outbox_high()
+                ids = store.graph_member_ids()
+                links: dict[tuple[str, str], dict[str, Any]] = {}
+                written: set[str] = set()
+                for start in range(0, len(ids), REBUILD_CHUNK):
+                    chunk = ids[start : start + REBUILD_CHUNK]
+                    derived = derive(chunk, store.graph_rows(chunk))
+                    links.update(((r["a"], r["b"]), r) for r in derived.supersedes)
+                    derived.supersedes = []  # last, when every node is there: a link across chunks is kept too
+                    self._write(derived, set())
+                    written.update(m["id"] for m in derived.memories)
+                self._write(GraphRows(supersedes=list(links.values())), written)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                self.needs_rebuild = True  # the next use tries again
+                raise
             store.outbox_done(high, rebuilt=True)
         return len(ids)
 
     def _resync(self, store: CubeStore, memory_ids: list[str]) -> None:
+        """Re-derive these memories' part of the graph with a fixed number of statements."""
+        rows, outside = self._with_link_ends(store, store.graph_rows(memory_ids))
+        given = set(memory_ids)
+        ids = memory_ids + [i for i in rows if i not in given]  # in order: the first spelling of a name is its display
         conn = self._connection()
-        rows = store.graph_rows(memory_ids)
-        touched: set[str] = set()
         conn.execute("BEGIN TRANSACTION")
         try:
-            for memory_id in memory_ids:
-                for (name,) in self._rows("MATCH (m:Memory {id: $id})-[:MENTIONS]->(e:Entity) RETURN e.name", {"id": memory_id}):
-                    touched.add(name)
-                for a, b in self._rows(
-                    "MATCH (a:Entity)-[r:RELATED {source_memory: $id}]->(b:Entity) RETURN a.name, b.name", {"id": memory_id}
-                ):
-                    touched.update((a, b))
-                conn.execute("MATCH ()-[r:RELATED {source_memory: $id}]->() DELETE r", {"id": memory_id})
-                conn.execute("MATCH (m:Memory {id: $id}) DETACH DELETE m", {"id": memory_id})
-                row = rows.get(memory_id)
-                if row is None:
-                    continue
-                status, type_, supersedes, superseded_by = row.status, row.type, row.supersedes, row.superseded_by
-                if status != "active":
-                    if status == "archived" and superseded_by:
-                        # A superseded memory stays as the end of its SUPERSEDES link, without mentions.
-                        self._memory_node(memory_id, type_)
-                        self._link_supersedes(superseded_by, memory_id)
-                    continue
-                self._memory_node(memory_id, type_)
-                if supersedes:
-                    self._link_supersedes(memory_id, supersedes)
-                for display in row.entities:
-                    key = normalize(display)
-                    if not key:
-                        continue
-                    self._merge_entity(key, display)
-                    conn.execute(
-                        "MATCH (m:Memory {id: $id}), (e:Entity {name: $name}) CREATE (m)-[:MENTIONS]->(e)",
-                        {"id": memory_id, "name": key},
-                    )
-                for rel in row.relations:
-                    subject, obj = normalize(rel["subject"]), normalize(rel["object"])
-                    if not subject or not obj:
-                        continue
-                    self._merge_entity(subject, rel["subject"])
-                    self._merge_entity(obj, rel["object"])
-                    conn.execute(
-                        "MATCH (a:Entity {name: $a}), (b:Entity {name: $b}) "
-                        "CREATE (a)-[:RELATED {predicate: $p, source_memory: $id, valid_from: $vf, valid_to: $vt}]->(b)",
-                        {
-                            "a": subject,
-                            "b": obj,
-                            "p": rel["predicate"],
-                            "id": memory_id,
-                            "vf": rel.get("valid_from"),
-                            "vt": rel.get("valid_to"),
-                        },
-                    )
+            touched: list[str] = []
+            neighbours: dict[str, GraphRow] = {}
+            present = [r[0] for r in self._rows(_PRESENT, {"ids": ids})]
+            if present:
+                # A RELATED edge is only ever written with its source memory's node, in one
+                # transaction, and leaves with it: only memories with a node have edges to remove.
+                touched_set = {r[0] for r in self._rows(_MENTIONED, {"ids": present})}
+                for a, b in self._rows(_RELATED_OF, {"ids": present}):
+                    touched_set.update((a, b))
+                touched = sorted(touched_set)
+                linked = {r[0] for r in self._rows(_LINKED, {"ids": present})} - set(ids)
+                neighbours = store.graph_rows(sorted(linked)) if linked else {}
+                outside |= linked
+                conn.execute(_DROP_RELATED, {"ids": present})
+                conn.execute(_DROP_MEMORIES, {"ids": present})
+            self._write(derive(ids, rows, neighbours), outside - set(ids))
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
-        # Entities that nothing mentions or relates any more leave the graph. This runs after
-        # the commit: within the transaction, Kuzu's EXISTS does not see edges created by it,
-        # and would let an entity that a new memory just named be deleted.
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            for name in touched:
-                edges = self._rows("MATCH (e:Entity {name: $name}) OPTIONAL MATCH (e)-[r]-() RETURN count(r)", {"name": name})
-                if edges and edges[0][0] == 0:
-                    conn.execute("MATCH (e:Entity {name: $name}) DELETE e", {"name": name})
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
+        if touched:
+            # Entities that nothing mentions or relates any more leave the graph. This runs after
+            # the commit: within the transaction, Kuzu's EXISTS does not see edges created by it,
+            # and would let an entity that a new memory just named be deleted.
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(_DROP_ORPHANS, {"names": touched})
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
 
-    def _memory_node(self, memory_id: str, type_: str) -> None:
-        self._connection().execute("MERGE (m:Memory {id: $id}) SET m.type = $type", {"id": memory_id, "type": type_})
+    def _with_link_ends(self, store: CubeStore, rows: dict[str, GraphRow]) -> tuple[dict[str, GraphRow], set[str]]:
+        """``rows`` plus the rows of the memories their SUPERSEDES links name that belong in the graph
+        but have no node yet (queued in a later batch): derived together, the link is not lost
+        when only the older one's row names it (a newer memory that replaced several).
+        Also returns the far ends that already have a node."""
+        outside: set[str] = set()
+        seen = set(rows)
+        frontier = rows
+        for _ in range(MAX_LINK_HOPS):
+            ends = {end for row in frontier.values() for link in row_links(row) for end in link} - seen
+            if not ends:
+                break
+            seen |= ends
+            found = {r[0] for r in self._rows(_PRESENT, {"ids": sorted(ends)})}
+            outside |= found
+            absent = ends - found
+            frontier = {i: r for i, r in store.graph_rows(sorted(absent)).items() if in_graph(r)} if absent else {}
+            rows = {**rows, **frontier}
+        return rows, outside
 
-    def _link_supersedes(self, newer: str, older: str) -> None:
-        """newer -[:SUPERSEDES]-> older, when both nodes exist (the other side's resync adds it otherwise)."""
-        self._connection().execute(
-            "MATCH (a:Memory {id: $a}), (b:Memory {id: $b}) MERGE (a)-[:SUPERSEDES]->(b)", {"a": newer, "b": older}
-        )
+    def _write(self, derived: GraphRows, outside: set[str]) -> None:
+        """Add derived nodes and edges (within the caller's transaction); the memories' nodes must not exist yet.
+        ``outside``: the memories outside ``derived`` known to have a node."""
+        conn = self._connection()
+        for statement, rows in (
+            (_ADD_MEMORIES, derived.memories),
+            (_ADD_ENTITIES, derived.entities),
+            (_ADD_MENTIONS, derived.mentions),
+            (_ADD_RELATED, derived.relations),
+        ):
+            if rows:  # Kuzu cannot type an empty list parameter
+                conn.execute(statement, {"rows": rows})
+        # newer -[:SUPERSEDES]-> older where both nodes exist (the other side's resync adds it otherwise)
+        nodes = outside | {m["id"] for m in derived.memories}
+        links = [link for link in derived.supersedes if link["a"] in nodes and link["b"] in nodes]
+        if links:
+            conn.execute(_ADD_LINKS, {"rows": links})
 
     def supersedes(self) -> list[tuple[str, str]]:
         with self._session():
             return [(a, b) for a, b in self._rows("MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id")]
-
-    def _merge_entity(self, key: str, display: str) -> None:
-        self._connection().execute(
-            "MERGE (e:Entity {name: $name}) ON CREATE SET e.display = $display", {"name": key, "display": display}
-        )
 
     # -- reading --------------------------------------------------------------------
 
@@ -325,6 +370,19 @@ class GraphStore:
     def memory_ids(self) -> set[str]:
         with self._session():
             return {r[0] for r in self._rows("MATCH (m:Memory) RETURN m.id")}
+
+    def dump(self) -> dict[str, set[tuple[Any, ...]]]:
+        """Every node and edge with its properties, as sets of tuples: to compare two graphs."""
+        queries = {
+            "memories": "MATCH (m:Memory) RETURN m.id, m.type",
+            "entities": "MATCH (e:Entity) RETURN e.name, e.display",
+            "mentions": "MATCH (m:Memory)-[:MENTIONS]->(e:Entity) RETURN m.id, e.name",
+            "related": "MATCH (a:Entity)-[r:RELATED]->(b:Entity) "
+            "RETURN a.name, r.predicate, b.name, r.source_memory, r.valid_from, r.valid_to",
+            "supersedes": "MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id",
+        }
+        with self._session():
+            return {key: {tuple(row) for row in self._rows(query)} for key, query in queries.items()}
 
     def counts(self) -> dict[str, int]:
         with self._session():
