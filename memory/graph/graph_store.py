@@ -32,6 +32,9 @@ from memory.store.cube_store import CubeStore, GraphRow
 
 log = logging.getLogger(__name__)
 
+# Kuzu's default buffer pool is 80% of the machine's memory; a laptop's memory server gets a
+# fixed share instead (pages beyond it are read from disk). A 100,000-memory graph fits.
+BUFFER_POOL_BYTES = 256 * 1024 * 1024
 SCHEMA = [
     # No text in the graph: texts live in SQLite only, so a purge erases them in one place.
     "CREATE NODE TABLE IF NOT EXISTS Memory(id STRING, type STRING, PRIMARY KEY(id))",
@@ -120,13 +123,13 @@ class GraphStore:
             )
         try:
             try:
-                self._db = kuzu.Database(str(self.path))
+                self._db = kuzu.Database(str(self.path), buffer_pool_size=BUFFER_POOL_BYTES)
             except RuntimeError as exc:
                 # We hold the lock, so no other memcube process has it open: the files are damaged
                 # (e.g. a crash mid-checkpoint). The graph is derived: set it aside and rebuild.
                 log.warning("graph at %s cannot be opened (%s); recreating it from SQLite", self.path, exc)
                 self._set_aside()
-                self._db = kuzu.Database(str(self.path))
+                self._db = kuzu.Database(str(self.path), buffer_pool_size=BUFFER_POOL_BYTES)
                 self.needs_rebuild = True
             filemodes.tighten(self.path.parent)  # Kuzu creates its files with the umask's modes
             self._conn = kuzu.Connection(self._db)
