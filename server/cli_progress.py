@@ -56,6 +56,7 @@ class ProgressBar:
         self._drawn = 0.0
         self._width = 0  # characters of the bar now on the terminal line
         self._printed = False  # a plain line went out for this stage
+        self._broken = False  # the stream could not be written to
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         now = self.clock()
@@ -113,19 +114,26 @@ class ProgressBar:
             return
         if self.terminal:
             if self._width:
-                self.stream.write("\n")
-                self.stream.flush()
+                self._write("\n")
                 self._width = 0
         elif self._printed:
             self._plain()
 
     def _draw(self, text: str) -> None:
         pad = " " * max(0, self._width - len(text))
-        self.stream.write(f"\r{text}{pad}")
-        self.stream.flush()
+        self._write(f"\r{text}{pad}")
         self._width = len(text)
 
     def _plain(self) -> None:
-        self.stream.write(f"memcube: {self.line()}\n")
-        self.stream.flush()
+        self._write(f"memcube: {self.line()}\n")
         self._printed = True
+
+    def _write(self, text: str) -> None:
+        # The bar must never stop the work it reports on: with stderr gone (a closed pipe), it goes quiet.
+        if self._broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self._broken = True

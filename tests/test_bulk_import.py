@@ -364,3 +364,19 @@ def test_the_progress_bar_shows_count_rate_and_time_left_on_a_terminal_and_littl
     lines = log.getvalue().splitlines()
     assert len(lines) == 3 and lines[0].startswith("memcube: importing work.memcube") and "1,000/1,000" in lines[-1]
     assert clock_text(3725) == "1:02:05"
+
+
+def test_a_progress_bar_whose_stream_is_gone_never_stops_the_work():
+    class ClosedPipe(io.StringIO):
+        attempts = 0
+
+        def write(self, text: str) -> int:
+            self.attempts += 1
+            raise BrokenPipeError(32, "Broken pipe")
+
+    pipe = ClosedPipe()
+    bar = ProgressBar("work.memcube", stream=pipe, terminal=True)
+    bar(IMPORTING, 10, 100)  # raises nothing: the import it reports on carries on
+    bar(IMPORTING, 100, 100)
+    bar.close()
+    assert pipe.attempts == 1  # and it stops writing to a stream that is gone
