@@ -17,9 +17,9 @@ the FTS and context indexes are derived from the memories, as always.
 
 Import is idempotent: a memory whose id is already in the cube, or whose exact text is
 already live there, is skipped and counted. It scales to archives of 100,000 memories and
-more: the archive is read as a stream, twice (every record is checked first, so a bad one
-refuses the archive before anything is written), and written in chunks of a transaction
-each. A killed import leaves whole records only, and the same import run again finishes
+more: the archive is read as a stream and every record checked first (a bad one refuses
+the archive before anything is written; the checked rows wait in a temporary file), then
+written in chunks of a transaction each. A killed import leaves whole records only, and the same import run again finishes
 it (issue 19).
 """
 
@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from memory.errors import InvalidInput, Unavailable
-from memory.io.archive_records import CheckedRecord, check_record
+from memory.io.archive_records import check_record
 from memory.io.archive_vectors import VectorSpool
+from memory.io.checked_spool import CheckedSpool
 from memory.io.progress import CHECKING, EMBEDDING, GRAPH, IMPORTING, Progress, silent
 from memory.retrieval.search import embedding_text
 from memory.store.bulk_import import ImportRow
@@ -276,9 +277,9 @@ def import_archive(
     With ``graph=False`` the graph changes stay queued for the next server to apply.
     """
     path = Path(path)
-    with _open(path) as archive:
+    with _open(path) as archive, CheckedSpool() as checked:
         manifest = _manifest(archive, path)
-        total = _check_all(archive, progress, _expected(manifest))
+        _check_all(archive, checked, progress, _expected(manifest))
         embedding = manifest.get("embedding")
         archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
         model_id = home.embedder.model_id
@@ -286,10 +287,10 @@ def import_archive(
         with VectorSpool.of(_records(archive, "vectors.jsonl") if archive_model == model_id else ()) as vectors:
             target = home.cube(cube or manifest.get("cube") or "default", create=True)
             target.ensure_vectors()  # the vector table exists, sized for this home's model
-            report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=total)
+            report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)
             report.resumed = target.store.unfinished_import()
-            unfinished = {"source": path.name, "records": total, "started_at": now_stored()}
-            _write(target, _checked(archive), vectors, report, progress, source=path.name, unfinished=unfinished)
+            unfinished = {"source": path.name, "records": checked.count, "started_at": now_stored()}
+            _write(target, iter(checked), vectors, report, progress, source=path.name, unfinished=unfinished)
     # Memories still without a vector from this model (written by a process that raced this one,
     # or already in the cube) are embedded now, so the import ends with every vector in place.
     stale = len(target.store.stale_embeddings(model_id, 1_000_000))
@@ -311,31 +312,25 @@ def _expected(manifest: dict[str, Any]) -> int | None:
     return number if isinstance(number, int) and not isinstance(number, bool) and number >= 0 else None
 
 
-def _check_all(archive: zipfile.ZipFile, progress: Progress, expected: int | None) -> int:
-    """Validate every record (issue 13) and count them, keeping none: the archive is refused whole or stored in full."""
-    count = 0
+def _check_all(archive: zipfile.ZipFile, checked: CheckedSpool, progress: Progress, expected: int | None) -> None:
+    """Validate every record (issue 13) into ``checked`` before anything is written: the archive is refused whole or stored in full."""
     progress(CHECKING, 0, expected)
-    for count, _record in enumerate(_checked(archive), start=1):
-        if count % CHECK_STEP == 0:
-            progress(CHECKING, count, expected)
-    progress(CHECKING, count, count)
-    return count
-
-
-def _checked(archive: zipfile.ZipFile) -> Iterator[CheckedRecord]:
     for number, record in enumerate(_records(archive, "memories.jsonl"), start=1):
-        yield check_record(record, f"memories.jsonl line {number}")
+        checked.add(check_record(record, f"memories.jsonl line {number}"))
+        if number % CHECK_STEP == 0:
+            progress(CHECKING, number, expected)
+    progress(CHECKING, checked.count, checked.count)
 
 
-def _chunks(records: Iterator[CheckedRecord], vectors: VectorSpool, dim: int) -> Iterator[list[tuple[CheckedRecord, Any]]]:
+def _chunks(records: Iterator[ImportRow], vectors: VectorSpool, dim: int) -> Iterator[list[ImportRow]]:
     """Records with the archive's vector for each live one, in chunks of ``CHUNK`` or ``EMBED_CHUNK`` to embed."""
-    chunk: list[tuple[CheckedRecord, Any]] = []
+    chunk: list[ImportRow] = []
     to_embed = 0
     for record in records:
         live = record.row["status"] != "deleted"
-        vector = vectors.get(record.row["id"], dim) if live else None
-        chunk.append((record, vector))
-        to_embed += live and vector is None
+        record.vector = vectors.get(record.row["id"], dim) if live else None
+        chunk.append(record)
+        to_embed += live and record.vector is None
         if len(chunk) >= CHUNK or to_embed >= EMBED_CHUNK:
             yield chunk
             chunk, to_embed = [], 0
@@ -345,7 +340,7 @@ def _chunks(records: Iterator[CheckedRecord], vectors: VectorSpool, dim: int) ->
 
 def _write(
     cube: MemCube,
-    records: Iterator[CheckedRecord],
+    records: Iterator[ImportRow],
     vectors: VectorSpool,
     report: ImportReport,
     progress: Progress,
@@ -365,7 +360,7 @@ def _write(
 
 def _write_chunk(
     cube: MemCube,
-    chunk: list[tuple[CheckedRecord, Any]],
+    rows: list[ImportRow],
     report: ImportReport,
     *,
     note: dict[str, Any],
@@ -374,31 +369,19 @@ def _write_chunk(
 ) -> None:
     """One transaction: the chunk's new records, each with a vector (the archive's, or embedded here first)."""
     model_id = cube.embedder.model_id
-    hashes = [content_hash(record.row["text"]) for record, _ in chunk]
+    hashes = [content_hash(item.row["text"]) for item in rows]
     # What the store would skip, read before the (slow) embedding so a resumed import embeds
     # only what it will write; the store checks again inside its transaction.
-    taken, live = cube.store.import_known([record.row["id"] for record, _ in chunk], hashes)
+    taken, live = cube.store.import_known([item.row["id"] for item in rows], hashes)
     missing = [
         i
-        for i, ((record, vector), hash_) in enumerate(zip(chunk, hashes, strict=True))
-        if vector is None and record.row["status"] != "deleted" and record.row["id"] not in taken and hash_ not in live
+        for i, (item, hash_) in enumerate(zip(rows, hashes, strict=True))
+        if item.vector is None and item.row["status"] != "deleted" and item.row["id"] not in taken and hash_ not in live
     ]
-    vectors = [vector for _, vector in chunk]
     if missing:
-        embedded = cube.embedder.embed([embedding_text(chunk[i][0].row["text"]) for i in missing])
-        for row, i in enumerate(missing):
-            vectors[i] = embedded[row]
-    rows = [
-        ImportRow(
-            row=record.row,
-            versions=[
-                {"version": e.version, "op": e.op, "at": e.at, "client": e.client, "changes": e.changes} for e in record.versions
-            ],
-            feedback=[{"at": e.at, "tried": e.tried, "result": e.result, "client": e.client} for e in record.feedback],
-            vector=vector,
-        )
-        for (record, _), vector in zip(chunk, vectors, strict=True)
-    ]
+        embedded = cube.embedder.embed([embedding_text(rows[i].row["text"]) for i in missing])
+        for position, i in enumerate(missing):
+            rows[i].vector = embedded[position]
     outcomes = cube.store.import_rows(rows, model_id=model_id, client=IMPORT_CLIENT, note=note, at=at, unfinished=unfinished)
     fresh = set(missing)
     for i, (item, outcome) in enumerate(zip(rows, outcomes, strict=True)):
