@@ -277,14 +277,16 @@ def import_archive(
     With ``graph=False`` the graph changes stay queued for the next server to apply.
     """
     path = Path(path)
-    with _open(path) as archive, CheckedSpool() as checked:
+    spool_folder = home.root if home.root.is_dir() else None  # a refused archive leaves no folder behind
+    with _open(path) as archive, CheckedSpool(spool_folder) as checked:
         manifest = _manifest(archive, path)
         _check_all(archive, checked, progress, _expected(manifest))
         embedding = manifest.get("embedding")
         archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
         model_id = home.embedder.model_id
         # Vectors from another model are of no use here: those memories are embedded with this home's.
-        with VectorSpool.of(_records(archive, "vectors.jsonl") if archive_model == model_id else ()) as vectors:
+        wanted = _records(archive, "vectors.jsonl") if archive_model == model_id else iter(())
+        with VectorSpool.of(wanted, spool_folder) as vectors:
             target = home.cube(cube or manifest.get("cube") or "default", create=True)
             target.ensure_vectors()  # the vector table exists, sized for this home's model
             report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)

@@ -13,6 +13,7 @@ import binascii
 import os
 import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -22,15 +23,16 @@ import numpy as np
 class VectorSpool:
     """Decoded vectors by memory id, kept in a temporary file (removed on close)."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="memcube-vectors-")  # noqa: SIM115 - closed by close()
+    def __init__(self, folder: Path | None = None) -> None:
+        # In ``folder`` (the home) rather than /tmp, which is memory on many systems.
+        self._file = tempfile.TemporaryFile(prefix="memcube-vectors-", dir=folder)  # noqa: SIM115 - closed by close()
         self._where: dict[str, tuple[int, int]] = {}
         self._end = 0
 
     @classmethod
-    def of(cls, records: Iterable[dict[str, Any]]) -> VectorSpool:
+    def of(cls, records: Iterable[dict[str, Any]], folder: Path | None = None) -> VectorSpool:
         """Spool every well-formed ``{"id": str, "vector": base64}`` record; the last one for an id wins."""
-        spool = cls()
+        spool = cls(folder)
         try:
             for record in records:
                 memory_id, encoded = record.get("id"), record.get("vector")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
 from memory.io.archive_records import CheckedRecord
@@ -22,8 +23,9 @@ from memory.store.bulk_import import ImportRow
 class CheckedSpool:
     """Checked records, in archive order, as ``ImportRow`` (without vectors); the file goes on close."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="memcube-import-")  # noqa: SIM115 - closed by close()
+    def __init__(self, folder: Path | None = None) -> None:
+        # In ``folder`` (the home) rather than /tmp, which is memory on many systems.
+        self._file = tempfile.TemporaryFile(prefix="memcube-import-", dir=folder)  # noqa: SIM115 - closed by close()
         self.count = 0
 
     def add(self, record: CheckedRecord) -> None:
