@@ -168,9 +168,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _resumed(earlier: dict[str, Any], name: str) -> str:
     source, started = earlier.get("source"), earlier.get("started_at")
     if source == name:
-        return f"finished the import of {name} that had stopped part-way (begun {started}); its records are each in once"
+        return f"completed the unfinished import of {name} (begun {started}); each of its records is in the cube once"
     return (
-        f"note: an import of {source} (begun {started}) into this cube had stopped part-way; "
+        f"note: an import of {source} (begun {started}) into this cube had not finished; "
         f"run it again to import the rest of {source}"
     )
 
@@ -183,8 +183,9 @@ def _interrupted(bar: ProgressBar, kind: str) -> str:
         return "import interrupted: the memories added so far stay; importing the same file again adds only the rest"
     if bar.stage == "graph":
         return "interrupted while updating the graph: every record is imported; the next `memcube serve` applies the rest"
+    total = f" of {bar.total:,}" if bar.total is not None else ""
     return (
-        "import interrupted: the records written so far are each complete and nothing is half-written; "
+        f"import interrupted after {bar.done:,}{total} records: those are each complete and nothing is half-written; "
         "run the same command again to import the rest"
     )
 

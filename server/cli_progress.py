@@ -57,6 +57,7 @@ class ProgressBar:
         self._width = 0  # characters of the bar now on the terminal line
         self._printed = False  # a plain line went out for this stage
         self._broken = False  # the stream could not be written to
+        self._last = ""  # the last plain line written
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         now = self.clock()
@@ -125,7 +126,10 @@ class ProgressBar:
         self._width = len(text)
 
     def _plain(self) -> None:
-        self._write(f"memcube: {self.line()}\n")
+        text = f"memcube: {self.line()}\n"
+        if text != self._last:
+            self._write(text)
+            self._last = text
         self._printed = True
 
     def _write(self, text: str) -> None:

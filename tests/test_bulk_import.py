@@ -251,53 +251,88 @@ def test_an_interrupted_import_keeps_whole_chunks_and_the_same_import_finishes_i
     assert cube.store.counts()["graph_pending"] == 0
 
 
+def count_rows(db: Path) -> int:
+    if not db.exists():
+        return 0
+    conn = connect(db)
+    try:
+        return int(conn.execute("SELECT count(*) FROM memories").fetchone()[0])
+    except Exception:  # the schema is still being made: none yet
+        return 0
+    finally:
+        conn.close()
+
+
+def stop_when_written(command: list[str], env: dict[str, str], db: Path, rows: int, how: signal.Signals) -> tuple[int, str]:
+    """Run ``memcube import``, send it ``how`` once ``db`` holds ``rows`` memories; (exit code, stderr)."""
+    # SIGINT as a person's Ctrl-C: the child takes the default disposition even if this process ignores it.
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while count_rows(db) < rows and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()  # still importing: stopped part-way
+        proc.send_signal(how)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, err
+
+
+def check_part_way(home: Path, records: list[dict[str, Any]], embedder) -> int:
+    """A cube that an import stopped part-way: whole records, in archive order, every derived row; returns how many."""
+    memory_home = MemoryHome(home, embedder=embedder)
+    try:
+        cube = memory_home.cube("bulk")
+        rows = [m.id for m in cube.store.iter_all()]
+        assert 0 < len(rows) < len(records) and rows == [r["id"] for r in records[: len(rows)]]  # whole chunks, in order
+        assert_consistent(cube)  # every row its FTS row, context window, and a vector of this model
+        ops = versions_by_memory(cube)
+        assert set(ops) == set(rows) and all(o == ["add", "update", "import"] for o in ops.values())
+        assert sorted(memory for _, memory in cube.store.outbox_batch(10 * len(records))) == sorted(rows)
+        assert cube.store.unfinished_import()["source"] == "big.memcube"
+        return len(rows)
+    finally:
+        memory_home.close()
+
+
 @pytest.mark.slow
-def test_memcube_import_killed_mid_way_leaves_whole_records_and_a_rerun_finishes_with_each_once(tmp_path, shared_embedder):
+def test_memcube_import_interrupted_then_killed_leaves_whole_records_and_a_rerun_finishes_with_each_once(
+    tmp_path, shared_embedder
+):
     n = 1_200  # no vectors in the archive: embedding-bound, a chunk commits every few seconds
     records = topic_records(n)
     path = write_archive(tmp_path / "big.memcube", records, {}, model_id=None)
     home = tmp_path / "home"
     env = {**os.environ, "MEMCUBE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "server", "import", str(path), "--home", str(home)]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = home / "cubes" / "bulk" / "memory.db"
-    written = 0
-    deadline = time.monotonic() + 120
-    try:
-        while written < archive_module.EMBED_CHUNK and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-            if db.exists():
-                conn = connect(db)
-                try:
-                    written = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
-                except Exception:  # the schema is being made: look again
-                    written = 0
-                finally:
-                    conn.close()
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert 0 < written < n
 
-    memory_home = MemoryHome(home, embedder=shared_embedder)
-    try:
-        cube = memory_home.cube("bulk")
-        rows = [m.id for m in cube.store.iter_all()]
-        assert 0 < len(rows) < n and rows == [r["id"] for r in records[: len(rows)]]  # whole chunks, in order
-        assert_consistent(cube)  # every row its FTS row, context window, and a vector of this model
-        ops = versions_by_memory(cube)
-        assert set(ops) == set(rows) and all(o == ["add", "update", "import"] for o in ops.values())
-        assert sorted(memory for _, memory in cube.store.outbox_batch(10 * n)) == sorted(rows)
-        assert cube.store.unfinished_import()["source"] == "big.memcube"
-    finally:
-        memory_home.close()
+    # Ctrl-C once a chunk is in: exit code 130 and what to do.
+    code, err = stop_when_written(command, env, db, archive_module.EMBED_CHUNK, signal.SIGINT)
+    assert code == 130, err
+    assert "import interrupted after" in err and "run the same command again to import the rest" in err
+    first = check_part_way(home, records, shared_embedder)
+
+    # The same import again, killed outright once it has written at least one more chunk.
+    code, _ = stop_when_written(command, env, db, first + archive_module.EMBED_CHUNK, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    rows = check_part_way(home, records, shared_embedder)
+    assert rows > first
 
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"imported {n - len(rows)} memories into cube 'bulk' ({len(rows)} already there" in rerun.stdout
-    assert "finished the import of big.memcube that had stopped part-way" in rerun.stdout
+    assert f"imported {n - rows} memories into cube 'bulk' ({rows} already there" in rerun.stdout
+    assert "completed the unfinished import of big.memcube" in rerun.stdout
 
     memory_home = MemoryHome(home, embedder=shared_embedder)
     try:
