@@ -203,7 +203,10 @@ def measure(label: str, n: int, *, with_vectors: bool, graph: bool, scratch: Pat
         f"  imported {report['imported']:,}, vectors reused {report['vectors_reused']:,}, embedded {report['reembedded']:,}; "
         f"{rate:,.0f} records/s without the graph; peak RSS {rss_mb:.0f} MB"
     )
-    print(f"  cube: {check_cube(home, n, graph=graph)}")
+    found = check_cube(home, n, graph=graph)
+    print(f"  cube: {found}")
+    if found.endswith("MISMATCH"):
+        raise SystemExit(f"{label}: the imported cube does not hold what the archive does")
     return rate, rss_mb, stages.get("graph", 0.0) if graph else None
 
 
