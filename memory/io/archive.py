@@ -292,7 +292,8 @@ def import_archive(
             report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)
             report.resumed = target.store.unfinished_import()
             unfinished = {"source": path.name, "records": checked.count, "started_at": now_stored()}
-            _write(target, iter(checked), vectors, report, progress, source=path.name, unfinished=unfinished)
+            with target.store.bulk_writes():
+                _write(target, iter(checked), vectors, report, progress, source=path.name, unfinished=unfinished)
     # Memories still without a vector from this model (written by a process that raced this one,
     # or already in the cube) are embedded now, so the import ends with every vector in place.
     stale = len(target.store.stale_embeddings(model_id, 1_000_000))

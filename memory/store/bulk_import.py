@@ -32,6 +32,10 @@ from memory.store import threads
 from memory.store.rows import FIELDS, content_hash, dumps, to_column
 
 UNFINISHED_KEY = "import_unfinished"
+# Page cache (KiB) of the connection while an import runs. Each chunk updates indexes keyed by
+# random values (content hashes) and the FTS index all over the file; with SQLite's default
+# 2 MB cache a large cube's pages are read back from the OS for every chunk.
+IMPORT_CACHE_KIB = 64 * 1024
 
 
 @dataclass
@@ -146,6 +150,19 @@ def _entity_keys(names: Sequence[str]) -> dict[str, str]:
         if key:
             keys.setdefault(key, name)
     return keys
+
+
+def enlarge_cache(conn: sqlite3.Connection) -> int:
+    """Give ``conn`` at least ``IMPORT_CACHE_KIB`` of page cache; returns the setting to restore."""
+    before = int(conn.execute("PRAGMA cache_size").fetchone()[0])
+    # A negative cache_size is in KiB, a positive one in pages (4 KiB each by default).
+    if (-before if before < 0 else before * 4) < IMPORT_CACHE_KIB:
+        conn.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
+    return before
+
+
+def restore_cache(conn: sqlite3.Connection, before: int) -> None:
+    conn.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 def mark_unfinished(conn: sqlite3.Connection, what: dict[str, Any]) -> None:

@@ -466,6 +466,17 @@ class CubeStore:
                 bulk_import.mark_unfinished(conn, unfinished)
             return bulk_import.insert(conn, items, seq=self._next_seq(conn), model_id=model_id, client=client, note=note, at=at)
 
+    @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """A larger page cache on this connection while a bulk import runs (see ``bulk_import``)."""
+        with self._lock:
+            before = bulk_import.enlarge_cache(self._conn)
+        try:
+            yield
+        finally:
+            with self._lock:
+                bulk_import.restore_cache(self._conn, before)
+
     def import_known(self, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
         """(those of ``ids`` already in the cube, those of ``hashes`` a live memory has): what an import would skip."""
         with self._read() as conn:
