@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .cli_output import fail
+from .cli_progress import ProgressBar
 from .install import CLIENTS
 
 
@@ -125,36 +127,67 @@ def cmd_import(args: argparse.Namespace) -> int:
     from memory import MemoryHome
     from memory.defaults import DEFAULT_CUBE
 
-    from .cli_output import progress
-
     path = Path(args.file)
     kind = args.format or sniff_format(path)
     home = MemoryHome(getattr(args, "home", None))
+    bar = ProgressBar(path.name)
     try:
         if kind == "archive":
             from memory.io.archive import import_archive
 
-            with progress(f"importing {path.name}"):
-                report = import_archive(home, path, cube=args.cube_name)
-            moved = f"; re-embedded {report.reembedded} with {report.cube_model}" if report.reembedded else ""
+            report = import_archive(home, path, cube=args.cube_name, progress=bar)
+            bar.close()
+            moved = f"; embedded {report.reembedded} with {report.cube_model}" if report.reembedded else ""
             print(
                 f"imported {report.imported} memories into cube '{report.cube}' "
                 f"({report.skipped_existing} already there, {report.skipped_duplicate} duplicates skipped, "
                 f"{report.vectors_reused} vectors reused{moved})"
             )
+            if report.resumed is not None:
+                print(_resumed(report.resumed, path.name))
         else:
             from memory.io import importers
 
             cube = home.cube(args.cube_name or DEFAULT_CUBE, create=True)
             reader = importers.import_markdown if kind == "markdown" else importers.import_mcp_memory
-            with progress(f"importing {path.name}"):
-                summary = reader(cube, path)
+            summary = reader(cube, path, progress=bar)
+            bar.close()
             print(
                 f"imported {summary.added} memories into cube '{summary.cube}' from {kind} {path} ({summary.already_present} already there)"
             )
+    except KeyboardInterrupt:
+        message = _interrupted(bar, kind)
+        bar.close()
+        fail(message)
+        raise
     finally:
         home.close()
     return 0
+
+
+def _resumed(earlier: dict[str, Any], name: str) -> str:
+    source, started = earlier.get("source"), earlier.get("started_at")
+    if source == name:
+        return f"completed the unfinished import of {name} (begun {started}); each of its records is in the cube once"
+    return (
+        f"note: an import of {source} (begun {started}) into this cube had not finished; "
+        f"run it again to import the rest of {source}"
+    )
+
+
+def _interrupted(bar: ProgressBar, kind: str) -> str:
+    """What an interrupted import left behind, and what to do."""
+    if bar.stage in (None, "checking"):
+        return "import interrupted before anything was written"
+    if kind != "archive":
+        return "import interrupted: the memories added so far stay; importing the same file again adds only the rest"
+    if bar.stage == "graph":
+        return "interrupted while updating the graph: every record is imported; the next `memcube serve` applies the rest"
+    total = f" of {bar.total:,}" if bar.total is not None else ""
+    return (
+        f"import interrupted after {bar.done:,}{total} records: those are each complete and nothing is half-written; "
+        "run the same command again to import the rest"
+    )
 
 
 def register(commands: Any, with_home: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:

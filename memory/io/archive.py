@@ -16,13 +16,18 @@ is how a cube moves from one embedding model to another. Entities, relations, th
 the FTS and context indexes are derived from the memories, as always.
 
 Import is idempotent: a memory whose id is already in the cube, or whose exact text is
-already live there, is skipped and counted.
+already live there, is skipped and counted. It scales to archives of 100,000 memories and
+more: the archive is read as a stream and every record checked first (a bad one refuses
+the archive before anything is written; the checked rows wait in a temporary file), then
+written in chunks of a transaction each. A killed import leaves whole records only, and the same import run again finishes
+it (issue 19).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import zipfile
 from collections.abc import Iterator
@@ -30,11 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-
-from memory.errors import InvalidInput
-from memory.io.archive_records import CheckedRecord, check_record
-from memory.store.cube_store import ImportRow
+from memory.errors import InvalidInput, Unavailable
+from memory.io.archive_records import check_record
+from memory.io.archive_vectors import VectorSpool
+from memory.io.checked_spool import CheckedSpool
+from memory.io.progress import CHECKING, EMBEDDING, GRAPH, IMPORTING, Progress, silent
+from memory.retrieval.search import embedding_text
+from memory.store.bulk_import import ImportRow
+from memory.store.rows import content_hash
 from memory.timeutil import now_stored
 
 if TYPE_CHECKING:
@@ -46,6 +54,7 @@ FORMAT_VERSION = 1
 # Fields of an exported memory that are not columns of ``memories`` (or are recomputed).
 NOT_COLUMNS = {"cube", "feedback", "versions", "row_id", "seq", "embedding_model", "content_hash"}
 IMPORT_CLIENT = "memcube-import"
+log = logging.getLogger(__name__)
 STATUSES = ("active", "archived", "deleted")
 
 
@@ -63,6 +72,7 @@ class ExportReport:
 @dataclass
 class ImportReport:
     cube: str
+    total: int = 0  # records in the archive
     imported: int = 0
     skipped_existing: int = 0  # the id is already in the cube
     skipped_duplicate: int = 0  # the same text is already live in the cube under another id
@@ -70,7 +80,10 @@ class ImportReport:
     reembedded: int = 0
     archive_model: str | None = None
     cube_model: str | None = None
-    skipped_ids: list[str] = field(default_factory=list)
+    skipped_ids: list[str] = field(default_factory=list)  # the first MAX_LISTED_IDS of them
+    # An import into this cube that had begun writing and not finished (killed) when this one started:
+    # {"source", "records", "started_at"}. This run finished it if it read the same archive.
+    resumed: dict[str, Any] | None = None
 
 
 def _jsonl(records: Iterator[dict[str, Any]], sink: IO[bytes]) -> int:
@@ -242,72 +255,168 @@ def _records(archive: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
 
 # -- import ---------------------------------------------------------------------------
 
+CHUNK = 2_000  # records per transaction when their vectors come with the archive
+# At most this many records to embed per chunk: with embedding the bound, a commit (and a step
+# of the progress bar) every few seconds rather than every few minutes.
+EMBED_CHUNK = 256
+CHECK_STEP = 1_000  # records checked between two progress calls
+MAX_LISTED_IDS = 1_000  # skipped ids named in the report (the counts are always complete)
 
-def import_archive(home: MemoryHome, path: Path | str, *, cube: str | None = None) -> ImportReport:
-    """Restore the archive at ``path`` into ``cube`` (default: the cube it was exported from)."""
-    with _open(path) as archive:
+
+def import_archive(
+    home: MemoryHome, path: Path | str, *, cube: str | None = None, progress: Progress = silent, graph: bool = True
+) -> ImportReport:
+    """Restore the archive at ``path`` into ``cube`` (default: the cube it was exported from).
+
+    Every record is checked before anything is opened or written: an archive with one bad
+    record is refused whole, naming the line and the field. The records are then written
+    in chunks, one transaction each, every record whole (row, versions, FTS, vector, entities,
+    graph outbox, context windows). An import that was killed part-way is finished by
+    running it again: what it had written is skipped by id, the rest imported
+    (``ImportReport.resumed`` says so). ``progress`` hears each stage (``memory.io.progress``).
+    With ``graph=False`` the graph changes stay queued for the next server to apply.
+    """
+    path = Path(path)
+    spool_folder = home.root if home.root.is_dir() else None  # a refused archive leaves no folder behind
+    with _open(path) as archive, CheckedSpool(spool_folder) as checked:
         manifest = _manifest(archive, path)
-        memories = list(_records(archive, "memories.jsonl"))
-        vectors = {
-            r["id"]: r["vector"]
-            for r in _records(archive, "vectors.jsonl")
-            if isinstance(r.get("id"), str) and isinstance(r.get("vector"), str)
-        }
-    # One validation for every record before anything is opened or written (issue 13):
-    # the archive is refused as a whole, with the line and field, or stored in full.
-    checked = [check_record(record, f"memories.jsonl line {number}") for number, record in enumerate(memories, start=1)]
-    target = home.cube(cube or manifest.get("cube") or "default", create=True)
-    target.ensure_vectors()  # the vector table exists, sized for this home's model
-    model_id = target.embedder.model_id
-    embedding = manifest.get("embedding")
-    archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
-    reuse = archive_model == model_id and bool(vectors)
-    report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id)
-    _insert(target, checked, vectors if reuse else {}, model_id, report, source=Path(path).name)
-    # Whatever came without a usable vector is embedded now with this home's model.
-    target._vectors_ready = False  # noqa: SLF001 - ask ensure_vectors to look for stale rows again
+        _check_all(archive, checked, progress, _expected(manifest))
+        embedding = manifest.get("embedding")
+        archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
+        model_id = home.embedder.model_id
+        # Vectors from another model are of no use here: those memories are embedded with this home's.
+        wanted = _records(archive, "vectors.jsonl") if archive_model == model_id else iter(())
+        with VectorSpool.of(wanted, spool_folder) as vectors:
+            target = home.cube(cube or manifest.get("cube") or "default", create=True)
+            target.ensure_vectors()  # the vector table exists, sized for this home's model
+            report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)
+            report.resumed = target.store.unfinished_import()
+            unfinished = {"source": path.name, "records": checked.count, "started_at": now_stored()}
+            with target.store.bulk_writes():
+                _write(target, iter(checked), vectors, report, progress, source=path.name, unfinished=unfinished)
+    # Memories still without a vector from this model (written by a process that raced this one,
+    # or already in the cube) are embedded now, so the import ends with every vector in place.
     stale = len(target.store.stale_embeddings(model_id, 1_000_000))
-    target.ensure_vectors()
-    report.reembedded = stale
-    target.try_sync_graph()
+    if stale:
+        progress(EMBEDDING, 0, stale)
+        target._vectors_ready = False  # noqa: SLF001 - ask ensure_vectors to look for stale rows again
+        target.ensure_vectors()
+        progress(EMBEDDING, stale, stale)
+        report.reembedded += stale
+    target.store.finish_import()
+    if graph:
+        _apply_graph(target, progress)
     return report
 
 
-def _insert(
-    cube: MemCube, records: list[CheckedRecord], vectors: dict[str, str], model_id: str, report: ImportReport, *, source: str
+def _expected(manifest: dict[str, Any]) -> int | None:
+    counts = manifest.get("counts")
+    number = counts.get("memories") if isinstance(counts, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) and number >= 0 else None
+
+
+def _check_all(archive: zipfile.ZipFile, checked: CheckedSpool, progress: Progress, expected: int | None) -> None:
+    """Validate every record (issue 13) into ``checked`` before anything is written: the archive is refused whole or stored in full."""
+    progress(CHECKING, 0, expected)
+    for number, record in enumerate(_records(archive, "memories.jsonl"), start=1):
+        checked.add(check_record(record, f"memories.jsonl line {number}"))
+        if number % CHECK_STEP == 0:
+            progress(CHECKING, number, expected)
+    progress(CHECKING, checked.count, checked.count)
+
+
+def _chunks(records: Iterator[ImportRow], vectors: VectorSpool, dim: int) -> Iterator[list[ImportRow]]:
+    """Records with the archive's vector for each live one, in chunks of ``CHUNK`` or ``EMBED_CHUNK`` to embed."""
+    chunk: list[ImportRow] = []
+    to_embed = 0
+    for record in records:
+        live = record.row["status"] != "deleted"
+        record.vector = vectors.get(record.row["id"], dim) if live else None
+        chunk.append(record)
+        to_embed += live and record.vector is None
+        if len(chunk) >= CHUNK or to_embed >= EMBED_CHUNK:
+            yield chunk
+            chunk, to_embed = [], 0
+    if chunk:
+        yield chunk
+
+
+def _write(
+    cube: MemCube,
+    records: Iterator[ImportRow],
+    vectors: VectorSpool,
+    report: ImportReport,
+    progress: Progress,
+    *,
+    source: str,
+    unfinished: dict[str, Any],
 ) -> None:
-    dim = cube.embedder.dim
-    rows = [
-        ImportRow(
-            row=record.row,
-            versions=[
-                {"version": e.version, "op": e.op, "at": e.at, "client": e.client, "changes": e.changes} for e in record.versions
-            ],
-            feedback=[{"at": e.at, "tried": e.tried, "result": e.result, "client": e.client} for e in record.feedback],
-            vector=_decode(vectors.get(record.row["id"]), dim) if record.row["status"] != "deleted" else None,
-        )
-        for record in records
+    note = {"source": {"old": None, "new": source}}
+    at = now_stored()
+    done = 0
+    progress(IMPORTING, 0, report.total)
+    for chunk in _chunks(records, vectors, cube.embedder.dim):
+        _write_chunk(cube, chunk, report, note=note, at=at, unfinished=unfinished)
+        done += len(chunk)
+        progress(IMPORTING, done, report.total)
+
+
+def _write_chunk(
+    cube: MemCube,
+    rows: list[ImportRow],
+    report: ImportReport,
+    *,
+    note: dict[str, Any],
+    at: str,
+    unfinished: dict[str, Any],
+) -> None:
+    """One transaction: the chunk's new records, each with a vector (the archive's, or embedded here first)."""
+    model_id = cube.embedder.model_id
+    hashes = [content_hash(item.row["text"]) for item in rows]
+    # What the store would skip, read before the (slow) embedding so a resumed import embeds
+    # only what it will write; the store checks again inside its transaction.
+    taken, live = cube.store.import_known([item.row["id"] for item in rows], hashes)
+    missing = [
+        i
+        for i, (item, hash_) in enumerate(zip(rows, hashes, strict=True))
+        if item.vector is None and item.row["status"] != "deleted" and item.row["id"] not in taken and hash_ not in live
     ]
-    outcomes = cube.store.import_rows(
-        rows, model_id=model_id, client=IMPORT_CLIENT, note={"source": {"old": None, "new": source}}, at=now_stored()
-    )
-    for item, outcome in zip(rows, outcomes, strict=True):
-        if outcome == "existing":
-            report.skipped_existing += 1
-            report.skipped_ids.append(item.row["id"])
-        elif outcome == "duplicate":
-            report.skipped_duplicate += 1
-            report.skipped_ids.append(item.row["id"])
-        else:
-            report.imported += 1
-            report.vectors_reused += outcome == "imported with vector"
+    if missing:
+        embedded = cube.embedder.embed([embedding_text(rows[i].row["text"]) for i in missing])
+        for position, i in enumerate(missing):
+            rows[i].vector = embedded[position]
+    outcomes = cube.store.import_rows(rows, model_id=model_id, client=IMPORT_CLIENT, note=note, at=at, unfinished=unfinished)
+    fresh = set(missing)
+    for i, (item, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+        if outcome in ("existing", "duplicate"):
+            if outcome == "existing":
+                report.skipped_existing += 1
+            else:
+                report.skipped_duplicate += 1
+            if len(report.skipped_ids) < MAX_LISTED_IDS:
+                report.skipped_ids.append(item.row["id"])
+            continue
+        report.imported += 1
+        if outcome == "imported with vector":
+            if i in fresh:
+                report.reembedded += 1
+            else:
+                report.vectors_reused += 1
 
 
-def _decode(encoded: str | None, dim: int) -> np.ndarray | None:
-    if not encoded:
-        return None
+def _apply_graph(cube: MemCube, progress: Progress) -> None:
+    """Apply the graph changes the import queued, batch by batch; like ``try_sync_graph``, a failure
+    leaves them queued (the next server or ``memcube doctor`` applies them) and is logged, not raised."""
+    pending = cube.store.counts()["graph_pending"]
+    if not pending:
+        return
+    done = 0
+    progress(GRAPH, 0, pending)
     try:
-        vector = np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
-    except (ValueError, TypeError):
-        return None
-    return vector if vector.shape == (dim,) else None
+        while batch := cube.graph_store.apply_outbox(cube.store):
+            done += batch
+            progress(GRAPH, min(done, pending), pending)
+    except Unavailable as exc:
+        log.warning("cube %s: graph not updated yet: %s", cube.name, exc)
+    except Exception:  # the queued work stays in the outbox; doctor --rebuild-graph is the way out
+        log.exception("cube %s: applying queued graph work failed; it stays queued", cube.name)

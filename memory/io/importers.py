@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import InvalidInput
+from memory.io.progress import IMPORTING, Progress, silent
 from memory.models import MAX_BATCH, MAX_TAG_CHARS, MAX_TAGS, MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class ImportSummary:
     ids: list[str] = field(default_factory=list)
 
 
-def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary) -> ImportSummary:
+def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary, progress: Progress = silent) -> ImportSummary:
     """Add every item, after checking them all: a file with one bad item adds nothing."""
     from pydantic import ValidationError
 
@@ -67,6 +68,7 @@ def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary)
             ) from None
     items = checked  # type: ignore[assignment]
     summary.read = len(items)
+    progress(IMPORTING, 0, len(items))
     for start in range(0, len(items), MAX_BATCH):
         for outcome in cube.add(items[start : start + MAX_BATCH], client=IMPORT_CLIENT):
             summary.ids.append(outcome.id)
@@ -74,6 +76,7 @@ def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary)
                 summary.added += 1
             else:
                 summary.already_present += 1
+        progress(IMPORTING, min(start + MAX_BATCH, len(items)), len(items))
     cube.try_sync_graph()
     return summary
 
@@ -144,8 +147,8 @@ def _field(record: dict[str, Any], key: str, path: Path, number: int) -> str:
     return value.strip()
 
 
-def import_mcp_memory(cube: MemCube, path: Path | str) -> ImportSummary:
-    return _add_all(cube, read_mcp_memory(path), ImportSummary(cube.name, str(path)))
+def import_mcp_memory(cube: MemCube, path: Path | str, *, progress: Progress = silent) -> ImportSummary:
+    return _add_all(cube, read_mcp_memory(path), ImportSummary(cube.name, str(path)), progress)
 
 
 # -- Markdown notes -----------------------------------------------------------------------
@@ -303,10 +306,10 @@ def read_markdown(path: Path | str) -> list[dict[str, Any]]:
     return items
 
 
-def import_markdown(cube: MemCube, path: Path | str) -> ImportSummary:
+def import_markdown(cube: MemCube, path: Path | str, *, progress: Progress = silent) -> ImportSummary:
     items = read_markdown(path)
     _check_dates(items)
-    return _add_all(cube, items, ImportSummary(cube.name, str(path)))
+    return _add_all(cube, items, ImportSummary(cube.name, str(path)), progress)
 
 
 def _check_dates(items: Iterable[dict[str, Any]]) -> None:

@@ -24,10 +24,11 @@ from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
+from memory.store import bulk_import, maintenance, schema
 from memory.store import connection as db
-from memory.store import maintenance, schema
 from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
+from memory.store.bulk_import import ImportRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
 from memory.store.rows import dumps as _dumps
@@ -93,16 +94,6 @@ class GraphRow:
     relations: list[dict[str, Any]]
     supersedes: str | None
     superseded_by: str | None
-
-
-@dataclass
-class ImportRow:
-    """One memory from an archive, checked: its stored values by column, history, feedback log and vector."""
-
-    row: dict[str, Any]  # Memory fields as Python values (lists and dicts unencoded)
-    versions: list[dict[str, Any]]  # {version, op, at, client, changes}
-    feedback: list[dict[str, Any]]  # {at, tried, result, client}
-    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -471,53 +462,51 @@ class CubeStore:
         with self.write() as conn:
             maintenance.drop_stray_vectors(conn)
 
-    def import_rows(self, items: Sequence[ImportRow], *, model_id: str, client: str, note: dict[str, Any], at: str) -> list[str]:
+    def import_rows(
+        self,
+        items: Sequence[ImportRow],
+        *,
+        model_id: str,
+        client: str,
+        note: dict[str, Any],
+        at: str,
+        unfinished: dict[str, Any] | None = None,
+    ) -> list[str]:
         """Store archived memories as they were (ids, times, status, history) in one transaction.
 
         Each gets an ``import`` version carrying ``note``. Returns, per item, "imported",
         "imported with vector", "existing" (the id is taken) or "duplicate" (a live memory
-        has the same text).
+        has the same text). ``unfinished`` names the import in the cube until ``finish_import``.
         """
-        outcomes: list[str] = []
         with self.write() as conn:
-            seq = self._next_seq(conn)
-            row_ids: list[int] = []
-            for item in items:
-                memory_id = item.row["id"]
-                if conn.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone():
-                    outcomes.append("existing")
-                    continue
-                status = item.row["status"]
-                hash_ = content_hash(item.row["text"])
-                if status != "deleted" and self._live_id_by_hash(conn, hash_):
-                    outcomes.append("duplicate")
-                    continue
-                values = {
-                    **item.row,
-                    "content_hash": hash_,
-                    "seq": seq,
-                    "embedding_model": model_id if item.vector is not None else None,
-                }
-                row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
-                row_ids.append(row_id)
-                for entry in item.versions:
-                    self._record(conn, memory_id, entry["version"], entry["op"], entry["at"], entry["client"], entry["changes"])
-                self._record(conn, memory_id, values["version"], "import", at, client, note)
-                conn.executemany(
-                    "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
-                    [(memory_id, e["at"], e["tried"], e["result"], e["client"]) for e in item.feedback],
-                )
-                if status != "deleted":
-                    self._write_entities(conn, row_id, item.row["entities"])
-                    if item.vector is not None:
-                        conn.execute(
-                            "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
-                            (row_id, item.vector.astype(np.float32).tobytes()),
-                        )
-                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
-                outcomes.append("imported with vector" if item.vector is not None and status != "deleted" else "imported")
-            context.refresh(conn, row_ids)
-        return outcomes
+            if unfinished is not None:
+                bulk_import.mark_unfinished(conn, unfinished)
+            return bulk_import.insert(conn, items, seq=self._next_seq(conn), model_id=model_id, client=client, note=note, at=at)
+
+    @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """A larger page cache on this connection while a bulk import runs (see ``bulk_import``)."""
+        with self._lock:
+            before = bulk_import.enlarge_cache(self._conn)
+        try:
+            yield
+        finally:
+            with self._lock:
+                bulk_import.restore_cache(self._conn, before)
+
+    def import_known(self, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
+        """(those of ``ids`` already in the cube, those of ``hashes`` a live memory has): what an import would skip."""
+        with self._read() as conn:
+            return bulk_import.known(conn, ids, hashes)
+
+    def unfinished_import(self) -> dict[str, Any] | None:
+        """The import that began writing into this cube and did not finish (killed), if any."""
+        with self._lock:
+            return bulk_import.unfinished(self._conn)
+
+    def finish_import(self) -> None:
+        with self.write() as conn:
+            bulk_import.clear_unfinished(conn)
 
     def raw_memory_rows(self) -> list[tuple[Any, ...]]:
         """Every memory row as stored (``MEMORY_COLUMNS``), unparsed: for repairs of rows no reader can serve."""

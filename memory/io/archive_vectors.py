@@ -1,0 +1,77 @@
+"""An archive's vectors, looked up by memory id without holding them all in memory.
+
+``vectors.jsonl`` lists ``{"id", "vector"}`` (base64 float32 little-endian) apart from
+the memories, in any order. A 100,000-memory archive carries 150 MB of float32 (twice
+that as base64 text), so the import decodes each vector once into an unnamed temporary
+file and keeps only the offset of each id; the chunk being written reads its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+
+class VectorSpool:
+    """Decoded vectors by memory id, kept in a temporary file (removed on close)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        # In ``folder`` (the home) rather than /tmp, which is memory on many systems.
+        self._file = tempfile.TemporaryFile(prefix="memcube-vectors-", dir=folder)  # noqa: SIM115 - closed by close()
+        self._where: dict[str, tuple[int, int]] = {}
+        self._end = 0
+
+    @classmethod
+    def of(cls, records: Iterable[dict[str, Any]], folder: Path | None = None) -> VectorSpool:
+        """Spool every well-formed ``{"id": str, "vector": base64}`` record; the last one for an id wins."""
+        spool = cls(folder)
+        try:
+            for record in records:
+                memory_id, encoded = record.get("id"), record.get("vector")
+                if isinstance(memory_id, str) and isinstance(encoded, str):
+                    spool.put(memory_id, encoded)
+        except BaseException:
+            spool.close()
+            raise
+        return spool
+
+    def put(self, memory_id: str, encoded: str) -> None:
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return  # an unreadable vector is no vector: the memory is embedded instead
+        if not raw or len(raw) % 4:
+            return
+        self._file.write(raw)
+        self._where[memory_id] = (self._end, len(raw))
+        self._end += len(raw)
+
+    def get(self, memory_id: str, dim: int) -> np.ndarray | None:
+        """The vector of ``memory_id`` when the archive has a usable one: ``dim`` finite float32s."""
+        where = self._where.get(memory_id)
+        if where is None or where[1] != 4 * dim:
+            return None
+        self._file.flush()
+        raw = os.pread(self._file.fileno(), where[1], where[0])
+        vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        return vector if vector.shape == (dim,) and bool(np.isfinite(vector).all()) else None
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> VectorSpool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

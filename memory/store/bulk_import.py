@@ -1,0 +1,188 @@
+"""Archived memories written in bulk: one transaction per chunk, a fixed number of statements per chunk.
+
+``memcube import`` writes a large archive in chunks (see ``memory.io.archive``). Each chunk
+is one transaction that stores each of its records in full, exactly as a single add
+would: the memory row (its FTS row follows through the trigger), its archived versions
+and one ``import`` version, its feedback log, its entity rows, its vector when it comes
+with one (otherwise ``embedding_model`` stays NULL, which is what ``ensure_vectors`` looks
+for), a graph outbox entry, and the context windows of the threads it joins. A process
+killed between chunks therefore leaves whole records only, and importing the same
+archive again skips the ids already there.
+
+The work per chunk is a few statements, not a few per record: one lookup of the chunk's
+ids and content hashes (a JSON array as one bound parameter, so no limit on bound
+variables), then one ``executemany`` per table.
+
+While an import runs, ``cube_meta.import_unfinished`` names it (written with every
+chunk, removed when the import is complete), so a later run can say that it resumes one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memory.entities import normalize
+from memory.store import threads
+from memory.store.rows import FIELDS, content_hash, dumps, to_column
+
+UNFINISHED_KEY = "import_unfinished"
+# Page cache (KiB) of the connection while an import runs. Each chunk updates indexes keyed by
+# random values (content hashes) and the FTS index all over the file; with SQLite's default
+# 2 MB cache a large cube's pages are read back from the OS for every chunk.
+IMPORT_CACHE_KIB = 64 * 1024
+
+
+@dataclass
+class ImportRow:
+    """One memory from an archive, checked: its stored values by column, history, feedback log and vector."""
+
+    row: dict[str, Any]  # Memory fields as Python values (lists and dicts unencoded)
+    versions: list[dict[str, Any]]  # {version, op, at, client, changes}
+    feedback: list[dict[str, Any]]  # {at, tried, result, client}
+    vector: np.ndarray | None = None
+
+
+def known(conn: sqlite3.Connection, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
+    """(those of ``ids`` already in the cube, those of ``hashes`` that a live memory has)."""
+    taken = {r[0] for r in conn.execute("SELECT id FROM memories WHERE id IN (SELECT value FROM json_each(?))", (dumps(ids),))}
+    live = {
+        r[0]
+        for r in conn.execute(
+            "SELECT content_hash FROM memories WHERE content_hash IN (SELECT value FROM json_each(?)) AND status != 'deleted'",
+            (dumps(hashes),),
+        )
+    }
+    return taken, live
+
+
+def insert(
+    conn: sqlite3.Connection,
+    items: Sequence[ImportRow],
+    *,
+    seq: int,
+    model_id: str,
+    client: str,
+    note: dict[str, Any],
+    at: str,
+) -> list[str]:
+    """Store ``items`` inside the caller's write transaction; per item "imported", "imported with
+    vector", "existing" (the id is taken) or "duplicate" (a live memory has the same text)."""
+    hashes = [content_hash(item.row["text"]) for item in items]
+    taken, live = known(conn, [item.row["id"] for item in items], hashes)
+    next_row_id = int(conn.execute("SELECT coalesce(max(row_id), 0) FROM memories").fetchone()[0]) + 1
+    outcomes: list[str] = []
+    chosen: list[tuple[int, ImportRow, str]] = []
+    for item, hash_ in zip(items, hashes, strict=True):
+        memory_id, live_row = item.row["id"], item.row["status"] != "deleted"
+        if memory_id in taken:
+            outcomes.append("existing")
+            continue
+        if live_row and hash_ in live:
+            outcomes.append("duplicate")
+            continue
+        taken.add(memory_id)  # a later record of this chunk with the same id or text is skipped too
+        if live_row:
+            live.add(hash_)
+        chosen.append((next_row_id, item, hash_))
+        next_row_id += 1
+        outcomes.append("imported with vector" if item.vector is not None and live_row else "imported")
+    if not chosen:
+        return outcomes
+
+    columns = ["row_id", *chosen[0][1].row, "content_hash", "seq", "embedding_model"]
+    unknown = [c for c in columns[1:] if c not in FIELDS and c != "seq"]
+    if unknown:
+        raise ValueError(f"not columns of memories: {unknown}")
+    values = []
+    for row_id, item, hash_ in chosen:
+        if item.row.keys() != chosen[0][1].row.keys():
+            raise ValueError("every row of an import chunk must name the same columns")
+        given = item.vector is not None and item.row["status"] != "deleted"
+        values.append([row_id, *(to_column(k, v) for k, v in item.row.items()), hash_, seq, model_id if given else None])
+    conn.executemany(f"INSERT INTO memories({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
+
+    conn.executemany(
+        "INSERT INTO memory_versions(memory_id, version, op, at, client, changes) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (item.row["id"], v["version"], v["op"], v["at"], v["client"], dumps(v["changes"]))
+            for _, item, _ in chosen
+            for v in [
+                *item.versions,
+                {"version": item.row["version"], "op": "import", "at": at, "client": client, "changes": note},
+            ]
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
+        [(item.row["id"], e["at"], e["tried"], e["result"], e["client"]) for _, item, _ in chosen for e in item.feedback],
+    )
+    live_rows = [(row_id, item) for row_id, item, _ in chosen if item.row["status"] != "deleted"]
+    conn.executemany(
+        "INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)",
+        [(row_id, name, key) for row_id, item in live_rows for key, name in _entity_keys(item.row["entities"]).items()],
+    )
+    conn.executemany(
+        "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
+        [(row_id, item.vector.astype(np.float32).tobytes()) for row_id, item in live_rows if item.vector is not None],
+    )
+    conn.executemany("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", [(item.row["id"],) for _, item, _ in chosen])
+    # New rows have no context windows yet (``threads.refresh`` would look for one of each):
+    # rebuild the threads they joined.
+    first, last = chosen[0][0], chosen[-1][0]
+    keys = conn.execute(
+        "SELECT DISTINCT thread FROM memories WHERE row_id BETWEEN ? AND ? AND thread IS NOT NULL", (first, last)
+    ).fetchall()
+    threads.refresh_threads(conn, [key for (key,) in keys])
+    return outcomes
+
+
+def _entity_keys(names: Sequence[str]) -> dict[str, str]:
+    """Normalised key -> the first display name given for it (as ``CubeStore`` writes entity rows)."""
+    keys: dict[str, str] = {}
+    for name in names:
+        key = normalize(name)
+        if key:
+            keys.setdefault(key, name)
+    return keys
+
+
+def enlarge_cache(conn: sqlite3.Connection) -> int:
+    """Give ``conn`` at least ``IMPORT_CACHE_KIB`` of page cache; returns the setting to restore."""
+    before = int(conn.execute("PRAGMA cache_size").fetchone()[0])
+    # A negative cache_size is in KiB, a positive one in pages (4 KiB each by default).
+    if (-before if before < 0 else before * 4) < IMPORT_CACHE_KIB:
+        conn.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
+    return before
+
+
+def restore_cache(conn: sqlite3.Connection, before: int) -> None:
+    conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+def mark_unfinished(conn: sqlite3.Connection, what: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (UNFINISHED_KEY, json.dumps(what, ensure_ascii=False)),
+    )
+
+
+def clear_unfinished(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM cube_meta WHERE key = ?", (UNFINISHED_KEY,))
+
+
+def unfinished(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The import that started writing into this cube and has not finished, as ``mark_unfinished`` named it."""
+    row = conn.execute("SELECT value FROM cube_meta WHERE key = ?", (UNFINISHED_KEY,)).fetchone()
+    if row is None:
+        return None
+    try:
+        value = json.loads(row[0])
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
