@@ -708,18 +708,35 @@ def float_embedder(embedder: Any) -> Any | None:
     return float_path
 
 
+def _restatements(outcomes: Sequence[Any]) -> int:
+    """How many adds confirmed an earlier memory instead of storing a new one; anything else not stored is a failure.
+
+    The generator's texts are all distinct, but a text can say nothing an earlier, longer
+    one did not ("X likes pottery" after "X likes pottery. X likes chess"), and the
+    supersession rule rightly keeps one memory for both.
+    """
+    restated = 0
+    for outcome in outcomes:
+        if outcome.created:
+            continue
+        if outcome.restated is None:
+            raise RuntimeError(f"a synthetic memory was taken for an exact duplicate: {outcome}")
+        restated += 1
+    return restated
+
+
 def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[float, float, float]:
     out(f"== 2. add throughput through MemCube.add ({len(memories)} distinct memories) ==")
     batched, single = memories[: len(memories) - singles], memories[len(memories) - singles :]
     batch_ms: list[float] = []
+    restated = 0
     t_all = time.perf_counter()
     for start in range(0, len(batched), BATCH):
         chunk = batched[start : start + BATCH]
         t0 = time.perf_counter()
         outcomes = cube.add(chunk)
         batch_ms.append((time.perf_counter() - t0) * 1000)
-        if not all(o.created for o in outcomes):
-            raise RuntimeError("a synthetic memory was taken for a duplicate")
+        restated += _restatements(outcomes)
         if (start // BATCH) % 10 == 9:
             log(f"added {start + len(chunk)}/{len(batched)} in batches")
     batched_s = time.perf_counter() - t_all
@@ -752,8 +769,7 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
         t0 = time.perf_counter()
         outcome = cube.add([item])[0]
         single_ms.append((time.perf_counter() - t0) * 1000)
-        if not outcome.created:
-            raise RuntimeError("a synthetic memory was taken for a duplicate")
+        restated += _restatements([outcome])
     single_rate = len(single) / (sum(single_ms) / 1000)
     out(
         f"  single (1 per call, cube {len(batched)} -> {len(memories)}): {single_rate:8.1f} memories/s   "
@@ -765,6 +781,10 @@ def bench_add(cube: Any, memories: list[dict[str, Any]], singles: int) -> tuple[
         cube.embedder.embed_one(item["text"])
         t_embed.append((time.perf_counter() - t0) * 1000)
     out(f"    of which embedding one text alone: p50 {pct(t_embed, 50):.2f} ms")
+    out(
+        f"  {restated} of the {len(memories)} texts restate an earlier one (no new content word): "
+        "confirmed, not stored again (memory.supersession)"
+    )
     out()
     return batched_rate, single_rate, pct(single_ms, 50)
 
