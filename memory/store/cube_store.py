@@ -215,14 +215,14 @@ class CubeStore:
         return roles, tags
 
     def entity_keys(self) -> dict[str, str]:
-        """Every entity key a live (active or archived) memory names, with one display name."""
+        """Every entity key a live (active or archived) memory names, with one display name.
+
+        Only live memories have rows in ``memory_entities`` (a delete removes them, a purge's
+        trigger too, an import writes none for deleted records), so the index on
+        ``(norm, name)`` answers alone, without reading a memory.
+        """
         with self._read() as conn:
-            return dict(
-                conn.execute(
-                    "SELECT e.norm, min(e.name) FROM memory_entities e JOIN memories m ON m.row_id = e.memory_rowid "
-                    "WHERE m.status != 'deleted' GROUP BY e.norm"
-                ).fetchall()
-            )
+            return dict(conn.execute("SELECT norm, min(name) FROM memory_entities GROUP BY norm").fetchall())
 
     def ensure_vector_table(self, model_id: str, dim: int) -> bool:
         """Make the vector table for this model; True when the cube held another model's vectors."""
