@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,16 @@ def _check_count(ids: Sequence[str], what: str = "ids") -> None:
         raise InvalidInput(f"at most {MAX_IDS} {what} per call; split the request")
 
 
+@dataclass
+class _AliasCache:
+    """The alias table and what it was built from: the cube's state, the client's choices and the keys."""
+
+    state: tuple[int, str]
+    choices_raw: str | None
+    keys: set[str]
+    table: AliasTable
+
+
 class MemCube:
     def __init__(self, name: str, folder: Path, embedder: Embedder, *, custom_types: Sequence[str] = ()) -> None:
         self.name = name
@@ -125,7 +136,7 @@ class MemCube:
         self._vector_lock = threading.Lock()
         self._pending_access: Counter[int] = Counter()
         self._access_lock = threading.Lock()
-        self._aliases: tuple[tuple[str | None, str | None], AliasTable] | None = None
+        self._aliases: _AliasCache | None = None
 
     def close(self) -> None:
         self.flush_access()
@@ -497,13 +508,21 @@ class MemCube:
         return AliasChoices.model_validate_json(raw) if raw else AliasChoices()
 
     def aliases(self) -> AliasTable:
-        """The cube's alias table, rebuilt when a memory or an alias choice changed."""
-        stamp = (self.store.meta("change_seq"), self.store.meta(ALIAS_META))
+        """The cube's alias table, rebuilt when the set of entity keys or an alias choice changed.
+
+        The keys are followed incrementally (``CubeStore.entity_key_delta``): after an add that
+        names no new entity, the table stands as it was.
+        """
+        choices_raw = self.store.meta(ALIAS_META)
         cached = self._aliases
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        table = build_aliases(self.store.entity_keys(), self.alias_choices())
-        self._aliases = (stamp, table)
+        since = cached.state if cached is not None and cached.choices_raw == choices_raw else None
+        state, keys, whole = self.store.entity_key_delta(since)
+        if cached is not None and since is not None and not whole and keys <= cached.keys:
+            cached.state = state
+            return cached.table
+        known = keys if whole or cached is None else cached.keys | keys
+        table = build_aliases(known, self.alias_choices())
+        self._aliases = _AliasCache(state=state, choices_raw=choices_raw, keys=known, table=table)
         return table
 
     def alias(self, name: str, entity: str, *, split: bool = False) -> AliasView:

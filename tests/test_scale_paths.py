@@ -146,3 +146,40 @@ def test_a_batch_is_judged_for_supersession_as_each_memory_alone_is(home):
         (o.created, [s.reason for s in o.superseded], o.restated is not None) for o in alone
     ]
     assert one_by_one.stats().archived == batched.stats().archived
+
+
+def _fresh_table(cube):
+    from memory.retrieval.aliases import build
+
+    return build(cube.store.entity_keys(), cube.alias_choices())
+
+
+def test_the_alias_table_followed_change_by_change_equals_one_built_from_scratch(home):
+    cube = home.cube("aliases", create=True)
+    steps = []
+    first = cube.add([{"text": "Lunch with Marco Bianchi", "entities": ["Marco Bianchi"]}])[0].id
+    steps.append("add a full name")
+    assert cube.aliases().canonical("marco") == "marco bianchi"
+    rossi = cube.add([{"text": "Call Marco Rossi about the boat", "entities": ["Marco Rossi"]}])[0].id
+    steps.append("a second Marco makes the first name ambiguous")
+    assert cube.aliases().canonical("marco") == "marco"
+    cube.add([{"text": "The weather was fine"}])  # names nobody: the table stands as it was
+    assert cube.aliases().canonical("marco") == "marco"
+    cube.delete([rossi])
+    steps.append("delete the only memory naming Marco Rossi")
+    assert cube.aliases().canonical("marco") == "marco bianchi"
+    other = cube.add([{"text": "Marco Rossi again", "entities": ["Marco Rossi"]}])[0].id
+    assert cube.aliases().canonical("marco") == "marco"
+    cube.update(other, {"entities": ["Luca Verdi"], "text": "Luca Verdi again"})
+    steps.append("an update takes the name away")
+    assert cube.aliases().canonical("marco") == "marco bianchi"
+    assert cube.aliases().canonical("luca") == "luca verdi"
+    cube.delete([first], purge=True)
+    steps.append("a purge")
+    assert cube.aliases().canonical("marco") == "marco"
+    cube.add([{"text": "Bob fixed the gate", "entities": ["Bob"]}])
+    cube.alias("Bob", "Luca Verdi")
+    steps.append("a client's merge")
+    assert cube.aliases().canonical("bob") == "luca verdi"
+    for probe in ("marco", "luca", "verdi", "bianchi", "rossi", "bob"):
+        assert cube.aliases().canonical(probe) == _fresh_table(cube).canonical(probe), (probe, steps)

@@ -224,6 +224,29 @@ class CubeStore:
         with self._read() as conn:
             return dict(conn.execute("SELECT norm, min(name) FROM memory_entities GROUP BY norm").fetchall())
 
+    def entity_key_delta(self, since: tuple[int, str] | None) -> tuple[tuple[int, str], set[str], bool]:
+        """The entity keys to know since the state ``since`` (``(change seq, entity epoch)`` from an
+        earlier call): ``(state now, keys, whole)``.
+
+        ``whole``: every key of the cube (nothing was read before, or entity rows left since:
+        a delete, an update of entities, a purge). Otherwise only the keys of the memories
+        written since, read through the change sequence's index: an add costs a few rows,
+        not a pass over every entity row of the cube.
+        """
+        with self._read() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM cube_meta WHERE key IN ('change_seq', 'entity_epoch')").fetchall())
+            now = (int(meta["change_seq"]), str(meta.get("entity_epoch", "0")))
+            if since is None or since[1] != now[1] or since[0] > now[0]:
+                return now, {k for (k,) in conn.execute("SELECT DISTINCT norm FROM memory_entities")}, True
+            if since[0] == now[0]:
+                return now, set(), False
+            rows = conn.execute(
+                # CROSS JOIN keeps SQLite on the change-sequence index (the few rows written since).
+                "SELECT DISTINCT e.norm FROM memories m CROSS JOIN memory_entities e ON e.memory_rowid = m.row_id WHERE m.seq > ?",
+                (since[0],),
+            ).fetchall()
+            return now, {k for (k,) in rows}, False
+
     def ensure_vector_table(self, model_id: str, dim: int) -> bool:
         """Make the vector table for this model; True when the cube held another model's vectors."""
         with self.write() as conn:
@@ -525,6 +548,7 @@ class CubeStore:
                 conn.execute(f"UPDATE memories SET {sets}, version = ? WHERE row_id = ?", [*new.values(), version + 1, row_id])
                 if "entities" in new:
                     conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
+                    self._entities_removed(conn)
                     self._write_entities(conn, row_id, json.loads(new["entities"]))
                 self._record(conn, memory_id, version + 1, "repair", now, client, changes)
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
@@ -797,6 +821,7 @@ class CubeStore:
                 )
             if "entities" in assignments:
                 conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
+                self._entities_removed(conn)
                 self._write_entities(conn, row_id, assignments["entities"])
             if "text" in assignments or "occurred_at" in assignments:
                 context.refresh(conn, [row_id])
@@ -836,6 +861,7 @@ class CubeStore:
                     row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
                     conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
                     conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
+                    self._entities_removed(conn)
                 changes: dict[str, Any] = {"status": {"old": memory.status, "new": to}}
                 if to == "active" and memory.superseded_by:
                     changes.update(self._unlink(conn, memory, now, client, seq))
@@ -870,6 +896,7 @@ class CubeStore:
                 conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
             context.refresh_threads(conn, threads)
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
+            self._entities_removed(conn)  # the purged rows' entities went with them (trigger)
         self._scrub()
 
     def _scrub(self) -> None:
@@ -1121,6 +1148,13 @@ class CubeStore:
         if row is None:
             raise NotFound(f"no memory {memory_id} in cube '{self.cube}'")
         return row_to_memory(self.cube, row)
+
+    def _entities_removed(self, conn: sqlite3.Connection) -> None:
+        """Note that entity rows left the cube: readers that follow only what was added (``entity_key_delta``) start over."""
+        conn.execute(
+            "INSERT INTO cube_meta(key, value) VALUES ('entity_epoch', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
 
     def _write_entities(self, conn: sqlite3.Connection, row_id: int, names: Sequence[str]) -> None:
         rows: dict[str, str] = {}
