@@ -35,6 +35,7 @@ search_p50_ms=... search_p95_ms=... graph_drain_s=... rss_mb=... memories=...``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -47,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -524,29 +525,60 @@ class StdioClient:
                 return message
 
 
-def launch_once(home: Path, *, first_call: bool) -> dict[str, float]:
-    env = {**os.environ, "MEMCUBE_HOME": str(home)}
-    started = time.perf_counter()
+@contextlib.contextmanager
+def serving(home: Path, *, stop_timeout: float = 30.0) -> Iterator[StdioClient]:
+    """``memcube serve`` on ``home`` as a client starts it (``python -m server serve``), stopped afterwards."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve"],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "MEMCUBE_HOME": str(home)},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    times: dict[str, float] = {}
     try:
-        client = StdioClient(proc)
-        client.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO},
-            }
-        )
-        init = client.answer(1)
+        yield StdioClient(proc)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def initialize(client: StdioClient) -> dict[str, Any]:
+    """The ``initialize`` request (id 1); its answer, which the caller checks."""
+    client.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO},
+        }
+    )
+    return client.answer(1)
+
+
+def search_call(client: StdioClient, request_id: int, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """A ``memory_search`` tools/call; raises unless it answered without error."""
+    client.send(
+        {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "memory_search", "arguments": arguments}}
+    )
+    call = client.answer(request_id, timeout=timeout)
+    if "result" not in call or call["result"].get("isError"):
+        raise RuntimeError(f"memory_search failed: {call}")
+    return call
+
+
+def launch_once(home: Path, *, first_call: bool) -> dict[str, float]:
+    started = time.perf_counter()
+    times: dict[str, float] = {}
+    with serving(home) as client:
+        init = initialize(client)
         times["initialize"] = (time.perf_counter() - started) * 1000
         if "result" not in init:
             raise RuntimeError(f"initialize failed: {init}")
@@ -559,79 +591,23 @@ def launch_once(home: Path, *, first_call: bool) -> dict[str, float]:
         times["tool_count"] = len(tools["result"]["tools"])
         if first_call:
             # Answered only by the real server (SDK imported, session running, model loaded).
-            client.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 3,
-                    "method": "tools/call",
-                    "params": {"name": "memory_search", "arguments": {"query": "what does Alice drink?"}},
-                }
-            )
-            call = client.answer(3, timeout=120)
+            search_call(client, 3, {"query": "what does Alice drink?"}, timeout=120)
             times["first_search"] = (time.perf_counter() - started) * 1000
-            if "result" not in call or call["result"].get("isError"):
-                raise RuntimeError(f"memory_search failed: {call}")
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
     return times
 
 
 def server_resident_mb(home: Path, cube: str, queries: Sequence[str]) -> tuple[float, float]:
     """``memcube serve`` on ``home``: its resident memory after ``queries`` through ``memory_search`` (now, peak), MB."""
-    env = {**os.environ, "MEMCUBE_HOME": str(home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = StdioClient(proc)
-        client.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": CLIENT_INFO},
-            }
-        )
-        client.answer(1)
+    with serving(home, stop_timeout=60.0) as client:
+        init = initialize(client)
+        if "result" not in init:
+            raise RuntimeError(f"initialize failed: {init}")
         client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         for i, query in enumerate(queries, start=2):
-            client.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": i,
-                    "method": "tools/call",
-                    "params": {"name": "memory_search", "arguments": {"query": query, "cube": cube}},
-                }
-            )
-            answer = client.answer(i, timeout=300)
-            if "result" not in answer or answer["result"].get("isError"):
-                raise RuntimeError(f"memory_search failed: {answer}")
-        status = Path(f"/proc/{proc.pid}/status").read_text()
+            search_call(client, i, {"query": query, "cube": cube}, timeout=300)
+        status = Path(f"/proc/{client.proc.pid}/status").read_text()
         fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM"))}
         return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def bench_startup(scratch: Path, runs: int) -> float:

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from foundation import make_memories
+from foundation import log, make_memories, out
 
 from memory.cube import resolve_entities
 from memory.entities import normalize
@@ -54,14 +54,6 @@ from memory.store.cube_store import CubeStore, NewMemory
 PREDICATES = ["works_with", "lives_in", "visited", "knows", "member_of", "owns"]
 ADD_BATCH = 100
 TOPUP = 2000
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def out(line: str = "") -> None:
-    print(line, flush=True)
 
 
 def new_memories(n: int, seed: int, offset: int = 0) -> list[NewMemory]:
