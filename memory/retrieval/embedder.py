@@ -108,7 +108,6 @@ class Embedder:
         self._tokenizer: tokenizers.Tokenizer | None = None
         self._input_names: set[str] = set()
         self._dim: int | None = None
-        self._float_session: onnxruntime.InferenceSession | None = None  # the float path, while auto decides
         self.kernel = KernelChoice(decided=compute != "auto")
 
     @property
@@ -221,9 +220,9 @@ class Embedder:
             self.kernel.decided = True  # one attempt per session, whatever happens below
             assert self._session is not None
             try:
-                self._float_session = self._new_session(str(self._model_file))
+                float_session = self._new_session(str(self._model_file))
                 sample = sorted(texts, key=len)[: CALIBRATION_TEXTS // 2]
-                paths = {"int8": self._session, "float": self._float_session}
+                paths = {"int8": self._session, "float": float_session}
                 for session in paths.values():  # first runs pay for allocations
                     self._run(sample[:2], session)
                 for round_ in range(CALIBRATION_ROUNDS):
@@ -233,12 +232,10 @@ class Embedder:
                         self.kernel.timings_ms[name].append(run.result())
             except Exception:  # the integer path stays; a failed probe must not fail an add
                 log.exception("embedding kernel choice failed; keeping the integer path")
-                self._float_session = None
                 return
             int8_ms, float_ms = self.kernel.median_ms("int8"), self.kernel.median_ms("float")
             if float_ms < int8_ms * FLOAT_MARGIN:
-                self._session, self.kernel.chosen = self._float_session, "float"
-            self._float_session = None
+                self._session, self.kernel.chosen = float_session, "float"
             log.info(
                 "embedding kernel: %s (int8 path %.1f ms, float path %.1f ms for %d texts)",
                 self.kernel.chosen,

@@ -58,6 +58,12 @@ def _status_sql(q: SearchQuery) -> str:
     return "m.status IN ('active', 'archived')" if q.include_archived else "m.status = 'active'"
 
 
+def _searchable_sql(q: SearchQuery) -> tuple[str, list[object]]:
+    """The condition on ``memories m`` that makes a memory searchable for ``q`` (status and filters), and its values."""
+    clauses, params = _filter_sql(q)
+    return " AND ".join([_status_sql(q), *clauses]), params
+
+
 class SearchView:
     """Named reads over one consistent snapshot of a cube, for one search."""
 
@@ -85,8 +91,7 @@ class SearchView:
         """
         if table not in ("memory_fts", "memory_context_fts"):
             raise ValueError(f"not a full-text table: {table!r}")
-        clauses, params = _filter_sql(q)
-        where = " AND ".join([_status_sql(q), *clauses])
+        where, params = _searchable_sql(q)
         rank = "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
         # Ranking the index alone and then checking status and filters on the best few is twice
         # as fast as joining ``memories`` for every match of a common word. The rows come back
@@ -112,8 +117,7 @@ class SearchView:
 
     def entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> tuple[dict[str, int], int]:
         """How many searchable memories each of these entity keys links to (keys with none left out), and how many are searchable."""
-        clauses, params = _filter_sql(q)
-        where = " AND ".join([_status_sql(q), *clauses])
+        where, params = _searchable_sql(q)
         # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
         rows = self._conn.execute(
             "SELECT e.norm, count(*) FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
@@ -128,8 +132,7 @@ class SearchView:
         """The ``k`` searchable memories with the lowest row ids linked to any of these entity keys, less ``exclude``."""
         if k <= 0 or not keys:
             return []
-        clauses, params = _filter_sql(q)
-        where = " AND ".join([_status_sql(q), *clauses])
+        where, params = _searchable_sql(q)
         left_out = f"AND e.memory_rowid NOT IN ({','.join('?' * len(exclude))}) " if exclude else ""
         rows = self._conn.execute(
             "SELECT DISTINCT e.memory_rowid FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
@@ -142,8 +145,7 @@ class SearchView:
         """``(row_id, key)`` for those of these memories that one of these entities said: the text opens with its name and a colon."""
         if not keys or not row_ids:
             return []
-        clauses, params = _filter_sql(q)
-        where = " AND ".join([_status_sql(q), *clauses])
+        where, params = _searchable_sql(q)
         found: list[tuple[int, str]] = []
         for start in range(0, len(row_ids), 500):
             chunk = list(row_ids[start : start + 500])
