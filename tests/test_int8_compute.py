@@ -212,3 +212,15 @@ def test_an_explicit_path_is_never_second_guessed():
     pinned.embed(BATCH_TEXTS)
     assert pinned.kernel.chosen == "int8"
     assert pinned.kernel.timings_ms == {"int8": [], "float": []}
+
+
+def test_a_texts_vector_does_not_depend_on_the_batch_it_came_in(shared_embedder, float_embedder):
+    """A batch is tokenised once, sorted by token count and cut into runs padded to their longest:
+    neither the grouping nor the padding may reach a text's vector (on either path)."""
+    batch = [*TEXTS, *BATCH_TEXTS, *(f"note {i}: {'word ' * (i % 23)}end" for i in range(40))]
+    for embedder in (shared_embedder, float_embedder):
+        together = embedder.embed(batch)
+        alone = np.stack([embedder.embed_one(text) for text in batch])
+        assert np.abs(together - alone).max() < 1e-5
+        reversed_batch = embedder.embed(batch[::-1])[::-1]
+        assert np.abs(together - reversed_batch).max() < 1e-5
