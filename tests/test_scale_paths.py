@@ -7,6 +7,10 @@
   read would, deletions and status changes included.
 - A batch's supersession check is one product with the mirror: it must find what a check of
   each memory alone finds.
+- A big mirror scans in int8 first and rescores the best exactly: its top k, the cosines it
+  gives and their mean and spread must be those of the float scan, after updates, deletions
+  and archiving; the first pass must stay within the bound it states.
+- A time window reads its memories through an index, not a table scan.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 from support import raw_db
 
@@ -21,6 +26,7 @@ from memory import SearchQuery
 from memory.entities import query_keys
 from memory.retrieval import search as search_module
 from memory.store import vector_mirror
+from memory.store.int8_scan import Int8Scan
 
 
 def _reference_entity_ranking(cube, q: SearchQuery, k: int, aliases) -> tuple[list[tuple[int, float]], dict[int, str]]:
@@ -183,3 +189,97 @@ def test_the_alias_table_followed_change_by_change_equals_one_built_from_scratch
     assert cube.aliases().canonical("bob") == "luca verdi"
     for probe in ("marco", "luca", "verdi", "bianchi", "rossi", "bob"):
         assert cube.aliases().canonical(probe) == _fresh_table(cube).canonical(probe), (probe, steps)
+
+
+def test_the_int8_first_pass_stays_within_its_bound():
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((3000, 384)).astype(np.float32)
+    rows[:, 17] *= 12  # a dimension far larger than the rest, as real embeddings have
+    rows[:5] = 0.0
+    rows[:5, 3] = 1.0  # rows with one non-zero value
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    scan = Int8Scan(rows)
+    for i in range(60):
+        query = rng.standard_normal(384).astype(np.float32)
+        query[i % 384] *= 1 + i  # queries with one ever larger value
+        query /= np.linalg.norm(query)
+        error = np.abs(scan.scores(query) - rows @ query)
+        assert error.max() <= scan.bound(query)
+        assert scan.bound(query) < 0.2  # a bound this loose would rescore much of the cube
+
+
+def _exact_and_segmented(monkeypatch, cube, segment_rows: int):
+    """The cube's vectors in two fresh mirrors: float scan only, and int8 segments of ``segment_rows``."""
+    monkeypatch.setattr(vector_mirror, "SEGMENT_ROWS", 10**9)
+    exact = vector_mirror.VectorMirror()
+    cube.store.sync_mirror(exact)
+    exact.cosines(np.ones(exact._matrix.shape[1], dtype=np.float32))
+    monkeypatch.setattr(vector_mirror, "SEGMENT_ROWS", segment_rows)
+    segmented = vector_mirror.VectorMirror()
+    cube.store.sync_mirror(segmented)
+    return exact, segmented
+
+
+def test_the_int8_segments_give_the_exact_scans_answers(home, shared_embedder, monkeypatch):
+    cube = home.cube("segments", create=True)
+    words = ["harbour", "violin", "orchard", "glacier", "lantern", "falcon", "tulip", "compass", "meadow", "river"]
+    ids = [
+        o.id
+        for o in cube.add(
+            [{"text": f"note {i}: the {words[i % 10]} near the {words[(i * 7) % 10]}, day {i % 13}"} for i in range(150)]
+        )
+    ]
+    exact, segmented = _exact_and_segmented(monkeypatch, cube, 32)
+    queries = [shared_embedder.embed_one(q) for q in ("a violin in the orchard", "glacier lantern", "day 5 river", "compass")]
+
+    def same_answers() -> None:
+        cube.store.sync_mirror(exact)
+        for _ in range(6):  # one segment is sealed per scan
+            cube.store.sync_mirror(segmented)
+            segmented.cosines(queries[0])
+        assert segmented._segments  # the first pass is in use
+        for query in queries:
+            for archived in (False, True):
+                want = exact.cosines(query, include_archived=archived)
+                got = segmented.cosines(query, include_archived=archived)
+                assert got.error > 0
+                top_want, top_got = want.top(25), got.top(25)
+                assert [r for r, _ in top_got] == [r for r, _ in top_want]
+                assert [c for _, c in top_got] == pytest.approx([c for _, c in top_want], abs=1e-5)
+                assert (got.mean, got.std) == pytest.approx((want.mean, want.std), abs=1e-5)
+                some = [int(r) for r in want.row_ids[::7]]
+                assert got.of(some) == pytest.approx(want.of(some), abs=1e-5)
+            allowed = np.array(sorted(int(r) for r in exact.cosines(query).row_ids[::3]), dtype=np.int64)
+            filtered_want, filtered_got = exact.search(query, 10, allowed=allowed), segmented.search(query, 10, allowed=allowed)
+            assert [r for r, _ in filtered_got] == [r for r, _ in filtered_want]
+            assert [c for _, c in filtered_got] == pytest.approx([c for _, c in filtered_want], abs=1e-5)
+
+    same_answers()
+    # Rewritten rows inside sealed segments, removed rows (kept as dead rows), archived rows, new rows.
+    cube.update(ids[3], {"text": "a violin lesson in the orchard, rewritten"})
+    cube.update(ids[40], {"text": "the compass points to the glacier"})
+    cube.delete([ids[5], ids[70]])
+    cube.archive([ids[9], ids[100]])
+    cube.add([{"text": f"later {i}: lanterns and a falcon over the meadow"} for i in range(20)])
+    same_answers()
+    assert len(segmented) == len(exact) == 150 - 2 + 20
+    # Enough removals compact the matrix: the segments are rebuilt over the new rows.
+    cube.delete(ids[100:150])
+    same_answers()
+    assert len(segmented) == len(exact)
+
+
+def test_a_time_window_reads_its_memories_through_the_index(home):
+    cube = home.cube("window", create=True)
+    cube.add([{"text": f"trip {i} to the coast", "occurred_at": f"2024-{1 + i % 12:02d}-10T09:00:00Z"} for i in range(48)])
+    cube.add([{"text": "renew the passport", "type": "task", "due_at": "2024-05-20T00:00:00Z"}])
+    q = SearchQuery(query="trip to the coast", since="2024-05-01", until="2024-05-31", limit=20)
+    hits = cube.search(q).hits
+    assert {h.text for h in hits} == {f"trip {i} to the coast" for i in range(4, 48, 12)} | {"renew the passport"}
+    with raw_db(cube) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT row_id FROM memories m "
+            "WHERE coalesce(m.occurred_at, m.due_at) >= ? AND coalesce(m.occurred_at, m.due_at) <= ?",
+            ("2024-05-01", "2024-05-31"),
+        ).fetchall()
+    assert any("memories_when" in row[-1] for row in plan), plan

@@ -342,7 +342,7 @@ def rank_by_vector(
     if not len(scores):
         return None
     # A z-score: how far a memory stands above this cube's typical similarity to the query.
-    mean, std = float(scores.mean()), float(scores.std())
+    mean, std = cosines.mean, cosines.std
     rank = {row_id: r for r, (row_id, _) in enumerate(cosines.top(pool), start=1)}
     return VectorRanking(cosines=cosines, rank=rank, mean=mean, std=std if std > 1e-9 else 1.0, unranked=len(rank) + 1)
 

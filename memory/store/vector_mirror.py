@@ -9,6 +9,14 @@ date before every search from the cube's change sequence: every write stamps the
 it touches with the next ``change_seq``, so catching up reads only what changed, even
 when another process wrote it. ``sqlite_vec_knn`` runs the same query inside SQLite; the
 tests hold the two to the same answers and the benchmark reports both.
+
+Past ``SEGMENT_ROWS`` rows the float scan is bound by memory bandwidth, so every full
+segment of rows also gets an int8 copy (``memory.store.int8_scan``) that scores a query a
+quarter of the bytes at a time; the rows whose first-pass score could be in the top k are
+rescored from the float rows, and the mean and spread of the cosines come from sums kept
+over the rows (``Moments``), so a search's answer is the float scan's. A removed memory's
+row stays, dead, until a quarter of the rows are, so that deletions do not move the
+segments' rows.
 """
 
 from __future__ import annotations
@@ -23,34 +31,54 @@ from dataclasses import dataclass
 import numpy as np
 
 from memory import fork_join as parallel
+from memory.store.int8_scan import Int8Scan
 
 
 @dataclass(frozen=True)
 class Cosines:
-    """A query's cosines with the mirror's vectors, as they were when computed."""
+    """A query's cosines with the mirror's vectors, as they were when computed.
+
+    Below ``SEGMENT_ROWS`` rows every score is the exact cosine. Above, most scores come
+    from the int8 first pass (``memory.store.int8_scan``) and are within ``error`` of the
+    cosine; ``top`` and ``of`` then answer with exact cosines all the same.
+    """
 
     row_ids: np.ndarray  # the searchable memories (status and filters applied)
-    scores: np.ndarray  # their cosines, aligned with row_ids
-    _every: np.ndarray  # cosines of every row of the mirror, by position
-    _position: dict[int, int]  # row id -> position; later appends only add keys past len(_every)
+    scores: np.ndarray  # their scores, aligned with row_ids: cosines, or first-pass scores within ``error``
+    _positions: np.ndarray  # each searchable memory's row in the matrix, aligned with row_ids
+    _matrix: np.ndarray  # the float rows as they were; later appends are past its end
+    _query: np.ndarray
+    _position: dict[int, int]  # row id -> row in the matrix
+    mean: float = 0.0  # the exact mean and standard deviation of the searchable memories' cosines
+    std: float = 0.0
+    error: float = 0.0
 
     def top(self, k: int) -> list[tuple[int, float]]:
         """The ``k`` most similar searchable memories as ``(row_id, cosine)``, best first."""
         k = min(k, len(self.scores))
         if k <= 0:
             return []
+        if self.error:
+            # Any of the true top k has a first-pass score within 2 * error of the k-th best
+            # first-pass score: rescore those exactly, then rank.
+            kth = np.partition(self.scores, len(self.scores) - k)[len(self.scores) - k]
+            candidates = np.flatnonzero(self.scores >= kth - 2 * self.error)
+            exact = self._matrix[self._positions[candidates]] @ self._query
+            best = np.argpartition(-exact, k - 1)[:k] if k < len(exact) else np.arange(len(exact))
+            best = best[np.argsort(-exact[best], kind="stable")]
+            return [(int(self.row_ids[candidates[i]]), float(exact[i])) for i in best]
         top = np.argpartition(-self.scores, k - 1)[:k] if k < len(self.scores) else np.arange(len(self.scores))
         top = top[np.argsort(-self.scores[top], kind="stable")]
         return [(int(self.row_ids[i]), float(self.scores[i])) for i in top]
 
     def of(self, row_ids: Iterable[int]) -> dict[int, float]:
-        """Cosine of each given memory that had a vector (no second pass over the vectors)."""
-        found = {}
-        for row_id in row_ids:
-            position = self._position.get(row_id)
-            if position is not None and position < len(self._every):
-                found[row_id] = float(self._every[position])
-        return found
+        """Exact cosine of each given memory that had a vector when these cosines were computed."""
+        wanted = [(row_id, self._position.get(row_id)) for row_id in row_ids]
+        found = [(row_id, position) for row_id, position in wanted if position is not None and position < len(self._matrix)]
+        if not found:
+            return {}
+        exact = self._matrix[[position for _, position in found]] @ self._query
+        return {row_id: float(score) for (row_id, _), score in zip(found, exact.tolist(), strict=True)}
 
 
 _blas_limited = False
@@ -83,9 +111,13 @@ class VectorMirror:
         self._epoch: str | None = None
         self._row_ids = np.zeros(0, dtype=np.int64)
         self._active = np.zeros(0, dtype=bool)
+        self._live = np.zeros(0, dtype=bool)  # False for a removed memory's row, until the matrix is compacted
         self._matrix: np.ndarray | None = None  # the first len(_row_ids) rows of _buffer
         self._buffer: np.ndarray | None = None
         self._position: dict[int, int] = {}
+        self._segments: list[Int8Scan] = []  # int8 first pass over rows [0, len(_segments) * SEGMENT_ROWS)
+        self._rewritten: set[int] = set()  # rows of those segments whose vector changed since: scored exactly
+        self._moments: Moments | None = None  # sums over the live rows, kept while there are segments
 
     def sync(self, conn: sqlite3.Connection) -> None:
         """Catch up with every committed change, from this process or another."""
@@ -101,8 +133,10 @@ class VectorMirror:
     def _reload(self, conn: sqlite3.Connection) -> None:
         self._row_ids = np.zeros(0, dtype=np.int64)
         self._active = np.zeros(0, dtype=bool)
+        self._live = np.zeros(0, dtype=bool)
         self._matrix = self._buffer = None
         self._position = {}
+        self._segments, self._rewritten, self._moments = [], set(), None
         if _has_vec_table(conn):
             # Sized once: growing by half again while 100,000 rows arrive would hold two copies at a time.
             self._reserve(int(conn.execute("SELECT count(*) FROM memory_vec").fetchone()[0]), conn)
@@ -135,6 +169,11 @@ class VectorMirror:
                 vector = np.frombuffer(blob, dtype=np.float32)
                 position = self._position.get(row_id)
                 if position is not None and self._matrix is not None and self._matrix.shape[1] == vector.shape[0]:
+                    if position < len(self._segments) * SEGMENT_ROWS and not np.array_equal(self._matrix[position], vector):
+                        self._rewritten.add(position)
+                    if self._moments is not None:
+                        self._moments.add(self._matrix[position : position + 1], self._active[position : position + 1], sign=-1)
+                        self._moments.add(vector[None, :], np.array([status == "active"]))
                     self._matrix[position] = vector
                     self._active[position] = status == "active"
                 else:
@@ -144,12 +183,30 @@ class VectorMirror:
             if fresh_ids:
                 self._append(fresh_ids, np.vstack(fresh_vecs).astype(np.float32), fresh_active)
         if removed:
-            keep = np.array([rid not in removed for rid in self._row_ids.tolist()], dtype=bool)
+            self._remove(removed)
+
+    def _remove(self, removed: set[int]) -> None:
+        """Take removed memories out of the searchable rows; compact the matrix once enough are gone.
+
+        Compacting moves rows, which invalidates the int8 segments (rebuilt one per search
+        after), so rows are only marked dead until a quarter of the matrix is.
+        """
+        for row_id in removed:
+            position = self._position.pop(row_id, None)
+            if position is not None:
+                if self._moments is not None and self._matrix is not None:
+                    self._moments.add(self._matrix[position : position + 1], self._active[position : position + 1], sign=-1)
+                self._live[position] = self._active[position] = False
+        dead = len(self._live) - int(self._live.sum())
+        if dead and (not self._segments or dead > len(self._live) // 4):
+            keep = self._live
             self._row_ids = self._row_ids[keep]
             self._active = self._active[keep]
+            self._live = self._live[keep]
             if self._matrix is not None:
                 self._matrix = self._buffer = self._matrix[keep]
             self._position = {int(rid): i for i, rid in enumerate(self._row_ids.tolist())}
+            self._segments, self._rewritten, self._moments = [], set(), None
 
     def _append(self, row_ids: list[int], block: np.ndarray, active: list[bool]) -> None:
         # Rows go into spare capacity: one add copies one row, not the whole matrix.
@@ -162,9 +219,12 @@ class VectorMirror:
                 grown[:used] = self._matrix
             self._buffer = grown
         self._buffer[used : used + len(block)] = block
+        if self._moments is not None:
+            self._moments.add(block, np.array(active, dtype=bool))
         self._matrix = self._buffer[: used + len(block)]
         self._row_ids = np.concatenate([self._row_ids, np.array(row_ids, dtype=np.int64)])
         self._active = np.concatenate([self._active, np.array(active, dtype=bool)])
+        self._live = np.concatenate([self._live, np.ones(len(row_ids), dtype=bool)])
         self._position.update((rid, used + i) for i, rid in enumerate(row_ids))
 
     def search(
@@ -182,15 +242,64 @@ class VectorMirror:
         return self.cosines(query, include_archived=include_archived, allowed=allowed).top(k)
 
     def cosines(self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None) -> Cosines:
-        """Cosines of ``query`` with every searchable memory (for score statistics and top-k)."""
+        """Scores of ``query`` with every searchable memory (for score statistics), and its exact top k."""
+        query = query.astype(np.float32)
         with self._lock:
-            if self._matrix is None or len(self._row_ids) == 0:
-                return Cosines(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32), {})
-            scores = _times(self._matrix, query.astype(np.float32))
-            mask = np.ones(len(scores), dtype=bool) if include_archived else self._active.copy()
+            if self._matrix is None or not len(self._row_ids):
+                nothing = np.zeros(0, dtype=np.int64)
+                return Cosines(nothing, np.zeros(0, dtype=np.float32), nothing, np.zeros((0, len(query)), np.float32), query, {})
+            mask = (self._live if include_archived else self._active).copy()
             if allowed is not None:
                 mask &= np.isin(self._row_ids, allowed, assume_unique=True)
-            return Cosines(self._row_ids[mask], scores[mask], scores, self._position)
+            positions = np.flatnonzero(mask)
+            self._seal_a_segment()
+            if not self._segments or allowed is not None:
+                # Exact scan: a small cube, or a filtered search (its statistics are over the filtered rows),
+                # which scores its own rows alone when they are few (a time window of a large cube).
+                few = allowed is not None and len(positions) * FEW_ROWS_FRACTION < len(self._matrix)
+                scores = self._matrix[positions] @ query if few else _times(self._matrix, query)[positions]
+                mean, std = (float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0)
+                return Cosines(self._row_ids[positions], scores, positions, self._matrix, query, self._position, mean, std)
+            first_pass, error = self._first_pass(query)
+            mean, std = self._moments_now().spread(query, include_archived=include_archived)
+            return Cosines(
+                self._row_ids[positions], first_pass[positions], positions, self._matrix, query, self._position, mean, std, error
+            )
+
+    def _moments_now(self) -> Moments:
+        if self._moments is None:
+            assert self._matrix is not None
+            self._moments = Moments(self._matrix.shape[1])
+            for start in range(0, len(self._matrix), MIRROR_READ_ROWS):  # slices: no second copy of the matrix
+                live = self._live[start : start + MIRROR_READ_ROWS]
+                self._moments.add(
+                    self._matrix[start : start + MIRROR_READ_ROWS][live], self._active[start : start + MIRROR_READ_ROWS][live]
+                )
+        return self._moments
+
+    def _first_pass(self, query: np.ndarray) -> tuple[np.ndarray, float]:
+        """Every row's score, through the int8 segments, and how far a score may be from its cosine."""
+        assert self._matrix is not None
+        sealed = len(self._segments) * SEGMENT_ROWS
+        scores = np.empty(len(self._matrix), dtype=np.float32)
+        for i, segment in enumerate(self._segments):
+            scores[i * SEGMENT_ROWS : (i + 1) * SEGMENT_ROWS] = segment.scores(query)
+        scores[sealed:] = self._matrix[sealed:] @ query
+        if self._rewritten:
+            rewritten = np.fromiter(self._rewritten, dtype=np.int64)
+            scores[rewritten] = self._matrix[rewritten] @ query
+        return scores, max(segment.bound(query) for segment in self._segments)
+
+    def _seal_a_segment(self) -> None:
+        """Give the next ``SEGMENT_ROWS`` rows an int8 first pass once they are all there.
+
+        One segment per call (about 0.3 s for 16,384 rows): a cube opened at 100,000
+        memories spreads the work over its first searches, which scan the rest in float.
+        """
+        assert self._matrix is not None
+        sealed = len(self._segments) * SEGMENT_ROWS
+        if len(self._matrix) - sealed >= SEGMENT_ROWS:
+            self._segments.append(Int8Scan(self._matrix[sealed : sealed + SEGMENT_ROWS]))
 
     def close_active(self, queries: np.ndarray, threshold: float) -> list[dict[int, float]]:
         """For each row of ``queries``, the active memories with a cosine of at least ``threshold``: ``{row_id: cosine}``.
@@ -220,10 +329,47 @@ class VectorMirror:
         return found
 
     def __len__(self) -> int:
-        return len(self._row_ids)
+        """How many memories have a vector here."""
+        return len(self._position)
+
+
+class Moments:
+    """Sums over the live rows, by status, from which a query's mean and spread of cosines follow exactly.
+
+    The int8 first pass shifts every score of a query alike (its rounding of the query is
+    shared by all rows), so statistics of the first-pass scores would not be those of the
+    cosines. With s the sum of the rows and G the sum of their outer products, the mean
+    cosine is s.q / n and the mean square q.G.q / n: no pass over the rows.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.count = {True: 0, False: 0}  # keyed by "active"; False holds the archived rows
+        self.sum = {True: np.zeros(dim), False: np.zeros(dim)}
+        self.gram = {True: np.zeros((dim, dim)), False: np.zeros((dim, dim))}
+
+    def add(self, rows: np.ndarray, active: np.ndarray, *, sign: int = 1) -> None:
+        for status in (True, False):
+            chosen = rows[active == status]
+            for start in range(0, len(chosen), MIRROR_READ_ROWS):
+                part = chosen[start : start + MIRROR_READ_ROWS]
+                self.count[status] += sign * len(part)
+                self.sum[status] += sign * part.sum(axis=0, dtype=np.float64)
+                self.gram[status] += sign * (part.T @ part).astype(np.float64)
+
+    def spread(self, query: np.ndarray, *, include_archived: bool) -> tuple[float, float]:
+        statuses = (True, False) if include_archived else (True,)
+        count = sum(self.count[s] for s in statuses)
+        if not count:
+            return 0.0, 0.0
+        q = query.astype(np.float64)
+        mean = sum(float(self.sum[s] @ q) for s in statuses) / count
+        square = sum(float(q @ self.gram[s] @ q) for s in statuses) / count
+        return mean, max(square - mean * mean, 0.0) ** 0.5
 
 
 SPLIT_ROWS = 4096
+FEW_ROWS_FRACTION = 8  # a filter keeping under 1/8 of the rows: gathering them beats the whole scan
+SEGMENT_ROWS = 16_384  # rows per int8 segment; a cube smaller than this is scanned in float alone
 MIRROR_READ_ROWS = 4096  # rows read from SQLite at a time when the mirror catches up
 
 
