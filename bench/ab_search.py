@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.home is not None:
             shutil.copytree(args.home, scratch / "a")
-            args.memories = _count(scratch / "a")
+            shutil.copytree(args.home, scratch / "b")
+            # Counted on the candidate's copy: opening a cube may bring it to a newer schema than the baseline knows.
+            args.memories = _count(scratch / "b")
         else:
             data = scratch / "memories.json"
             data.write_text(json.dumps(make_memories(args.memories)))
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             if built.wait() != 0:
                 raise SystemExit("the baseline could not build the cube")
             print(f"cube of {args.memories} memories built by the baseline in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        shutil.copytree(scratch / "a", scratch / "b")
+            shutil.copytree(scratch / "a", scratch / "b")
         workers = {
             "baseline": _run_in(baseline, WORKER, str(scratch / "a"), stdin=subprocess.PIPE, stdout=subprocess.PIPE),
             "candidate": _run_in(ROOT, WORKER, str(scratch / "b"), stdin=subprocess.PIPE, stdout=subprocess.PIPE),
