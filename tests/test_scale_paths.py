@@ -283,3 +283,35 @@ def test_a_time_window_reads_its_memories_through_the_index(home):
             ("2024-05-01", "2024-05-31"),
         ).fetchall()
     assert any("memories_when" in row[-1] for row in plan), plan
+
+
+def test_a_selective_filter_ranks_its_own_memories_to_the_same_answer(home):
+    """Filters that keep few memories skip ranking the whole index first: same matches, same order."""
+    cube = home.cube("few", create=True)
+    cube.add(
+        [
+            {
+                "text": f"trip {i}: a walk along the {('coast', 'river', 'ridge')[i % 3]} path",
+                "occurred_at": f"20{10 + i % 12}-03-05",
+            }
+            for i in range(240)
+        ]
+    )
+    # One year (the whole index's best would fail it), three, eleven of twelve (they would pass it), none.
+    for window in (
+        ("2015-01-01", "2015-12-31"),
+        ("2010-01-01", "2012-12-31"),
+        ("2010-01-01", "2020-12-31"),
+        ("2030-01-01", "2030-12-31"),
+    ):
+        q = SearchQuery(query="a walk along the coast", since=window[0], until=window[1], limit=10)
+        for table in ("memory_fts", "memory_context_fts"):
+            with cube.store.search_view() as view:
+                assert view.filtered_row_ids(q) is not None
+                whole_index_first = search_module.keyword_candidates(view, q, 8, table=table)
+                only_the_few = search_module.keyword_candidates(view, q, 8, table=table, few=True)
+            assert [(r, t) for r, _, t in only_the_few] == [(r, t) for r, _, t in whole_index_first], (window, table)
+            # The whole index's path reads its scores back through JSON: the last digit may differ.
+            assert [s for _, s, _ in only_the_few] == pytest.approx([s for _, s, _ in whole_index_first], rel=1e-12)
+            if window[0] != "2030-01-01":
+                assert only_the_few  # the window has matches

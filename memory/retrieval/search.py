@@ -49,6 +49,10 @@ from memory.store.vector_mirror import Cosines, VectorMirror
 # single best point (bench/RESULTS.md, "signal weights").
 WEIGHTS = {"context": 1.0, "keyword": 0.3, "vector": 0.3, "entity": 0.3, "speaker": 0.6, "exact": 1.0}
 MIN_POOL = 100
+# The keyword stages first rank the best 2 * pool matches of the whole index and keep those
+# passing the filters; when the filters keep under a third of the cube, fewer than the pool
+# would be expected to pass, so they rank only the memories that pass (the same answer).
+FEW_FILTERED = 3
 _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})\s*:\s")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # Words that carry no topic: dropped from the keyword query so BM25 ranks on content words.
@@ -306,13 +310,13 @@ def vector_query_text(view: SearchView, query: str) -> str:
 
 
 def keyword_candidates(
-    view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts"
+    view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts", few: bool = False
 ) -> list[tuple[int, float, bool]]:
     """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``)."""
     match = keyword_query(q.query)
     if match is None:
         return []
-    return view.keyword_candidates(q, match, k, table=table)
+    return view.keyword_candidates(q, match, k, table=table, few=few)
 
 
 def _scaled(ranked: Sequence[tuple[int, float] | tuple[int, float, bool]]) -> list[tuple[int, float, float]]:
@@ -372,9 +376,12 @@ def hybrid_search(
     said: dict[int, str] = {}
     try:
         with store.search_view() as view, store.side_view() as side:
+            allowed = view.filtered_row_ids(q)  # None: no filters
+            # Filters that keep few memories (a time window of a large cube): the keyword stages
+            # rank those alone, instead of first the best matches of the whole index.
+            few = allowed is not None and len(allowed) * FEW_FILTERED < view.searchable_count(q.include_archived)
             if "vector" in q.signals and embed is not None:
                 text = vector_query_text(view, q.query)
-                allowed = view.filtered_row_ids(q)
                 view.sync(mirror)
                 # The whole vector stage (embedding, then scoring every stored vector) runs on
                 # another thread while this one runs the keyword, context and entity stages in
@@ -384,12 +391,12 @@ def hybrid_search(
                 )
             if "context" in q.signals:
                 # The context windows' BM25 on the second connection, beside this thread's stages.
-                context_stage = parallel.soon(lambda: keyword_candidates(side, q, pool, table="memory_context_fts"))
+                context_stage = parallel.soon(lambda: keyword_candidates(side, q, pool, table="memory_context_fts", few=few))
             if "keyword" in q.signals:
                 # A query that is a memory's exact text asks for that memory, whatever the other signals say.
                 for row_id in view.exact_matches(q):
                     candidate(row_id).add("exact", 1, 1.0, WEIGHTS["exact"])
-            own = keyword_candidates(view, q, pool) if {"keyword", "context"} & set(q.signals) else []
+            own = keyword_candidates(view, q, pool, few=few) if {"keyword", "context"} & set(q.signals) else []
             if "keyword" in q.signals:
                 for rank, (row_id, raw, scaled) in enumerate(_scaled(own), start=1):
                     candidate(row_id).add("keyword", rank, raw, WEIGHTS["keyword"] * scaled)

@@ -82,12 +82,14 @@ class SearchView:
         return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
     def keyword_candidates(
-        self, q: SearchQuery, match: str, k: int, *, table: FtsTable = "memory_fts"
+        self, q: SearchQuery, match: str, k: int, *, table: FtsTable = "memory_fts", few: bool = False
     ) -> list[tuple[int, float, bool]]:
         """BM25 matches of the FTS5 query ``match`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
 
         Each match is ``(row_id, score, threaded)``, best first, the score higher-is-better;
         ``threaded``: the memory is in a thread (a session, or an inferred one), so it has a context window.
+        ``few``: the query's filters keep few memories (a time window of a large cube), so the
+        best matches of the whole index would mostly fail them: rank only those that pass.
         """
         if table not in ("memory_fts", "memory_context_fts"):
             raise ValueError(f"not a full-text table: {table!r}")
@@ -96,6 +98,8 @@ class SearchView:
         # Ranking the index alone and then checking status and filters on the best few is twice
         # as fast as joining ``memories`` for every match of a common word. The rows come back
         # as one JSON array: a single step, not one (and a GIL hand-over) per row.
+        if few:
+            return self._filtered_keyword_candidates(q, match, k, table=table)
         fetch = k * 2
         total, found = self._conn.execute(
             "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.thread IS NOT NULL)) "
@@ -107,13 +111,21 @@ class SearchView:
         rows = sorted(json.loads(found), key=lambda row: (row[1], row[0]))
         if len(rows) < k and total == fetch:
             # Filters dropped too many of the best: rank only the memories that pass them.
-            rows = self._conn.execute(
-                f"SELECT f.rowid, {rank} AS score, m.thread IS NOT NULL FROM {table} f "
-                f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score LIMIT ?",
-                [match, *params, k],
-            ).fetchall()
+            return self._filtered_keyword_candidates(q, match, k, table=table)
         # FTS5's bm25() is "lower is better" (negative); flip it so every signal reads higher-is-better.
         return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
+
+    def _filtered_keyword_candidates(
+        self, q: SearchQuery, match: str, k: int, *, table: FtsTable
+    ) -> list[tuple[int, float, bool]]:
+        where, params = _searchable_sql(q)
+        rank = "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
+        rows = self._conn.execute(
+            f"SELECT f.rowid, {rank} AS score, m.thread IS NOT NULL FROM {table} f "
+            f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score, f.rowid LIMIT ?",
+            [match, *params, k],
+        ).fetchall()
+        return [(rid, -score, bool(threaded)) for rid, score, threaded in rows]
 
     def entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> tuple[dict[str, int], int]:
         """How many searchable memories each of these entity keys links to (keys with none left out), and how many are searchable."""
