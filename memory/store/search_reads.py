@@ -129,16 +129,51 @@ class SearchView:
 
     def entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> tuple[dict[str, int], int]:
         """How many searchable memories each of these entity keys links to (keys with none left out), and how many are searchable."""
-        where, params = _searchable_sql(q)
-        # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
-        rows = self._conn.execute(
-            "SELECT e.norm, count(*) FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
-            f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where} GROUP BY e.norm",
-            [*keys, *params],
-        ).fetchall()
-        if not rows:
+        counts = self._unfiltered_entity_counts(q, keys) if not _filter_sql(q)[0] else None
+        if counts is None:
+            where, params = _searchable_sql(q)
+            # CROSS JOIN keeps SQLite on the entity index (a few rows) instead of scanning every live memory.
+            rows = self._conn.execute(
+                "SELECT e.norm, count(*) FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+                f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND {where} GROUP BY e.norm",
+                [*keys, *params],
+            ).fetchall()
+            counts = {norm: int(count) for norm, count in rows}
+        if not counts:
             return {}, 0
-        return {norm: int(count) for norm, count in rows}, self.searchable_count(q.include_archived)
+        return counts, self.searchable_count(q.include_archived)
+
+    def _unfiltered_entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> dict[str, int] | None:
+        """The same counts from the entity index alone, when that is cheaper; None when it is not.
+
+        Only live memories have entity rows (see ``CubeStore.entity_keys``), so the rows of
+        a key count its active and archived memories without reading one (a name in 1,000
+        memories of 100,000: 0.1 ms, against 6 ms joining each memory for its status). A search
+        of active memories then takes the archived ones' rows off, which costs a look at each
+        archived memory: done when there are fewer of them than rows to count.
+        """
+        marks = ",".join("?" * len(keys))
+        linked = dict(
+            self._conn.execute(
+                f"SELECT norm, count(*) FROM memory_entities WHERE norm IN ({marks}) GROUP BY norm", list(keys)
+            ).fetchall()
+        )
+        if q.include_archived or not linked:
+            return linked
+        rows = sum(linked.values())
+        archived = self._conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM memories WHERE status = 'archived' LIMIT ?)", (rows + 1,)
+        ).fetchone()[0]
+        if archived > rows:
+            return None
+        if archived:
+            for norm, count in self._conn.execute(
+                "SELECT e.norm, count(*) FROM memories m CROSS JOIN memory_entities e ON e.memory_rowid = m.row_id "
+                f"WHERE m.status = 'archived' AND e.norm IN ({marks}) GROUP BY e.norm",
+                list(keys),
+            ).fetchall():
+                linked[norm] -= count
+        return {norm: count for norm, count in linked.items() if count > 0}
 
     def entity_first_rows(self, q: SearchQuery, keys: Sequence[str], k: int, *, exclude: Sequence[int] = ()) -> list[int]:
         """The ``k`` searchable memories with the lowest row ids linked to any of these entity keys, less ``exclude``."""
