@@ -33,8 +33,9 @@ class Int8Scan:
         peak = np.abs(matrix).max(axis=1)
         scales = np.where(peak > 0, peak / INT8_MAX, 1.0).astype(np.float32)
         codes = np.clip(np.rint(matrix / scales[:, None]), -INT8_MAX, INT8_MAX).astype(np.int8)
-        # |v_i - code_i * scale| <= scale / 2 for every component of every row.
-        self._half_step = float(scales.max()) / 2
+        # |v_i - code_i * scale| <= scale / 2 for every component of every row; an all-zero row
+        # (an imported vector can be one) is held exactly whatever its scale, so it does not count.
+        self._half_step = float(scales[peak > 0].max()) / 2 if (peak > 0).any() else 0.0
         self._code_l1 = float((np.abs(codes).sum(axis=1, dtype=np.float64) * scales).max())
         graph = helper.make_graph(
             [helper.make_node("DynamicQuantizeMatMul", ["query", "codes", "scales"], ["scores"], domain="com.microsoft")],
