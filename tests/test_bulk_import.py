@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from attack_support import memory_id
+from support import raw_db
 
 from memory import InvalidInput, MemoryHome
 from memory.io import archive as archive_module
@@ -352,7 +353,7 @@ def test_memcube_import_interrupted_then_killed_leaves_whole_records_and_a_rerun
 
 
 def test_the_vector_spool_keeps_only_usable_vectors():
-    good = np.arange(4, dtype=np.float32) / 10
+    good = (np.arange(4, dtype=np.float32) + 1) / np.float32(np.sqrt(30))  # a unit vector, as the embedder makes
     spool = VectorSpool.of(
         [
             {"id": "a", "vector": _encode(good)},
@@ -360,11 +361,14 @@ def test_the_vector_spool_keeps_only_usable_vectors():
             {"id": "c", "vector": _encode(np.array([1.0, np.nan, 0.0, 0.0]))},
             {"id": "d", "vector": _encode(np.ones(3))},
             {"id": "e", "vector": 5},
+            {"id": "f", "vector": _encode(good * 1e30)},  # would top every search
+            {"id": "g", "vector": _encode(np.zeros(4))},
+            {"id": "h", "vector": _encode(good * 1.01)},
         ]
     )
     with spool:
         assert np.array_equal(spool.get("a", 4), good)
-        assert [spool.get(k, 4) for k in "bcdez"] == [None] * 5
+        assert [spool.get(k, 4) for k in "bcdefghz"] == [None] * 8
         assert spool.get("a", 8) is None  # another model's width
 
 
@@ -415,3 +419,25 @@ def test_a_progress_bar_whose_stream_is_gone_never_stops_the_work():
     bar(IMPORTING, 100, 100)
     bar.close()
     assert pipe.attempts == 1  # and it stops writing to a stream that is gone
+
+
+def test_a_crafted_archive_cannot_plant_a_vector_that_tops_every_search(home, tmp_path, shared_embedder):
+    """Vectors of any length but 1 are not this model's: the memory is embedded from its text instead."""
+    texts = ["The boiler needs a service before winter", "Maya prefers window seats on long flights", "Buy lemons"]
+    records = [{"id": memory_id(500 + i), "text": t} for i, t in enumerate(texts)]
+    planted = shared_embedder.embed_one("completely unrelated words") * np.float32(1e30)
+    vectors = {records[0]["id"]: planted, records[1]["id"]: np.zeros(384, dtype=np.float32)}
+    path = write_archive(tmp_path / "crafted.memcube", records, vectors, model_id=shared_embedder.model_id)
+    import_archive(home, path, graph=False)
+    cube = home.cube("bulk")
+    assert_consistent(cube)
+    with raw_db(cube) as conn:
+        stored = {
+            rid: np.frombuffer(blob, dtype=np.float32) for rid, blob in conn.execute("SELECT rowid, embedding FROM memory_vec")
+        }
+    expected = shared_embedder.embed([embedding_text(t) for t in texts])
+    for record, vector in zip(records, expected, strict=True):
+        (row_id,) = cube.store.row_ids_of([record["id"]])
+        assert np.allclose(stored[row_id], vector, atol=1e-5)  # embedded from the text, not taken from the archive
+    hits = cube.search(SearchQuery(query="lemons", limit=1)).hits
+    assert [h.text for h in hits] == ["Buy lemons"]

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+UNIT_TOLERANCE = 1e-3  # the model's vectors are normalised in float32: their length is 1 within about 1e-6
+
 
 class VectorSpool:
     """Decoded vectors by memory id, kept in a temporary file (removed on close)."""
@@ -55,14 +57,21 @@ class VectorSpool:
         self._end += len(raw)
 
     def get(self, memory_id: str, dim: int) -> np.ndarray | None:
-        """The vector of ``memory_id`` when the archive has a usable one: ``dim`` finite float32s."""
+        """The vector of ``memory_id`` when the archive has a usable one: ``dim`` finite float32s of length 1.
+
+        The embedder's vectors are unit vectors, and search reads a dot product as a cosine.
+        Any other length is not a vector this model made: a crafted archive could plant a
+        huge one to top every search, or a zero one. Such a memory is embedded instead.
+        """
         where = self._where.get(memory_id)
         if where is None or where[1] != 4 * dim:
             return None
         self._file.flush()
         raw = os.pread(self._file.fileno(), where[1], where[0])
         vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-        return vector if vector.shape == (dim,) and bool(np.isfinite(vector).all()) else None
+        if vector.shape != (dim,) or not bool(np.isfinite(vector).all()):
+            return None
+        return vector if abs(float(np.linalg.norm(vector.astype(np.float64))) - 1.0) <= UNIT_TOLERANCE else None
 
     def __len__(self) -> int:
         return len(self._where)
