@@ -64,6 +64,11 @@ def _searchable_sql(q: SearchQuery) -> tuple[str, list[object]]:
     return " AND ".join([_status_sql(q), *clauses]), params
 
 
+def _bm25(table: FtsTable) -> str:
+    """FTS5's BM25 of ``table``; on the memories' own index the tags and entity names weigh half the text."""
+    return "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
+
+
 class SearchView:
     """Named reads over one consistent snapshot of a cube, for one search."""
 
@@ -93,18 +98,17 @@ class SearchView:
         """
         if table not in ("memory_fts", "memory_context_fts"):
             raise ValueError(f"not a full-text table: {table!r}")
+        if few:
+            return self._filtered_keyword_candidates(q, match, k, table=table)
         where, params = _searchable_sql(q)
-        rank = "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
         # Ranking the index alone and then checking status and filters on the best few is twice
         # as fast as joining ``memories`` for every match of a common word. The rows come back
         # as one JSON array: a single step, not one (and a GIL hand-over) per row.
-        if few:
-            return self._filtered_keyword_candidates(q, match, k, table=table)
         fetch = k * 2
         total, found = self._conn.execute(
             "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.thread IS NOT NULL)) "
             "FILTER (WHERE m.row_id IS NOT NULL) "
-            f"FROM (SELECT rowid, {rank} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
+            f"FROM (SELECT rowid, {_bm25(table)} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
             f"LEFT JOIN memories m ON m.row_id = f.rowid AND {where}",
             [match, fetch, *params],
         ).fetchone()
@@ -118,10 +122,10 @@ class SearchView:
     def _filtered_keyword_candidates(
         self, q: SearchQuery, match: str, k: int, *, table: FtsTable
     ) -> list[tuple[int, float, bool]]:
+        """Rank only the memories that pass the query's status and filters (a join for every match)."""
         where, params = _searchable_sql(q)
-        rank = "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
         rows = self._conn.execute(
-            f"SELECT f.rowid, {rank} AS score, m.thread IS NOT NULL FROM {table} f "
+            f"SELECT f.rowid, {_bm25(table)} AS score, m.thread IS NOT NULL FROM {table} f "
             f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score, f.rowid LIMIT ?",
             [match, *params, k],
         ).fetchall()
