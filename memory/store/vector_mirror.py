@@ -348,13 +348,12 @@ class Moments:
         self.gram = {True: np.zeros((dim, dim)), False: np.zeros((dim, dim))}
 
     def add(self, rows: np.ndarray, active: np.ndarray, *, sign: int = 1) -> None:
+        """Count ``rows`` in (``sign=-1``: out). Callers pass at most ``MIRROR_READ_ROWS`` rows at a time."""
         for status in (True, False):
             chosen = rows[active == status]
-            for start in range(0, len(chosen), MIRROR_READ_ROWS):
-                part = chosen[start : start + MIRROR_READ_ROWS]
-                self.count[status] += sign * len(part)
-                self.sum[status] += sign * part.sum(axis=0, dtype=np.float64)
-                self.gram[status] += sign * (part.T @ part).astype(np.float64)
+            self.count[status] += sign * len(chosen)
+            self.sum[status] += sign * chosen.sum(axis=0, dtype=np.float64)
+            self.gram[status] += sign * (chosen.T @ chosen).astype(np.float64)
 
     def spread(self, query: np.ndarray, *, include_archived: bool) -> tuple[float, float]:
         statuses = (True, False) if include_archived else (True,)
