@@ -103,6 +103,39 @@ def test_the_bounded_entity_stage_ranks_as_the_whole_list_does(people, query, k,
         assert said == expected_said
 
 
+@pytest.mark.parametrize("archived", [False, True])
+def test_each_names_first_memories_come_from_the_index_in_row_order(people, monkeypatch, archived):
+    """The entity stage's read of a level's first memories, one ordered read per key, gives the one-query answer."""
+    from memory.store import search_reads
+
+    keys_cases = [["alice"], ["alice", "bob"], ["bob", "carol jones", "dave"], ["alice", "nobody"], ["nobody"]]
+    with raw_db(people) as conn:
+        alice_rows = [r for (r,) in conn.execute("SELECT memory_rowid FROM memory_entities WHERE norm = 'alice' ORDER BY 1")]
+    for types in (None, ["event"]):
+        q = SearchQuery(query="x", include_archived=archived, types=types)
+        for keys in keys_cases:
+            for exclude in ([], alice_rows[:3]):
+                for k in (1, 4, 100):
+                    with people.store.search_view() as view:
+                        per_key = view.entity_first_rows(q, keys, k, exclude=exclude)
+                        monkeypatch.setattr(search_reads, "ONE_READ_PER_KEY_UP_TO", 0)
+                        one_read = view.entity_first_rows(q, keys, k, exclude=exclude)
+                        monkeypatch.setattr(search_reads, "ONE_READ_PER_KEY_UP_TO", 16)
+                    assert per_key == one_read, (keys, exclude, k, types)
+                    assert len(set(per_key)) == len(per_key) and per_key == sorted(per_key)
+    # Each key's read walks the index in row order and stops: no sort of every linked memory.
+    with raw_db(people) as conn:
+        plan = " / ".join(
+            row[-1]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT e.memory_rowid FROM memory_entities e CROSS JOIN memories m "
+                "ON m.row_id = e.memory_rowid WHERE e.norm = ? AND m.status = 'active' ORDER BY e.memory_rowid LIMIT 5",
+                ["alice"],
+            )
+        )
+    assert "memory_entities_norm_row" in plan and "ORDER BY" not in plan, plan
+
+
 def test_a_search_gives_the_speaker_bonus_to_what_the_named_person_said(people):
     hits = people.search(SearchQuery(query="what did Alice say about the garden", limit=10, include_weak=True)).hits
     speakers = [h for h in hits if "speaker" in h.signals]

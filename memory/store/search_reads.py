@@ -23,6 +23,11 @@ from memory.timeutil import stored_from_input, stored_until_from_input
 FtsTable = Literal["memory_fts", "memory_context_fts"]
 
 
+# Past this many keys at one level (a query naming many known entities), one read for all of
+# them: each key's read repeats the query's parameters.
+ONE_READ_PER_KEY_UP_TO = 16
+
+
 def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
     clauses: list[str] = []
     params: list[object] = []
@@ -185,10 +190,24 @@ class SearchView:
             return []
         where, params = _searchable_sql(q)
         left_out = f"AND e.memory_rowid NOT IN ({','.join('?' * len(exclude))}) " if exclude else ""
+        join = "FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid"
+        if len(keys) > ONE_READ_PER_KEY_UP_TO:
+            rows = self._conn.execute(
+                f"SELECT DISTINCT e.memory_rowid {join} "
+                f"WHERE e.norm IN ({','.join('?' * len(keys))}) {left_out}AND {where} ORDER BY e.memory_rowid LIMIT ?",
+                [*keys, *exclude, *params, k],
+            ).fetchall()
+            return [r[0] for r in rows]
+        # The index gives each key's memories in row order, so each read stops after the first k
+        # that pass; the first k of all keys are among those (a name in half of 100,000 memories:
+        # 0.05 ms, against 3 ms collecting and sorting every one of them).
+        one_key = (
+            f"SELECT * FROM (SELECT e.memory_rowid AS row_id {join} "
+            f"WHERE e.norm = ? {left_out}AND {where} ORDER BY e.memory_rowid LIMIT ?)"
+        )
         rows = self._conn.execute(
-            "SELECT DISTINCT e.memory_rowid FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
-            f"WHERE e.norm IN ({','.join('?' * len(keys))}) {left_out}AND {where} ORDER BY e.memory_rowid LIMIT ?",
-            [*keys, *exclude, *params, k],
+            " UNION ".join([one_key] * len(keys)) + " ORDER BY row_id LIMIT ?",
+            [*(arg for key in keys for arg in (key, *exclude, *params, k)), k],
         ).fetchall()
         return [r[0] for r in rows]
 
