@@ -788,29 +788,47 @@ class GraphFollower:
         self.cube = cube
         self.applied = 0
         self.busy_s = 0.0
+        self.merges = 0
+        self.merge_s = 0.0
+        self._last_write: float | None = None  # when graph work last turned up: a write had just happened
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="graph-follower", daemon=True)
         self._thread.start()
 
     def _follow(self) -> None:
+        from tools.runtime import QUIET_S
+
         while not self._stop.is_set():
             t0 = time.perf_counter()
             applied = self.cube.try_sync_graph()
             if applied:
                 self.applied += applied
                 self.busy_s += time.perf_counter() - t0
+                self._last_write = time.monotonic()
+            elif self._last_write is not None and time.monotonic() - self._last_write >= QUIET_S:
+                # Quiet since the last writes: the server merges the keyword indexes now, if due.
+                if self.cube.try_merge_fulltext():
+                    self.merges += 1
+                    self.merge_s += time.perf_counter() - t0
+                self._last_write = None
             else:
                 self._stop.wait(0.05)  # the server waits for the next write the same way
+
+    def settle(self) -> None:
+        """Wait until the writes so far have gone quiet and the work the server does then is done."""
+        while self._last_write is not None or self.cube.stats().graph_pending:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
     def drain(self) -> float:
         """Seconds from now (just after the last add) until the outbox is empty."""
         t0 = time.perf_counter()
         while self.cube.stats().graph_pending:
             time.sleep(0.05)
-        elapsed = time.perf_counter() - t0
-        self._stop.set()
-        self._thread.join()
-        return elapsed
+        return time.perf_counter() - t0
 
 
 def report_graph(follower: GraphFollower, drain_s: float) -> None:
@@ -1040,6 +1058,20 @@ def main(argv: list[str] | None = None) -> int:
         report_kernel(cube.embedder)
 
         top_up(cube, spare, args.memories)
+        # What the server does once the writes go quiet: merge the keyword indexes when the cube
+        # has grown enough since the last merge (memory.store.fulltext_merge).
+        t0 = time.perf_counter()
+        if follower is not None:
+            follower.settle()
+            merges, merge_s = follower.merges, follower.merge_s
+            follower.stop()
+        else:
+            merges = int(cube.try_merge_fulltext())
+            merge_s = time.perf_counter() - t0
+        out(
+            f"  once quiet: keyword indexes merged {merges} time(s) ({merge_s:.1f} s of work; {time.perf_counter() - t0:.1f} s wait)"
+        )
+        out()
 
         queries = make_queries(args.queries + 40)
         warmup, timed_queries = queries[args.queries :], queries[: args.queries]

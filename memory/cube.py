@@ -627,6 +627,15 @@ class MemCube:
     def rebuild_graph(self) -> int:
         return self.graph_store.rebuild(self.store)
 
+    def try_merge_fulltext(self) -> bool:
+        """Merge the keyword indexes once the cube has grown enough since the last merge, for work
+        done when the cube is quiet (``memory.store.fulltext_merge``); a failure is logged, never raised."""
+        try:
+            return self.store.merge_fulltext()
+        except Exception:  # the indexes stay as they were: correct, only slower to read
+            log.exception("cube %s: merging the keyword indexes failed", self.name)
+            return False
+
     def flush_access(self) -> None:
         with self._access_lock:
             pending, self._pending_access = self._pending_access, Counter()

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 STARTUP_GRACE_S = 0.5  # let the handshake and first calls go first
+# After writes, this long without another before the keyword indexes are merged (when the
+# cube has grown enough for a merge to pay; memory.store.fulltext_merge).
+QUIET_S = 2.0
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -131,7 +134,8 @@ class ToolRuntime:
         """Apply queued graph changes between calls, so tool calls never wait on Kuzu.
 
         It starts with every cube in the home: work queued by a process that died (a crash,
-        a SIGKILL) is finished by the next one to start.
+        a SIGKILL) is finished by the next one to start. Once writes have been quiet for
+        ``QUIET_S``, a cube grown enough since its last merge has its keyword indexes merged.
         """
         await anyio.sleep(STARTUP_GRACE_S)
         for name in self.home.cube_names():
@@ -140,12 +144,20 @@ class ToolRuntime:
                 await anyio.to_thread.run_sync(cube.try_sync_graph)
             except Exception:  # one damaged cube must not stop the others; doctor reports it
                 log.exception("cube %s: could not reconcile its graph at start", name)
+        written = True  # since the last merge check (at start: whatever other processes wrote)
         while True:
             self._graph_dirty = anyio.Event()
-            await self._graph_dirty.wait()
+            with anyio.move_on_after(QUIET_S if written else None):
+                await self._graph_dirty.wait()
+            if not self._graph_dirty.is_set():  # quiet since the last writes: tidy the indexes
+                written = False
+                for cube in self.home.open_cubes():
+                    await anyio.to_thread.run_sync(cube.try_merge_fulltext)
+                continue
             await anyio.sleep(0.05)  # let a burst of writes land first
             for cube in self.home.open_cubes():
                 await anyio.to_thread.run_sync(cube.try_sync_graph)
+            written = True
 
     async def flush(self) -> None:
         for cube in self.home.open_cubes():

@@ -304,6 +304,7 @@ def import_archive(
         progress(EMBEDDING, stale, stale)
         report.reembedded += stale
     target.store.finish_import()
+    target.try_merge_fulltext()  # an import is the bulk of a cube's growth: its searches start merged
     if graph:
         _apply_graph(target, progress)
     return report

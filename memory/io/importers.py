@@ -77,6 +77,7 @@ def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary,
             else:
                 summary.already_present += 1
         progress(IMPORTING, min(start + MAX_BATCH, len(items)), len(items))
+    cube.try_merge_fulltext()
     cube.try_sync_graph()
     return summary
 

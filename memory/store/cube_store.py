@@ -24,7 +24,7 @@ from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
-from memory.store import bulk_import, maintenance, schema
+from memory.store import bulk_import, fulltext_merge, maintenance, schema
 from memory.store import connection as db
 from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
@@ -484,6 +484,23 @@ class CubeStore:
     def drop_stray_vectors(self) -> None:
         with self.write() as conn:
             maintenance.drop_stray_vectors(conn)
+
+    def merge_fulltext(self, *, force: bool = False) -> bool:
+        """Merge each full-text index into one b-tree, in short steps, when the cube has grown
+        enough since the last merge (``force``: whatever its growth); True when it merged."""
+        with self._lock:
+            if not force and not fulltext_merge.due(self._conn):
+                return False
+            at_row = fulltext_merge.highest_row(self._conn)
+        for table in fulltext_merge.TABLES:
+            first = more = True
+            while more:  # the lock is let go between steps: a write or a search waits for one step at most
+                with self.write() as conn:
+                    more = fulltext_merge.step(conn, table, first=first)
+                first = False
+        with self.write() as conn:
+            fulltext_merge.mark_merged(conn, at_row)
+        return True
 
     def import_rows(
         self,
