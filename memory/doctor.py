@@ -60,6 +60,10 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
         report.problem(f"context windows: {window_missing} threaded memories missing, {window_extra} stray rows")
         store.rebuild_context_windows()
         report.repairs.append("rebuilt the context windows")
+    if drift := store.status_count_drift():
+        report.problem("status counts: " + ", ".join(f"{s} kept {k}, counted {c}" for s, (k, c) in sorted(drift.items())))
+        store.recount_statuses()
+        report.repairs.append("recounted the memories of each status")
 
     if reembed:
         count = cube.reembed()

@@ -385,3 +385,38 @@ def test_entity_counts_from_the_index_alone_match_the_join(home):
                 index_alone = view._unfiltered_entity_counts(q, keys)
             if keys == ["mara"]:
                 assert index_alone == counts  # 4 archived < 37 rows: answered from the index
+
+
+def test_the_status_counts_follow_every_change(home, tmp_path):
+    """The per-status counts the triggers keep equal a count of the rows after every kind of change."""
+    from memory.io.archive import export_cube, import_archive
+
+    cube = home.cube("tally", create=True)
+
+    def counted() -> dict[str, int]:
+        with raw_db(cube) as conn:
+            rows = dict(conn.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall())
+        return {s: rows.get(s, 0) for s in ("active", "archived", "deleted")}
+
+    def kept() -> dict[str, int]:
+        stats = cube.stats()
+        with cube.store.search_view() as view:
+            assert view.searchable_count(False) == stats.active
+            assert view.searchable_count(True) == stats.active + stats.archived
+        return {"active": stats.active, "archived": stats.archived, "deleted": stats.deleted}
+
+    ids = [o.id for o in cube.add([{"text": f"tally note {i} on the {['pier', 'mill'][i % 2]}"} for i in range(12)])]
+    assert kept() == counted() == {"active": 12, "archived": 0, "deleted": 0}
+    cube.archive(ids[:3])
+    cube.delete(ids[3:5])
+    cube.restore(ids[:1])
+    cube.update(ids[6], {"text": "tally note 6 rewritten by the river"})
+    cube.add([{"text": "My favourite tea is jasmine", "type": "preference"}])
+    cube.add([{"text": "My favourite tea is now rooibos, not jasmine", "type": "preference"}])  # supersedes: one archived
+    cube.delete(ids[7:8], purge=True)
+    cube.delete(ids[1:2], purge=True)  # an archived one, purged
+    assert kept() == counted()
+    export_cube(cube, tmp_path / "tally.jsonl", include_deleted=True)
+    import_archive(home, tmp_path / "tally.jsonl", cube="copy", graph=False)
+    cube = home.cube("copy")
+    assert kept() == counted() and sum(counted().values()) > 0

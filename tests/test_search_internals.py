@@ -146,11 +146,17 @@ def test_the_doctor_repairs_a_drifted_keyword_index_and_context_windows(cube):
         conn.execute("INSERT INTO memory_fts(rowid, text, tags, entities) VALUES (99999, 'stray', '', '')")
         conn.execute("DELETE FROM memory_context_fts WHERE rowid = ?", (rows[turns[1]],))
         conn.execute("INSERT INTO memory_context_fts(rowid, text) VALUES (?, 'a window for a note')", (rows[note],))
+        conn.execute("UPDATE memory_status_counts SET n = n + 5 WHERE status = 'active'")
+        conn.execute("INSERT INTO memory_status_counts(status, n) VALUES ('archived', 2)")
 
     report = check_cube(cube)
     assert "FTS index: 1 live memories missing, 1 stray rows" in report.findings
     assert "context windows: 1 threaded memories missing, 1 stray rows" in report.findings
-    assert {"rebuilt the FTS index", "rebuilt the context windows"} <= set(report.repairs)
+    assert "status counts: active kept 9, counted 4, archived kept 2, counted 0" in report.findings
+    assert {"rebuilt the FTS index", "rebuilt the context windows", "recounted the memories of each status"} <= set(
+        report.repairs
+    )
+    assert (cube.stats().active, cube.stats().archived) == (4, 0)
     again = check_cube(cube)
     assert again.healthy and again.findings == []
     [hit] = cube.search(SearchQuery(query="boiler service", limit=1, signals=("keyword",))).hits

@@ -124,7 +124,6 @@ class CubeStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = db.connect(path)
         self._lock = threading.RLock()
-        self._searchable_counts: dict[tuple[str, bool], int] = {}  # see SearchView.searchable_count
         # A second connection, for the reads a search runs beside the main ones (``side_view``).
         self._side_conn: sqlite3.Connection | None = None
         self._side_lock = threading.Lock()
@@ -308,7 +307,7 @@ class CubeStore:
     def search_view(self) -> Iterator[SearchView]:
         """One consistent snapshot for the several reads of a search."""
         with self._read() as conn:
-            yield SearchView(conn, self._searchable_counts)
+            yield SearchView(conn)
 
     @contextmanager
     def side_view(self) -> Iterator[SearchView]:
@@ -323,7 +322,7 @@ class CubeStore:
             conn = self._side_conn
             conn.execute("BEGIN")
             try:
-                yield SearchView(conn, self._searchable_counts)
+                yield SearchView(conn)
             finally:
                 conn.execute("COMMIT")
 
@@ -480,6 +479,14 @@ class CubeStore:
     def rebuild_context_windows(self) -> None:
         with self.write() as conn:
             maintenance.rebuild_context_windows(conn)
+
+    def status_count_drift(self) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            return maintenance.status_count_drift(self._conn)
+
+    def recount_statuses(self) -> None:
+        with self.write() as conn:
+            maintenance.recount_statuses(conn)
 
     def drop_stray_vectors(self) -> None:
         with self.write() as conn:
@@ -695,7 +702,7 @@ class CubeStore:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            by_status = dict(self._conn.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall())
+            by_status = dict(self._conn.execute("SELECT status, n FROM memory_status_counts").fetchall())
             entities = self._conn.execute("SELECT count(DISTINCT norm) FROM memory_entities").fetchone()[0]
             relations = self._conn.execute(
                 "SELECT coalesce(sum(json_array_length(relations)), 0) FROM memories WHERE status = 'active'"

@@ -53,6 +53,18 @@ def rebuild_context_windows(conn: sqlite3.Connection) -> None:
     threads.refresh_threads(conn, keys)
 
 
+def status_count_drift(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """Statuses whose kept count (``memory_status_counts``) is not the number of rows: status -> (kept, counted)."""
+    kept = dict(conn.execute("SELECT status, n FROM memory_status_counts").fetchall())
+    counted = dict(conn.execute("SELECT status, count(*) FROM memories GROUP BY status").fetchall())
+    return {s: (kept.get(s, 0), counted.get(s, 0)) for s in kept.keys() | counted.keys() if kept.get(s, 0) != counted.get(s, 0)}
+
+
+def recount_statuses(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM memory_status_counts")
+    conn.execute("INSERT INTO memory_status_counts SELECT status, count(*) FROM memories GROUP BY status")
+
+
 def drop_stray_vectors(conn: sqlite3.Connection) -> None:
     """Drop vectors of deleted or purged memories; mark live memories without one for re-embedding."""
     conn.execute("DELETE FROM memory_vec WHERE rowid NOT IN (SELECT row_id FROM memories WHERE status != 'deleted')")

@@ -77,11 +77,8 @@ def _bm25(table: FtsTable) -> str:
 class SearchView:
     """Named reads over one consistent snapshot of a cube, for one search."""
 
-    def __init__(self, conn: sqlite3.Connection, counts: dict[tuple[str, bool], int] | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._counts = (
-            counts if counts is not None else {}
-        )  # searchable counts by (change seq, archived too), shared by a store's views
 
     def filtered_row_ids(self, q: SearchQuery) -> np.ndarray | None:
         """Row ids passing the query's filters, or None when there are no filters."""
@@ -228,20 +225,11 @@ class SearchView:
         return sorted(found, key=lambda row: (row[1], row[0]))
 
     def searchable_count(self, include_archived: bool) -> int:
-        """How many memories a search can return (active, or live): counted once per change of the cube.
-
-        Counting walks the status index (milliseconds at 100,000 memories), and a cube changes
-        far less often than it is searched.
-        """
-        seq = self._conn.execute("SELECT value FROM cube_meta WHERE key = 'change_seq'").fetchone()[0]
-        key = (str(seq), include_archived)
-        cached = self._counts.get(key)
-        if cached is None:
-            status = "m.status IN ('active', 'archived')" if include_archived else "m.status = 'active'"
-            cached = int(self._conn.execute(f"SELECT count(*) FROM memories m WHERE {status}").fetchone()[0])
-            self._counts.clear()  # only the current sequence's counts are worth keeping
-            self._counts[key] = cached
-        return cached
+        """How many memories a search can return (active, or live), from the counts triggers keep (schema v10)."""
+        statuses = "('active', 'archived')" if include_archived else "('active')"
+        return int(
+            self._conn.execute(f"SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE status IN {statuses}").fetchone()[0]
+        )
 
     def exact_matches(self, q: SearchQuery) -> list[int]:
         """Searchable memories whose text is exactly the query."""
