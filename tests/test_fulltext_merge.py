@@ -1,4 +1,5 @@
-"""The keyword indexes are merged into one b-tree each once a cube has grown, without changing a search.
+"""Upkeep between calls: the keyword indexes merged into one b-tree each once a cube has grown
+(without changing a search), and the server's loop leaving no graph work behind.
 
 Segments are read from FTS5's structure record (row 10 of ``<table>_data``), whose layout is
 FTS5's on-disk format: a 4-byte cookie, then varints: levels, segments, write counter, and
@@ -167,3 +168,37 @@ def test_an_import_ends_with_its_cube_merged(home, tmp_path, monkeypatch):
     assert restored.store.meta(fulltext_merge.MERGED_AT) is not None  # the import's last step merged it
     assert segments(restored, "memory_fts") == 1 and segments(restored, "memory_context_fts") == 1
     assert not restored.try_merge_fulltext()
+
+
+@pytest.mark.anyio
+async def test_a_write_made_while_the_server_applies_the_graph_is_not_left_queued(home, connect, monkeypatch):
+    """The background loop counts writes: one that lands while it applies the graph is applied next, unprompted."""
+    from memory.cube import MemCube
+
+    runtimes: list[runtime.ToolRuntime] = []
+    made = runtime.ToolRuntime.__init__
+
+    def keep(self, *args, **kwargs) -> None:
+        made(self, *args, **kwargs)
+        runtimes.append(self)
+
+    monkeypatch.setattr(runtime.ToolRuntime, "__init__", keep)
+    cube = home.cube("default", create=True)
+    applying = MemCube.try_sync_graph
+    wrote_during: list[str] = []
+
+    def apply_and_meanwhile_write(self: MemCube) -> int:
+        applied = applying(self)
+        if applied and not wrote_during:  # the first real application: another call writes meanwhile
+            wrote_during.extend(o.id for o in self.add([{"text": "Written while the graph was being applied"}]))
+            runtimes[0].graph_changed()
+        return applied
+
+    monkeypatch.setattr(MemCube, "try_sync_graph", apply_and_meanwhile_write)
+    async with connect(home) as client:
+        await anyio.sleep(runtime.STARTUP_GRACE_S + 0.2)  # past the start-up reconcile
+        assert not (await client.call_tool("memory_add", {"text": "The first write of the session"})).is_error
+        deadline = time.monotonic() + 10
+        while (not wrote_during or cube.stats().graph_pending) and time.monotonic() < deadline:
+            await anyio.sleep(0.1)
+        assert wrote_during and cube.stats().graph_pending == 0

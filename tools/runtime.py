@@ -45,6 +45,7 @@ class ToolRuntime:
         self.home = home
         self._events = events  # the scheduler's queue: every call tells it what it did
         self._graph_dirty: anyio.Event | None = None
+        self._writes = 0  # writes so far: the graph loop compares it with the count it last applied
         # 2025-era clients that subscribed to a resource URI (server/subscriptions.py).
         self.subscribers = Subscribers()
 
@@ -127,6 +128,7 @@ class ToolRuntime:
     # -- background graph work --------------------------------------------------------
 
     def graph_changed(self) -> None:
+        self._writes += 1  # counted even before the loop runs, or while it applies the graph: never missed
         if self._graph_dirty is not None:
             self._graph_dirty.set()
 
@@ -144,20 +146,24 @@ class ToolRuntime:
                 await anyio.to_thread.run_sync(cube.try_sync_graph)
             except Exception:  # one damaged cube must not stop the others; doctor reports it
                 log.exception("cube %s: could not reconcile its graph at start", name)
-        written = True  # since the last merge check (at start: whatever other processes wrote)
+        seen = 0  # writes counted so far (``graph_changed``), those made while the graph was applied included
+        merge_check = True  # writes since the last merge check (at start: whatever other processes wrote)
         while True:
-            self._graph_dirty = anyio.Event()
-            with anyio.move_on_after(QUIET_S if written else None):
-                await self._graph_dirty.wait()
-            if not self._graph_dirty.is_set():  # quiet since the last writes: tidy the indexes
-                written = False
-                for cube in self.home.open_cubes():
-                    await anyio.to_thread.run_sync(cube.try_merge_fulltext)
-                continue
+            if self._graph_dirty is None or self._graph_dirty.is_set():
+                self._graph_dirty = anyio.Event()
+            if self._writes == seen:
+                with anyio.move_on_after(QUIET_S if merge_check else None):
+                    await self._graph_dirty.wait()
+                if self._writes == seen:  # quiet since the last writes, their graph work done: tidy the indexes
+                    merge_check = False
+                    for cube in self.home.open_cubes():
+                        await anyio.to_thread.run_sync(cube.try_merge_fulltext)
+                    continue
             await anyio.sleep(0.05)  # let a burst of writes land first
+            seen = self._writes
             for cube in self.home.open_cubes():
                 await anyio.to_thread.run_sync(cube.try_sync_graph)
-            written = True
+            merge_check = True
 
     async def flush(self) -> None:
         for cube in self.home.open_cubes():
