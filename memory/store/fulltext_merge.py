@@ -6,7 +6,7 @@ built to 100,000 memories in batches of 100 held 8 segments in ``memory_fts`` an
 ``memory_context_fts``, and a query reads every segment of each of its words. Merged into
 one, a search at that size took 0.934 of the time side by side (bench/RESULTS.md).
 
-A full merge rewrites the whole index (1.8 s for both at 100,000 memories), so it is done
+A full merge rewrites the whole index (0.5-1.8 s for both at 100,000 memories), so it is done
 only once the cube has grown by ``GROWTH`` since the last one (and by ``MIN_NEW_ROWS`` at
 least), when the caller has seen the cube go quiet: the server between calls, an import
 at its end. It runs as FTS5's incremental ``merge`` command, ``STEP_PAGES`` pages per
