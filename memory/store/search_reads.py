@@ -167,9 +167,7 @@ class SearchView:
         if q.include_archived or not linked:
             return linked
         rows = sum(linked.values())
-        archived = self._conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM memories WHERE status = 'archived' LIMIT ?)", (rows + 1,)
-        ).fetchone()[0]
+        archived = self._kept_count(("archived",))
         if archived > rows:
             return None
         if archived:
@@ -225,10 +223,16 @@ class SearchView:
         return sorted(found, key=lambda row: (row[1], row[0]))
 
     def searchable_count(self, include_archived: bool) -> int:
-        """How many memories a search can return (active, or live), from the counts triggers keep (schema v10)."""
-        statuses = "('active', 'archived')" if include_archived else "('active')"
+        """How many memories a search can return (active, or live)."""
+        return self._kept_count(("active", "archived") if include_archived else ("active",))
+
+    def _kept_count(self, statuses: tuple[str, ...]) -> int:
+        """How many memories have one of these statuses, from the counts triggers keep (schema v10)."""
         return int(
-            self._conn.execute(f"SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE status IN {statuses}").fetchone()[0]
+            self._conn.execute(
+                f"SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE status IN ({','.join('?' * len(statuses))})",
+                statuses,
+            ).fetchone()[0]
         )
 
     def exact_matches(self, q: SearchQuery) -> list[int]:
