@@ -148,3 +148,47 @@ def test_an_old_cube_gets_inferred_threads_when_it_is_opened(tmp_path, shared_em
     cube = MemoryHome(tmp_path, embedder=shared_embedder).cube("old")
     assert cube.stats().schema_version == schema.SCHEMA_VERSION
     assert window(cube, "mem_old1") == TRIP[: WINDOW + 2]
+
+
+# One day of an assistant's saved facts: unrelated statements that share an inferred thread.
+FACT_DAY = [
+    "Noor keeps bees on the roof, and the roof bees make honey.",
+    "Noor's brother repairs vintage motorcycles in a small garage in Tangier and sells the spare parts online.",
+    "Noor is learning Portuguese every evening before a long trip to Lisbon and Porto with her cousins in May.",
+    "Noor prefers window seats on long flights and always packs a paperback novel for the journey home.",
+]
+# A short conversation about bees: its windows hold the query's words densely, so the best
+# window is one of these, while the best own-text match is Noor's statement.
+BEE_TALK = ["Sam: Are there bees up there?", "Riya: Yes, on the roof, two hives.", "Sam: Bees are calm."]
+# Other conversations, so that the query's words are rare in the cube (BM25 weighs rare words).
+SMALL_TALK = [
+    "Kim: The train was late again this morning.",
+    "Lea: I finally finished that mystery novel.",
+    "Kim: Did the ending surprise you?",
+    "Lea: Not really, I guessed the butler early on.",
+    "Kim: We should cook dumplings on Friday.",
+    "Lea: Only if you bring the chili sauce.",
+]
+
+
+@pytest.mark.parametrize("memory_type", ["fact", "preference", "event"])
+def test_a_statement_that_stands_alone_keeps_its_own_match_in_its_thread(cube, memory_type):
+    """A fact's (or preference's) context match is the better of its window's and its own text's;
+    a chat turn's stays its window's (threads.STANDALONE_TYPES)."""
+    for session, turns in (("bees", BEE_TALK), ("small-talk-1", SMALL_TALK), ("small-talk-2", SMALL_TALK[::-1])):
+        cube.add([{"text": t, "type": "event", "session_id": session, "occurred_at": "2024-07-02"} for t in turns], client="chat")
+    day = [
+        o.id
+        for o in cube.add([{"text": t, "type": memory_type, "occurred_at": "2024-07-01"} for t in FACT_DAY], client="assistant")
+    ]
+    assert thread_key(cube, day[0]) == "d:assistant:2024-07-01"
+    hits = cube.search(SearchQuery(query="bees on the roof", limit=10, signals=("keyword", "context"))).hits
+    noor = next(h for h in hits if h.id == day[0])
+    own, context = noor.signals["keyword"], noor.signals["context"]
+    assert own.rank == 1  # the best own-text match ...
+    talk = [h.signals["context"] for h in hits if h.text in BEE_TALK]
+    assert min(t.rank for t in talk) == 1  # ... whose day's window is not the best window
+    if memory_type == "event":
+        assert context.score < max(t.score for t in talk)  # a turn is matched through its window
+    else:
+        assert context.score == own.score  # a statement keeps its own match

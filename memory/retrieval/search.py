@@ -4,8 +4,9 @@ Each signal scores candidates on its own terms and is brought to a common scale:
 
 - ``keyword``: BM25 over the memory's own text (FTS5), divided by the best score;
 - ``context``: BM25 over the memory's context window (its text with its thread
-  neighbours, see ``memory.context``), divided by the best score: a chat turn is found
-  through what was said around it;
+  neighbours, see ``memory.store.threads``), divided by the best score: a chat turn is found
+  through what was said around it; a fact or preference, which stands alone, scores the
+  better of its window and its own text;
 - ``vector``: cosine with the query, as a z-score over the cube's searchable memories,
   so a memory counts for how far it stands above the rest, not for MiniLM's raw scale;
 - ``exact``: a bonus for the memory whose text is exactly the query;
@@ -327,6 +328,16 @@ def _scaled(ranked: Sequence[tuple[int, float] | tuple[int, float, bool]]) -> li
     return [(item[0], item[1], item[1] / top if top > 0 else 0.0) for item in ranked]
 
 
+def _best_per_row(*lists: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
+    """Each row once, with its highest-scaled entry among the lists."""
+    best: dict[int, tuple[int, float, float]] = {}
+    for items in lists:
+        for item in items:
+            if item[0] not in best or item[2] > best[item[0]][2]:
+                best[item[0]] = item
+    return list(best.values())
+
+
 @dataclass
 class VectorRanking:
     """The vector signal's view of a query: its vector, the cube's top cosines, and their spread."""
@@ -405,9 +416,10 @@ def hybrid_search(
             if context_stage is not None:
                 # Threaded memories are matched through their windows; a memory without a
                 # thread is its own window, so its own-text match stands in (not indexed twice).
+                # A fact or preference in a thread keeps the better of the two (threads.STANDALONE_TYPES).
                 windows = _scaled(context_stage.result())
                 alone = _scaled([m for m in own if not m[2]])
-                merged = sorted([*windows, *alone], key=lambda item: (-item[2], item[0]))
+                merged = sorted(_best_per_row(windows, alone), key=lambda item: (-item[2], item[0]))
                 for rank, (row_id, raw, scaled) in enumerate(merged, start=1):
                     candidate(row_id).add("context", rank, raw, WEIGHTS["context"] * scaled)
             if entities is not None:

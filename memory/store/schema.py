@@ -122,7 +122,7 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 
 def _v2(conn: sqlite3.Connection) -> None:
-    """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.context)."""
+    """Context windows: each memory's text with its thread neighbours, for keyword search (see memory.store.threads)."""
     conn.execute("CREATE VIRTUAL TABLE memory_context_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')")
     conn.execute("CREATE INDEX memories_thread ON memories(session_id, occurred_at) WHERE session_id IS NOT NULL")
     # The windows themselves are built by _v6, once the thread column they are keyed on exists.
@@ -163,7 +163,7 @@ def _v4(conn: sqlite3.Connection) -> None:
 
 
 def _v5(conn: sqlite3.Connection) -> None:
-    """A memory without a session is no longer indexed as its own context window (see memory.context)."""
+    """A memory without a session is no longer indexed as its own context window (see memory.store.threads)."""
     conn.execute("DELETE FROM memory_context_fts WHERE rowid IN (SELECT row_id FROM memories WHERE session_id IS NULL)")
 
 

@@ -17,10 +17,14 @@ import numpy as np
 
 from memory.models import SearchQuery
 from memory.store.rows import content_hash
+from memory.store.threads import STANDALONE_TYPES
 from memory.store.vector_mirror import VectorMirror
 from memory.timeutil import stored_from_input, stored_until_from_input
 
 FtsTable = Literal["memory_fts", "memory_context_fts"]
+# Whether a match's context window stands in for its own text (see ``keyword_candidates``);
+# binds the STANDALONE_TYPES, in order.
+_LEANS = f"m.thread IS NOT NULL AND m.type NOT IN ({', '.join('?' * len(STANDALONE_TYPES))})"
 
 
 # Past this many keys at one level (a query naming many known entities), one read for all of
@@ -93,8 +97,10 @@ class SearchView:
     ) -> list[tuple[int, float, bool]]:
         """BM25 matches of the FTS5 query ``match`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
 
-        Each match is ``(row_id, score, threaded)``, best first, the score higher-is-better;
-        ``threaded``: the memory is in a thread (a session, or an inferred one), so it has a context window.
+        Each match is ``(row_id, score, leans)``, best first, the score higher-is-better;
+        ``leans``: the memory leans on its thread, so its context window stands in for its own
+        text in the context signal (it is in a thread, and its type does not stand alone:
+        ``threads.STANDALONE_TYPES``).
         ``few``: the query's filters keep few memories (a time window of a large cube), so the
         best matches of the whole index would mostly fail them: rank only those that pass.
         """
@@ -108,18 +114,18 @@ class SearchView:
         # as one JSON array: a single step, not one (and a GIL hand-over) per row.
         fetch = k * 2
         total, found = self._conn.execute(
-            "SELECT count(*), json_group_array(json_array(f.rowid, f.score, m.thread IS NOT NULL)) "
+            f"SELECT count(*), json_group_array(json_array(f.rowid, f.score, {_LEANS})) "
             "FILTER (WHERE m.row_id IS NOT NULL) "
             f"FROM (SELECT rowid, {_bm25(table)} AS score FROM {table} WHERE {table} MATCH ? ORDER BY score LIMIT ?) f "
             f"LEFT JOIN memories m ON m.row_id = f.rowid AND {where}",
-            [match, fetch, *params],
+            [*STANDALONE_TYPES, match, fetch, *params],
         ).fetchone()
         rows = sorted(json.loads(found), key=lambda row: (row[1], row[0]))
         if len(rows) < k and total == fetch:
             # Filters dropped too many of the best: rank only the memories that pass them.
             return self._filtered_keyword_candidates(q, match, k, table=table)
         # FTS5's bm25() is "lower is better" (negative); flip it so every signal reads higher-is-better.
-        return [(rid, -score, bool(threaded)) for rid, score, threaded in rows[:k]]
+        return [(rid, -score, bool(leans)) for rid, score, leans in rows[:k]]
 
     def _filtered_keyword_candidates(
         self, q: SearchQuery, match: str, k: int, *, table: FtsTable
@@ -127,11 +133,11 @@ class SearchView:
         """Rank only the memories that pass the query's status and filters (a join for every match)."""
         where, params = _searchable_sql(q)
         rows = self._conn.execute(
-            f"SELECT f.rowid, {_bm25(table)} AS score, m.thread IS NOT NULL FROM {table} f "
+            f"SELECT f.rowid, {_bm25(table)} AS score, {_LEANS} FROM {table} f "
             f"JOIN memories m ON m.row_id = f.rowid WHERE {table} MATCH ? AND {where} ORDER BY score, f.rowid LIMIT ?",
-            [match, *params, k],
+            [*STANDALONE_TYPES, match, *params, k],
         ).fetchall()
-        return [(rid, -score, bool(threaded)) for rid, score, threaded in rows]
+        return [(rid, -score, bool(leans)) for rid, score, leans in rows]
 
     def entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> tuple[dict[str, int], int]:
         """How many searchable memories each of these entity keys links to (keys with none left out), and how many are searchable."""

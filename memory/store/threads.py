@@ -12,7 +12,8 @@ time of its own belongs to no conversation we can see).
 Each memory's **context window** is its own text with up to ``WINDOW`` live neighbours on
 each side in its thread. The windows are indexed in ``memory_context_fts`` (FTS5, rowid =
 the memory's row id), so a keyword search can match a turn through words that its
-neighbours said. A memory with no thread is its own window: it is not indexed here a
+neighbours said. A memory of a type that stands alone (``STANDALONE_TYPES``: facts,
+preferences) also keeps its own-text match: search takes the better of the two. A memory with no thread is its own window: it is not indexed here a
 second time, search uses its ``memory_fts`` match (a cube of 10,000 notes would otherwise
 pay for two identical keyword passes per search).
 
@@ -29,6 +30,11 @@ from collections.abc import Iterable
 
 WINDOW = 2  # neighbours on each side
 LIVE = ("active", "archived")
+# Types whose text is a statement that stands alone ("Ana plays the cello"), unlike a chat
+# turn ("Yes, every Sunday!"). In a thread such a memory's context match is the better of
+# its window's and its own text's: an inferred thread's day mixes subjects, and its
+# neighbours must not dilute a statement that says it all (bench/RESULTS.md, issue 16).
+STANDALONE_TYPES = ("fact", "preference")
 # The thread a memory belongs to (the generated column ``memories.thread``, see schema v6).
 THREAD_KEY = (
     "CASE WHEN session_id IS NOT NULL THEN 's:' || session_id "
