@@ -62,7 +62,7 @@ def run(path: Path, home_dir: Path) -> dict[str, list]:
     recall_parts: list[tuple[list[float | None], list[set[str]], list[str]]] = []
     nonsense: list[list[float | None]] = []
     for sample in data:
-        cube_name, dia_of, _ = ingest(home, sample)
+        cube_name, dia_of, _ = ingest(home, sample, "sessions")
         known = {d for ids in dia_of.values() for d in ids}
         cube = home.cube(cube_name)
         for qa in sample["qa"]:

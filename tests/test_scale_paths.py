@@ -136,6 +136,34 @@ def test_each_names_first_memories_come_from_the_index_in_row_order(people, monk
     assert "memory_entities_norm_row" in plan and "ORDER BY" not in plan, plan
 
 
+@pytest.mark.parametrize("query", ["what did Alice say about the garden", "Carol and the kiln", "Dave, Bob, Alice and Carol"])
+@pytest.mark.parametrize("archived", [False, True])
+def test_the_entity_links_of_any_candidates_match_the_whole_list(people, query, archived):
+    """``linked`` gives each memory it is asked about the specificity the whole-list ranking gives it."""
+    aliases = people.aliases()
+    q = SearchQuery(query=query, include_archived=archived)
+    expected, _ = _reference_entity_ranking(people, q, 10**6, aliases)
+    with raw_db(people) as conn:
+        every_row = [r for (r,) in conn.execute("SELECT row_id FROM memories ORDER BY row_id DESC")]
+    with people.store.search_view() as view:
+        found = search_module.entity_matches(view, q, 3, aliases)
+        assert found.linked(view, q, every_row) == expected
+        assert found.linked(view, q, every_row[:7]) == [item for item in expected if item[0] in every_row[:7]]
+
+
+def test_a_memory_found_by_its_words_gets_the_entity_bonus_whatever_its_age(home, monkeypatch):
+    """The entity stage reads only a common name's first memories; a newer one found otherwise still gets its bonus."""
+    cube = home.cube("ages", create=True)
+    cube.add([{"text": f"Alice watered the ferns on day {i}", "entities": ["Alice"]} for i in range(30)])
+    cube.add([{"text": f"The tram timetable changed on line {i}"} for i in range(30)])
+    [newest] = cube.add([{"text": "Alice repaired the lighthouse lamp", "entities": ["Alice"]}])
+    monkeypatch.setattr(search_module, "MIN_POOL", 5)  # the entity stage reads Alice's first 5 memories
+    hits = cube.search(SearchQuery(query="Alice and the lighthouse lamp", limit=1, include_weak=True)).hits
+    assert hits[0].id == newest.id
+    ferns = cube.search(SearchQuery(query="Alice and the ferns", limit=1, include_weak=True)).hits
+    assert "entity" in hits[0].signals and hits[0].signals["entity"].score == ferns[0].signals["entity"].score > 0
+
+
 def test_a_search_gives_the_speaker_bonus_to_what_the_named_person_said(people):
     hits = people.search(SearchQuery(query="what did Alice say about the garden", limit=10, include_weak=True)).hits
     speakers = [h for h in hits if "speaker" in h.signals]

@@ -214,16 +214,24 @@ class SearchView:
 
     def speakers(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str]]:
         """``(row_id, key)`` for those of these memories that one of these entities said: the text opens with its name and a colon."""
+        return self._links(q, keys, row_ids, said=True)
+
+    def links(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str]]:
+        """``(row_id, key)`` for each link between these memories and these entity keys."""
+        return self._links(q, keys, row_ids, said=False)
+
+    def _links(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int], *, said: bool) -> list[tuple[int, str]]:
         if not keys or not row_ids:
             return []
         where, params = _searchable_sql(q)
+        opens_with_name = "AND substr(m.text, 1, length(e.name) + 1) = e.name || ':' " if said else ""
         found: list[tuple[int, str]] = []
         for start in range(0, len(row_ids), 500):
             chunk = list(row_ids[start : start + 500])
             found += self._conn.execute(
-                "SELECT e.memory_rowid, e.norm FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+                "SELECT DISTINCT e.memory_rowid, e.norm FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
                 f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND e.memory_rowid IN ({','.join('?' * len(chunk))}) "
-                f"AND substr(m.text, 1, length(e.name) + 1) = e.name || ':' AND {where}",
+                f"{opens_with_name}AND {where}",
                 [*keys, *chunk, *params],
             ).fetchall()
         return sorted(found, key=lambda row: (row[1], row[0]))
