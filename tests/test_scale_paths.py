@@ -98,7 +98,7 @@ def test_the_bounded_entity_stage_ranks_as_the_whole_list_does(people, query, k,
             every_row = [r for (r,) in conn.execute("SELECT row_id FROM memories")]
         with people.store.search_view() as view:
             found = search_module.entity_matches(view, q, k, aliases)
-            said = found.said(view, q, every_row)
+            said, _ = found.candidate_links(view, q, every_row)
         assert found.ranked == expected
         assert said == expected_said
 
@@ -139,7 +139,7 @@ def test_each_names_first_memories_come_from_the_index_in_row_order(people, monk
 @pytest.mark.parametrize("query", ["what did Alice say about the garden", "Carol and the kiln", "Dave, Bob, Alice and Carol"])
 @pytest.mark.parametrize("archived", [False, True])
 def test_the_entity_links_of_any_candidates_match_the_whole_list(people, query, archived):
-    """``linked`` gives each memory it is asked about the specificity the whole-list ranking gives it."""
+    """``candidate_links`` gives each memory it is asked about the specificity the whole-list ranking gives it."""
     aliases = people.aliases()
     q = SearchQuery(query=query, include_archived=archived)
     expected, _ = _reference_entity_ranking(people, q, 10**6, aliases)
@@ -147,8 +147,8 @@ def test_the_entity_links_of_any_candidates_match_the_whole_list(people, query, 
         every_row = [r for (r,) in conn.execute("SELECT row_id FROM memories ORDER BY row_id DESC")]
     with people.store.search_view() as view:
         found = search_module.entity_matches(view, q, 3, aliases)
-        assert found.linked(view, q, every_row) == expected
-        assert found.linked(view, q, every_row[:7]) == [item for item in expected if item[0] in every_row[:7]]
+        assert found.candidate_links(view, q, every_row)[1] == expected
+        assert found.candidate_links(view, q, every_row[:7])[1] == [item for item in expected if item[0] in every_row[:7]]
 
 
 def test_a_memory_found_by_its_words_gets_the_entity_bonus_whatever_its_age(home, monkeypatch):

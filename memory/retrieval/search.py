@@ -245,30 +245,31 @@ def embedding_text(text: str) -> str:
 @dataclass
 class EntityMatches:
     """The entity stage's answer: memories linked to entities the query names, best first, and
-    the names behind them (to tell, later, which of the search's candidates those entities said)."""
+    the names behind them (to tell, later, which of the search's candidates those entities said
+    or are linked to)."""
 
     ranked: list[tuple[int, float]]  # (row_id, specificity), best first
     canonical: dict[str, str]  # each linked entity key -> the name of its alias group
     specificity: dict[str, float] = field(default_factory=dict)  # each group's name -> its specificity
 
-    def said(self, view: SearchView, q: SearchQuery, row_ids: Sequence[int]) -> dict[int, str]:
-        """Which of these memories one of the named entities said (a ``"Name: ..."`` line): row id -> its group's name."""
-        said: dict[int, str] = {}
-        for row_id, norm in view.speakers(q, sorted(self.canonical), row_ids):
-            said[row_id] = self.canonical[norm]
-        return said
-
-    def linked(self, view: SearchView, q: SearchQuery, row_ids: Sequence[int]) -> list[tuple[int, float]]:
-        """Those of these memories linked to a named entity, as ``(row_id, specificity)`` best first.
+    def candidate_links(
+        self, view: SearchView, q: SearchQuery, row_ids: Sequence[int]
+    ) -> tuple[dict[int, str], list[tuple[int, float]]]:
+        """Of these memories, in one read of their links: which one of the named entities said (a
+        ``"Name: ..."`` line; row id -> its group's name), and those linked to a named entity as
+        ``(row_id, specificity)`` best first, at the specificity of the rarest such name.
 
         ``ranked`` holds only the first ``k`` memories of a common name (in row order, so the
         work stays bounded); a memory that other signals found gets its bonus here, whatever its age.
         """
+        said: dict[int, str] = {}
         best: dict[int, float] = {}
-        for row_id, norm in view.links(q, sorted(self.canonical), row_ids):
-            level = self.specificity[self.canonical[norm]]
-            best[row_id] = max(best.get(row_id, 0.0), level)
-        return sorted(best.items(), key=lambda item: (-item[1], item[0]))
+        for row_id, norm, speaker in view.links(q, sorted(self.canonical), row_ids):
+            name = self.canonical[norm]
+            if speaker:
+                said[row_id] = name
+            best[row_id] = max(best.get(row_id, 0.0), self.specificity[name])
+        return said, sorted(best.items(), key=lambda item: (-item[1], item[0]))
 
 
 def entity_matches(view: SearchView, q: SearchQuery, k: int, aliases: AliasTable | None = None) -> EntityMatches:
@@ -452,10 +453,10 @@ def hybrid_search(
                         WEIGHTS["vector"] * (cosine - ranking.mean) / ranking.std,
                     )
             if entities is not None and entities.canonical and candidates:
-                said = entities.said(view, q, list(candidates))
+                said, linked = entities.candidate_links(view, q, list(candidates))
                 first = {row_id for row_id, _ in entities.ranked}
-                found_otherwise = [row_id for row_id in candidates if row_id not in first]
-                for rank, (row_id, specificity) in enumerate(entities.linked(view, q, found_otherwise), start=len(first) + 1):
+                found_otherwise = [(row_id, specificity) for row_id, specificity in linked if row_id not in first]
+                for rank, (row_id, specificity) in enumerate(found_otherwise, start=len(first) + 1):
                     candidates[row_id].add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
     finally:
         # Waited on even when a stage failed: the side view and the mirror must not outlive the search.

@@ -209,10 +209,11 @@ def _v10(conn: sqlite3.Connection) -> None:
     a search needs the number of searchable memories (the entity signal's specificity, the
     choice of keyword path), and counting them walked the status index after each write (6 ms
     at 100,000 memories, paid by the first search after every add)."""
+    from memory.store import maintenance
+
     # Idempotent, like the other migrations: a cube whose version was set back runs it again.
     conn.execute("CREATE TABLE IF NOT EXISTS memory_status_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
-    conn.execute("DELETE FROM memory_status_counts")
-    conn.execute("INSERT INTO memory_status_counts SELECT status, count(*) FROM memories GROUP BY status")
+    maintenance.recount_statuses(conn)
     up = "INSERT INTO memory_status_counts(status, n) VALUES ({}, 1) ON CONFLICT(status) DO UPDATE SET n = n + 1"
     down = "UPDATE memory_status_counts SET n = n - 1 WHERE status = {}"
     conn.execute(

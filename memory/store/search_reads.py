@@ -212,28 +212,25 @@ class SearchView:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def speakers(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str]]:
-        """``(row_id, key)`` for those of these memories that one of these entities said: the text opens with its name and a colon."""
-        return self._links(q, keys, row_ids, said=True)
-
-    def links(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str]]:
-        """``(row_id, key)`` for each link between these memories and these entity keys."""
-        return self._links(q, keys, row_ids, said=False)
-
-    def _links(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int], *, said: bool) -> list[tuple[int, str]]:
+    def links(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str, bool]]:
+        """``(row_id, key, said)`` for each link between these memories and these entity keys;
+        ``said``: the entity said it (the text opens with its name and a colon)."""
         if not keys or not row_ids:
             return []
         where, params = _searchable_sql(q)
-        opens_with_name = "AND substr(m.text, 1, length(e.name) + 1) = e.name || ':' " if said else ""
-        found: list[tuple[int, str]] = []
+        found: list[tuple[int, str, bool]] = []
         for start in range(0, len(row_ids), 500):
             chunk = list(row_ids[start : start + 500])
-            found += self._conn.execute(
-                "SELECT DISTINCT e.memory_rowid, e.norm FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
-                f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND e.memory_rowid IN ({','.join('?' * len(chunk))}) "
-                f"{opens_with_name}AND {where}",
-                [*keys, *chunk, *params],
-            ).fetchall()
+            found += [
+                (row_id, key, bool(said))
+                for row_id, key, said in self._conn.execute(
+                    "SELECT e.memory_rowid, e.norm, substr(m.text, 1, length(e.name) + 1) = e.name || ':' "
+                    "FROM memory_entities e CROSS JOIN memories m ON m.row_id = e.memory_rowid "
+                    f"WHERE e.norm IN ({','.join('?' * len(keys))}) AND e.memory_rowid IN ({','.join('?' * len(chunk))}) "
+                    f"AND {where}",
+                    [*keys, *chunk, *params],
+                )
+            ]
         return sorted(found, key=lambda row: (row[1], row[0]))
 
     def searchable_count(self, include_archived: bool) -> int:

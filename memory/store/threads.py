@@ -13,9 +13,10 @@ Each memory's **context window** is its own text with up to ``WINDOW`` live neig
 each side in its thread. The windows are indexed in ``memory_context_fts`` (FTS5, rowid =
 the memory's row id), so a keyword search can match a turn through words that its
 neighbours said. A memory of a type that stands alone (``STANDALONE_TYPES``: facts,
-preferences) also keeps its own-text match: search takes the better of the two. A memory with no thread is its own window: it is not indexed here a
-second time, search uses its ``memory_fts`` match (a cube of 10,000 notes would otherwise
-pay for two identical keyword passes per search).
+preferences) also keeps its own-text match: search takes the better of the two. A memory
+with no thread is its own window: it is not indexed here a second time, search uses its
+``memory_fts`` match (a cube of 10,000 notes would otherwise pay for two identical keyword
+passes per search).
 
 The windows are derived state (invariant 2): every write that can change a thread
 (add, a new text or ``occurred_at``, a status change, a purge) calls ``refresh`` for the
