@@ -39,30 +39,32 @@ class Cosines:
     """A query's cosines with the mirror's vectors, as they were when computed.
 
     Below ``SEGMENT_ROWS`` rows every score is the exact cosine. Above, most scores come
-    from the int8 first pass (``memory.store.int8_scan``) and are within ``error`` of the
-    cosine; ``top`` and ``of`` then answer with exact cosines all the same.
+    from the int8 first pass (``memory.store.int8_scan``) and each is within its ``errors``
+    of the cosine; ``top`` and ``of`` then answer with exact cosines all the same.
     """
 
     row_ids: np.ndarray  # the searchable memories (status and filters applied)
-    scores: np.ndarray  # their scores, aligned with row_ids: cosines, or first-pass scores within ``error``
+    scores: np.ndarray  # their scores, aligned with row_ids: cosines, or first-pass scores within ``errors``
     _positions: np.ndarray  # each searchable memory's row in the matrix, aligned with row_ids
     _matrix: np.ndarray  # the float rows as they were; later appends are past its end
     _query: np.ndarray
     _position: dict[int, int]  # row id -> row in the matrix
     mean: float = 0.0  # the exact mean and standard deviation of the searchable memories' cosines
     std: float = 0.0
-    error: float = 0.0
+    errors: np.ndarray | None = None  # how far each score may be from its cosine, aligned with row_ids; None: exact
 
     def top(self, k: int) -> list[tuple[int, float]]:
         """The ``k`` most similar searchable memories as ``(row_id, cosine)``, best first."""
         k = min(k, len(self.scores))
         if k <= 0:
             return []
-        if self.error:
-            # Any of the true top k has a first-pass score within 2 * error of the k-th best
-            # first-pass score: rescore those exactly, then rank.
-            kth = np.partition(self.scores, len(self.scores) - k)[len(self.scores) - k]
-            candidates = np.flatnonzero(self.scores >= kth - 2 * self.error)
+        if self.errors is not None:
+            # At least k cosines reach the k-th best of the scores less their errors, so a row
+            # whose score plus its error falls short of that is not in the top k: rescore the
+            # others exactly, then rank.
+            lowest = self.scores - self.errors
+            kth = np.partition(lowest, len(lowest) - k)[len(lowest) - k]
+            candidates = np.flatnonzero(self.scores + self.errors >= kth)
             exact = self._matrix[self._positions[candidates]] @ self._query
             best = np.argpartition(-exact, k - 1)[:k] if k < len(exact) else np.arange(len(exact))
             best = best[np.argsort(-exact[best], kind="stable")]
@@ -260,10 +262,18 @@ class VectorMirror:
                 scores = self._matrix[positions] @ query if few else _times(self._matrix, query)[positions]
                 mean, std = (float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0)
                 return Cosines(self._row_ids[positions], scores, positions, self._matrix, query, self._position, mean, std)
-            first_pass, error = self._first_pass(query)
+            first_pass, errors = self._first_pass(query)
             mean, std = self._moments_now().spread(query, include_archived=include_archived)
             return Cosines(
-                self._row_ids[positions], first_pass[positions], positions, self._matrix, query, self._position, mean, std, error
+                self._row_ids[positions],
+                first_pass[positions],
+                positions,
+                self._matrix,
+                query,
+                self._position,
+                mean,
+                std,
+                errors[positions],
             )
 
     def _moments_now(self) -> Moments:
@@ -277,18 +287,21 @@ class VectorMirror:
                 )
         return self._moments
 
-    def _first_pass(self, query: np.ndarray) -> tuple[np.ndarray, float]:
-        """Every row's score, through the int8 segments, and how far a score may be from its cosine."""
+    def _first_pass(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's score, through the int8 segments, and how far each may be from its cosine."""
         assert self._matrix is not None
         sealed = len(self._segments) * SEGMENT_ROWS
         scores = np.empty(len(self._matrix), dtype=np.float32)
+        errors = np.zeros(len(self._matrix), dtype=np.float64)  # rows past the segments are scored exactly
         for i, segment in enumerate(self._segments):
             scores[i * SEGMENT_ROWS : (i + 1) * SEGMENT_ROWS] = segment.scores(query)
+            errors[i * SEGMENT_ROWS : (i + 1) * SEGMENT_ROWS] = segment.bounds(query)
         scores[sealed:] = self._matrix[sealed:] @ query
         if self._rewritten:
             rewritten = np.fromiter(self._rewritten, dtype=np.int64)
             scores[rewritten] = self._matrix[rewritten] @ query
-        return scores, max(segment.bound(query) for segment in self._segments)
+            errors[rewritten] = 0.0
+        return scores, errors
 
     def _seal_a_segment(self) -> None:
         """Give the next ``SEGMENT_ROWS`` rows an int8 first pass once they are all there.
