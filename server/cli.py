@@ -35,11 +35,16 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.no_auth and not args.http:
+        print(
+            "memcube: --no-auth goes with --http (stdio needs no token: only the client that started it speaks)", file=sys.stderr
+        )
+        return 2
     if getattr(args, "http", None):
         from server.http import HttpConfigError, serve_http
 
         try:
-            serve_http(args.home, args.http)
+            serve_http(args.home, args.http, no_auth=args.no_auth)
         except HttpConfigError as exc:
             print(f"memcube: {exc}", file=sys.stderr)
             return 2
@@ -66,7 +71,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
-    from memory.doctor import check_cube
+    from memory.doctor import check_home_cube
     from memory.doctor_checks import check_home
     from server.cli_output import progress
 
@@ -79,7 +84,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         names = [args.cube] if args.cube_given else home.cube_names()
         for name in names:
             with progress(f"checking cube {name}", enabled=None if args.rebuild_graph or args.reembed else False):
-                report = check_cube(home.cube(name), rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
+                report = check_home_cube(home, name, rebuild_graph=args.rebuild_graph, reembed=args.reembed, dry_run=args.dry_run)
             healthy &= report.healthy
             print(report.render())
     finally:
@@ -142,8 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         const="127.0.0.1:8765",
         default=None,
         metavar="HOST:PORT",
-        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (default 127.0.0.1:8765; "
-        "a non-loopback HOST needs MEMCUBE_HTTP_TOKEN)",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (default 127.0.0.1:8765); every request "
+        "needs a bearer token: <home>/http-tokens.toml (made on first use) or MEMCUBE_HTTP_TOKEN",
+    )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="with --http on a loopback address: ask for no bearer token (any local user can then use every cube)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -1,4 +1,8 @@
-"""`memcube serve --http`: MCP over streamable HTTP, loopback by default, guarded by Host checks and a token."""
+"""`memcube serve --http`: MCP over streamable HTTP, loopback by default, guarded by Host checks and a token.
+
+Every server needs a bearer token, loopback included (issue 26); the "plain" one is
+loopback with a token and no other guard.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ import pytest
 from server.http import Bind, HttpConfigError, check_exposure, parse_bind, transport_security
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAIN_TOKEN = "plain-token-0123456789abcdef"
+GUARDED_TOKEN = "s3cret-token-0123456789abcdef"
+PLAIN = {"Authorization": f"Bearer {PLAIN_TOKEN}"}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -61,8 +68,8 @@ def _wait(port: int, proc: subprocess.Popen) -> None:
 def servers(tmp_path_factory):
     """Two servers: one plain on loopback, one that requires a bearer token."""
     plain_port, token_port = _free_port(), _free_port()
-    plain = _start(tmp_path_factory.mktemp("plain"), f"127.0.0.1:{plain_port}")
-    guarded = _start(tmp_path_factory.mktemp("guarded"), f"127.0.0.1:{token_port}", token="s3cret-token")
+    plain = _start(tmp_path_factory.mktemp("plain"), f"127.0.0.1:{plain_port}", token=PLAIN_TOKEN)
+    guarded = _start(tmp_path_factory.mktemp("guarded"), f"127.0.0.1:{token_port}", token=GUARDED_TOKEN)
     try:
         _wait(plain_port, plain)
         _wait(token_port, guarded)
@@ -92,9 +99,9 @@ def _post(port: int, message: dict, *, headers: dict[str, str] | None = None) ->
 
 def test_an_mcp_session_over_http_lists_and_calls_tools(servers):
     port = servers["plain"]
-    status, headers, answer = _post(port, INITIALIZE)
+    status, headers, answer = _post(port, INITIALIZE, headers=PLAIN)
     assert status == 200 and answer["result"]["serverInfo"]["name"] == "memcube"
-    session = {"mcp-session-id": headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+    session = {"mcp-session-id": headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18", **PLAIN}
     assert _post(port, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)[0] == 202
     _, _, tools = _post(port, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session)
     assert {"memory_add", "memory_search"} <= {t["name"] for t in tools["result"]["tools"]}
@@ -113,11 +120,11 @@ def test_an_mcp_session_over_http_lists_and_calls_tools(servers):
 
 def test_a_request_naming_another_host_is_refused(servers):
     # DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends its own Host.
-    status, _, _ = _post(servers["plain"], INITIALIZE, headers={"Host": f"evil.example:{servers['plain']}"})
+    status, _, _ = _post(servers["plain"], INITIALIZE, headers={"Host": f"evil.example:{servers['plain']}", **PLAIN})
     assert status == 421
-    status, _, _ = _post(servers["plain"], INITIALIZE, headers={"Origin": "http://evil.example"})
+    status, _, _ = _post(servers["plain"], INITIALIZE, headers={"Origin": "http://evil.example", **PLAIN})
     assert status == 403
-    status, _, _ = _post(servers["plain"], INITIALIZE, headers={"Host": f"localhost:{servers['plain']}"})
+    status, _, _ = _post(servers["plain"], INITIALIZE, headers={"Host": f"localhost:{servers['plain']}", **PLAIN})
     assert status == 200
 
 
@@ -126,7 +133,7 @@ def test_with_a_token_every_request_needs_the_bearer_header(servers):
     status, headers, _ = _post(port, INITIALIZE)
     assert status == 401 and headers.get("www-authenticate", "").startswith("Bearer")
     assert _post(port, INITIALIZE, headers={"Authorization": "Bearer wrong"})[0] == 401
-    status, _, answer = _post(port, INITIALIZE, headers={"Authorization": "Bearer s3cret-token"})
+    status, _, answer = _post(port, INITIALIZE, headers={"Authorization": f"Bearer {GUARDED_TOKEN}"})
     assert status == 200 and answer["result"]["serverInfo"]["name"] == "memcube"
 
 

@@ -22,9 +22,17 @@ from server.ui.security import bind_loopback
 @dataclass
 class RunningUi:
     base: str  # http://127.0.0.1:PORT
-    url: str  # the launch address, token in the fragment
-    token: str
     ui: UiApp
+
+    @property
+    def token(self) -> str:
+        return self.ui.token
+
+    @property
+    def url(self) -> str:
+        """A fresh one-time launch address (each read issues a new one, as each `memcube ui` start does)."""
+        port = int(self.base.rsplit(":", 1)[1])
+        return launch_url("127.0.0.1", port, self.ui.logins.issue())
 
     def call(
         self,
@@ -69,7 +77,7 @@ def running_ui(home: MemoryHome) -> Iterator[RunningUi]:
             raise RuntimeError("the UI server did not start")
         time.sleep(0.02)
     try:
-        yield RunningUi(base=f"http://127.0.0.1:{port}", url=launch_url("127.0.0.1", port, ui.token), token=ui.token, ui=ui)
+        yield RunningUi(base=f"http://127.0.0.1:{port}", ui=ui)
     finally:
         server.should_exit = True
         thread.join(10)

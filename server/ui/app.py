@@ -17,7 +17,7 @@ from memory import MemoryHome
 
 from .jobs import Jobs
 from .routes import build_routes
-from .security import UiGuard, bind_loopback, new_token
+from .security import LOGIN_PREFIX, LOGIN_SECONDS, Logins, UiGuard, bind_loopback
 from .service import UiService
 
 log = logging.getLogger(__name__)
@@ -29,22 +29,31 @@ DEFAULT_HOST = "127.0.0.1"
 class UiApp:
     app: UiGuard
     service: UiService
-    token: str
+    logins: Logins
+
+    @property
+    def token(self) -> str:
+        """The launch token every ``/api`` call carries (it changes if a login address is used twice)."""
+        return self.logins.token
 
 
 def build_app(home: MemoryHome, *, token: str | None = None) -> UiApp:
     """The ASGI app over ``home``, guarded by ``token`` (a new random one when not given)."""
-    token = token or new_token()
+    logins = Logins(token)
     service = UiService(home)
     routes = build_routes(service, Jobs(service), STATIC)
     starlette = Starlette(routes=[*routes, Mount("/static", app=StaticFiles(directory=STATIC), name="static")])
-    return UiApp(app=UiGuard(starlette, token), service=service, token=token)
+    return UiApp(app=UiGuard(starlette, logins), service=service, logins=logins)
 
 
-def launch_url(host: str, port: int, token: str) -> str:
-    """The address to open: the token rides in the fragment, which the browser never sends anywhere."""
+def launch_url(host: str, port: int, nonce: str) -> str:
+    """The address to open: a one-time login (``Logins.issue``), never the token itself.
+
+    It is handed to the browser on a command line, where every local user can read it, so it
+    is worth nothing once used or after ``LOGIN_SECONDS``.
+    """
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/#token={token}"
+    return f"http://{shown}:{port}{LOGIN_PREFIX}{nonce}"
 
 
 def serve_ui(home_path: Path | None, *, host: str = DEFAULT_HOST, port: int = 0, open_browser: bool = True) -> None:
@@ -55,8 +64,12 @@ def serve_ui(home_path: Path | None, *, host: str = DEFAULT_HOST, port: int = 0,
     home = MemoryHome(home_path)
     ui = build_app(home)
     bound_host, bound_port = sock.getsockname()[:2]
-    url = launch_url("127.0.0.1" if host == "localhost" else bound_host, bound_port, ui.token)
-    print(f"MemCube memory browser for {home.root}\n  {url}\n(Ctrl-C stops it; the address works until then)", flush=True)
+    url = launch_url("127.0.0.1" if host == "localhost" else bound_host, bound_port, ui.logins.issue())
+    print(
+        f"MemCube memory browser for {home.root}\n  {url}\n(the address signs one browser in, once, within "
+        f"{LOGIN_SECONDS:.0f} s; restart `memcube ui` for a new one. Ctrl-C stops it)",
+        flush=True,
+    )
     if open_browser:
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
     server = uvicorn.Server(uvicorn.Config(ui.app, log_level="warning", access_log=False, lifespan="off"))

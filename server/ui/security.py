@@ -2,9 +2,14 @@
 
 - The server binds to a loopback address only; anything else is refused before a socket opens.
 - Every ``/api`` request carries the launch token in the ``X-MemCube-Token`` header. The token
-  reaches the page in the URL fragment, which browsers never send to a server or in a Referer.
-  A custom header also forces a CORS preflight on any cross-origin request, which this server
-  never approves.
+  never appears on a command line (issue 26: ``ps`` shows those to every local user): the
+  browser is opened on a one-time login address, ``/login/<nonce>``, which works once and
+  for ``LOGIN_SECONDS``, and answers with a redirect to ``/#token=<token>``; the token rides
+  in that fragment, which browsers never send to a server or in a Referer, and the page
+  keeps it in ``sessionStorage`` (this origin, port included, only). Someone who copies the
+  nonce from ``ps`` gains nothing once it is used, and if they use it first, the browser's
+  own (second) use revokes the token they got. A custom header also forces a CORS preflight
+  on any cross-origin request, which this server never approves.
 - A request whose ``Host`` is not this server's loopback address is refused (DNS rebinding).
 - A request that changes something must also come from this origin (``Origin`` and
   ``Sec-Fetch-Site`` when the browser sends them) and carry JSON or a file, not a form.
@@ -14,9 +19,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import logging
 import secrets
 import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,6 +40,10 @@ CSP = (
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_TYPES = ("application/json", "application/octet-stream")
+LOGIN_PREFIX = "/login/"
+LOGIN_SECONDS = 120.0  # long enough for a browser to start cold, short enough to be of little use to anyone else
+
+log = logging.getLogger(__name__)
 
 
 class UiConfigError(Exception):
@@ -37,6 +52,63 @@ class UiConfigError(Exception):
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def _digest(nonce: str) -> bytes:
+    return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).digest()
+
+
+class Logins:
+    """The launch token and the one-time login addresses that hand it to a browser.
+
+    ``issue`` makes a nonce that ``redeem`` exchanges for the token once, within
+    ``seconds``. A nonce presented a second time means two parties had it (it was on a
+    command line): the token is replaced, so whatever the first use gave is worthless, and
+    the owner is told on stderr. Only digests of the nonces are kept.
+    """
+
+    def __init__(
+        self, token: str | None = None, *, seconds: float = LOGIN_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._token = token or new_token()
+        self.seconds = seconds
+        self._clock = clock
+        self._open: dict[bytes, float] = {}  # digest -> deadline
+        self._used: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def token(self) -> str:
+        return self._token
+
+    def issue(self) -> str:
+        nonce = secrets.token_urlsafe(32)
+        with self._lock:
+            self._open[_digest(nonce)] = self._clock() + self.seconds
+        return nonce
+
+    def redeem(self, nonce: str) -> tuple[str | None, str]:
+        """(the token, "") for a fresh nonce; (None, why) otherwise."""
+        key = _digest(nonce)
+        with self._lock:
+            deadline = self._open.get(key)
+            if deadline is not None and self._clock() > deadline:
+                return None, "this login address has expired (it works for a short time after `memcube ui` starts)"
+            if deadline is not None:
+                del self._open[key]
+                self._used.add(key)
+                return self._token, ""
+            if key in self._used:
+                self._token = new_token()
+                log.warning("a one-time login address was used twice")
+                print(
+                    "memcube ui: WARNING: the one-time login address was opened a second time, so someone else may have "
+                    "had it; every open page is signed out. Restart `memcube ui` to sign in again.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return None, "this login address was already used; every page it signed in is signed out now"
+        return None, "unknown login address: open the address `memcube ui` printed"
 
 
 def is_loopback(host: str) -> bool:
@@ -90,9 +162,9 @@ def refusal(scope: Scope, token: str) -> tuple[int, str] | None:
         return None
     given = headers.get(TOKEN_HEADER, "")
     if not given:
-        return 401, "no token: open the address `memcube ui` printed (it carries this launch's token)"
+        return 401, "no token: open the address `memcube ui` printed (it signs one browser in, once)"
     if not secrets.compare_digest(given.encode(), token.encode()):
-        return 401, "wrong token: it changes at every launch; open the address the running `memcube ui` printed"
+        return 401, "wrong token: it changes at every launch; restart `memcube ui` and open the address it prints"
     if scope.get("method", "GET") not in SAFE_METHODS:
         origin = headers.get("origin")
         if origin is not None and origin.removeprefix("http://") not in hosts:
@@ -107,30 +179,30 @@ def refusal(scope: Scope, token: str) -> tuple[int, str] | None:
 
 
 class UiGuard:
-    """ASGI middleware applying ``refusal`` to every request and the security headers to every response."""
+    """ASGI middleware applying ``refusal`` to every request and the security headers to every response.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    It also answers the one-time login addresses (``/login/<nonce>``), before any route.
+    """
+
+    def __init__(self, app: ASGIApp, logins: Logins) -> None:
         self.app = app
-        self.token = token
+        self.logins = logins
+
+    @property
+    def token(self) -> str:
+        return self.logins.token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = refusal(scope, self.token)
+        refused = refusal(scope, self.logins.token)
+        if refused is None and scope.get("path", "").startswith(LOGIN_PREFIX):
+            await self._login(scope, send)
+            return
         if refused is not None:
             status, message = refused
-            body = ('{"error": ' + _json_string(message) + "}").encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": _security_headers(
-                        [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                    ),
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _send_json(send, status, message)
             return
 
         async def send_with_headers(message: Any) -> None:
@@ -139,6 +211,37 @@ class UiGuard:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _login(self, scope: Scope, send: Send) -> None:
+        if scope.get("method") != "GET":
+            await _send_json(send, 405, "open the login address in a browser (GET)")
+            return
+        token, why = self.logins.redeem(scope["path"][len(LOGIN_PREFIX) :])
+        if token is None:
+            await _send_json(send, 403, why)
+            return
+        # 303 to the page, the token in the fragment: the page moves it to sessionStorage and
+        # out of the address bar. Nothing here is cached or sent on as a Referer.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": _security_headers([(b"location", f"/#token={token}".encode()), (b"content-length", b"0")]),
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_json(send: Send, status: int, message: str) -> None:
+    body = ('{"error": ' + _json_string(message) + "}").encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _security_headers([(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -1,5 +1,7 @@
 // MemCube memory browser. Plain JavaScript, no build step, nothing loaded from outside.
-// Every call to /api carries this launch's token (from the URL fragment) in a header;
+// Every call to /api carries this launch's token in a header. The one-time login address
+// (/login/<nonce>) redirects here with the token in the URL fragment, which is moved to
+// sessionStorage (this origin only) and out of the address bar;
 // data is put on the page with textContent only, never as HTML.
 "use strict";
 
@@ -118,7 +120,7 @@ function readToken() {
 async function start() {
   app.token = readToken();
   if (!app.token) {
-    notice("No token: open the address that `memcube ui` printed (it carries this launch's token).", true);
+    notice("No token: open the address that `memcube ui` printed (it signs one browser in, once; restart `memcube ui` for a new one).", true);
     return;
   }
   const select = document.getElementById("cube");
