@@ -29,6 +29,8 @@ STARTUP_GRACE_S = 0.5  # let the handshake and first calls go first
 # After writes, this long without another before the keyword indexes are merged (when the
 # cube has grown enough for a merge to pay; memory.store.fulltext_merge).
 QUIET_S = 2.0
+# While a cube's graph is paused for want of disk space, this long between tries to catch up (issue 26).
+GRAPH_RETRY_S = 5.0
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -138,6 +140,8 @@ class ToolRuntime:
         It starts with every cube in the home: work queued by a process that died (a crash,
         a SIGKILL) is finished by the next one to start. Once writes have been quiet for
         ``QUIET_S``, a cube grown enough since its last merge has its keyword indexes merged.
+        A graph paused for want of disk space is tried again every ``GRAPH_RETRY_S``, so it
+        catches up once space is freed, writes or not.
         """
         await anyio.sleep(STARTUP_GRACE_S)
         for name in self.home.cube_names():
@@ -152,12 +156,18 @@ class ToolRuntime:
             if self._graph_dirty is None or self._graph_dirty.is_set():
                 self._graph_dirty = anyio.Event()
             if self._writes == seen:
-                with anyio.move_on_after(QUIET_S if merge_check else None):
+                paused = [cube for cube in self.home.open_cubes() if cube.graph_store.paused]
+                with anyio.move_on_after(QUIET_S if merge_check else GRAPH_RETRY_S if paused else None):
                     await self._graph_dirty.wait()
-                if self._writes == seen:  # quiet since the last writes, their graph work done: tidy the indexes
+                if self._writes == seen and merge_check:  # quiet since the last writes, their graph work done: tidy the indexes
                     merge_check = False
                     for cube in self.home.open_cubes():
                         await anyio.to_thread.run_sync(cube.try_merge_fulltext)
+                    continue
+                if self._writes == seen:
+                    for cube in paused:
+                        if cube.graph_store.has_room():
+                            await anyio.to_thread.run_sync(cube.try_sync_graph)
                     continue
             await anyio.sleep(0.05)  # let a burst of writes land first
             seen = self._writes

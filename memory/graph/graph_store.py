@@ -24,6 +24,7 @@ from typing import Any
 
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
+from memory.graph import disk_room
 from memory.graph import file_lock as interprocess
 from memory.graph.derive import GraphRows, derive, in_graph, row_links
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
@@ -89,14 +90,22 @@ class GraphStore:
         self._db: Any = None
         self._conn: Any = None
         self._lock_file: Any = None
+        self._read_only = False
         self.needs_rebuild = False
+        # Why the last write was held back for want of disk space (disk_room), until one goes through.
+        self.paused: str | None = None
 
     @contextmanager
-    def _session(self) -> Iterator[Any]:
-        """Exclusive use of the graph, across threads and processes; re-entrant within a thread."""
+    def _session(self, *, write: bool = True) -> Iterator[Any]:
+        """Exclusive use of the graph, across threads and processes; re-entrant within a thread.
+
+        A read (``write=False``) on a disk without room for writes opens the graph read-only,
+        when its files hold no unfinished checkpoint (``disk_room``)."""
         with self._lock:
             if self._depth == 0:
-                self._open()
+                self._open(write)
+            elif write and self._read_only:
+                raise Unavailable(self.paused or "the graph is open read-only")
             self._depth += 1
             try:
                 yield self._conn
@@ -105,7 +114,7 @@ class GraphStore:
                 if self._depth == 0:
                     self._close()
 
-    def _open(self) -> None:
+    def _open(self, write: bool = True) -> None:
         import kuzu
 
         if self.path.parent.exists() and not self.path.parent.is_dir():
@@ -113,6 +122,12 @@ class GraphStore:
                 f"{self.path.parent} is not a folder, so the graph cannot be opened; "
                 "`memcube doctor` moves it aside and rebuilds the graph from SQLite"
             )
+        # Checked before Kuzu is reached at all: opening replays its WAL, closing checkpoints.
+        # Short of room, a read of a settled graph opens it read-only, which writes nothing.
+        short = disk_room.shortfall(self.path)
+        if short is not None and (write or not self._settled()):
+            self.paused = short
+            raise Unavailable(short)
         filemodes.private_dir(self.path.parent)
         self._lock_file = open(self.path.parent / "lock", "a+b")  # noqa: SIM115 - held for the session
         if not interprocess.acquire(self._lock_file, timeout=LOCK_TIMEOUT_S):
@@ -122,9 +137,15 @@ class GraphStore:
                 f"the graph at {self.path} stayed busy for {LOCK_TIMEOUT_S:.0f} s (other memcube processes); try again"
             )
         try:
+            if short is not None:
+                self._open_read_only(kuzu, short)
+                return
             try:
                 self._db = kuzu.Database(str(self.path), buffer_pool_size=BUFFER_POOL_BYTES)
             except RuntimeError as exc:
+                if _out_of_space(exc):  # the graph is whole; the disk filled since the check above
+                    self.paused = disk_room.shortfall(self.path) or str(exc)
+                    raise Unavailable(self.paused) from None
                 # We hold the lock, so no other memcube process has it open: the files are damaged
                 # (e.g. a crash mid-checkpoint). The graph is derived: set it aside and rebuild.
                 log.warning("graph at %s cannot be opened (%s); recreating it from SQLite", self.path, exc)
@@ -139,6 +160,32 @@ class GraphStore:
             self._close()
             raise
 
+    def _settled(self) -> bool:
+        """Whether the graph's files hold a whole database, with no WAL or checkpoint left to replay."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return False
+        pending = (self.path.with_name(self.path.name + suffix) for suffix in (".wal", ".shadow"))
+        return all(not p.exists() or p.stat().st_size == 0 for p in pending)
+
+    def _open_read_only(self, kuzu: Any, short: str) -> None:
+        try:
+            self._db = kuzu.Database(str(self.path), buffer_pool_size=BUFFER_POOL_BYTES, read_only=True)
+            self._conn = kuzu.Connection(self._db)
+        except RuntimeError as exc:
+            raise Unavailable(f"{short}; meanwhile the graph cannot be read either ({exc})") from None
+        self._read_only = True
+
+    def has_room(self) -> bool:
+        """Whether the disk has room for a small graph write now (``disk_room``)."""
+        return disk_room.shortfall(self.path) is None
+
+    def _require_room(self, items: int = 0, keep: int = 0) -> None:
+        """Raise ``Unavailable`` (and pause) unless the disk has room to write ``items`` nodes and edges."""
+        short = disk_room.shortfall(self.path, items, keep=keep)
+        self.paused = short
+        if short is not None:
+            raise Unavailable(short)
+
     def _set_aside(self) -> None:
         for path in self.path.parent.glob(self.path.name + "*"):
             path.rename(path.with_name(path.name + ".damaged"))
@@ -151,6 +198,7 @@ class GraphStore:
                 self._db.close()
         finally:
             self._conn = self._db = None
+            self._read_only = False
             if self._lock_file is not None:
                 interprocess.release(self._lock_file)
                 self._lock_file.close()
@@ -184,6 +232,7 @@ class GraphStore:
         """
         pending = store.outbox_batch(limit)
         if not pending and not self.needs_rebuild:
+            self.paused = None  # nothing is held back
             return 0
         applied = 0
         with self._session():
@@ -205,6 +254,8 @@ class GraphStore:
     def rebuild(self, store: CubeStore) -> int:
         """Drop the graph and derive it again from every memory in SQLite."""
         with self._session() as conn:
+            keep = disk_room.graph_bytes(self.path)  # the old graph stays on disk until the commit
+            self._require_room(keep=keep)
             self.needs_rebuild = False
             conn.execute("BEGIN TRANSACTION")
             try:
@@ -217,14 +268,18 @@ class GraphStore:
                 ids = store.graph_member_ids()
                 links: dict[tuple[str, str], dict[str, Any]] = {}
                 written: set[str] = set()
+                items = 0
                 for start in range(0, len(ids), REBUILD_CHUNK):
                     chunk = ids[start : start + REBUILD_CHUNK]
                     derived = derive(chunk, store.graph_rows(chunk))
+                    items += _items(derived)
+                    self._require_room(items, keep)  # nothing reaches the disk before the commit
                     links.update(((r["a"], r["b"]), r) for r in derived.supersedes)
                     derived.supersedes = []  # last, when every node is there: a link across chunks is kept too
                     self._write(derived, set())
                     written.update(m["id"] for m in derived.memories)
                 self._write(GraphRows(supersedes=list(links.values())), written)
+                self._require_room(items + len(links), keep)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -238,6 +293,7 @@ class GraphStore:
         rows, outside = self._with_link_ends(store, store.graph_rows(memory_ids))
         given = set(memory_ids)
         ids = memory_ids + [i for i in rows if i not in given]  # in order: the first spelling of a name is its display
+        self._require_room(sum(1 + len(r.entities) + len(r.relations) for r in rows.values()))
         conn = self._connection()
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -312,14 +368,14 @@ class GraphStore:
             conn.execute(_ADD_LINKS, {"rows": links})
 
     def supersedes(self) -> list[tuple[str, str]]:
-        with self._session():
+        with self._session(write=False):
             return [(a, b) for a, b in self._rows("MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id")]
 
     # -- reading --------------------------------------------------------------------
 
     def entity(self, name: str, depth: int = 1, memory_limit: int = 50) -> EntityView:
         key = normalize(name)
-        with self._session():
+        with self._session(write=False):
             found = self._rows("MATCH (e:Entity {name: $name}) RETURN e.display", {"name": key})
             if not found:
                 raise NotFound(
@@ -371,7 +427,7 @@ class GraphStore:
         )
 
     def memory_ids(self) -> set[str]:
-        with self._session():
+        with self._session(write=False):
             return {r[0] for r in self._rows("MATCH (m:Memory) RETURN m.id")}
 
     def dump(self) -> dict[str, set[tuple[Any, ...]]]:
@@ -384,17 +440,26 @@ class GraphStore:
             "RETURN a.name, r.predicate, b.name, r.source_memory, r.valid_from, r.valid_to",
             "supersedes": "MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id",
         }
-        with self._session():
+        with self._session(write=False):
             return {key: {tuple(row) for row in self._rows(query)} for key, query in queries.items()}
 
     def counts(self) -> dict[str, int]:
-        with self._session():
+        with self._session(write=False):
             return {
                 "memories": self._rows("MATCH (m:Memory) RETURN count(m)")[0][0],
                 "entities": self._rows("MATCH (e:Entity) RETURN count(e)")[0][0],
                 "mentions": self._rows("MATCH ()-[r:MENTIONS]->() RETURN count(r)")[0][0],
                 "relations": self._rows("MATCH ()-[r:RELATED]->() RETURN count(r)")[0][0],
             }
+
+
+def _items(derived: GraphRows) -> int:
+    """Nodes and edges a write adds (what ``disk_room`` sizes)."""
+    return len(derived.memories) + len(derived.entities) + len(derived.mentions) + len(derived.relations)
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    return "No space left on device" in str(exc)
 
 
 def _rollback(conn: Any) -> None:

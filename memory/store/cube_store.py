@@ -10,6 +10,8 @@ in any process sees either all of a change or none of it.
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from memory.entities import normalize
-from memory.errors import Conflict, InvalidInput, NotFound
+from memory.errors import Conflict, InvalidInput, NotFound, Unavailable
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
 from memory.store import bulk_import, fulltext_merge, maintenance, schema
@@ -35,6 +37,11 @@ from memory.store.rows import dumps as _dumps
 from memory.store.search_reads import SearchView
 from memory.store.vector_mirror import VectorMirror, sqlite_vec_knn
 from memory.timeutil import now_stored
+
+log = logging.getLogger(__name__)
+# Below this much free space, a database that SQLite cannot open is taken for a full disk:
+# opening makes the -shm file (32 KiB) and may need to grow the WAL.
+OPEN_ROOM_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -122,16 +129,30 @@ class CubeStore:
         self.cube = cube
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = db.connect(path)
+        try:
+            self._conn = db.connect(path)
+        except Exception as exc:  # on a full disk SQLite cannot even make its -shm file (issue 26)
+            if disk_full(exc) or shutil.disk_usage(path.parent).free < OPEN_ROOM_BYTES:
+                raise full_disk_error(path) from exc
+            raise
         self._lock = threading.RLock()
         # A second connection, for the reads a search runs beside the main ones (``side_view``).
         self._side_conn: sqlite3.Connection | None = None
         self._side_lock = threading.Lock()
-        schema.migrate(self._conn)
+        try:
+            schema.migrate(self._conn)
+        except Exception as exc:
+            if disk_full(exc):
+                raise full_disk_error(path) from exc
+            raise
         self._files = FileWatch(path)
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self._files.watch(self._conn)  # a file gone: save its changes while the connection can still see them
+            except Exception:  # closing goes on; the reason is logged
+                log.exception("cube %s: closing with its changes not saved", self.cube)
             self._conn.close()
         with self._side_lock:
             if self._side_conn is not None:
@@ -144,7 +165,7 @@ class CubeStore:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before any read so writers queue instead of deadlocking."""
         with self._lock:
-            self._files.check()
+            self._files.check(self._conn)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -160,12 +181,17 @@ class CubeStore:
                 if disk_full(exc):
                     raise full_disk_error(self.path) from exc
                 raise
-            self._files.check()  # a commit into a file already deleted is lost: say so now
+            self._files.watch(self._conn)  # a commit into a file already deleted: save it now
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several statements."""
         with self._lock:
+            if not self._conn.in_transaction:
+                try:
+                    self._files.watch(self._conn, wait=False)
+                except Unavailable as exc:  # the read goes on; the next write says it, and tries again
+                    log.error("cube %s: %s", self.cube, exc)
             self._conn.execute("BEGIN")
             try:
                 yield self._conn
@@ -318,7 +344,10 @@ class CubeStore:
         """
         with self._side_lock:
             if self._side_conn is None:
-                self._side_conn = db.connect(self.path)
+                # Not memory.db if it was replaced under this process: the copy of what it sees (file_watch).
+                if (path := self._files.read_path) is None:
+                    raise Unavailable(f"{self.path} went away under this server and is not saved yet: searching waits for it")
+                self._side_conn = db.connect(path)
             conn = self._side_conn
             conn.execute("BEGIN")
             try:
@@ -599,6 +628,18 @@ class CubeStore:
         """Memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link)."""
         with self._lock:
             return [r[0] for r in self._conn.execute(f"SELECT id FROM memories WHERE {IN_GRAPH}").fetchall()]
+
+    def known_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` this database has a row or a version of (a purge leaves a version): for doctor (issue 26)."""
+        with self._lock:
+            return {
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT j.value FROM json_each(?) j WHERE EXISTS (SELECT 1 FROM memories WHERE id = j.value) "
+                    "OR EXISTS (SELECT 1 FROM memory_versions WHERE memory_id = j.value)",
+                    (json.dumps(list(ids)),),
+                )
+            }
 
     def graph_rows(self, ids: Sequence[str]) -> dict[str, GraphRow]:
         """What the graph derives from each memory."""
