@@ -16,10 +16,10 @@ from pathlib import Path
 
 from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_config
 from memory.cube import MemCube
-from memory.errors import InvalidInput, MemCubeError, NotFound
-from memory.models import check_known_type
+from memory.errors import InvalidInput, MemCubeError, NotFound, Unavailable
+from memory.models import CubeStats, DamagedCube, check_known_type
 from memory.retrieval.embedder import Embedder
-from memory.store import filemodes
+from memory.store import db_file, filemodes
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,24 @@ class MemoryHome:
     def cube_names(self) -> list[str]:
         if not self.cubes_dir.is_dir():
             return []
-        return sorted(p.name for p in self.cubes_dir.iterdir() if (p / "memory.db").is_file() and check_cube_name_ok(p.name))
+        # A symbolic link counts too: listed, so that it is reported as damaged (issue 26).
+        return sorted(
+            p.name
+            for p in self.cubes_dir.iterdir()
+            if ((p / "memory.db").is_file() or (p / "memory.db").is_symlink()) and check_cube_name_ok(p.name)
+        )
+
+    def every_stats(self) -> list[CubeStats | DamagedCube]:
+        """The counts of every cube; one that cannot be opened or read is listed as damaged, with the
+        reason, and the others are still counted (issue 26)."""
+        listed: list[CubeStats | DamagedCube] = []
+        for name in self.cube_names():
+            try:
+                listed.append(self.cube(name).stats())
+            except Exception as exc:  # one damaged cube must not hide the others
+                log.info("cube %s left out of the counts: %s", name, exc)
+                listed.append(DamagedCube(cube=name, damaged=damage_reason(name, exc), path=str(self.cubes_dir / name)))
+        return listed
 
     def cube(self, name: str = DEFAULT_CUBE, *, create: bool = False) -> MemCube:
         """Open a cube. Reading a cube that does not exist is an error, except the default cube."""
@@ -60,16 +77,34 @@ class MemoryHome:
             self._check_spelling(name)
             folder = self.cubes_dir / name
             if not (folder / "memory.db").is_file() and not create and name != DEFAULT_CUBE:
-                known = ", ".join(self.cube_names()) or "none yet"
-                raise NotFound(f"no cube '{name}' (existing cubes: {known}); adding a memory to it creates it")
+                # No list of the cubes there are: a caller may not be allowed to know them (issue 26).
+                raise NotFound(f"no cube '{name}'; adding a memory to it creates it")
             # Private whatever the umask (issue 13): 0700 folders, a 0600 database whose
             # -wal and -shm files SQLite creates with the same mode.
+            if (problem := db_file.quick_damage(folder / "memory.db")) is not None:
+                raise Unavailable(f"cube '{name}' is damaged: {problem}. Nothing was changed; `memcube doctor` says more")
             filemodes.private_dir(folder)
             filemodes.private_dir(folder / "graph")
             filemodes.private_file(folder / "memory.db")
-            cube = MemCube(name, folder, self.embedder, custom_types=self.custom_types)
+            try:
+                cube = MemCube(name, folder, self.embedder, custom_types=self.custom_types)
+            except MemCubeError:
+                raise
+            except Exception as exc:  # SQLite refused the file (malformed, not a database): say which cube
+                raise Unavailable(damage_reason(name, exc)) from exc
             self._cubes[name] = cube
             return cube
+
+    def unknown(self, name: str) -> bool:
+        """Whether ``cube(name)`` would answer ``NotFound``: no such cube and no other spelling of one."""
+        check_cube_name(name)
+        if name == DEFAULT_CUBE or name in self._cubes or (self.cubes_dir / name / "memory.db").is_file():
+            return False
+        try:
+            self._check_spelling(name)
+        except InvalidInput:
+            return False  # ``cube`` names the spelling to use instead
+        return True
 
     def _check_spelling(self, name: str) -> None:
         """Refuse a name that differs from an existing cube's only in case.
@@ -77,6 +112,8 @@ class MemoryHome:
         On a case-insensitive file system (macOS, Windows) ``Home`` and ``home`` are one
         folder, but two names to the ``[access]`` rules: a client refused ``home`` could
         read it as ``Home``. So a cube has one spelling, the one its folder was made with.
+        Naming it here tells the caller nothing it may not know: the ``[access]`` rules hold
+        for every case of a name, so a caller refused ``home`` is refused ``Home`` before this.
         """
         try:
             entries = os.listdir(self.cubes_dir)
@@ -101,6 +138,13 @@ class MemoryHome:
                 log.error("cube %s did not close cleanly: %s", cube.name, exc)
                 cube.graph_store.close()
                 cube.store.close()
+
+
+def damage_reason(name: str, exc: BaseException) -> str:
+    """What a cube that could not be opened or read says about itself."""
+    if isinstance(exc, MemCubeError):
+        return str(exc)
+    return f"cube '{name}' is damaged: it cannot be read ({type(exc).__name__}: {exc}); `memcube doctor` says more"
 
 
 def check_cube_name_ok(name: str) -> bool:

@@ -531,6 +531,14 @@ class CubeStats(BaseModel):
     path: str
 
 
+class DamagedCube(BaseModel):
+    """A cube listed with the others but that cannot be opened or read (issue 26)."""
+
+    cube: str
+    damaged: str = Field(description="why: what is wrong with its files; `memcube doctor` says more")
+    path: str
+
+
 class MemoryPage(BaseModel):
     """A page of memories for people browsing them; ``next`` fetches the following page."""
 

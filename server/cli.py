@@ -65,8 +65,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
         home.close()
     for cube, count in report.cubes.items():
         print(f"{cube}: {count} memories")
+    for cube, problem in report.damaged.items():
+        print(f"memcube: cube {cube} not copied, it is damaged: {problem}; `memcube doctor` says more", file=sys.stderr)
     print(f"backup written to {report.destination} (the graph is rebuilt from SQLite when the copy is first opened)")
-    return 0
+    return 1 if report.damaged else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

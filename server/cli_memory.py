@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from memory.defaults import DEFAULT_CUBE
-from memory.models import KNOWN_TYPES, MAX_CONTEXT_TURNS, MAX_LIMIT, STATES
+from memory.models import KNOWN_TYPES, MAX_CONTEXT_TURNS, MAX_LIMIT, STATES, CubeStats
 from memory.profile import DEFAULT_BUDGET_TOKENS
 
-from .cli_output import cut, emit, print_json, table
+from .cli_output import cut, emit, fail, print_json, table
 
 CLIENT = "memcube-cli"
 ALL_STATES = sorted({s for states in STATES.values() for s in states})
@@ -365,20 +365,27 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with _Opened(args) as home:
-        names = [args.cube] if args.cube_given else (home.cube_names() or [DEFAULT_CUBE])
-        stats = [home.cube(n).stats() for n in names]
+        if args.cube_given or not home.cube_names():
+            stats = [home.cube(args.cube if args.cube_given else DEFAULT_CUBE).stats()]
+        else:
+            stats = home.every_stats()  # a damaged cube is listed as such; the others still counted (issue 26)
     emit(
         args,
         stats,
         lambda rows: table(
             [
                 (s.cube, s.active, s.archived, s.deleted, s.entities, s.relations, s.graph_pending, s.embedding_model or "")
+                if isinstance(s, CubeStats)
+                else (s.cube, "DAMAGED", "", "", "", "", "", s.damaged)
                 for s in rows
             ],
             ("cube", "active", "archived", "deleted", "entities", "relations", "graph pending", "embedding model"),
         ),
     )
-    return 0
+    damaged = [s for s in stats if not isinstance(s, CubeStats)]
+    for s in damaged:
+        fail(s.damaged)
+    return 1 if damaged else 0
 
 
 # -- the parser --------------------------------------------------------------------

@@ -26,11 +26,8 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     @mcp.resource("memory://cubes", mime_type=JSON)
     async def cubes() -> str:
         """Every cube in this MemCube home with its counts."""
-
-        def read() -> list:
-            return [runtime.cube(name).stats() for name in runtime.home.cube_names()]
-
-        return _json(await runtime.read_resource(read))
+        # A damaged cube is listed with what is wrong instead of its counts (issue 26).
+        return _json(await runtime.read_resource(runtime.home.every_stats))
 
     @mcp.resource("memory://{cube}/recent", mime_type=JSON)
     async def recent(cube: str) -> str:

@@ -10,11 +10,12 @@ graph from SQLite. ``config.toml`` is copied as is.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from memory.errors import InvalidInput
 from memory.home import MemoryHome
+from memory.store import db_file
 from memory.store.backup import copy_database
 
 
@@ -22,6 +23,7 @@ from memory.store.backup import copy_database
 class BackupReport:
     destination: Path
     cubes: dict[str, int]  # cube -> memories copied (any status)
+    damaged: dict[str, str] = field(default_factory=dict)  # cube -> why it was not copied (issue 26)
 
 
 def backup_home(home: MemoryHome, destination: Path | str) -> BackupReport:
@@ -32,12 +34,16 @@ def backup_home(home: MemoryHome, destination: Path | str) -> BackupReport:
         raise InvalidInput("the backup cannot go inside the home it copies")
     target.mkdir(parents=True, exist_ok=True)
     copied: dict[str, int] = {}
+    damaged: dict[str, str] = {}
     for name in home.cube_names():
         source_path = home.cubes_dir / name / "memory.db"
+        if (problem := db_file.damage(source_path)) is not None:  # one damaged cube: the others are still copied
+            damaged[name] = problem
+            continue
         copy_path = target / "cubes" / name / "memory.db"
         copy_path.parent.mkdir(parents=True)
         copied[name] = copy_database(source_path, copy_path)
     config = home.root / "config.toml"
     if config.is_file():
         shutil.copy2(config, target / "config.toml")
-    return BackupReport(destination=target, cubes=copied)
+    return BackupReport(destination=target, cubes=copied, damaged=damaged)

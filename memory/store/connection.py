@@ -79,3 +79,14 @@ def connect(path: Path | str) -> sqlite3.Connection:
     # Deleted content is overwritten, not left in free pages: a purge must erase the text.
     conn.execute("PRAGMA secure_delete = ON")
     return conn
+
+
+def open_plain(path: Path | str) -> sqlite3.Connection:
+    """A connection that only reads ``path``: no extension, no journal-mode change, ``query_only``.
+
+    For looking at a file that may not be a cube's database (``memory.store.db_file``):
+    ``connect`` would switch it to WAL, which writes to it.
+    """
+    conn = _driver().connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
