@@ -161,3 +161,30 @@ def _sanitised(record: dict[str, Any]) -> dict[str, Any]:
             new[key] = now_stored()
     new.pop("version", None)  # the repair bumps it
     return new
+
+
+def repair_supersession_links(cube: Any) -> int:
+    """Clear ``supersedes`` / ``superseded_by`` links that lead to no memory of the cube or round a cycle (issue 26).
+
+    Such links come from older imports and from purges; a memory's page failed on them. Each
+    cleared link is a ``repair`` version of its memory. Returns how many memories were repaired.
+    """
+    from memory.supersession_links import FIELDS, broken_links
+
+    names = [c.strip() for c in MEMORY_COLUMNS.split(",")]
+    records = {row[names.index("id")]: dict(zip(names, row, strict=True)) for row in cube.store.raw_memory_rows()}
+    links = {
+        memory_id: (record["supersedes"], record["superseded_by"])
+        for memory_id, record in records.items()
+        if record["supersedes"] or record["superseded_by"]
+    }
+    broken = broken_links(links, lambda ids: {i for i in ids if i in records})
+    fixes = []
+    for memory_id, fields in sorted(broken.items()):
+        record = records[memory_id]
+        new = {name: None for name in FIELDS if name in fields}
+        version = int(record["version"]) if isinstance(record["version"], int) else 1
+        fixes.append((record["row_id"], memory_id, version, new, {k: {"old": record[k], "new": None} for k in new}))
+    if fixes:
+        cube.store.repair_rows(fixes, client=DOCTOR_CLIENT)
+    return len(fixes)

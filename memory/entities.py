@@ -12,7 +12,10 @@ import re
 import unicodedata
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# Tried only where a run of address characters starts, so each run is read once: ``\b[\w.+-]+@...``
+# read the rest of the run again from every word boundary in it (10 s on 32,000 characters of "1.1.", issue 26).
+# ``_emails`` drops the run's leading punctuation, which ``\b`` used to skip.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+\b")
 _HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,38}[A-Za-z0-9_])?")
 _HASHTAG = re.compile(r"(?<![\w#&])#[^\W\d_][\w-]{0,63}")
 _QUOTED = re.compile(r"[\"“«]([^\"”»\n]{2,80})[\"”»]")
@@ -320,14 +323,32 @@ def _proper_names(text: str) -> list[str]:
     return names
 
 
+def _urls(text: str) -> list[tuple[int, int]]:
+    return [match.span() for match in _URL.finditer(text)]
+
+
+def _emails(text: str) -> list[tuple[int, int]]:
+    """Where the e-mail addresses are: each starts at the first word character of its run."""
+    spans = []
+    for match in _EMAIL.finditer(text):
+        start, end = match.span()
+        start += len(match.group(0)) - len(match.group(0).lstrip(".+-"))
+        if text[start] != "@":
+            spans.append((start, end))
+    return spans
+
+
 def extract_entities(text: str) -> list[str]:
     """Entity names found in ``text``, in order of first appearance, without duplicates."""
     found: list[tuple[int, str]] = []
     masked = text
-    for pattern in (_URL, _EMAIL):
-        for match in pattern.finditer(masked):
-            found.append((match.start(), match.group(0).rstrip(".,;:")))
-        masked = pattern.sub(lambda m: " " * len(m.group(0)), masked)
+    for find in (_urls, _emails):
+        pieces, last = [], 0
+        for start, end in find(masked):
+            found.append((start, masked[start:end].rstrip(".,;:")))
+            pieces += [masked[last:start], " " * (end - start)]
+            last = end
+        masked = "".join(pieces) + masked[last:]
     for pattern in (_HANDLE, _HASHTAG):
         for match in pattern.finditer(masked):
             found.append((match.start(), match.group(0)))

@@ -145,6 +145,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             )
             if report.resumed is not None:
                 print(_resumed(report.resumed, path.name))
+            if report.links_dropped:
+                print(
+                    f"note: dropped {report.links_dropped} supersedes/superseded_by links that pointed at no memory "
+                    "of the archive or the cube, or ran round in a cycle"
+                )
         else:
             from memory.io import importers
 
@@ -155,6 +160,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(
                 f"imported {summary.added} memories into cube '{summary.cube}' from {kind} {path} ({summary.already_present} already there)"
             )
+            for skipped in summary.skipped:
+                print(f"skipped {skipped}", file=sys.stderr)
     except KeyboardInterrupt:
         message = _interrupted(bar, kind)
         bar.close()

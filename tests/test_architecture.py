@@ -33,6 +33,7 @@ BASE = {
     "access_rules",
     "fork_join",
     "supersession",
+    "supersession_links",
     "suggest",
 }
 API = {"cube", "home", "profile", "doctor", "doctor_checks", "supersession_repair"}

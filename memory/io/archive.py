@@ -20,7 +20,8 @@ already live there, is skipped and counted. It scales to archives of 100,000 mem
 more: the archive is read as a stream and every record checked first (a bad one refuses
 the archive before anything is written; the checked rows wait in a temporary file), then
 written in chunks of a transaction each. A killed import leaves whole records only, and the same import run again finishes
-it (issue 19).
+it (issue 19). Every member is read within the bounds of ``memory.io.limits`` (size, line, depth, count: issue 26),
+and supersession links that lead nowhere or round a cycle are dropped (``memory.supersession_links``).
 """
 
 from __future__ import annotations
@@ -28,21 +29,26 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from memory.errors import InvalidInput, Unavailable
+from memory.io import limits
 from memory.io.archive_records import check_record
 from memory.io.archive_vectors import VectorSpool
 from memory.io.checked_spool import CheckedSpool
 from memory.io.progress import CHECKING, EMBEDDING, GRAPH, IMPORTING, Progress, silent
 from memory.retrieval.search import embedding_text
+from memory.store import filemodes
 from memory.store.bulk_import import ImportRow
 from memory.store.rows import content_hash
+from memory.supersession_links import broken_links
 from memory.timeutil import now_stored
 
 if TYPE_CHECKING:
@@ -81,6 +87,7 @@ class ImportReport:
     archive_model: str | None = None
     cube_model: str | None = None
     skipped_ids: list[str] = field(default_factory=list)  # the first MAX_LISTED_IDS of them
+    links_dropped: int = 0  # supersedes / superseded_by links to memories in neither the archive nor the cube, or in a cycle
     # An import into this cube that had begun writing and not finished (killed) when this one started:
     # {"source", "records", "started_at"}. This run finished it if it read the same archive.
     resumed: dict[str, Any] | None = None
@@ -132,7 +139,11 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
     ]
     vector_rows = _vectors(cube, ids) if with_vectors else []
     tmp = path.with_name(path.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    tmp.unlink(missing_ok=True)
+    # 0600 whatever the umask: an archive holds every memory of the cube (issue 26).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, filemodes.FILE_MODE)
+    os.fchmod(fd, filemodes.FILE_MODE)
+    with os.fdopen(fd, "w+b") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open(_member("memories.jsonl"), "w") as sink:
             count = _jsonl(memory_records(), sink)
         with archive.open(_member("entities.jsonl"), "w") as sink:
@@ -208,21 +219,27 @@ def _open(path: Path | str) -> zipfile.ZipFile:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"no archive at {path}")
+    limits.check_zip_directory(path)
     try:
         return zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, EOFError):
         raise InvalidInput(f"{path} is not a MemCube archive (not a zip file); make one with `memcube export`") from None
 
 
 def _manifest(archive: zipfile.ZipFile, path: Path | str) -> dict[str, Any]:
     try:
-        manifest = json.loads(archive.read("manifest.json"))
+        info = archive.getinfo("manifest.json")
     except KeyError:
         raise InvalidInput(f"{path} has no manifest.json: not a MemCube archive") from None
-    except ValueError as exc:
-        raise InvalidInput(f"{path}: manifest.json is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise InvalidInput(f"{path}: manifest.json is nested too deeply") from None
+    limits.check_member(info, path, limits.MAX_MANIFEST_BYTES)
+    try:
+        with archive.open(info) as handle:
+            raw = handle.read(limits.MAX_MANIFEST_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise InvalidInput(f"{path}: manifest.json cannot be read ({exc})") from None
+    if len(raw) > limits.MAX_MANIFEST_BYTES:
+        raise InvalidInput(f"{path}: manifest.json is larger than {limits.size_text(limits.MAX_MANIFEST_BYTES)}")
+    manifest = limits.parse_json_line(raw, f"{path}: manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InvalidInput(f"{path} is not a MemCube archive (manifest format is not {FORMAT!r})")
     version = manifest.get("format_version")
@@ -233,23 +250,26 @@ def _manifest(archive: zipfile.ZipFile, path: Path | str) -> dict[str, Any]:
     return manifest
 
 
-def _records(archive: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
+def _records(
+    archive: zipfile.ZipFile, name: str, budget: limits.Budget, *, limit: int = limits.MAX_RECORD_BYTES
+) -> Iterator[dict[str, Any]]:
+    """The JSON objects of member ``name``, one a line, each at most ``limit`` bytes; the archive's ``budget`` pays for them."""
     try:
-        handle = archive.open(name)
+        info = archive.getinfo(name)
     except KeyError:
         return
-    with handle:
-        for number, raw in enumerate(handle, start=1):
+    limits.check_member(info, archive.filename or "the archive", limits.MAX_ARCHIVE_BYTES)
+    count = 0
+    with archive.open(info) as handle:
+        for number, raw in limits.bounded_lines(handle, where=name, limit=limit, budget=budget):
             if not raw.strip():
                 continue
-            try:
-                record = json.loads(raw)
-            except ValueError as exc:
-                raise InvalidInput(f"{name} line {number} is not valid JSON: {exc}") from None
-            except RecursionError:
-                raise InvalidInput(f"{name} line {number} is nested too deeply to be a memory record") from None
+            record = limits.parse_json_line(raw, f"{name} line {number}")
             if not isinstance(record, dict):
                 raise InvalidInput(f"{name} line {number} is not a JSON object")
+            count += 1
+            if count > limits.MAX_ARCHIVE_RECORDS:
+                raise InvalidInput(f"{name} holds more than {limits.MAX_ARCHIVE_RECORDS:,} records, the most one archive may")
             yield record
 
 
@@ -278,22 +298,34 @@ def import_archive(
     """
     path = Path(path)
     spool_folder = home.root if home.root.is_dir() else None  # a refused archive leaves no folder behind
+    budget = limits.Budget(limits.MAX_ARCHIVE_BYTES, f"{path.name} (uncompressed)")
     with _open(path) as archive, CheckedSpool(spool_folder) as checked:
         manifest = _manifest(archive, path)
-        _check_all(archive, checked, progress, _expected(manifest))
+        archived, links = _check_all(archive, checked, progress, _expected(manifest), budget)
         embedding = manifest.get("embedding")
         archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
         model_id = home.embedder.model_id
         # Vectors from another model are of no use here: those memories are embedded with this home's.
-        wanted = _records(archive, "vectors.jsonl") if archive_model == model_id else iter(())
+        wanted = (
+            _records(archive, "vectors.jsonl", budget, limit=limits.MAX_VECTOR_RECORD_BYTES)
+            if archive_model == model_id
+            else iter(())
+        )
         with VectorSpool.of(wanted, spool_folder) as vectors:
             target = home.cube(cube or manifest.get("cube") or "default", create=True)
             target.ensure_vectors()  # the vector table exists, sized for this home's model
             report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)
             report.resumed = target.store.unfinished_import()
+            broken = broken_links(links, lambda ids: _existing(target, archived, ids))
+            report.links_dropped = sum(len(fields) for fields in broken.values())
+            if broken:
+                log.warning(
+                    "%s: dropped %d supersession links that lead nowhere or round a cycle", path.name, report.links_dropped
+                )
             unfinished = {"source": path.name, "records": checked.count, "started_at": now_stored()}
             with target.store.bulk_writes():
-                _write(target, iter(checked), vectors, report, progress, source=path.name, unfinished=unfinished)
+                rows = _without_links(iter(checked), broken)
+                _write(target, rows, vectors, report, progress, source=path.name, unfinished=unfinished)
     # Memories still without a vector from this model (written by a process that raced this one,
     # or already in the cube) are embedded now, so the import ends with every vector in place.
     stale = len(target.store.stale_embeddings(model_id, 1_000_000))
@@ -316,14 +348,41 @@ def _expected(manifest: dict[str, Any]) -> int | None:
     return number if isinstance(number, int) and not isinstance(number, bool) and number >= 0 else None
 
 
-def _check_all(archive: zipfile.ZipFile, checked: CheckedSpool, progress: Progress, expected: int | None) -> None:
-    """Validate every record (issue 13) into ``checked`` before anything is written: the archive is refused whole or stored in full."""
+def _check_all(
+    archive: zipfile.ZipFile, checked: CheckedSpool, progress: Progress, expected: int | None, budget: limits.Budget
+) -> tuple[set[str], dict[str, tuple[str | None, str | None]]]:
+    """Validate every record (issue 13) into ``checked`` before anything is written: the archive is refused whole or stored in full.
+
+    Returns the ids in the archive and the supersession links of the records that have any.
+    """
     progress(CHECKING, 0, expected)
-    for number, record in enumerate(_records(archive, "memories.jsonl"), start=1):
-        checked.add(check_record(record, f"memories.jsonl line {number}"))
+    ids: set[str] = set()
+    links: dict[str, tuple[str | None, str | None]] = {}
+    for number, record in enumerate(_records(archive, "memories.jsonl", budget), start=1):
+        item = check_record(record, f"memories.jsonl line {number}")
+        checked.add(item)
+        ids.add(item.row["id"])
+        if item.row["supersedes"] or item.row["superseded_by"]:
+            links[item.row["id"]] = (item.row["supersedes"], item.row["superseded_by"])
         if number % CHECK_STEP == 0:
             progress(CHECKING, number, expected)
     progress(CHECKING, checked.count, checked.count)
+    return ids, links
+
+
+def _existing(cube: MemCube, archived: set[str], ids: Iterable[str]) -> set[str]:
+    """Those of ``ids`` that are in the archive or already in ``cube``."""
+    wanted = set(ids)
+    outside = sorted(wanted - archived)
+    return (wanted & archived) | (cube.store.import_known(outside, [])[0] if outside else set())
+
+
+def _without_links(records: Iterator[ImportRow], broken: dict[str, set[str]]) -> Iterator[ImportRow]:
+    """The records, with the supersession links in ``broken`` cleared."""
+    for record in records:
+        for name in broken.get(record.row["id"], ()):
+            record.row[name] = None
+        yield record
 
 
 def _chunks(records: Iterator[ImportRow], vectors: VectorSpool, dim: int) -> Iterator[list[ImportRow]]:

@@ -25,13 +25,16 @@ title (the file name). YAML front matter ``tags`` become tags and ``date`` becom
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import InvalidInput
+from memory.io import limits
 from memory.io.progress import IMPORTING, Progress, silent
 from memory.models import MAX_BATCH, MAX_TAG_CHARS, MAX_TAGS, MAX_TEXT_CHARS
 
@@ -49,6 +52,7 @@ class ImportSummary:
     added: int = 0
     already_present: int = 0
     ids: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files left out, and why (links out of the folder, ...)
 
 
 def _add_all(cube: MemCube, items: list[dict[str, Any]], summary: ImportSummary, progress: Progress = silent) -> ImportSummary:
@@ -91,54 +95,86 @@ def _tag(value: str) -> str | None:
 
 
 def read_mcp_memory(path: Path | str) -> list[dict[str, Any]]:
-    """The memories to make from an MCP memory server's ``memory.json`` (see the module doc)."""
+    """The memories to make from an MCP memory server's ``memory.json`` (see the module doc).
+
+    The file is read as a stream of bounded lines (``memory.io.limits``); a byte-order mark is allowed.
+    """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     source = f"mcp-memory:{path.name}"
     items: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise InvalidInput(
-                f"{path} line {number} is not JSON: an MCP memory file has one JSON object per line "
-                '({"type": "entity", ...} or {"type": "relation", ...})'
-            ) from None
-        kind = record.get("type") if isinstance(record, dict) else None
-        if kind == "entity":
-            name, entity_type = _field(record, "name", path, number), str(record.get("entityType") or "").strip()
-            observations = record.get("observations") or []
-            if not isinstance(observations, list):
-                raise InvalidInput(f"{path} line {number}: observations must be a list of strings")
-            tags = [t for t in [_tag(entity_type)] if t]
-            meta = {"imported_from": "mcp-memory", "entity": name, "entity_type": entity_type}
-            texts = [f"{name}: {str(o).strip()}" for o in observations if str(o).strip()]
-            if not texts:
-                texts = [f"{name} is a {entity_type}" if entity_type else name]
-            items += [
-                {"text": t, "type": "note", "entities": [name], "tags": tags, "metadata": meta, "source": source} for t in texts
-            ]
-        elif kind == "relation":
-            subject, obj = _field(record, "from", path, number), _field(record, "to", path, number)
-            predicate = _field(record, "relationType", path, number)
-            items.append(
-                {
-                    "text": f"{subject} {predicate.replace('_', ' ')} {obj}",
+    budget = limits.Budget(limits.MAX_SOURCE_BYTES, str(path))
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        for number, raw in limits.bounded_lines(handle, where=str(path), limit=limits.MAX_RECORD_BYTES, budget=budget):
+            for item in _mcp_items(raw, path, number, source):
+                _append(items, item, path)
+    return items
+
+
+def _append(items: list[dict[str, Any]], item: dict[str, Any], source: Path) -> None:
+    if len(items) >= limits.MAX_SOURCE_ITEMS:
+        raise InvalidInput(
+            f"{source} makes more than {limits.MAX_SOURCE_ITEMS:,} memories, the most one import adds; split it and import the parts"
+        )
+    items.append(item)
+
+
+def _mcp_items(raw: bytes, path: Path, number: int, source: str) -> Iterator[dict[str, Any]]:
+    """The memories one line of an MCP memory file makes."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if not raw.strip():
+        return
+    try:
+        line = raw.decode("utf-8")
+        record = json.loads(line)
+    except RecursionError:
+        raise limits.nested_too_deeply(f"{path} line {number}") from None
+    except ValueError:
+        raise InvalidInput(
+            f"{path} line {number} is not JSON in UTF-8: an MCP memory file has one JSON object per line "
+            '({"type": "entity", ...} or {"type": "relation", ...})'
+        ) from None
+    limits.check_depth(record, raw, f"{path} line {number}")
+    kind = record.get("type") if isinstance(record, dict) else None
+    if kind == "entity":
+        name, entity_type = _field(record, "name", path, number), str(record.get("entityType") or "").strip()
+        observations = record.get("observations") or []
+        if not isinstance(observations, list):
+            raise InvalidInput(f"{path} line {number}: observations must be a list of strings")
+        tags = [t for t in [_tag(entity_type)] if t]
+        meta = {"imported_from": "mcp-memory", "entity": name, "entity_type": entity_type}
+        made = False
+        for observation in observations:
+            if text := str(observation).strip():
+                made = True
+                yield {
+                    "text": f"{name}: {text}",
                     "type": "note",
-                    "entities": [subject, obj],
-                    "relations": [{"subject": subject, "predicate": predicate, "object": obj}],
-                    "metadata": {"imported_from": "mcp-memory"},
+                    "entities": [name],
+                    "tags": tags,
+                    "metadata": meta,
                     "source": source,
                 }
-            )
-        else:
-            raise InvalidInput(f'{path} line {number}: expected "type": "entity" or "relation", got {kind!r}')
-    return items
+        if not made:
+            text = f"{name} is a {entity_type}" if entity_type else name
+            yield {"text": text, "type": "note", "entities": [name], "tags": tags, "metadata": meta, "source": source}
+    elif kind == "relation":
+        subject, obj = _field(record, "from", path, number), _field(record, "to", path, number)
+        predicate = _field(record, "relationType", path, number)
+        yield {
+            "text": f"{subject} {predicate.replace('_', ' ')} {obj}",
+            "type": "note",
+            "entities": [subject, obj],
+            "relations": [{"subject": subject, "predicate": predicate, "object": obj}],
+            "metadata": {"imported_from": "mcp-memory"},
+            "source": source,
+        }
+    else:
+        raise InvalidInput(f'{path} line {number}: expected "type": "entity" or "relation", got {kind!r}')
 
 
 def _field(record: dict[str, Any], key: str, path: Path, number: int) -> str:
@@ -154,7 +190,6 @@ def import_mcp_memory(cube: MemCube, path: Path | str, *, progress: Progress = s
 
 # -- Markdown notes -----------------------------------------------------------------------
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^[-*+]\s+(?:\[[ xX]\]\s+)?(.*)$")
 _ORDERED = re.compile(r"^\d+[.)]\s+(.*)$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -197,6 +232,28 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
     return meta, "\n".join(lines[end + 1 :])
 
 
+def _heading(line: str) -> tuple[int, str] | None:
+    r"""``(level, text)`` of an ATX heading ("## Text ##"), read in one pass over the line.
+
+    (The pattern ``^(#{1,6})\s+(.*?)\s*#*\s*$`` took 20 s on "# a", 2,000 spaces and "b": issue 26.)
+    A closing run of ``#`` counts only after a space, as in CommonMark: "# C#" is "C#".
+    """
+    hashes = len(line) - len(line.lstrip("#"))
+    if not 1 <= hashes <= 6 or len(line) == hashes or not line[hashes].isspace():
+        return None
+    text = line[hashes:].strip()
+    closing = text.rstrip("#")
+    if not closing or closing[-1].isspace():
+        text = closing.strip()
+    return hashes, text
+
+
+def _short(heading: str) -> str:
+    """A heading as it prefixes each memory of its section: at most ``MAX_HEADING_CHARS``, so the path of
+    six levels leaves room for the text (a longer one made ``_chunks`` loop for ever)."""
+    return heading if len(heading) <= limits.MAX_HEADING_CHARS else heading[: limits.MAX_HEADING_CHARS - 1] + "…"
+
+
 def _sections(title: str, body: str) -> Iterator[_Section]:
     path: list[str] = [title]
     current = _Section(list(path), [])
@@ -204,10 +261,10 @@ def _sections(title: str, body: str) -> Iterator[_Section]:
     for line in body.splitlines():
         if _FENCE.match(line):
             in_fence = not in_fence
-        heading = None if in_fence else _HEADING.match(line)
+        heading = None if in_fence else _heading(line)
         if heading:
             yield current
-            level, text = len(heading.group(1)), heading.group(2).strip()
+            level, text = heading[0], _short(heading[1])
             # A leading H1 usually repeats the title: it replaces the file name rather than nesting under it.
             if level == 1:
                 path = [text]
@@ -258,37 +315,106 @@ def _chunks(text: str, limit: int) -> list[str]:
     return out
 
 
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+
+
 def markdown_files(path: Path | str) -> list[Path]:
-    path = Path(path)
+    """The Markdown files an import of ``path`` reads (see ``markdown_sources``)."""
+    return markdown_sources(Path(path))[0]
+
+
+def markdown_sources(path: Path) -> tuple[list[Path], list[str]]:
+    """The Markdown files under ``path``, sorted, and what was left out and why.
+
+    A file named directly is read as it is. In a folder, hidden files and folders are
+    left out, and no link is followed out of the folder (issue 26: ``notes/passwd.md``
+    pointing at ``/etc/passwd`` was imported): a linked file is read only when it resolves
+    to a regular file inside the folder, and linked folders are not entered (what they
+    lead to inside the folder is read where it is; outside it, not at all), so link loops
+    end too.
+    """
     if path.is_file():
-        return [path]
-    if path.is_dir():
-        return sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in (".md", ".markdown")
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-    raise InvalidInput(f"no Markdown file or folder at {path}")
+        return [path], []
+    if not path.is_dir():
+        raise InvalidInput(f"no Markdown file or folder at {path}")
+    root = path.resolve()
+    files: list[Path] = []
+    skipped: list[str] = []
+    seen: set[Path] = set()
+    for folder, dirs, names in os.walk(path, followlinks=False):
+        base = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in dirs:
+            if (base / name).is_symlink() and not _inside(base / name, root):
+                skipped.append(f"{(base / name).relative_to(path)}: a link to a folder outside {path}")
+        for name in names:
+            if name.startswith(".") or Path(name).suffix.lower() not in MARKDOWN_SUFFIXES:
+                continue
+            file = base / name
+            relative = file.relative_to(path)
+            try:
+                real = file.resolve(strict=True)
+                info = real.stat()
+            except (OSError, RuntimeError):
+                skipped.append(f"{relative}: a broken or looping link")
+                continue
+            if not real.is_relative_to(root):
+                skipped.append(f"{relative}: a link to a file outside {path}")
+            elif not stat.S_ISREG(info.st_mode):
+                skipped.append(f"{relative}: not a regular file")
+            elif real not in seen:
+                seen.add(real)
+                files.append(file)
+                if len(files) > limits.MAX_SOURCE_FILES:
+                    raise InvalidInput(
+                        f"{path} holds more than {limits.MAX_SOURCE_FILES:,} Markdown files; import its folders one by one"
+                    )
+    return sorted(files), skipped
+
+
+def _inside(link: Path, root: Path) -> bool:
+    try:
+        return link.resolve(strict=True).is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False
+
+
+def _read_text(file: Path, budget: limits.Budget) -> str:
+    """The file's text (UTF-8, a byte-order mark allowed), read within ``budget``; never through a link swapped in meanwhile."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(file if not file.is_symlink() else file.resolve(strict=True), flags)
+    except (OSError, RuntimeError) as exc:
+        raise InvalidInput(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise InvalidInput(f"cannot read {file}: not a regular file")
+        data = handle.read(budget.limit - budget.used + 1)
+    budget.take(len(data), str(file))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"cannot read {file} as UTF-8 text: {exc}") from None
 
 
 def read_markdown(path: Path | str) -> list[dict[str, Any]]:
     """The memories to make from a Markdown file or folder (see the module doc)."""
-    root = Path(path)
-    files = markdown_files(root)
+    return _markdown(Path(path))[0]
+
+
+def _markdown(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The memories to make from ``root``, and the files left out (``markdown_sources``)."""
+    files, skipped = markdown_sources(root)
+    budget = limits.Budget(limits.MAX_SOURCE_BYTES, f"{root} (its Markdown)")
     items: list[dict[str, Any]] = []
     for file in files:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"cannot read {file} as UTF-8 text: {exc}") from None
+        text = _read_text(file, budget)
         relative = file.name if root.is_file() else str(file.relative_to(root))
         meta, body = _front_matter(text)
         tags_value = meta.get("tags") or []
         tags = [t for t in (_tag(v) for v in ([tags_value] if isinstance(tags_value, str) else tags_value)) if t][:MAX_TAGS]
         occurred = meta.get("date") if isinstance(meta.get("date"), str) else None
-        title = str(meta.get("title") or file.stem)
+        title = _short(str(meta.get("title") or file.stem))
         for section in _sections(title, body):
             heading = " › ".join(section.path)
             for unit in _units(section):
@@ -303,14 +429,15 @@ def read_markdown(path: Path | str) -> list[dict[str, Any]]:
                     }
                     if occurred:
                         item["occurred_at"] = occurred
-                    items.append(item)
-    return items
+                    _append(items, item, root)
+    return items, skipped
 
 
 def import_markdown(cube: MemCube, path: Path | str, *, progress: Progress = silent) -> ImportSummary:
-    items = read_markdown(path)
+    items, skipped = _markdown(Path(path))
     _check_dates(items)
-    return _add_all(cube, items, ImportSummary(cube.name, str(path)), progress)
+    summary = ImportSummary(cube.name, str(path), skipped=skipped)
+    return _add_all(cube, items, summary, progress)
 
 
 def _check_dates(items: Iterable[dict[str, Any]]) -> None:

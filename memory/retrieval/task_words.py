@@ -16,8 +16,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from memory.errors import InvalidInput
 from memory.models import OPEN_STATES, TaskFilter
-from memory.retrieval.time_words import _add_months, _day
+from memory.retrieval.time_words import _add_months, _capped, _day
+from memory.timeutil import to_stored
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TASKY = re.compile(r"\b(tasks?|to-?dos?|goals?|chores?|errands?|deadlines?|due|overdue|work items?)\b", re.I)
@@ -41,7 +43,12 @@ _DUE = re.compile(
     r")(?:'s)?\b",
     re.I,
 )
-_GOAL = re.compile(r"\b(?:for|of|under|toward|towards)\s+(?:the|my|our|this)?\s*(?P<name>[\w' -]{2,60}?)\s+goal\b", re.I)
+# Each run of spaces is read one way only (possessive, and the name starts with no space): the
+# pattern before, ``\s+(?:the|my|our|this)?\s*(?P<name>[\w' -]{2,60}?)\s+goal``, could split a run
+# of spaces between four parts in every way, 3 s on a query with 2,000 spaces (issue 26).
+_GOAL = re.compile(
+    r"\b(?:for|of|under|toward|towards)\s++(?:(?:the|my|our|this)\s++)?(?P<name>[\w'-][\w' -]{0,59}?)\s++goal\b", re.I
+)
 SOON_DAYS = 7
 
 
@@ -56,7 +63,7 @@ class TaskWords:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_stored(moment)
 
 
 def _due_span(match: re.Match[str], now: datetime) -> tuple[datetime | None, datetime]:
@@ -88,7 +95,7 @@ def _due_span(match: re.Match[str], now: datetime) -> tuple[datetime | None, dat
     if groups["date"]:
         start = datetime.fromisoformat(groups["date"]).replace(tzinfo=UTC)
         on_the_day = (groups["by"] or "").lower() == "on"
-        return (start if on_the_day else None), start + timedelta(days=1)
+        return (start if on_the_day else None), _capped(start, lambda s: s + timedelta(days=1))
     return today, today + timedelta(days=SOON_DAYS)  # "due soon"
 
 
@@ -108,10 +115,21 @@ def read(query: str, now: datetime | None = None) -> TaskWords:
     due_before: str | None = None
     overdue = False
     due = _DUE.search(cleaned)
+    span = None
     if due:
-        start, end = _due_span(due, now)
+        try:
+            span = _due_span(due, now)
+        except (OverflowError, ValueError):  # past the calendar's ends, or no date (2023-02-30) (issue 26)
+            if not due.group("date"):
+                raise InvalidInput(
+                    f"{due.group(0).strip()!r} read from now={to_stored(now)} falls outside the calendar "
+                    "(years 1 to 9999): pass a reference time `now` further from its ends"
+                ) from None
+            due = None  # not a date: the words stay in the query
+    if due and span:
+        start, end = span
         due_after = _stamp(start) if start is not None else None
-        due_before = _stamp(end - timedelta(seconds=1))
+        due_before = _stamp(end - timedelta(microseconds=1))  # the last second of the window
         words.append(due.group(0).strip())
         cleaned = _cut(cleaned, due)
     late = _OVERDUE.search(cleaned)

@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memory.errors import MemCubeError, NotFound
+from memory.errors import InvalidInput, MemCubeError, NotFound
+from memory.io.limits import MAX_UPLOAD_BYTES
 from memory.timeutil import now_stored
 
 from .service import UiService
 
 log = logging.getLogger(__name__)
-MAX_UPLOAD = 512 * 1024 * 1024
+MAX_UPLOAD = MAX_UPLOAD_BYTES
 MAX_JOBS = 50
 
 
@@ -46,6 +47,36 @@ class Job:
         out.pop("finished")
         out["file"] = Path(self.file).name if self.file else None
         return out
+
+
+class Upload:
+    """An archive arriving through the page, written to a private file as it comes (issue 26: it
+    was gathered in memory, twice: up to 1 GiB for one 512 MiB upload). The import job owns it then."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.path = path
+        self.size = 0
+        self.taken = False
+        self._sink = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> bool:
+        """Append ``chunk``; False (and nothing written) once the upload would pass ``MAX_UPLOAD``."""
+        self.size += len(chunk)
+        if self.size > MAX_UPLOAD:
+            return False
+        self._sink.write(chunk)
+        return True
+
+    def finish(self) -> Path:
+        self._sink.close()
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the file, unless an import job has taken it."""
+        if not self.taken:
+            self._sink.close()
+            self.path.unlink(missing_ok=True)
 
 
 class Jobs:
@@ -105,16 +136,23 @@ class Jobs:
 
         return self._start(Job(id=secrets.token_hex(8), kind="export", cube=cube), work)
 
-    def import_archive(self, cube: str, data: bytes) -> Job:
-        from memory.io.archive import import_archive
-
+    def upload(self, cube: str) -> Upload:
+        """A private file in ``exports/incoming`` for an archive to import into ``cube``, once the rules allow it."""
         self.service.cube(cube, "write", action="import")
         incoming = self.folder / "incoming"
         incoming.mkdir(mode=0o700, exist_ok=True)
-        path = incoming / f"upload-{secrets.token_hex(8)}.zip"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as sink:
-            sink.write(data)
+        return Upload(incoming / f"upload-{secrets.token_hex(8)}.zip")
+
+    def import_archive(self, cube: str, data: bytes | Upload) -> Job:
+        """Import an uploaded archive (an ``Upload``, or its bytes) into ``cube`` in a job; the job removes the file."""
+        from memory.io.archive import import_archive
+
+        upload = data if isinstance(data, Upload) else self.upload(cube)
+        if not isinstance(data, Upload) and not upload.write(data):
+            upload.discard()
+            raise InvalidInput(f"the archive is larger than {MAX_UPLOAD // 2**20} MiB")
+        path = upload.finish()
+        upload.taken = True
 
         def work(job: Job) -> dict[str, Any]:
             job.phase = "reading and adding memories"
