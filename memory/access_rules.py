@@ -12,8 +12,10 @@ the bearer token). ``<home>/config.toml`` grants access per client and cube:
     private = "none"
 
 With no ``[access]`` section every local client may do everything, so a single user
-changes nothing. ``clientInfo`` is what the client says it is: the rules keep honest
-clients in their lanes (the work assistant out of the home cube); they are not a wall
+changes nothing. A rule holds for its cube name in any case (``private`` refuses ``Private``
+too), and a cube a client may not read is answered like one that does not exist
+(``hidden``). ``clientInfo`` is what the client says it is: the rules keep honest clients
+in their lanes (the work assistant out of the home cube); they are not a wall
 against other programs of the same user, which can read the files directly.
 """
 
@@ -37,7 +39,25 @@ class AccessConfig(BaseModel):
         rules = self.clients.get(client or "", None)
         if rules is None:
             return self.default
-        return rules.get(cube, rules.get("*", self.default))
+        # A cube has one spelling whatever the case (memory.home), so a rule holds for every
+        # case variant of its name, the strictest when two spellings are given: refused
+        # `home`, a client is refused `HOME` too, whether or not `home` exists (issue 26).
+        folded = cube.casefold()
+        named = [level for name, level in rules.items() if name != "*" and name.casefold() == folded]
+        if named:
+            return min(named, key=_RANK.__getitem__)
+        return rules.get("*", self.default)
 
     def allows(self, client: str | None, cube: str, need: Literal["read", "write"]) -> bool:
         return _RANK[self.level(client, cube)] >= _RANK[need]
+
+
+def hidden(client: str | None, cube: str, config: object) -> str:
+    """The answer for a cube a client may not read or that does not exist: the same for both (issue 26).
+
+    Every boundary (MCP, the UI) says this, so no caller learns which cubes it is refused exist.
+    """
+    return (
+        f"client {client or '(unnamed)'!r} may not read cube '{cube}', or no cube '{cube}' exists"
+        f" (adding a memory makes a cube; the [access] section of {config} grants access)"
+    )

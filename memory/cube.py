@@ -64,7 +64,7 @@ from memory.store.cube_store import CubeStore, NewMemory, check_ids
 from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
 from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
-from memory.timeutil import now_stored, parse_moment, stored_from_input
+from memory.timeutil import now_stored, parse_moment, stored_from_input, to_stored
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +427,7 @@ class MemCube:
             found = None  # the caller's own filters win; the words stay in the text
         if q.overdue:
             states = [s for s in (q.states or OPEN_STATES) if s in OPEN_STATES] or list(OPEN_STATES)
-            now_text = reference.strftime("%Y-%m-%dT%H:%M:%SZ")
+            now_text = to_stored(reference)
             given_before = stored_from_input(q.due_before, field="due_before") if q.due_before is not None else None
             due_before = now_text if given_before is None or given_before > now_text else given_before
             update.update(states=states, due_before=due_before, overdue=False)

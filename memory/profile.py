@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from memory.models import Memory
 from memory.store.cube_store import CubeStore
-from memory.timeutil import now_utc, to_stored
+from memory.timeutil import now_utc, shifted_stored, to_stored
 
 DEFAULT_BUDGET_TOKENS = 1_500
 UPCOMING_DAYS = 14
@@ -84,8 +84,8 @@ def build_profile(
 ) -> Profile:
     moment = now or now_utc()
     now_s = to_stored(moment)
-    horizon = to_stored(moment + timedelta(days=UPCOMING_DAYS))
-    since = to_stored(moment - timedelta(days=RECENTLY_DONE_DAYS))
+    horizon = shifted_stored(moment, timedelta(days=UPCOMING_DAYS))  # cut at the calendar's ends (issue 26)
+    since = shifted_stored(moment, -timedelta(days=RECENTLY_DONE_DAYS))
     rows = store.profile_sections(role=role, now=now_s, horizon=horizon, done_since=since, top_facts=TOP_FACTS)
     goals, open_tasks, upcoming, preferences, done, facts = (
         rows.goals,

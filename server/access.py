@@ -5,6 +5,10 @@ a prompt's ``cube`` argument), asks the home's ``[access]`` rules whether this c
 read or write it, and refuses with a clear error otherwise. Refusals are recorded in the
 cube they were aimed at (``access_denials``). ``memory://cubes`` lists only the cubes the
 client may read.
+
+No answer tells a client that a cube it may not read exists (issue 26): reading a cube it
+is refused and reading one that does not exist get the same message (``hidden``), for every
+spelling of the name, and no error lists cubes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from mcp.types import CallToolResult, TextContent
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from memory import MemoryHome
+from memory.access_rules import hidden
 from memory.config import check_cube_name
 from memory.defaults import DEFAULT_CUBE
 from memory.errors import InvalidInput
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 # Tools that only read. Any other tool (including ones added later) needs write access.
 READ_ONLY_TOOLS = frozenset({"memory_search", "memory_get", "memory_history", "memory_graph", "memory_profile", "memory_ask"})
 READ_PROMPTS = frozenset({"recall", "start"})
+# The one tool that makes the cube it names; every other call needs the cube to exist.
+CREATING_TOOLS = frozenset({"memory_add"})
 
 
 def client_name(ctx: Any) -> str | None:
@@ -67,18 +74,29 @@ class AccessControl:
         if targets is LISTING:
             return self._only_readable(await call_next(ctx), client_name(ctx))
         client = client_name(ctx)
+        creates = method == "tools/call" and isinstance(params, dict) and params.get("name") in CREATING_TOOLS
+        must_exist = method in ("tools/call", "resources/read", "prompts/get") and not creates
         for cube, need, action in targets or ():
             if self.rules.allows(client, cube, need):
-                continue
-            await anyio.to_thread.run_sync(self._record, cube, client, action, need)
-            message = (
-                f"client {client or '(unnamed)'!r} may not {need} cube '{cube}'"
-                f" (its access is '{self.rules.level(client, cube)}'); the [access] section of {self.home.root / 'config.toml'} grants it"
-            )
+                if not must_exist or not await anyio.to_thread.run_sync(self.home.unknown, cube):
+                    continue
+                message = hidden(client, cube, self.home.root / "config.toml")
+            else:
+                await anyio.to_thread.run_sync(self._record, cube, client, action, need)
+                message = self._refusal(client, cube, need)
             if method == "tools/call":
                 return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
             raise MCPError(INVALID_PARAMS, message)
         return await call_next(ctx)
+
+    def _refusal(self, client: str | None, cube: str, need: str) -> str:
+        level = self.rules.level(client, cube)
+        if level == "none":  # not even readable: said as of a cube that does not exist
+            return hidden(client, cube, self.home.root / "config.toml")
+        return (
+            f"client {client or '(unnamed)'!r} may not {need} cube '{cube}'"
+            f" (its access is '{level}'); the [access] section of {self.home.root / 'config.toml'} grants it"
+        )
 
     def _record(self, cube: str, client: str | None, action: str, need: str) -> None:
         if cube not in self.home.cube_names():

@@ -10,10 +10,13 @@ Monday. Windows are half-open in spirit but stored inclusive: ``until`` is the l
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from memory.errors import InvalidInput
 from memory.models import TimeWindow
+from memory.timeutil import to_stored
 
 MONTHS = {
     name: number
@@ -84,6 +87,40 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 _LATEST = re.compile(r"\b(?:the\s+)?(last|latest|most recent|previous)\s+(?!(?:week|month|year|time)\b)([a-z])", re.I)
 
 
+_FROM_NOW = ("today", "yesterday", "tomorrow", "relative")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def _capped(start: datetime, step: Callable[[datetime], datetime]) -> datetime:
+    """The end of a span from ``start``, cut at the calendar's last moment: "December 9999" has one."""
+    try:
+        return step(start)
+    except (OverflowError, ValueError):
+        return END_OF_TIME
+
+
+def _span(kind: str, match: re.Match[str], now: datetime, today: datetime) -> _Span | None:
+    """The span one matched expression names; None for one that names no date (2023-02-30)."""
+    if kind == "today":
+        return _Span(today, today + timedelta(days=1))
+    if kind == "yesterday":
+        return _Span(today - timedelta(days=1), today)
+    if kind == "tomorrow":
+        return _Span(today + timedelta(days=1), today + timedelta(days=2))
+    if kind == "relative":
+        return _relative(match.group(1).lower(), match.group(2).lower(), now)
+    if kind == "month_year":
+        start = _month_start(int(match.group(2)), MONTHS[match.group(1).lower()])
+        return _Span(start, _capped(start, lambda s: _add_months(s, 1)))
+    if kind == "year":
+        year = int(match.group(1))
+        if not 1900 <= year <= 2200:
+            return None
+        return _Span(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC))
+    start = datetime(int(match.group(1)), int(match.group(2)), int(match.group(3)), tzinfo=UTC)  # kind == "date"
+    return _Span(start, _capped(start, lambda s: s + timedelta(days=1)))
+
+
 def resolve(query: str, now: datetime | None = None) -> tuple[TimeWindow | None, str]:
     """The time window a query names (or None), and the query without the time words."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -95,28 +132,17 @@ def resolve(query: str, now: datetime | None = None) -> tuple[TimeWindow | None,
         match = pattern.search(query)
         if not match:
             continue
-        if kind == "today":
-            span = _Span(today, today + timedelta(days=1))
-        elif kind == "yesterday":
-            span = _Span(today - timedelta(days=1), today)
-        elif kind == "tomorrow":
-            span = _Span(today + timedelta(days=1), today + timedelta(days=2))
-        elif kind == "relative":
-            span = _relative(match.group(1).lower(), match.group(2).lower(), now)
-        elif kind == "month_year":
-            start = _month_start(int(match.group(2)), MONTHS[match.group(1).lower()])
-            span = _Span(start, _add_months(start, 1))
-        elif kind == "year":
-            year = int(match.group(1))
-            if not 1900 <= year <= 2200:
-                continue
-            span = _Span(datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC))
-        elif kind == "date":
-            try:
-                start = datetime(int(match.group(1)), int(match.group(2)), int(match.group(3)), tzinfo=UTC)
-            except ValueError:
-                continue
-            span = _Span(start, start + timedelta(days=1))
+        try:
+            span = _span(kind, match, now, today)
+        except (OverflowError, ValueError):  # a span past the calendar's ends (issue 26)
+            if kind in _FROM_NOW:
+                raise InvalidInput(
+                    f"{match.group(0).strip()!r} read from now={to_stored(now)} falls outside the calendar "
+                    "(years 1 to 9999): pass a reference time `now` further from its ends"
+                ) from None
+            span = None  # "December 9999" in the text: not read as a window
+        if span is None:
+            continue
         expression = match.group(0).strip()
         cleaned = (query[: match.start()] + " " + query[match.end() :]).strip()
         break
@@ -126,12 +152,12 @@ def resolve(query: str, now: datetime | None = None) -> tuple[TimeWindow | None,
     latest_words = cleaned[latest.start() : latest.start(2)].strip() if latest else ""
     window = TimeWindow(expression=" ".join(w for w in (expression, latest_words) if w))
     if span is not None:
-        window.since = span.start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        window.until = (span.end - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        window.since = to_stored(span.start)
+        window.until = to_stored(span.end - timedelta(microseconds=1))  # the last second of the span
     if latest is not None:
         window.latest = True
         if window.until is None:
             # "the last X" means the most recent X that already happened.
-            window.until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            window.until = to_stored(now)
         cleaned = (cleaned[: latest.start()] + " " + latest.group(2) + cleaned[latest.end() :]).strip()
     return window, re.sub(r"\s+", " ", cleaned) or query

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from memory.errors import Conflict, InvalidInput, MemCubeError, NotFound, Unavailable
 
+from ..wire import MAX_DEPTH
 from .jobs import MAX_UPLOAD, Jobs
 from .service import Forbidden, UiService
 
@@ -57,11 +58,34 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise InvalidInput("request too large")
     try:
         value = json.loads(body or b"{}")
-    except json.JSONDecodeError:
+    except RecursionError:  # a 100,000-deep body: a clear 400, not a 500 (issue 26)
+        raise InvalidInput(f"the request body is nested deeper than {MAX_DEPTH} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("the request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise InvalidInput("the request body must be a JSON object")
+    problem = _unfit(value)
+    if problem:
+        raise InvalidInput(problem)
     return value
+
+
+def _unfit(value: Any) -> str | None:
+    """What the MCP side refuses in a message (``server.wire``), refused here too: deep nesting, lone surrogates."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string in the request body holds a lone surrogate (U+D800 to U+DFFF); send valid Unicode"
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return f"the request body is nested deeper than {MAX_DEPTH} levels"
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -163,14 +187,28 @@ def build_routes(service: UiService, jobs: Jobs, static: Path) -> list[Route]:
         return await _run(lambda: jobs.export(request.path_params["cube"]).view())
 
     async def import_(request: Request) -> Response:
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > MAX_UPLOAD:
-                return JSONResponse({"error": f"the archive is larger than {MAX_UPLOAD // 2**20} MiB"}, status_code=413)
-        if not data:
-            return JSONResponse({"error": "send the archive (.zip from an export) as the request body"}, status_code=400)
-        return await _run(lambda: jobs.import_archive(request.path_params["cube"], bytes(data)).view())
+        # Streamed to a private file as it arrives, never gathered in memory (issue 26).
+        cube = request.path_params["cube"]
+        too_large = JSONResponse(
+            {"error": f"the archive is larger than {MAX_UPLOAD // 2**20} MiB; import it with `memcube import`"},
+            status_code=413,
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD:
+            return too_large
+        try:
+            upload = await anyio.to_thread.run_sync(lambda: jobs.upload(cube))
+        except (MemCubeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=_status_of(exc))
+        try:
+            async for chunk in request.stream():
+                if not await anyio.to_thread.run_sync(upload.write, chunk):
+                    return too_large
+            if not upload.size:
+                return JSONResponse({"error": "send the archive (.zip from an export) as the request body"}, status_code=400)
+            return await _run(lambda: jobs.import_archive(cube, upload).view())
+        finally:
+            await anyio.to_thread.run_sync(upload.discard)
 
     async def job(request: Request) -> Response:
         return await _run(lambda: jobs.get(request.path_params["job"]).view())

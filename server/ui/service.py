@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from memory import MemoryHome
-from memory.errors import InvalidInput, MemCubeError, Unavailable
+from memory.access_rules import hidden
+from memory.config import check_cube_name
+from memory.errors import InvalidInput, MemCubeError, NotFound, Unavailable
 from memory.models import SUPERSEDING_TYPES, FeedbackInput, Memory, MemoryPatch, SearchQuery
 from memory.store.browse import BrowseFilter
 
@@ -31,6 +35,16 @@ WORKING_SET_NOTE = (
 )
 
 
+class ProgressBody(BaseModel):
+    """What ``memory_progress`` takes over MCP, validated as strictly: JSON types as they are, no other keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str | None = None
+    feedback: FeedbackInput | None = None
+    due_at: str | None = None
+
+
 class Forbidden(MemCubeError):
     """The access rules do not let the UI principal do this to this cube."""
 
@@ -45,18 +59,29 @@ class UiService:
         return self.home.config.access.level(UI_CLIENT, cube)
 
     def cube(self, name: str, need: Need, *, action: str):
-        """The cube, once the rules allow ``need`` on it; a refusal is recorded and raised."""
+        """The cube, once the rules allow ``need`` on it; a refusal is recorded and raised.
+
+        A cube the principal may not read and a cube that does not exist get the same answer
+        (``memory.access_rules.hidden``, 403), so the page never learns which cubes exist (issue 26).
+        """
+        check_cube_name(name)
+        config = self.home.root / "config.toml"
+        creates = need == "write" and action == "import"
         if not self.home.config.access.allows(UI_CLIENT, name, need):
             if name in self.home.cube_names():
                 try:
                     self.home.cube(name).store.record_denial(client=UI_CLIENT, action=f"ui {action}", need=need)
                 except Exception:  # recording must not turn a refusal into a crash
                     log.exception("could not record a refused UI call in cube %s", name)
+            if self.level(name) == "none":
+                raise Forbidden(hidden(UI_CLIENT, name, config))
             raise Forbidden(
                 f"{UI_CLIENT!r} may not {need} cube '{name}' (its access is '{self.level(name)}'); "
-                f"the [access] section of {self.home.root / 'config.toml'} grants it"
+                f"the [access] section of {config} grants it"
             )
-        return self.home.cube(name, create=need == "write" and action == "import")
+        if not creates and self.home.unknown(name):
+            raise Forbidden(hidden(UI_CLIENT, name, config))
+        return self.home.cube(name, create=creates)
 
     # -- lists ------------------------------------------------------------------------
 
@@ -122,15 +147,26 @@ class UiService:
 
     def _chain(self, c: Any, memory: Memory) -> list[dict[str, Any]]:
         """The supersession chain through this memory, oldest first: what it replaced and what replaced it."""
+        # A link may lead to a purged memory or round a cycle (an old import): the chain stops there,
+        # and the page still opens, so the memory can be purged (issue 26).
+        seen = {memory.id}
+
+        def follow(link: str | None) -> Memory | None:
+            if not link or link in seen:
+                return None
+            seen.add(link)
+            try:
+                return c.store.get_many([link])[0]
+            except NotFound:
+                return None
+
         older: list[Memory] = []
         newer: list[Memory] = []
-        current = memory
-        while current.supersedes and len(older) < MAX_CHAIN:
-            current = c.store.get_many([current.supersedes])[0]
+        current: Memory | None = memory
+        while current is not None and len(older) < MAX_CHAIN and (current := follow(current.supersedes)):
             older.append(current)
         current = memory
-        while current.superseded_by and len(newer) < MAX_CHAIN:
-            current = c.store.get_many([current.superseded_by])[0]
+        while current is not None and len(newer) < MAX_CHAIN and (current := follow(current.superseded_by)):
             newer.append(current)
         if not older and not newer:
             return []
@@ -142,7 +178,7 @@ class UiService:
 
     def update(self, cube: str, memory_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         c = self.cube(cube, "write", action="update")
-        valid = MemoryPatch.model_validate(patch)
+        valid = MemoryPatch.model_validate(patch, strict=True)  # JSON types as they are, as over MCP (issue 26)
         c.update(memory_id, valid, client=UI_CLIENT)
         c.try_sync_graph()
         return self.memory(cube, memory_id)
@@ -172,8 +208,8 @@ class UiService:
 
     def progress(self, cube: str, memory_id: str, body: dict[str, Any]) -> dict[str, Any]:
         c = self.cube(cube, "write", action="progress")
-        feedback = FeedbackInput.model_validate(body["feedback"]) if body.get("feedback") else None
-        memory = c.progress(memory_id, state=body.get("state"), feedback=feedback, due_at=body.get("due_at"), client=UI_CLIENT)
+        valid = ProgressBody.model_validate(body, strict=True)
+        memory = c.progress(memory_id, state=valid.state, feedback=valid.feedback, due_at=valid.due_at, client=UI_CLIENT)
         return memory.model_dump(mode="json")
 
     def preferences(self, cube: str) -> dict[str, Any]:
