@@ -28,6 +28,8 @@ BASE = {
     "ids",
     "timeutil",
     "entities",
+    "language",
+    "relations",
     "config",
     "defaults",
     "access_rules",
