@@ -115,6 +115,8 @@ def sniff_format(path: Path) -> str:
     """archive (a zip), markdown (a folder or .md file) or mcp-memory (JSON Lines of entities and relations)."""
     if path.is_dir() or path.suffix.lower() in (".md", ".markdown"):
         return "markdown"
+    if not path.is_file():  # a fifo or a device would block the open or never end: the archive reader refuses it
+        return "archive"
     try:
         with path.open("rb") as handle:
             head = handle.read(4)

@@ -349,7 +349,8 @@ def build_app(
     )
     guarded: Any = SessionLimits(app, mcp.session_manager, max_sessions_per_principal)
     guarded = RequestIdCheck(guarded, DEFAULT_MAX_REQUEST_BODY_SIZE)
-    return BearerTokenGuard(guarded, token) if token else guarded
+    # ``None`` alone means no authentication: an empty set of principals refuses every request.
+    return BearerTokenGuard(guarded, token) if token is not None else guarded
 
 
 def http_principals(home: Path, token: str | None, *, make: bool = True) -> Principals:
@@ -408,6 +409,11 @@ def serve_http(home: Path | None, bind_text: str | None, *, token: str | None = 
     else:
         principals = http_principals(Path(home).expanduser() if home else default_home(), token, make=bind.loopback)
         check_exposure(bind, bool(principals))
+        if not principals:  # fail closed: no token found must never mean no authentication
+            raise HttpConfigError(
+                "no bearer token is set up for HTTP: give one in the token file (see README, 'Over HTTP') or "
+                f"{TOKEN_ENV}, or pass --no-auth to serve loopback without one"
+            )
     listener = _listen(bind)  # before anything says "serving": a busy port fails here, with its reason
     mcp = build_server(home)
     try:

@@ -113,6 +113,11 @@ def ensure_token_file(home: Path) -> str | None:
     path = home / TOKENS_FILE
     if path.exists():
         return None
+    if path.is_symlink():  # a link to nothing: making the token there would write who knows where
+        raise TokenFileError(
+            f"the token file {path} is a symbolic link to a missing file ({os.readlink(path)}): "
+            "remove the link or put a token file where it points"
+        )
     token = new_token()
     text = (
         "# Bearer tokens for `memcube serve --http`, made by MemCube because none was set up.\n"

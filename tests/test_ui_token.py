@@ -63,7 +63,12 @@ def test_4_the_browser_gets_a_one_time_login_and_never_the_token(tmp_path):
             time.sleep(0.05)
         argv = recorded.read_text().split()
         assert len(argv) == 1
-        url = urlsplit(argv[0])
+        # The browser is started on a private page that leads to the login address (R1: the
+        # address itself on a command line could be redeemed by whoever polls `ps` first).
+        page = Path(urlsplit(argv[0]).path)
+        assert argv[0].startswith("file://") and "/login/" not in argv[0], argv
+        assert page.parent == tmp_path / "home" and (page.stat().st_mode & 0o777) == 0o600
+        url = urlsplit(page.read_text().split("url=", 1)[1].split('"', 1)[0])
         assert url.hostname == "127.0.0.1" and url.path.startswith("/login/") and not url.fragment, argv
         assert "token" not in argv[0]
         port = url.port

@@ -218,7 +218,7 @@ def read_manifest(path: Path | str) -> dict[str, Any]:
 def _open(path: Path | str) -> zipfile.ZipFile:
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(f"no archive at {path}")
+        raise InvalidInput(f"{path} is not a regular file" if path.exists() else f"no archive at {path}")
     limits.check_zip_directory(path)
     try:
         return zipfile.ZipFile(path)
@@ -311,7 +311,7 @@ def import_archive(
             if archive_model == model_id
             else iter(())
         )
-        with VectorSpool.of(wanted, spool_folder) as vectors:
+        with VectorSpool.of(wanted, spool_folder, ids=archived, dim=home.embedder.dim) as vectors:
             target = home.cube(cube or manifest.get("cube") or "default", create=True)
             target.ensure_vectors()  # the vector table exists, sized for this home's model
             report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)

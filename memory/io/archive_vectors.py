@@ -12,7 +12,7 @@ import base64
 import binascii
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,16 +25,31 @@ UNIT_TOLERANCE = 1e-3  # the model's vectors are normalised in float32: their le
 class VectorSpool:
     """Decoded vectors by memory id, kept in a temporary file (removed on close)."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, *, ids: Collection[str] | None = None, dim: int | None = None) -> None:
         # In ``folder`` (the home) rather than /tmp, which is memory on many systems.
         self._file = tempfile.TemporaryFile(prefix="memcube-vectors-", dir=folder)  # noqa: SIM115 - closed by close()
         self._where: dict[str, tuple[int, int]] = {}
         self._end = 0
+        self._ids = ids
+        self._dim = dim
 
     @classmethod
-    def of(cls, records: Iterable[dict[str, Any]], folder: Path | None = None) -> VectorSpool:
-        """Spool every well-formed ``{"id": str, "vector": base64}`` record; the last one for an id wins."""
-        spool = cls(folder)
+    def of(
+        cls,
+        records: Iterable[dict[str, Any]],
+        folder: Path | None = None,
+        *,
+        ids: Collection[str] | None = None,
+        dim: int | None = None,
+    ) -> VectorSpool:
+        """Spool every well-formed ``{"id": str, "vector": base64}`` record; the last one for an id wins.
+
+        Given ``ids`` (the archive's memories) and ``dim`` (this model's width), only vectors
+        that can be used are kept, one per id: what the spool holds is then bounded by the
+        archive's memories, not by how many vector lines a small zip unpacks to (R1: 1 MB ids
+        by the hundred held in memory, and one id's vector repeated, each written to disk).
+        """
+        spool = cls(folder, ids=ids, dim=dim)
         try:
             for record in records:
                 memory_id, encoded = record.get("id"), record.get("vector")
@@ -46,11 +61,20 @@ class VectorSpool:
         return spool
 
     def put(self, memory_id: str, encoded: str) -> None:
+        if self._ids is not None and memory_id not in self._ids:
+            return  # no memory of the archive has it: of no use
+        if self._dim is not None and len(encoded) != 4 * ((4 * self._dim + 2) // 3):
+            return  # not this model's width (checked before decoding)
         try:
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             return  # an unreadable vector is no vector: the memory is embedded instead
         if not raw or len(raw) % 4:
+            return
+        held = self._where.get(memory_id)
+        if held is not None and held[1] == len(raw):  # a later line for the same id: in its place
+            self._file.flush()
+            os.pwrite(self._file.fileno(), raw, held[0])
             return
         self._file.write(raw)
         self._where[memory_id] = (self._end, len(raw))

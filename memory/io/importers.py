@@ -103,11 +103,13 @@ def read_mcp_memory(path: Path | str) -> list[dict[str, Any]]:
     source = f"mcp-memory:{path.name}"
     items: list[dict[str, Any]] = []
     budget = limits.Budget(limits.MAX_SOURCE_BYTES, str(path))
-    try:
-        handle = path.open("rb")
+    try:  # non-blocking: a fifo named here must not hang the import (R1); a regular file reads as ever
+        handle = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise InvalidInput(f"cannot read {path}: not a regular file")
         for number, raw in limits.bounded_lines(handle, where=str(path), limit=limits.MAX_RECORD_BYTES, budget=budget):
             for item in _mcp_items(raw, path, number, source):
                 _append(items, item, path)

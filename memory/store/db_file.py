@@ -37,6 +37,14 @@ def quick_damage(path: Path) -> str | None:
         )
     if not stat.S_ISREG(info.st_mode):
         return f"{path.name} is not a regular file"
+    if info.st_nlink > 1 and not _linked_to_rescued_copy(path, info):
+        # SQLite names its -wal and -shm files after the name it was given: two names for one
+        # database, e.g. another cube's (``cp -al``), give it two logs and mix two cubes (R1).
+        return (
+            f"{path.name} has {info.st_nlink - 1} other name(s) (a hard link, e.g. another cube's memory.db): SQLite "
+            "would keep a separate log for each name and corrupt it, so MemCube does not open it. Give each cube its "
+            "own copy (`cp` without -l), then remove the extra names"
+        )
     if info.st_size == 0:
         return None  # a new cube's file, before its first transaction; ``damage`` says more
     try:
@@ -47,6 +55,18 @@ def quick_damage(path: Path) -> str | None:
     if head != SQLITE_HEADER:
         return f"{path.name} is not a SQLite database (it begins with {head[:16]!r})"
     return None
+
+
+def _linked_to_rescued_copy(path: Path, info: os.stat_result) -> bool:
+    """A server put a rescued copy back as ``path`` by a hard link and stopped before removing the copy's name."""
+    for copy in rescued_copies(path):
+        try:
+            other = os.lstat(copy)
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino) and info.st_nlink == 2:
+            return True
+    return False
 
 
 def damage(path: Path) -> str | None:

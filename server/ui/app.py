@@ -17,7 +17,7 @@ from memory import MemoryHome
 
 from .jobs import Jobs
 from .routes import build_routes
-from .security import LOGIN_PREFIX, LOGIN_SECONDS, Logins, UiGuard, bind_loopback
+from .security import LOGIN_PREFIX, LOGIN_SECONDS, Logins, UiGuard, bind_loopback, write_login_page
 from .service import UiService
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,17 @@ def build_app(home: MemoryHome, *, token: str | None = None) -> UiApp:
 def launch_url(host: str, port: int, nonce: str) -> str:
     """The address to open: a one-time login (``Logins.issue``), never the token itself.
 
-    It is handed to the browser on a command line, where every local user can read it, so it
-    is worth nothing once used or after ``LOGIN_SECONDS``.
+    The browser gets it through a 0600 page (``write_login_page``), not on its command line;
+    it is printed for the owner, and is worth nothing once used or after ``LOGIN_SECONDS``.
     """
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}{LOGIN_PREFIX}{nonce}"
+
+
+def _remove_when_used(page: Path, logins: Logins) -> None:
+    """The login page goes once the browser signed in, or once its address expired: it is of no use after."""
+    logins.redeemed.wait(LOGIN_SECONDS)
+    page.unlink(missing_ok=True)
 
 
 def serve_ui(home_path: Path | None, *, host: str = DEFAULT_HOST, port: int = 0, open_browser: bool = True) -> None:
@@ -70,11 +76,16 @@ def serve_ui(home_path: Path | None, *, host: str = DEFAULT_HOST, port: int = 0,
         f"{LOGIN_SECONDS:.0f} s; restart `memcube ui` for a new one. Ctrl-C stops it)",
         flush=True,
     )
-    if open_browser:
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+    page = None
+    if open_browser:  # the browser's command line names a private page, never the login address (issue 26)
+        page = write_login_page(home.root, url)
+        threading.Thread(target=webbrowser.open, args=(page.as_uri(),), daemon=True).start()
+        threading.Thread(target=_remove_when_used, args=(page, ui.logins), daemon=True).start()
     server = uvicorn.Server(uvicorn.Config(ui.app, log_level="warning", access_log=False, lifespan="off"))
     try:
         server.run(sockets=[sock])
     finally:
+        if page is not None:
+            page.unlink(missing_ok=True)
         home.close()
         print("memory browser stopped", file=sys.stderr)

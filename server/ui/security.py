@@ -6,9 +6,10 @@
   browser is opened on a one-time login address, ``/login/<nonce>``, which works once and
   for ``LOGIN_SECONDS``, and answers with a redirect to ``/#token=<token>``; the token rides
   in that fragment, which browsers never send to a server or in a Referer, and the page
-  keeps it in ``sessionStorage`` (this origin, port included, only). Someone who copies the
-  nonce from ``ps`` gains nothing once it is used, and if they use it first, the browser's
-  own (second) use revokes the token they got. A custom header also forces a CORS preflight
+  keeps it in ``sessionStorage`` (this origin, port included, only). The browser is started
+  on a 0600 page that leads there (``write_login_page``), so not even the nonce is on a
+  command line; were it copied anyway, it is worth nothing once used, and if used first,
+  the browser's own (second) use revokes the token it gave. A custom header also forces a CORS preflight
   on any cross-origin request, which this server never approves.
 - A request whose ``Host`` is not this server's loopback address is refused (DNS rebinding).
 - A request that changes something must also come from this origin (``Origin`` and
@@ -22,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -76,6 +79,7 @@ class Logins:
         self._open: dict[bytes, float] = {}  # digest -> deadline
         self._used: set[bytes] = set()
         self._lock = threading.Lock()
+        self.redeemed = threading.Event()  # set at the first sign-in: the login page has served its turn
 
     @property
     def token(self) -> str:
@@ -97,6 +101,7 @@ class Logins:
             if deadline is not None:
                 del self._open[key]
                 self._used.add(key)
+                self.redeemed.set()
                 return self._token, ""
             if key in self._used:
                 self._token = new_token()
@@ -109,6 +114,34 @@ class Logins:
                 )
                 return None, "this login address was already used; every page it signed in is signed out now"
         return None, "unknown login address: open the address `memcube ui` printed"
+
+
+def write_login_page(folder: Path, url: str) -> Path:
+    """A 0600 page in ``folder`` that sends the browser on to ``url``; the browser is started on its path.
+
+    The browser's command line is public (``ps``): with the login address on it, another
+    local user polling ``ps`` could redeem it before the browser starts and read every cube
+    until the browser's own use revoked the token (or for good, when no browser came). Only
+    the owner can read this page, so the address never leaves the owner's processes. The
+    file is made anew (O_EXCL, no link followed) under a random name.
+    """
+    from html import escape
+
+    from memory.store.filemodes import FILE_MODE, private_dir
+
+    private_dir(folder)
+    quoted = escape(url, quote=True)
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">'
+        f'<meta http-equiv="refresh" content="0;url={quoted}"><title>MemCube</title></head>'
+        f'<body><a href="{quoted}">Open the MemCube memory browser</a></body></html>\n'
+    )
+    path = folder / f"ui-login-{secrets.token_hex(8)}.html"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), FILE_MODE)
+        out.write(page)
+    return path
 
 
 def is_loopback(host: str) -> bool:
