@@ -55,12 +55,13 @@ def build_archive(path: Path, n: int, *, model_id: str | None, dim: int, seed: i
     """A ``memcube export``-shaped archive of ``n`` memories; with vectors when ``model_id`` is given."""
     from foundation import make_memories
 
-    from memory.entities import extract_entities
+    from memory.entities import extract_entities_many
     from memory.ids import new_memory_id
 
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     memories = make_memories(n, seed=seed)
+    names = extract_entities_many([item["text"] for item in memories])  # one batched parse (memory.language)
     with_vectors = model_id is not None
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         ids: list[str] = []
@@ -76,7 +77,7 @@ def build_archive(path: Path, n: int, *, model_id: str | None, dim: int, seed: i
                 record: dict[str, Any] = {
                     **item,
                     "id": memory_id,
-                    "entities": extract_entities(item["text"]),
+                    "entities": names[number],
                     "session_id": session,
                     "client": "bench",
                     "created_at": at,

@@ -6,8 +6,10 @@ Ingests the conversations as bench/locomo.py does, then asks every category 1-4 
 once with ``include_weak`` (every hit, each with its ``strength``, memory.retrieval.relevance)
 and a fixed set of nonsense queries against each conversation's cube. For a grid of floors
 it prints recall@10 when hits under the floor are left out, and the share of nonsense
-queries whose result is then empty. The last line is
-``RESULT floor=... r10_floor=... r10_all=... nonsense_empty=...`` for the floor in the code.
+queries whose result is then empty; then the reliability table (a question's hits by
+strength and by confidence -> the share in its evidence). ``--facts``: the facts arrival.
+The last line is ``RESULT floor=... r10_floor=... r10_all=... nonsense_empty=... high_right=...``
+for the floor in the code.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from locomo import CATEGORIES, DEFAULT_DATA, evidence_ids, ingest
 
 from memory import MemoryHome, SearchQuery
-from memory.retrieval.relevance import FLOOR, HIT_FLOOR, kept, strength
+from memory.retrieval.relevance import FLOOR, HIT_FLOOR, WORD_SIGNALS, asks_anything, kept, strength
 
 # Generic queries about nothing a personal memory holds: what "nothing relevant" should answer.
 NONSENSE = [
@@ -50,19 +52,33 @@ NONSENSE = [
     "crop rotation of barley in ancient Mesopotamia",
     "tensile strength of carbon fibre bicycle frames",
     "zyxwv gronk blibber fnord",
+    "the of and",
+    "what is it",
+    "zygomorphic",
 ]
 GRID = (0.0, 0.1, 0.15, 0.2, 0.22, 0.25, 0.3, 0.35, 0.4)
 HIT_GRID = (0.0, 0.05, 0.1)
 
 
-def run(path: Path, home_dir: Path) -> dict[str, list]:
+def _strengths(hits: list, query: str) -> list[float | None]:
+    """Each hit's strength as the floor reads it (a query of stop words alone: none passes)."""
+    if not asks_anything(query):
+        return [1.0 if "exact" in h.signals else 0.0 for h in hits]
+    return [strength(h) for h in hits]
+
+
+def _matched(hits: list) -> list[bool]:
+    return [any(s in h.signals for s in WORD_SIGNALS) for h in hits]
+
+
+def run(path: Path, home_dir: Path, arrival: str = "sessions") -> dict[str, list]:
     data = json.loads(path.read_text())
     home = MemoryHome(home_dir)
-    questions: list[list[tuple[float | None, bool]]] = []  # per question: (strength, evidence share) per hit
-    recall_parts: list[tuple[list[float | None], list[set[str]], list[str]]] = []
-    nonsense: list[list[float | None]] = []
+    questions: list[tuple[float | None, str, bool]] = []  # every hit of every question: (strength, confidence, right)
+    recall_parts: list[tuple[list[float | None], list[set[str]], list[str], list[bool]]] = []
+    nonsense: list[tuple[list[float | None], list[bool]]] = []
     for sample in data:
-        cube_name, dia_of, _ = ingest(home, sample, "sessions")
+        cube_name, dia_of, _ = ingest(home, sample, arrival)
         known = {d for ids in dia_of.values() for d in ids}
         cube = home.cube(cube_name)
         for qa in sample["qa"]:
@@ -72,10 +88,12 @@ def run(path: Path, home_dir: Path) -> dict[str, list]:
             if not evidence:
                 continue
             hits = cube.search(SearchQuery(query=qa["question"], limit=10, include_weak=True)).hits
-            recall_parts.append(([strength(h) for h in hits], [dia_of.get(h.id, set()) for h in hits], evidence))
+            dias = [dia_of.get(h.id, set()) for h in hits]
+            recall_parts.append((_strengths(hits, qa["question"]), dias, evidence, _matched(hits)))
+            questions += [(strength(h), h.confidence or "", bool(d & set(evidence))) for h, d in zip(hits, dias, strict=True)]
         for query in NONSENSE:
             hits = cube.search(SearchQuery(query=query, limit=10, include_weak=True)).hits
-            nonsense.append([strength(h) for h in hits])
+            nonsense.append((_strengths(hits, query), _matched(hits)))
         print(f"{cube_name}: done", file=sys.stderr)
     home.close()
     return {"recall": recall_parts, "nonsense": nonsense, "questions": questions}
@@ -84,15 +102,15 @@ def run(path: Path, home_dir: Path) -> dict[str, list]:
 def recall_at(parts: list, floor: float, hit_floor: float) -> float:
     """Recall at 10 when the floor policy (memory.retrieval.relevance.kept) leaves hits out."""
     total = 0.0
-    for strengths, dias, evidence in parts:
-        left = [d for d, keep in zip(dias, kept(strengths, floor, hit_floor), strict=True) if keep]
+    for strengths, dias, evidence, matched in parts:
+        left = [d for d, keep in zip(dias, kept(strengths, floor, hit_floor, matched), strict=True) if keep]
         top = set().union(*left) if left else set()
         total += sum(1 for e in evidence if e in top) / len(evidence)
     return total / len(parts) if parts else 0.0
 
 
-def empty_share(nonsense: list[list[float | None]], floor: float, hit_floor: float) -> float:
-    empty = sum(1 for strengths in nonsense if not any(kept(strengths, floor, hit_floor)))
+def empty_share(nonsense: list[tuple[list[float | None], list[bool]]], floor: float, hit_floor: float) -> float:
+    empty = sum(1 for strengths, matched in nonsense if not any(kept(strengths, floor, hit_floor, matched)))
     return empty / len(nonsense) if nonsense else 0.0
 
 
@@ -100,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--home", type=Path, help="keep the cubes here (default: a temporary folder)")
+    parser.add_argument("--facts", action="store_true", help="the extracted facts arrival (bench/locomo.py --facts)")
     parser.add_argument("--dump", type=Path, help="write the strengths and evidence per query here (JSON), to study other floors")
     args = parser.parse_args(argv)
     home_dir = args.home or Path(tempfile.mkdtemp(prefix="memcube-floor-"))
     try:
-        found = run(args.path, home_dir)
+        found = run(args.path, home_dir, "facts" if args.facts else "sessions")
     finally:
         if args.home is None:
             shutil.rmtree(home_dir, ignore_errors=True)
@@ -112,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         args.dump.write_text(
             json.dumps(
                 {
-                    "recall": [(s, [sorted(d) for d in dias], e) for s, dias, e in found["recall"]],
+                    "recall": [(s, [sorted(d) for d in dias], e, m) for s, dias, e, m in found["recall"]],
                     "nonsense": found["nonsense"],
                 }
             )
@@ -127,9 +146,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{floor:6.2f} {hit_floor:9.2f} {recall_at(found['recall'], floor, hit_floor):7.4f} "
                 f"{empty_share(found['nonsense'], floor, hit_floor):15.3f}{mark}"
             )
+    print("reliability: a question's hits (include_weak, top 10) by strength and by confidence -> share in its evidence")
+    buckets: dict[str, list[int]] = {}
+    for value, confidence, right in found["questions"]:
+        for key in (f"strength {min(9, int((value or 0) * 10)) / 10:.1f}+", f"confidence {confidence}"):
+            buckets.setdefault(key, [0, 0])
+            buckets[key][0] += right
+            buckets[key][1] += 1
+    for key in sorted(buckets):
+        right_n, n = buckets[key]
+        print(f"  {key:18} {n:5d} hits {right_n / n:6.3f} right")
+    high = buckets.get("confidence high", [0, 0])
     print(
         f"RESULT floor={FLOOR} hit_floor={HIT_FLOOR} r10_floor={recall_at(found['recall'], FLOOR, HIT_FLOOR):.4f} "
-        f"r10_all={recall_at(found['recall'], -1.0, -1.0):.4f} nonsense_empty={empty_share(found['nonsense'], FLOOR, HIT_FLOOR):.3f}"
+        f"r10_all={recall_at(found['recall'], -1.0, -1.0):.4f} nonsense_empty={empty_share(found['nonsense'], FLOOR, HIT_FLOOR):.3f} "
+        f"high_right={high[0] / max(1, high[1]):.3f} high_n={high[1]}"
     )
     return 0
 

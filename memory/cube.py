@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from memory.entities import extract_entities, normalize
+from memory.entities import extract_entities, extract_entities_many, normalize
 from memory.errors import InvalidInput, NotFound, Unavailable
 from memory.graph.graph_store import PREVIEW_CHARS, GraphStore
 from memory.models import (
@@ -52,12 +52,21 @@ from memory.models import (
     check_state,
 )
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
+from memory.relations import read_relations, read_relations_many
 from memory.retrieval.aliases import AliasChoices, AliasTable
 from memory.retrieval.aliases import build as build_aliases
 from memory.retrieval.embedder import Embedder
 from memory.retrieval.relevance import apply_floor
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.retrieval.task_words import read as read_task_words
+from memory.retrieval.time_preference import (
+    better_outside,
+    holds_relevant,
+    most_recent_first,
+    names_no_topic,
+    nearest_outside,
+)
+from memory.retrieval.time_words import latest_subject
 from memory.retrieval.time_words import resolve as resolve_time
 from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
@@ -88,12 +97,22 @@ def _relation_dicts(relations: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def resolve_entities(text: str, given: Sequence[str], relations: Sequence[dict[str, Any]]) -> list[str]:
-    """The client's entities, then relation endpoints, then names found locally; no duplicates."""
+def resolve_entities(
+    text: str, given: Sequence[str], relations: Sequence[dict[str, Any]], found: Sequence[str] | None = None
+) -> list[str]:
+    """The client's entities, then relation endpoints, then names found locally (``found``, or read
+    from ``text`` now); no duplicates. The client's names win: a name found in the text that is part
+    of one the client gave ("Okafor" in "Dr. Okafor") is that name, not a second entity."""
     names: dict[str, str] = {}
-    for name in [*given, *(r["subject"] for r in relations), *(r["object"] for r in relations), *extract_entities(text)]:
+    chosen = [*given, *(r["subject"] for r in relations), *(r["object"] for r in relations)]
+    chosen_words = [f" {normalize(n)} " for n in chosen]
+    for name in chosen:
         key = normalize(name)
         if key and key not in names:
+            names[key] = name.strip()
+    for name in extract_entities(text) if found is None else found:
+        key = normalize(name)
+        if key and key not in names and not any(f" {key} " in words for words in chosen_words):
             names[key] = name.strip()
     return list(names.values())[: MAX_ENTITIES * 2]
 
@@ -185,15 +204,17 @@ class MemCube:
         for item in items:
             check_known_type(item.type, self.custom_types)
         self.ensure_vectors()
+        # One parse of the batch (spaCy's pipe), names the cube knows linked in lower case too.
+        found = extract_entities_many([item.text for item in items], known=self.knows_entity())
         prepared: list[NewMemory] = []
-        for item in items:
+        for item, names in zip(items, found, strict=True):
             relations = _relation_dicts(item.relations)
             prepared.append(
                 NewMemory(
                     text=item.text,
                     type=item.type,
                     tags=item.tags,
-                    entities=resolve_entities(item.text, item.entities, relations),
+                    entities=resolve_entities(item.text, item.entities, relations, names),
                     relations=relations,
                     occurred_at=stored_from_input(item.occurred_at, field="occurred_at"),
                     metadata=item.metadata,
@@ -210,6 +231,10 @@ class MemCube:
                     parent_id=_checked_id(item.parent_id),
                 )
             )
+        known = self.knows_entity()
+        for new in prepared:
+            if not new.relations:  # the client's relations win over those read from the text
+                new.extracted = read_relations(new.text, known)
         vectors = self.embedder.embed([embedding_text(p.text) for p in prepared])
         for new, vector in zip(prepared, vectors, strict=True):
             new.vector = vector
@@ -256,14 +281,25 @@ class MemCube:
         if patch.text is not None or patch.entities is not None or patch.relations is not None:
             # Entities follow the text: names found in the old text that are gone from the new one go too.
             given = patch.entities if patch.entities is not None else self._client_entities(current)
-            values["entities"] = resolve_entities(values.get("text", current.text), given, relations)
+            text = values.get("text", current.text)
+            values["entities"] = resolve_entities(text, given, relations, extract_entities(text, self.knows_entity()))
         vector = None
         if "text" in values and values["text"] != current.text:
             self.ensure_vectors()
             vector = self.embedder.embed_one(embedding_text(values["text"]))
         self.flush_access()
+        extracted = None  # relations read from the text follow it, unless the client's relations stand
+        if patch.relations:
+            extracted = []
+        elif patch.relations is not None or ("text" in values and values["text"] != current.text and not relations):
+            extracted = read_relations(values.get("text", current.text), self.knows_entity())
         self.store.update(
-            memory_id, values, vector=vector, model_id=self.embedder.model_id if vector is not None else None, client=client
+            memory_id,
+            values,
+            vector=vector,
+            model_id=self.embedder.model_id if vector is not None else None,
+            client=client,
+            extracted=extracted,
         )
         return self.store.get_many([memory_id])[0]
 
@@ -314,7 +350,7 @@ class MemCube:
 
     def _client_entities(self, memory: Memory) -> list[str]:
         """Entities of a memory that did not come from its text or relations: the ones the client named."""
-        derived = {normalize(n) for n in extract_entities(memory.text)}
+        derived = {normalize(n) for n in extract_entities(memory.text, self.knows_entity())}
         derived |= {normalize(r.subject) for r in memory.relations} | {normalize(r.object) for r in memory.relations}
         return [e for e in memory.entities if normalize(e) not in derived]
 
@@ -349,9 +385,10 @@ class MemCube:
 
         Time words in the query ("today", "last week", "the last X") are read against ``now``
         (default: the current time): a named time becomes an ``occurred_at`` window unless the
-        caller gave ``since``/``until``; "the last X" puts the most recent occasion (day) among
-        the best matches first. When a window leaves nothing, the search runs again without it
-        and says so. ``query.context`` > 0 adds each hit's thread neighbours.
+        caller gave ``since``/``until``; "the last X" puts the best matches newest first. Time is
+        a strong preference, not a wall: when the window holds nothing relevant, the best
+        matches nearest it come back marked ``outside_window`` (``time_applied`` false; see
+        ``memory.retrieval.time_preference``). ``query.context`` > 0 adds each hit's thread neighbours.
         """
         q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
         moment = parse_moment(now, field="now") if now is not None else None
@@ -373,10 +410,15 @@ class MemCube:
             )
             hits = self._ranked(timed)
             if window.latest and hits:
-                hits = _latest_occasion(hits)[: q.limit]
+                hits = most_recent_first(hits, cleaned, latest_subject(text))[: q.limit]
             applied = bool(hits)
-            if not hits:
-                hits = self._ranked(q.model_copy(update={"query": text}))
+            if not (hits and (names_no_topic(cleaned) or holds_relevant(hits))):
+                # Time is a strong preference, not a wall: when the window holds nothing relevant, the
+                # best matches nearest it come back, marked outside_window (memory.retrieval.time_preference).
+                wider = q.model_copy(update={"query": text, "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3)})
+                everywhere = self._ranked(wider)
+                if not hits or better_outside(hits, everywhere):
+                    hits, applied = nearest_outside(everywhere, window, q.limit), False
         if not hits and tasks is not None and q.parents:
             # The goal the words named may be the wrong one: the other filters still hold.
             q = q.model_copy(update={"parents": None})
@@ -384,7 +426,7 @@ class MemCube:
         # Structured filters (task words, a time window, the caller's types, tags or dates) say
         # what is relevant; the floor is for free text.
         structured = applied or _has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
-        hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q))
+        hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q), query=text)
         if hits:
             relevance = (
                 "filtered by the task words and filters"
@@ -395,6 +437,10 @@ class MemCube:
             relevance = f"nothing relevant found: the {dropped} closest memories matched too weakly (include_weak returns them)"
         else:
             relevance = "nothing found" + (" that matches the filters" if _has_task_filter(q) or q.types or q.tags else "")
+        if window is not None and any(h.outside_window for h in hits):
+            relevance = f"nothing relevant within {window.expression!r}: the best matches nearest it, marked outside_window" + (
+                f"; {relevance}" if relevance else ""
+            )
         around = self.context(hits, q.context, include_archived=q.include_archived) if q.context else []
         return SearchResult(
             cube=self.name,
@@ -459,13 +505,30 @@ class MemCube:
     def history(self, memory_id: str) -> list[VersionEntry]:
         return [VersionEntry(**entry) for entry in self.store.history(memory_id)]
 
-    def graph(self, entity: str, depth: int = 1) -> EntityView:
+    def graph(self, entity: str, depth: int = 1, to: str | None = None) -> EntityView:
+        """An entity's relations, neighbours and memories; with ``to``, only the relations between the
+        two ("who is Carol to Bob"): current ones first, closed ones with their validity."""
         if depth not in (1, 2):
             raise InvalidInput("depth must be 1 or 2")
         if not entity or not normalize(check_encodable(entity, "entity")):
             raise InvalidInput("give an entity name, e.g. 'Alice' or '#project-x'")
+        if to is not None and not normalize(check_encodable(to, "to")):
+            raise InvalidInput("give `to` as an entity name, e.g. 'Bob', or leave it out")
         self.sync_graph()
         view = self._entity_view(entity, depth)
+        if to is not None:
+            here = {normalize(view.entity), *(normalize(a) for a in view.aliases)}
+            there = set(self.aliases().group(normalize(to))) | {normalize(to)}
+            if not here.isdisjoint(there):
+                raise InvalidInput("entity and to name the same entity")
+            if not any(self.graph_store.has_entity(name) for name in there):
+                raise NotFound(f"no entity {to!r} in this cube's graph")
+            view.relations = [
+                r
+                for r in view.relations
+                if {normalize(r.subject), normalize(r.object)} & here and {normalize(r.subject), normalize(r.object)} & there
+            ]
+            view.depth = 1
         texts = {m.id: m.text for m in self.store.get_many([m.id for m in view.memories])} if view.memories else {}
         for ref in view.memories:
             text = texts.get(ref.id, "")
@@ -496,7 +559,7 @@ class MemCube:
             entity=first.entity,
             depth=depth,
             aliases=[v.entity for v in views[1:]],
-            relations=list(relations.values()),
+            relations=sorted(relations.values(), key=lambda r: not r.current),  # current ones first
             neighbours=list(neighbours),
             memories=sorted(memories.values(), key=lambda m: m.id, reverse=True),
         )
@@ -524,6 +587,13 @@ class MemCube:
         table = build_aliases(known, self.alias_choices())
         self._aliases = _AliasCache(state=state, choices_raw=choices_raw, keys=known, table=table)
         return table
+
+    def knows_entity(self) -> Callable[[str], bool]:
+        """A cheap check whether this cube knows an entity key: one a memory names, an alias of
+        one, or a first name or surname of a full name (what ``extract_entities``'s ``known`` takes)."""
+        table = self.aliases()
+        keys = self._aliases.keys if self._aliases is not None else set()
+        return lambda key: key in keys or key in table.to_full or key in table.short_index
 
     def alias(self, name: str, entity: str, *, split: bool = False) -> AliasView:
         """Merge ``name`` into ``entity`` (it stands for it), or with ``split`` keep them apart."""
@@ -627,6 +697,19 @@ class MemCube:
     def rebuild_graph(self) -> int:
         return self.graph_store.rebuild(self.store)
 
+    def read_old_relations(self, batch: int = 500) -> int:
+        """Read the relations of memories written before texts were read for them (schema 11), for
+        ``doctor``; their graph part follows through the outbox. Returns how many texts were read."""
+        known = self.knows_entity()
+        total = 0
+        while True:
+            rows, found = self.store.unread_relations(batch)
+            read = read_relations_many([text for _, text in rows], known)
+            self.store.save_read_relations(list(zip([r for r, _ in rows], read, strict=True)), done=found < batch)
+            total += len(rows)
+            if found < batch:
+                return total
+
     def try_merge_fulltext(self) -> bool:
         """Merge the keyword indexes once the cube has grown enough since the last merge, for work
         done when the cube is quiet (``memory.store.fulltext_merge``); a failure is logged, never raised."""
@@ -716,23 +799,3 @@ def query_text(query: SearchQuery | dict[str, Any]) -> str:
 
 
 MAX_LIMIT_FOR_LATEST = 100
-LATEST_POOL = 5
-LATEST_MARGIN = 0.08
-
-
-def _latest_occasion(hits: list[SearchHit]) -> list[SearchHit]:
-    """The hits of the most recent day among the best matches first (in rank order), then the rest.
-
-    "The best matches" are the top hits whose meaning is as close to the query as the closest
-    one's (cosine within LATEST_MARGIN). Reordering rather than filtering keeps the other
-    occasions within reach when "last" meant something else.
-    """
-    dated = [h for h in hits[:LATEST_POOL] if h.occurred_at]
-    if not dated:
-        return hits
-    cosine = {h.id: h.signals["vector"].score for h in dated if "vector" in h.signals}
-    best = max(cosine.values(), default=None)
-    anchors = [h for h in dated if best is not None and cosine.get(h.id, -1.0) >= best - LATEST_MARGIN] or dated[:1]
-    day = max(h.occurred_at for h in anchors if h.occurred_at)[:10]
-    first = [h for h in hits if h.occurred_at and h.occurred_at[:10] == day]
-    return first + [h for h in hits if h not in first]

@@ -176,6 +176,8 @@ def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = Fa
         report.repairs.append("recomputed missing vectors and dropped stray ones")
 
     _repair_supersessions(cube, report, dry_run=dry_run)
+    if read := cube.read_old_relations():
+        report.repairs.append(f"read relations from the texts of older memories ({read} written before schema 11)")
     if not _graph_only_memories(cube, report):
         _check_graph(cube, report, rebuild_graph=rebuild_graph)
     if not report.healthy and report.repairs and not any(f.startswith(UNREPAIRED) for f in report.findings):

@@ -1,15 +1,28 @@
-"""A cheap local pass that finds entities in text without a language model.
+"""The entities a text names, read with the English pipeline (``memory.language``, spaCy).
 
-It finds what can be found reliably by shape: proper names (runs of capitalised words
-that are not just the first word of a sentence), @handles, #tags, URLs, e-mail addresses
-and quoted titles. The assistant is the smart extractor (it passes ``entities`` and
-``relations`` itself); this pass makes sure a memory saved without them is still linked.
+By shape: URLs, e-mail addresses, @handles, #tags and quoted titles ('Born to Run' is one
+work). By the parse: spaCy's named entities (people, places, organisations, works, products;
+dates, times, numbers and quantities are none), cut where they run over a verb or an "and",
+without a title or kinship word ("Dr. Okafor" is Okafor, so the alias table links him to
+Amara Okafor) or a command verb ("Send Marco" is Marco); capitalised words spaCy missed; a
+sentence's first word only when it is no common English word or the parse shows a person
+(the lemmatizer's word lists tell); names the cube already knows (``known``) in lower case.
+Each mention has its span and a kind (person, place, org, work, product, other).
+The assistant may still pass ``entities`` itself: the client's names win (``memory.cube``).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from memory import language
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc, Token
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 # Tried only where a run of address characters starts, so each run is read once: ``\b[\w.+-]+@...``
@@ -19,6 +32,9 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+\b")
 _HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,38}[A-Za-z0-9_])?")
 _HASHTAG = re.compile(r"(?<![\w#&])#[^\W\d_][\w-]{0,63}")
 _QUOTED = re.compile(r"[\"“«]([^\"”»\n]{2,80})[\"”»]")
+# A title in single quotes ('Born to Run'): the quote opens after a space and closes before one, so
+# an apostrophe ("Maya's", "it's") never opens or closes it.
+_SINGLE_QUOTED = re.compile(r"(?<![\w'’])['‘]([^'‘’\n]{2,80}?)['’](?![\w'’])")
 _WORD = re.compile(r"[^\W_][\w'’-]*")
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$|^\s*$")
 
@@ -259,7 +275,7 @@ OPENERS = frozenset(
     ]
 )
 # Name joiners that may sit inside a multi-word proper name ("Bank of America").
-_JOINERS = frozenset({"of", "de", "la", "van", "von", "der", "du", "da"})
+_JOINERS = frozenset({"of", "de", "la", "van", "von", "der", "du", "da", "das", "do", "dos", "del", "della", "di", "des", "le"})
 
 
 def normalize(name: str) -> str:
@@ -270,57 +286,6 @@ def normalize(name: str) -> str:
     if text.endswith("'s") or text.endswith("’s"):
         text = text[:-2]
     return text
-
-
-def _proper_names(text: str) -> list[str]:
-    names: list[str] = []
-    # Words seen capitalised inside a sentence are names wherever they stand.
-    inner_capitals = {
-        m.group(0)
-        for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text)
-        for m in list(_WORD.finditer(sentence))[1:]
-        if m.group(0)[0].isupper()
-    }
-    for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text):
-        words = list(_WORD.finditer(sentence))
-        run: list[str] = []
-
-        def flush() -> None:
-            while run and run[-1].lower() in _JOINERS:
-                run.pop()
-            if run:
-                names.append(" ".join(run))
-            run.clear()
-
-        for index, match in enumerate(words):
-            word = match.group(0)
-            # Punctuation ends a name: "Caroline: Glad you came" names Caroline, not "Caroline Glad".
-            if run and index > 0 and sentence[words[index - 1].end() : match.start()].strip():
-                flush()
-            lower = word.lower().rstrip("'’s") if word.lower().endswith(("'s", "’s")) else word.lower()
-            is_cap = (word[0].isupper() and not word.isupper()) or (word.isupper() and len(word) > 1 and word.isalpha())
-            if run and lower in _JOINERS:
-                run.append(word)
-                continue
-            if is_cap and lower not in _COMMON:
-                # The first word of a sentence is capitalised anyway: keep it only when
-                # the next word continues the name ("New York") or it is an acronym.
-                # A name also stands first when it is addressed or speaks ("Mel, ...", "Mel: ...")
-                # or appears capitalised elsewhere in the text.
-                if index == 0 and lower in LABELS and sentence[match.end() :].lstrip().startswith(":"):
-                    continue
-                if index == 0 and lower in OPENERS and word not in inner_capitals:
-                    continue
-                if index == 0 and not word.isupper():
-                    following = words[index + 1].group(0) if index + 1 < len(words) else ""
-                    between = sentence[match.end() : match.end() + 1]
-                    if not (following and following[0].isupper()) and between not in (",", ":") and word not in inner_capitals:
-                        continue
-                run.append(re.sub(r"['’]s$", "", word))
-            else:
-                flush()
-        flush()
-    return names
 
 
 def _urls(text: str) -> list[tuple[int, int]]:
@@ -338,36 +303,605 @@ def _emails(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def extract_entities(text: str) -> list[str]:
-    """Entity names found in ``text``, in order of first appearance, without duplicates."""
-    found: list[tuple[int, str]] = []
+# Titles and kinship words that stand before a name ("Dr. Okafor", "Aunt Rosa"): the entity is
+# the name after them, so "Dr. Okafor", "Okafor" and "Amara Okafor" are one person in the graph
+# (the alias table links a surname to the one full name that ends with it).
+TITLES = frozenset(
+    ["dr", "mr", "mrs", "ms", "mx", "miss", "prof", "professor", "sir", "dame", "rev", "fr", "capt", "captain", "coach"]
+    + ["officer", "judge", "president", "senator", "doctor", "nurse", "madam", "madame", "mme", "mlle", "herr", "frau"]
+    + ["ceo", "cfo", "cto", "coo", "cio", "vp", "svp", "evp", "gp", "md"]
+)
+KINSHIP = frozenset(
+    ["aunt", "auntie", "aunty", "uncle", "grandma", "grandpa", "granny", "grandmother", "grandfather", "nana"]
+    + ["nanna", "nonna", "nonno", "abuela", "abuelo", "cousin", "sister", "brother", "mom", "mum", "dad", "mama", "papa"]
+)
+# Words of time that are capitalised but name nothing one can link (spaCy tags most as DATE).
+TIME_NAMES = frozenset(
+    ["mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "jan", "feb", "mar", "apr", "jun", "jul"]
+    + ["aug", "sep", "sept", "oct", "nov", "dec", "spring", "summer", "autumn", "fall", "winter", "weekend", "tonight"]
+    + ["morning", "afternoon", "evening", "night", "noon", "midnight", "am", "pm", "q1", "q2", "q3", "q4", "h1", "h2"]
+)
+# Chat interjections, capitalised when they open a message ("Congrats!", "Bye Jon").
+_CHAT = frozenset(
+    ["congrats", "congratulations", "bye", "goodbye", "yay", "wanna", "gonna", "gon", "lemme", "woohoo", "woah", "whoa"]
+    + ["oof", "gotcha", "phew", "yall", "y'all", "haha", "hahaha", "lol", "omg", "btw", "aww", "aw", "ah", "ha", "hah"]
+    + ["hmm", "yup", "yea", "ya", "ugh", "wow", "cheers", "kudos", "omw", "tbh", "imo", "fyi", "np", "ty", "thx"]
+)
+_NOT_NAMES = _COMMON | TIME_NAMES | TITLES | _CHAT
+# spaCy's entity labels that name something one can link, and the kind each is.
+KINDS = {
+    "PERSON": "person",
+    "GPE": "place",
+    "LOC": "place",
+    "FAC": "place",
+    "ORG": "org",
+    "WORK_OF_ART": "work",
+    "PRODUCT": "product",
+    "NORP": "other",
+    "EVENT": "other",
+    "LAW": "other",
+    "LANGUAGE": "other",
+}
+# Verbs whose subject is a person: a name that spaCy calls an ORG before them is a person
+# ("Elena moved to Barcelona", "Zoe says hi").
+_PERSON_VERBS = frozenset(
+    [
+        "say",
+        "tell",
+        "ask",
+        "move",
+        "live",
+        "prefer",
+        "love",
+        "like",
+        "hate",
+        "want",
+        "need",
+        "feel",
+        "think",
+        "know",
+        "remember",
+        "forget",
+        "marry",
+        "date",
+        "visit",
+        "call",
+        "text",
+        "email",
+        "meet",
+        "wish",
+        "hope",
+        "plan",
+        "decide",
+        "agree",
+        "learn",
+        "study",
+        "graduate",
+        "teach",
+        "cook",
+        "eat",
+        "drink",
+        "drive",
+        "fly",
+        "travel",
+        "sleep",
+        "laugh",
+        "cry",
+        "smile",
+        "go",
+        "come",
+        "arrive",
+        "leave",
+        "return",
+        "start",
+        "join",
+        "quit",
+        "retire",
+        "recommend",
+        "suggest",
+        "mention",
+        "promise",
+        "enjoy",
+        "adopt",
+        "turn",
+        "grow",
+        "celebrate",
+        "write",
+        "read",
+        "sing",
+        "dance",
+        "play",
+        "run",
+        "walk",
+        "swim",
+        "hike",
+        "paint",
+        "bake",
+        "miss",
+    ]
+)
+_PERSON_NOUNS = KINSHIP | frozenset(
+    [
+        "friend",
+        "mentor",
+        "boss",
+        "manager",
+        "colleague",
+        "coworker",
+        "wife",
+        "husband",
+        "partner",
+        "son",
+        "daughter",
+        "child",
+        "kid",
+        "mother",
+        "father",
+        "parent",
+        "niece",
+        "nephew",
+        "roommate",
+        "neighbor",
+        "neighbour",
+        "girlfriend",
+        "boyfriend",
+        "fiance",
+        "fiancee",
+        "teacher",
+        "student",
+        "therapist",
+        "doctor",
+        "dentist",
+        "coach",
+        "assistant",
+        "intern",
+        "report",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One entity named in a text: its text as written (without a title), where it is, and its kind."""
+
+    text: str
+    start: int
+    end: int
+    kind: str  # person, place, org, work, product or other
+
+
+def _quoted_titles(text: str) -> list[tuple[int, int]]:
+    """Where quoted titles are: double quotes as before, single quotes only around a capitalised title."""
+    spans = [m.span(1) for m in _QUOTED.finditer(text)]
+    spans += [m.span(1) for m in _SINGLE_QUOTED.finditer(text) if _title_like(m.group(1))]
+    return spans
+
+
+def _title_like(inner: str) -> bool:
+    words = inner.split()
+    return bool(words) and len(words) <= 10 and inner[0].isupper() and not inner.rstrip().endswith((".", "!", "?", ","))
+
+
+def _shape_mentions(text: str) -> tuple[list[Mention], str]:
+    """URLs, e-mail addresses, handles, tags and quoted titles, and the text with them blanked."""
+    found: list[Mention] = []
     masked = text
     for find in (_urls, _emails):
         pieces, last = [], 0
         for start, end in find(masked):
-            found.append((start, masked[start:end].rstrip(".,;:")))
+            name = masked[start:end].rstrip(".,;:")
+            found.append(Mention(name, start, start + len(name), "other"))
             pieces += [masked[last:start], " " * (end - start)]
             last = end
         masked = "".join(pieces) + masked[last:]
     for pattern in (_HANDLE, _HASHTAG):
         for match in pattern.finditer(masked):
-            found.append((match.start(), match.group(0)))
-    for match in _QUOTED.finditer(masked):
-        found.append((match.start(1), match.group(1).strip()))
-    quoted = [normalize(m.group(1)) for m in _QUOTED.finditer(masked)]
-    for name in _proper_names(masked):
-        if any(normalize(name) in title for title in quoted):
+            found.append(Mention(match.group(0), match.start(), match.end(), "other"))
+    pieces, last = [], 0
+    for start, end in sorted(_quoted_titles(masked)):
+        if start < last:
             continue
-        found.append((masked.find(name), name))
+        inner = masked[start:end]
+        lead = len(inner) - len(inner.lstrip())
+        name = inner.strip()
+        if name:
+            found.append(Mention(name, start + lead, start + lead + len(name), "work"))
+        pieces += [masked[last:start], " " * (end - start)]
+        last = end
+    masked = "".join(pieces) + masked[last:]
+    return found, masked
+
+
+def _starts_clause(token: Token) -> bool:
+    """Whether a token opens a sentence or a line part (where every word is capitalised anyway)."""
+    if token.is_sent_start or token.i == 0:
+        return True
+    before = token.doc[token.i - 1]
+    # After a comma a capital is meaningful ("That's nice, Caroline!"); after other punctuation it may just open a part.
+    return before.is_space or (before.is_punct and before.text not in ("'", "’", "&", "-", ",")) or "\n" in before.whitespace_
+
+
+def _is_capitalised(word: str) -> bool:
+    """Title case ("Marco"), an acronym ("NASA") or an inner capital ("iPhone"); not "I" or "A"."""
+    if not word[:1].isalpha() or len(word) == 1:
+        return False
+    return word[0].isupper() or (word[0].islower() and any(c.isupper() for c in word[1:3]))
+
+
+def _is_acronym(word: str) -> bool:
+    return word.isupper() or any(c.isdigit() for c in word)
+
+
+def _capitalised_elsewhere(doc: Doc) -> set[str]:
+    """Words written capitalised on their own inside a sentence ("I saw Paris"): names wherever they stand.
+    A word of a longer capitalised name ("Cannon Beach") does not count."""
+    found = set()
+    for t in doc:
+        if _is_capitalised(t.text) and not _starts_clause(t):
+            before = doc[t.i - 1] if t.i > 0 else None
+            after = doc[t.i + 1] if t.i + 1 < len(doc) else None
+            if not any(n is not None and _is_capitalised(n.text) for n in (before, after)):
+                found.add(t.text)
+    return found
+
+
+_lists: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None
+
+
+def _word_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """English verbs (with their irregular forms), adjectives and adverbs, and nouns (which hold
+    some proper nouns too: "paris", "sofia"), from the lemmatizer's tables."""
+    global _lists
+    if _lists is None:
+        lookups = language.pipeline().get_pipe("lemmatizer").lookups  # type: ignore[attr-defined]
+        index, exceptions = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
+        _lists = (
+            frozenset(index["verb"]) | frozenset(exceptions["verb"]),
+            frozenset(index["adj"]) | frozenset(index["adv"]),
+            frozenset(index["noun"]),
+        )
+    return _lists
+
+
+def _verb_word(lower: str) -> bool:
+    """Whether a word is an English verb or one of its forms ("schedule", "made", "hiked")."""
+    verbs = _word_lists()[0]
+    if lower in verbs:
+        return True
+    return lower.endswith("ed") and len(lower) > 4 and (lower[:-1] in verbs or lower[:-2] in verbs or lower[:-3] in verbs)
+
+
+def _dictionary_word(lower: str) -> bool:
+    """A verb (or its -ing form), adjective or adverb of English, or a plural noun: at a sentence's
+    start it is more likely that than a name."""
+    verbs, describing, nouns = _word_lists()
+    if _verb_word(lower) or lower in describing:
+        return True
+    if lower.endswith("ing") and len(lower) > 5 and (lower[:-3] in verbs or lower[:-3] + "e" in verbs or lower[:-4] in verbs):
+        return True
+    if lower.endswith("ies") and lower[:-3] + "y" in nouns:
+        return True
+    return (
+        lower.endswith("s")
+        and not lower.endswith("ss")
+        and (lower[:-1] in nouns or (lower.endswith("es") and lower[:-2] in nouns))
+    )
+
+
+def _has_own_verb(token: Token) -> bool:
+    """Whether a name's last word is the subject of a finite verb ("Bill Gates called"): then its
+    first word is part of the name, not a command ("Schedule Leo's laptop", "Call Marco")."""
+    return token.dep_ in ("nsubj", "nsubjpass") and token.head.tag_ in ("VBD", "VBZ", "VBP", "MD")
+
+
+def _trim(tokens: list[Token], inner_capitals: set[str], known: Callable[[str], bool] | None = None) -> list[Token]:
+    """A name's tokens without what only stands next to it: determiners, titles, a verb that opens
+    the sentence ("Send Marco", "Hiked Mirror Lake", "Made Leo Fischer an offer"), ``'s``."""
+    while tokens:
+        first = tokens[0]
+        lower = first.lower_.rstrip(".")
+        opening = _starts_clause(first) and first.text not in inner_capitals and len(tokens) > 1
+        if (
+            first.is_punct
+            or first.is_space
+            or first.pos_ == "DET"
+            or lower in ("the", "a", "an")
+            or (len(tokens) > 1 and (lower in TITLES or lower in KINSHIP or lower in _NOT_NAMES))
+        ):
+            tokens = tokens[1:]
+        elif _starts_clause(first) and first.pos_ == "VERB" and first.text not in inner_capitals:
+            tokens = tokens[1:]  # "Learn Spanish": the verb is not part of the name
+        elif opening and (lower in OPENERS or (lower.endswith("ed") and _verb_word(lower))):
+            tokens = tokens[1:]
+        elif (
+            opening
+            and _verb_word(lower)
+            and not _has_own_verb(tokens[-1])
+            and not (known is not None and known(normalize(" ".join(t.text for t in tokens))))
+        ):
+            tokens = tokens[1:]  # "Schedule Leo's laptop setup": a command, tagged as a name
+        else:
+            break
+    while tokens and (tokens[-1].is_punct or tokens[-1].tag_ == "POS" or tokens[-1].lower_ in _JOINERS or tokens[-1].is_space):
+        tokens = tokens[:-1]
+    return tokens
+
+
+def _names_something(tokens: list[Token]) -> bool:
+    words = [t for t in tokens if not t.is_punct]
+    if not words:
+        return False
+    if all(t.lower_.rstrip(".") in _NOT_NAMES or t.like_num for t in words):
+        return False
+    if len(words) == 1 and words[0].lower_ in KINSHIP:
+        return False  # "Mom", "Dad": a role, not a name one can link
+    return any(_is_capitalised(t.text) or t.text[:1].isdigit() for t in words)
+
+
+def _person_evidence(tokens: list[Token], strong: bool = False) -> bool:
+    """Cheap signs from the parse that a one-word name spaCy called an organisation is a person.
+    ``strong``: only those no common word shows ("Store's going well" has a verb of a person too)."""
+    token = tokens[-1]
+    doc = token.doc
+    if tokens[0].i > 0 and doc[tokens[0].i - 1].lower_.rstrip(".") in TITLES | KINSHIP:
+        return True
+    if not strong and token.dep_ in ("nsubj", "nsubjpass") and token.head.lemma_.lower() in _PERSON_VERBS:
+        return True
+    if (
+        token.dep_ in ("nsubj", "nsubjpass")
+        and token.pos_ == "PROPN"
+        and token.head.pos_ == "VERB"
+        and not _dictionary_word(token.lower_)
+    ):
+        return True  # a proper noun doing something: "Jonah works as ...", "Raj shared ..."
+    if any(c.dep_ == "conj" and c.lower_ in ("i", "me", "we") for c in token.children):
+        return True  # "Jonah and I"
+    if token.dep_ in ("poss", "appos") and token.head.lemma_.lower() in _PERSON_NOUNS:
+        return True
+    if (
+        token.dep_ == "nsubj"
+        and token.head.lemma_ == "be"
+        and any(c.dep_ == "attr" and c.lemma_.lower() in _PERSON_NOUNS for c in token.head.children)
+    ):
+        return True  # "Grace is Maya's mentor"
+    following = doc[token.i + 1] if token.i + 1 < len(doc) else None
+    if following is not None and following.text == "," and token.pos_ in ("PROPN", "NOUN") and len(tokens) == 1:
+        return True  # addressed: "Caroline, it's got to be tough"
+    return following is not None and following.text == ":" and _starts_clause(tokens[0])
+
+
+def _extended(tokens: list[Token]) -> list[Token]:
+    """A spaCy entity extended over the capitalised words right after it that it left out
+    ("Slow" + "Horses")."""
+    doc = tokens[0].doc
+    end = tokens[-1].i + 1
+    while end < len(doc) and doc[end - 1].whitespace_ in ("", " ") and doc[end].ent_iob_ != "B":
+        word = doc[end]
+        if _is_capitalised(word.text) and not word.is_sent_start and word.lower_ not in _NOT_NAMES and doc[end - 1].whitespace_:
+            end += 1
+        else:
+            break
+    return [*tokens, *doc[tokens[-1].i + 1 : end]]
+
+
+def _span_mention(tokens: list[Token], kind: str) -> Mention:
+    """The mention of these tokens, less trailing symbols a query's words never hold ("LGBTQ+")."""
+    doc = tokens[0].doc
+    start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
+    text = doc.text[start:end].rstrip("+*-–—/")
+    return Mention(text, start, start + len(text), kind)
+
+
+def _pieces(tokens: list[Token], label: str) -> list[list[Token]]:
+    """An entity span cut where it runs over a lower-case word that joins no name ("Dana manages Raj
+    and Tobias", "Kachka with Sofia") and at "and" ("Luis and Carmen"), except in a title."""
+    pieces: list[list[Token]] = [[]]
+    work = label == "WORK_OF_ART"
+    for token in tokens:
+        lower = token.lower_
+        breaks = (token.text[:1].islower() and lower not in _JOINERS and lower not in ("and", "&", "the", "'s", "’s")) or (
+            not work and (lower == "and" or (label == "PERSON" and (lower == "&" or token.text == ",")))
+        )
+        if breaks:
+            pieces.append([])
+        else:
+            pieces[-1].append(token)
+    return [p for p in pieces if p]
+
+
+def _doc_mentions(doc: Doc, blanked: set[int], known: Callable[[str], bool] | None) -> list[Mention]:
+    """Names in a parsed text: spaCy's named entities, corrected by the parse, then capitalised words it missed."""
+    found: list[Mention] = []
+    used: set[int] = set(blanked)
+    inner_capitals = _capitalised_elsewhere(doc)
+
+    def knows(tokens: list[Token]) -> bool:
+        return known is not None and known(normalize(" ".join(t.text for t in tokens)))
+
+    for ent in doc.ents:
+        if any(t.i in used for t in ent):
+            continue
+        if ent.label_ not in KINDS:
+            used.update(t.i for t in ent)  # dates, times, numbers, money, quantities: no entity, and no fragment of one
+            continue
+        kept = False
+        whole = _extended(list(ent))
+        for piece in _pieces(whole, ent.label_):
+            tokens = _trim(piece, inner_capitals, known)
+            if not tokens or not _names_something(tokens):
+                continue
+            first = tokens[0]
+            if (
+                len(tokens) == 1
+                and _starts_clause(first)
+                and first.text not in inner_capitals
+                and not knows(tokens)
+                and not _first_word_is_name(first, ("PROPN", "NOUN", "X"))
+            ):
+                continue  # "Learn", "Glad", "Nature is healing": a sentence's first word that spaCy took for a name
+            kind = "org" if any(t.tag_ == "POS" for t in tokens) else KINDS[ent.label_]
+            if len(tokens) == 1 and kind != "person" and not _is_acronym(first.text) and _person_evidence(tokens):
+                kind = "person"  # spaCy calls many a first name an organisation on a short text
+            found.append(_span_mention(tokens, kind))
+            kept = True
+        if kept:
+            used.update(t.i for t in whole)  # otherwise its words are read again below
+    # Capitalised words spaCy did not tag: proper nouns anywhere, other words inside a sentence.
+    run: list[Token] = []
+
+    def flush() -> None:
+        tokens = _trim(list(run), inner_capitals, known)
+        run.clear()
+        if not tokens or not _names_something(tokens):
+            return
+        first = tokens[0]
+        following = doc[tokens[-1].i + 1] if tokens[-1].i + 1 < len(doc) else None
+        if first.lower_ in LABELS and len(tokens) == 1:
+            return
+        if len(tokens) == 1 and _is_acronym(first.text) and len(first.text) <= 3 and not knows(tokens):
+            return  # "API", "QA", "V5": a short acronym spaCy did not call an organisation names no one here
+        if _starts_clause(first) and len(tokens) == 1 and not knows(tokens) and first.text not in inner_capitals:
+            speaker = following is not None and following.text == ":" and first.lower_ not in LABELS
+            if not (speaker or _first_word_is_name(first, ("PROPN",))):
+                return
+        kind = "other" if len(tokens) > 1 else "person"
+        number = doc[tokens[-1].i + 1] if tokens[-1].i + 1 < len(doc) else None
+        if number is not None and number.text.isdigit() and len(number.text) <= 3 and tokens[-1].whitespace_ == " ":
+            tokens, kind = [*tokens, number], "product"  # "Pixel 9", "iPhone 13": a model's number is its name's
+        found.append(_span_mention(tokens, kind))
+
+    for token in doc:
+        if token.i in used or token.is_space:
+            flush()
+            continue
+        word = token.text
+        if _is_capitalised(word) and word.lower().rstrip(".") not in _NOT_NAMES:
+            if run and (token.is_sent_start or (doc[token.i - 1].is_punct and doc[token.i - 1].tag_ != "POS")):
+                flush()
+            run.append(token)
+        elif run and token.lower_ in _JOINERS and token.i + 1 < len(doc) and _is_capitalised(doc[token.i + 1].text):
+            run.append(token)
+        elif run and token.tag_ == "POS" and token.i + 1 < len(doc) and _is_capitalised(doc[token.i + 1].text):
+            run.append(token)  # "Powell's Books"
+        else:
+            flush()
+    flush()
+    if known is not None:
+        found += _known_mentions(doc, used, found, known)
+    people = {normalize(m.text) for m in found if m.kind == "person"}
+    return [Mention(m.text, m.start, m.end, "person") if normalize(m.text) in people else m for m in found]
+
+
+def _first_word_is_name(token: Token, name_tags: tuple[str, ...]) -> bool:
+    """Whether a capitalised word that opens a sentence is a name. A word English has otherwise (a
+    verb, adjective, adverb, plural, noun or interjection: "Glad", "Nature", "Congrats") is one only
+    with the parse's evidence of a person ("Sofia joined ...", "Grace is Maya's mentor"); a word it
+    lacks ("Felix", "Zoe") is one when spaCy tags it a noun."""
+    lower = token.lower_
+    if token.pos_ == "INTJ" or lower in _CHAT or _dictionary_word(lower):
+        return _person_evidence([token], strong=True)
+    if lower in _word_lists()[2]:
+        return _person_evidence([token])
+    return token.pos_ in name_tags or (token.pos_ in ("NOUN", "ADV", "X") and token.ent_type_ != "")
+
+
+def _name_use(token: Token) -> bool:
+    """Whether a single lower-case word is used as a name ("bea says", "with sof"), not as a common
+    word that a known name contains ("the new clinic", "passport application", "paper books")."""
+    if token.is_stop or token.pos_ not in ("PROPN", "NOUN", "X", "INTJ"):
+        return False
+    if token.pos_ == "PROPN" or not token.doc.has_annotation("DEP"):
+        return True
+    if token.dep_ == "compound" or any(c.dep_ in ("det", "amod", "poss", "compound", "nummod") for c in token.children):
+        return False
+    return not _dictionary_word(token.lower_) and token.lower_ not in _word_lists()[2]  # "sof", "bea"; not "art"
+
+
+def _known_mentions(doc: Doc, used: set[int], found: list[Mention], known: Callable[[str], bool]) -> list[Mention]:
+    """Names the cube already knows, written in lower case ("bea says ..."), up to three words long."""
+    taken = [(m.start, m.end) for m in found]
+    extra: list[Mention] = []
+    index = 0
+    while index < len(doc):
+        matched = 0
+        for size in (3, 2, 1):
+            tokens = doc[index : index + size]
+            if len(tokens) < size or any(t.i in used or t.is_punct or t.is_space for t in tokens):
+                continue
+            if size == 1 and not _name_use(tokens[0]):
+                continue
+            key = normalize(tokens.text)
+            if len(key) < 2 or key in _NOT_NAMES or key in LABELS or not known(key):
+                continue
+            start, end = tokens.start_char, tokens.end_char
+            if any(s < end and start < e for s, e in taken):
+                continue
+            extra.append(Mention(doc.text[start:end], start, end, "other"))
+            matched = size
+            break
+        index += matched or 1
+    return extra
+
+
+def mentions_in(doc: Doc, known: Callable[[str], bool] | None = None) -> list[Mention]:
+    """The entities a parsed text names, in order (see ``extract_mentions``)."""
+    shaped, masked = _shape_mentions(doc.text)
+    blanked = {t.i for t in doc if masked[t.idx : t.idx + len(t.text)].strip() == "" and t.text.strip()}
+    found = shaped + _doc_mentions(doc, blanked, known)
+    return sorted(found, key=lambda m: (m.start, -m.end))
+
+
+def _parsed_length(text: str) -> int:
+    """How much of a text the whole pipeline reads (``language.parsed_length``); the rest is read by shape."""
+    return language.parsed_length(text)
+
+
+def _tail_mentions(text: str, offset: int, known: Callable[[str], bool] | None) -> list[Mention]:
+    """Names in the part of a long text past what is parsed: tokenised only (fast), read by shape."""
+    if offset >= len(text) or not text[offset:].strip():
+        return []
+    doc = language.pipeline().make_doc(text[offset:])
+    return [Mention(m.text, m.start + offset, m.end + offset, m.kind) for m in mentions_in(doc, known)]
+
+
+def extract_mentions(text: str, known: Callable[[str], bool] | None = None) -> list[Mention]:
+    """Every entity mention in ``text`` with its span and kind, in order of appearance.
+
+    ``known(key)`` tells whether the cube already knows a name (by its ``normalize`` key),
+    so a known name is linked in lower case or at a sentence's start too.
+    """
+    if not text.strip():
+        return []
+    cut = _parsed_length(text)
+    return mentions_in(language.parse(text[:cut]), known) + _tail_mentions(text, cut, known)
+
+
+def names_of(mentions: Iterable[Mention]) -> list[str]:
+    """Distinct entity names of these mentions, in order of first appearance."""
     seen: set[str] = set()
     result: list[str] = []
-    for _, name in sorted(found, key=lambda item: item[0]):
-        key = normalize(name)
+    for mention in mentions:
+        key = normalize(mention.text)
         if len(key) < 2 or key in seen or key in _COMMON:
             continue
         seen.add(key)
-        result.append(name)
+        result.append(mention.text)
     return result
+
+
+def extract_entities(text: str, known: Callable[[str], bool] | None = None) -> list[str]:
+    """Entity names found in ``text``, in order of first appearance, without duplicates."""
+    return names_of(extract_mentions(text, known))
+
+
+def extract_entities_many(texts: Sequence[str], known: Callable[[str], bool] | None = None) -> list[list[str]]:
+    """``extract_entities`` of many texts, parsed in batches (what a batch add uses)."""
+    cuts = [_parsed_length(text) for text in texts]
+    docs = language.parse_many(text[:cut] for text, cut in zip(texts, cuts, strict=True))
+    return [
+        names_of(mentions_in(doc, known) + _tail_mentions(text, cut, known)) if text.strip() else []
+        for text, cut, doc in zip(texts, cuts, docs, strict=True)
+    ]
 
 
 def query_keys(query: str, max_words: int = 4) -> set[str]:

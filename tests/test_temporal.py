@@ -18,7 +18,8 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday
         ("what did I do yesterday", "2026-11-24T00:00:00Z", "2026-11-24T23:59:59Z"),
         ("plans for tomorrow", "2026-11-26T00:00:00Z", "2026-11-26T23:59:59Z"),
         ("what is due this week", "2026-11-23T00:00:00Z", "2026-11-29T23:59:59Z"),
-        ("decisions from last week", "2026-11-16T00:00:00Z", "2026-11-22T23:59:59Z"),
+        # The week before this one, weeks starting on Monday (16-22) or on Sunday (15-21): both readings (issue 27).
+        ("decisions from last week", "2026-11-15T00:00:00Z", "2026-11-22T23:59:59Z"),
         ("spending last month", "2026-10-01T00:00:00Z", "2026-10-31T23:59:59Z"),
         ("goals for next year", "2027-01-01T00:00:00Z", "2027-12-31T23:59:59Z"),
         ("notes from May 2023", "2023-05-01T00:00:00Z", "2023-05-31T23:59:59Z"),

@@ -22,10 +22,21 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         entity: Annotated[str, Field(min_length=1, max_length=128, description="a person, place, project, @handle, #tag...")],
         cube: str = DEFAULT_CUBE,
         depth: Annotated[Literal[1, 2], NoBool, Field(description="1: direct relations; 2: also their relations")] = 1,
+        to: Annotated[
+            str | None,
+            Field(
+                min_length=1,
+                max_length=128,
+                description="another entity: only the relations between the two (entity='Carol', to='Bob': who Carol is to Bob)",
+            ),
+        ] = None,
     ) -> EntityView:
-        """Follow an entity: its relations to other entities (with the memory each came from), the
-        entities it appears with, and the memories that mention it."""
-        return await runtime.call(lambda: runtime.cube(cube).graph(entity, depth))
+        """Follow an entity: its relations to other entities (typed, e.g. daughter_of, works_at, lives_in;
+        each with the memory that says so, whether the client gave it or it was read from the text, and
+        when it held: a relation a newer memory changed is closed, with valid_to and invalidated_by;
+        current ones come first), the entities it appears with, and the memories that mention it.
+        With `to`, only the relations between the two entities."""
+        return await runtime.call(lambda: runtime.cube(cube).graph(entity, depth, to))
 
     @mcp.tool(
         annotations=ToolAnnotations(

@@ -2,7 +2,8 @@
 
 Nodes: ``Memory`` (live, active memories only) and ``Entity`` (keyed by normalised name).
 Edges: ``MENTIONS`` (memory to entity), ``RELATED`` (entity to entity, with predicate,
-source memory and valid time), ``SUPERSEDES`` and ``DERIVED_FROM`` (memory to memory).
+source memory, valid time, origin (client or extracted) and the memory that ended it),
+``SUPERSEDES`` and ``DERIVED_FROM`` (memory to memory).
 
 The graph is never written directly by a tool call. A change to a memory queues a row
 in SQLite's ``graph_outbox`` in the same transaction; ``apply_outbox`` then re-derives
@@ -26,10 +27,11 @@ from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
 from memory.graph import disk_room
 from memory.graph import file_lock as interprocess
-from memory.graph.derive import GraphRows, derive, in_graph, row_links
+from memory.graph.derive import GraphRows, derive, in_graph, relation_keys, row_links
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
 from memory.store import filemodes
 from memory.store.cube_store import CubeStore, GraphRow
+from memory.timeutil import now_stored
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,8 @@ SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Memory(id STRING, type STRING, PRIMARY KEY(id))",
     "CREATE NODE TABLE IF NOT EXISTS Entity(name STRING, display STRING, PRIMARY KEY(name))",
     "CREATE REL TABLE IF NOT EXISTS MENTIONS(FROM Memory TO Entity)",
-    "CREATE REL TABLE IF NOT EXISTS RELATED(FROM Entity TO Entity, predicate STRING, source_memory STRING, valid_from STRING, valid_to STRING)",
+    "CREATE REL TABLE IF NOT EXISTS RELATED(FROM Entity TO Entity, predicate STRING, source_memory STRING, valid_from STRING, "
+    "valid_to STRING, origin STRING, invalidated_by STRING)",
     "CREATE REL TABLE IF NOT EXISTS SUPERSEDES(FROM Memory TO Memory)",
     "CREATE REL TABLE IF NOT EXISTS DERIVED_FROM(FROM Memory TO Memory)",
 ]
@@ -61,7 +64,9 @@ _DROP_MEMORIES = "UNWIND $ids AS id MATCH (m:Memory {id: id}) DETACH DELETE m"
 _ADD_MEMORIES = "COPY Memory FROM (UNWIND $rows AS r RETURN r.id, r.type)"
 _ADD_ENTITIES = "UNWIND $rows AS r MERGE (e:Entity {name: r.name}) ON CREATE SET e.display = r.display"
 _ADD_MENTIONS = "COPY MENTIONS FROM (UNWIND $rows AS r RETURN r.id, r.name)"
-_ADD_RELATED = "COPY RELATED FROM (UNWIND $rows AS r RETURN r.a, r.b, r.p, r.id, r.vf, r.vt)"
+_ADD_RELATED = "COPY RELATED FROM (UNWIND $rows AS r RETURN r.a, r.b, r.p, r.id, r.vf, r.vt, r.o, r.x)"
+# The memories whose relations a memory ended: re-derived with it, so that they open again when it goes.
+_ENDED_BY = "UNWIND $ids AS id MATCH ()-[r:RELATED]->() WHERE r.invalidated_by = id RETURN DISTINCT r.source_memory"
 _ADD_LINKS = "COPY SUPERSEDES FROM (UNWIND $rows AS r RETURN r.a, r.b)"
 _DROP_ORPHANS = "UNWIND $names AS n MATCH (e:Entity {name: n}) WHERE NOT EXISTS { MATCH (e)-[]-() } DELETE e"
 REBUILD_CHUNK = 5000  # memories per statement in a rebuild: bounds the parameter lists' size
@@ -156,9 +161,18 @@ class GraphStore:
             self._conn = kuzu.Connection(self._db)
             for statement in SCHEMA:
                 self._conn.execute(statement)
+            self._upgrade()
         except BaseException:
             self._close()
             raise
+
+    def _upgrade(self) -> None:
+        """A graph made before relations had an origin and an end: add the columns, derive it again."""
+        columns = {r[0] for r in self._rows("CALL table_info('RELATED') RETURN name")}
+        for column in ("origin", "invalidated_by"):
+            if column not in columns:
+                self._connection().execute(f"ALTER TABLE RELATED ADD {column} STRING")
+                self.needs_rebuild = True
 
     def _settled(self) -> bool:
         """Whether the graph's files hold a whole database, with no WAL or checkpoint left to replay."""
@@ -271,7 +285,8 @@ class GraphStore:
                 items = 0
                 for start in range(0, len(ids), REBUILD_CHUNK):
                     chunk = ids[start : start + REBUILD_CHUNK]
-                    derived = derive(chunk, store.graph_rows(chunk))
+                    chunk_rows = store.graph_rows(chunk)
+                    derived = derive(chunk, chunk_rows, peers=store.relation_peers(relation_keys(chunk_rows)))
                     items += _items(derived)
                     self._require_room(items, keep)  # nothing reaches the disk before the commit
                     links.update(((r["a"], r["b"]), r) for r in derived.supersedes)
@@ -290,10 +305,12 @@ class GraphStore:
 
     def _resync(self, store: CubeStore, memory_ids: list[str]) -> None:
         """Re-derive these memories' part of the graph with a fixed number of statements."""
+        memory_ids = self._with_relation_peers(store, memory_ids)
         rows, outside = self._with_link_ends(store, store.graph_rows(memory_ids))
+        peers = store.relation_peers(relation_keys(rows))
         given = set(memory_ids)
         ids = memory_ids + [i for i in rows if i not in given]  # in order: the first spelling of a name is its display
-        self._require_room(sum(1 + len(r.entities) + len(r.relations) for r in rows.values()))
+        self._require_room(sum(1 + len(r.entities) + len(r.relations) + len(r.extracted) for r in rows.values()))
         conn = self._connection()
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -312,7 +329,7 @@ class GraphStore:
                 outside |= linked
                 conn.execute(_DROP_RELATED, {"ids": present})
                 conn.execute(_DROP_MEMORIES, {"ids": present})
-            self._write(derive(ids, rows, neighbours), outside - set(ids))
+            self._write(derive(ids, rows, neighbours, peers), outside - set(ids))
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -328,6 +345,20 @@ class GraphStore:
             except BaseException:
                 _rollback(conn)
                 raise
+
+    def _with_relation_peers(self, store: CubeStore, memory_ids: list[str]) -> list[str]:
+        """``memory_ids`` and the memories whose exclusive relations they may end or have ended
+        (same source and type), so that a newer memory closes the older relation, and a deleted or
+        changed one opens again what it had closed."""
+        ids = list(memory_ids)
+        known = set(ids)
+        more = [p.memory_id for p in store.relation_peers(relation_keys(store.graph_rows(ids)))]
+        more += [r[0] for r in self._rows(_ENDED_BY, {"ids": ids}) if r[0]]
+        for memory_id in more:
+            if memory_id not in known:
+                known.add(memory_id)
+                ids.append(memory_id)
+        return ids
 
     def _with_link_ends(self, store: CubeStore, rows: dict[str, GraphRow]) -> tuple[dict[str, GraphRow], set[str]]:
         """``rows`` plus the rows of the memories their SUPERSEDES links name that belong in the graph
@@ -375,6 +406,7 @@ class GraphStore:
 
     def entity(self, name: str, depth: int = 1, memory_limit: int = 50) -> EntityView:
         key = normalize(name)
+        now = now_stored()
         with self._session(write=False):
             found = self._rows("MATCH (e:Entity {name: $name}) RETURN e.display", {"name": key})
             if not found:
@@ -388,13 +420,22 @@ class GraphStore:
             for _ in range(depth):
                 next_frontier: set[str] = set()
                 for current in frontier:
-                    for a, ad, p, b, bd, src, vf, vt in self._rows(
+                    for a, ad, p, b, bd, src, vf, vt, origin, ended_by in self._rows(
                         "MATCH (a:Entity)-[r:RELATED]->(b:Entity) WHERE a.name = $n OR b.name = $n "
-                        "RETURN a.name, a.display, r.predicate, b.name, b.display, r.source_memory, r.valid_from, r.valid_to",
+                        "RETURN a.name, a.display, r.predicate, b.name, b.display, r.source_memory, r.valid_from, r.valid_to, "
+                        "r.origin, r.invalidated_by",
                         {"n": current},
                     ):
                         relations[(a, p, b, src)] = GraphRelation(
-                            subject=ad, predicate=p, object=bd, source_memory=src, valid_from=vf, valid_to=vt
+                            subject=ad,
+                            predicate=p,
+                            object=bd,
+                            source_memory=src,
+                            valid_from=vf,
+                            valid_to=vt,
+                            origin=origin,
+                            invalidated_by=ended_by,
+                            current=ended_by is None and (vt is None or vt > now),
                         )
                         for other, display in ((a, ad), (b, bd)):
                             if other not in seen:
@@ -421,23 +462,29 @@ class GraphStore:
         return EntityView(
             entity=found[0][0],
             depth=depth,
-            relations=list(relations.values()),
+            relations=sorted(relations.values(), key=lambda r: not r.current),  # current ones first
             neighbours=sorted(neighbours.values(), key=str.casefold),
             memories=memories,
         )
+
+    def has_entity(self, name: str) -> bool:
+        with self._session(write=False):
+            return bool(self._rows("MATCH (e:Entity {name: $name}) RETURN e.name", {"name": normalize(name)}))
 
     def memory_ids(self) -> set[str]:
         with self._session(write=False):
             return {r[0] for r in self._rows("MATCH (m:Memory) RETURN m.id")}
 
-    def dump(self) -> dict[str, set[tuple[Any, ...]]]:
-        """Every node and edge with its properties, as sets of tuples: to compare two graphs."""
+    def dump(self, *, validity: bool = False) -> dict[str, set[tuple[Any, ...]]]:
+        """Every node and edge with its properties, as sets of tuples: to compare two graphs.
+        ``validity``: relations also with their origin and the memory that ended them."""
         queries = {
             "memories": "MATCH (m:Memory) RETURN m.id, m.type",
             "entities": "MATCH (e:Entity) RETURN e.name, e.display",
             "mentions": "MATCH (m:Memory)-[:MENTIONS]->(e:Entity) RETURN m.id, e.name",
             "related": "MATCH (a:Entity)-[r:RELATED]->(b:Entity) "
-            "RETURN a.name, r.predicate, b.name, r.source_memory, r.valid_from, r.valid_to",
+            "RETURN a.name, r.predicate, b.name, r.source_memory, r.valid_from, r.valid_to"
+            + (", r.origin, r.invalidated_by" if validity else ""),
             "supersedes": "MATCH (a:Memory)-[:SUPERSEDES]->(b:Memory) RETURN a.id, b.id",
         }
         with self._session(write=False):

@@ -3,11 +3,22 @@
 The fused score ranks memories against each other; it says nothing about whether the best
 one is any good (a nonsense query still has a "best" memory). ``strength`` reads the
 signals that do carry an absolute meaning: the raw cosine between query and memory, plus
-a little for shared words and for an entity the query names (at least the entity's
-specificity: naming a rare entity is a match in itself), and full marks for the exact
-text. Hits under ``FLOOR`` are left out unless the caller asks for them; the floor was
-chosen on bench/relevance_floor.py (recall at 10 on LoCoMo kept, nonsense queries emptied;
-see bench/RESULTS.md).
+a little for shared words and for an entity the query names (more for a rarer one; a rare
+entity lifts a hit to ``ENTITY_LIFT`` times its specificity: enough to pass the floor, "who
+is Carol" is answered by Carol's memories, not to read as high), full marks for the exact
+text, and all of it scaled down for a long text (``length_factor``: a pasted,
+keyword-stuffed note matches everything a little).
+
+A query of stop words alone ("what is it", "the of and") asks for nothing: no hit passes.
+Otherwise a result whose best hit is under ``FLOOR`` holds nothing relevant; in one that does,
+a hit found by the vector alone (no shared word, no entity) stays only within ``NEAR_BEST`` of
+the best hit's strength, any other hit down to ``FAR_BELOW`` of it (and ``HIT_FLOOR``): a result
+is not padded to the limit with hits far weaker than its best.
+``confidence`` is "high" for a hit at ``HIGH`` or more that stands ``HIGH_GAP`` above every
+other hit of the result (the answer, not one of many alike), "medium" over the floor, "low"
+under it. The constants were fitted on labelled hits of LoCoMo (turns and facts) and of the
+personal-assistant dev set together (bench/relevance_floor.py, bench/understanding.py;
+bench/RESULTS.md has the reliability table).
 """
 
 from __future__ import annotations
@@ -15,14 +26,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from memory.models import SearchHit
+from memory.retrieval.search import content_words, length_factor
 
-# A result whose best hit is under FLOOR holds nothing relevant; in a result that does, hits
-# under HIT_FLOOR are left out. Chosen on bench/relevance_floor.py (bench/RESULTS.md, issue 15).
-FLOOR = 0.2
+FLOOR = 0.35
 HIT_FLOOR = 0.05
-HIGH = 0.5
-WORDS_BONUS = 0.1
+NEAR_BEST = 0.7
+FAR_BELOW = 0.3
+HIGH = 0.6
+HIGH_GAP = 0.1
+WORDS_BONUS = 0.15
 ENTITY_BONUS = 0.1
+ENTITY_SPECIFIC_BONUS = 0.1
+ENTITY_LIFT = 0.5
+WORD_SIGNALS = ("keyword", "context", "entity", "exact")
 
 
 def strength(hit: SearchHit) -> float | None:
@@ -38,43 +54,75 @@ def strength(hit: SearchHit) -> float | None:
     entity = hit.signals.get("entity")
     if entity is not None:
         # The vector reads the query without the names the cube knows ("what do I know about
-        # Carol" -> "what do I know about"): a rare entity named is itself the evidence.
-        value = max(value + ENTITY_BONUS, entity.score)
-    return max(0.0, min(1.0, value))
+        # Carol" -> "what do I know about"): a rare entity named is evidence of the topic.
+        value = max(value + ENTITY_BONUS + ENTITY_SPECIFIC_BONUS * entity.score, ENTITY_LIFT * entity.score)
+    return max(0.0, min(1.0, value * length_factor(len(hit.text))))
 
 
-def level(value: float | None, floor: float = FLOOR) -> str:
-    """high, medium or low: how a person reads a hit's strength."""
+def asks_anything(query: str) -> bool:
+    """Whether a query has a word that carries a topic (not stop words alone)."""
+    return bool(content_words(query))
+
+
+def level(value: float | None, floor: float = FLOOR, *, stands_out: bool = True) -> str:
+    """high, medium or low: how a person reads a hit's strength (high also needs the hit to stand out of its result)."""
     if value is None:
         return "medium"
-    if value >= HIGH:
+    if value >= HIGH and stands_out:
         return "high"
     return "medium" if value >= floor else "low"
 
 
-def kept(strengths: Sequence[float | None], floor: float = FLOOR, hit_floor: float = HIT_FLOOR) -> list[bool]:
-    """Which hits pass: none when the best is under ``floor``, else those at or over ``hit_floor``.
+def kept(
+    strengths: Sequence[float | None],
+    floor: float = FLOOR,
+    hit_floor: float = HIT_FLOOR,
+    matched: Sequence[bool] | None = None,
+) -> list[bool]:
+    """Which hits pass: none when the best is under ``floor``, else those at or over ``hit_floor``
+    and ``FAR_BELOW`` times the best, and of those the vector alone found (``matched`` False: no
+    shared word or entity), only those within ``NEAR_BEST`` of the best.
 
     A hit without a strength (no vector signal) always passes: there is no scale to judge it on.
     """
     known = [s for s in strengths if s is not None]
     if known and max(known) < floor:
         return [s is None for s in strengths]
-    return [s is None or s >= hit_floor for s in strengths]
+    best = max(known, default=0.0)
+    words = matched if matched is not None else [True] * len(strengths)
+    least = max(hit_floor, best * FAR_BELOW)
+    return [s is None or (s >= least and (w or s >= best * NEAR_BEST)) for s, w in zip(strengths, words, strict=True)]
+
+
+def standing_out(values: Sequence[float | None]) -> list[bool]:
+    """For each hit, whether its strength stands ``HIGH_GAP`` above every other hit's."""
+    known = [v if v is not None else 0.0 for v in values]
+    top = sorted(known, reverse=True)[:2] + [0.0, 0.0]
+    # The best other hit is the second best for the best hit, the best for every other.
+    return [value - (top[1] if value == top[0] else top[0]) >= HIGH_GAP for value in known]
 
 
 def apply_floor(
-    hits: Sequence[SearchHit], *, keep_weak: bool, floor: float = FLOOR, filtered: bool = False
+    hits: Sequence[SearchHit],
+    *,
+    keep_weak: bool,
+    floor: float = FLOOR,
+    filtered: bool = False,
+    query: str | None = None,
 ) -> tuple[list[SearchHit], int]:
     """Each hit labelled with its confidence; those under the floor dropped unless ``keep_weak``. Returns (hits, dropped).
 
     ``filtered``: the hits meet structured filters the query named ("overdue tasks"); they
-    answer it whatever their words, so they read as high and none is dropped.
+    answer it whatever their words, so they read as high and none is dropped. ``query``: the
+    text searched; when it is stop words alone, every hit but an exact one reads as low.
     """
     values = [strength(hit) for hit in hits]
-    for hit, value in zip(hits, values, strict=True):
-        hit.confidence = "high" if filtered else level(value, floor)
+    if query is not None and not asks_anything(query):
+        values = [1.0 if "exact" in hit.signals else 0.0 for hit in hits]
+    out = standing_out(values)
+    for hit, value, alone in zip(hits, values, out, strict=True):
+        hit.confidence = "high" if filtered else level(value, floor, stands_out=alone)
     if keep_weak or filtered:
         return list(hits), 0
-    mask = kept(values, floor)
+    mask = kept(values, floor, matched=[any(s in hit.signals for s in WORD_SIGNALS) for hit in hits])
     return [h for h, keep in zip(hits, mask, strict=True) if keep], mask.count(False)

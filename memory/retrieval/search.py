@@ -19,8 +19,10 @@ The vector looks for *what* the query asks and the entity signal for *who*: the 
 embedded without the names of entities the cube knows, and a memory without its leading
 speaker. The fused score is the weighted sum. Measured on long conversations (bench/locomo.py),
 summing normalised scores beat reciprocal rank fusion, which gives a weak signal's
-ranking as much say as a strong one's. Two priors then reorder the best few: a memory that
-ends with a question (``asks``) gives way to statements, and when the query names several
+ranking as much say as a strong one's. Priors then reorder the best few: a memory longer than
+the embedding model's window has its match signals scaled down (``length``: a pasted,
+keyword-stuffed note matches everything a little and its vector reads its first window only),
+a memory that ends with a question (``asks``) gives way to statements, and when the query names several
 people who speak in the cube, their memories take turns. Time words ("last week") are read before this, by
 ``MemCube.search`` (``memory.retrieval.time_words``), into an ``occurred_at`` filter.
 """
@@ -199,25 +201,49 @@ STOPWORDS = frozenset(
 )
 
 
+# A memory's text past about the embedding model's window (256 tokens) is long: one that long
+# matches many queries a little (BM25 saturates, the vector reads its first window only, it
+# names many entities), so its match signals count for less, by ``length_factor``.
+LONG_TEXT = 1000  # characters
+
+
+def length_factor(chars: int) -> float:
+    """1 for a text up to ``LONG_TEXT`` characters, then ``sqrt(LONG_TEXT / chars)`` (a 30 KB note: 0.18)."""
+    return 1.0 if chars <= LONG_TEXT else math.sqrt(LONG_TEXT / chars)
+
+
+# The signals that say a memory matches the query's words, meaning or names: what a long text dilutes.
+MATCH_SIGNALS = ("keyword", "context", "vector", "entity")
+
+
 @dataclass
 class Candidate:
     row_id: int
     signals: dict[str, tuple[int, float]] = field(default_factory=dict)  # signal -> (rank, raw score)
     fused: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)  # signal -> its contribution to ``fused``
 
     def add(self, signal: str, rank: int, score: float, contribution: float) -> None:
         self.signals[signal] = (rank, score)
         self.fused += contribution
+        self.parts[signal] = self.parts.get(signal, 0.0) + contribution
 
     def explained(self) -> dict[str, SignalScore]:
         return {name: SignalScore(rank=rank, score=round(float(score), 6)) for name, (rank, score) in self.signals.items()}
 
 
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that carry a topic (lower-cased, stop words left out), in order, once each."""
+    return list(dict.fromkeys(w for w in (w.lower() for w in _TOKEN.findall(text)) if w not in STOPWORDS))
+
+
 def keyword_query(text: str) -> str | None:
-    """An FTS5 query that ORs the content words of ``text``, each quoted (so no FTS syntax gets through)."""
-    words = [w.lower() for w in _TOKEN.findall(text)]
-    content = [w for w in words if w not in STOPWORDS] or words
-    unique = list(dict.fromkeys(content))[:32]
+    """An FTS5 query that ORs the content words of ``text``, each quoted (so no FTS syntax gets through).
+
+    None for a query of stop words alone ("what is it"): matching them would find every
+    memory about as well as any other, so the keyword signals stay out of it.
+    """
+    unique = content_words(text)[:32]
     if not unique:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
@@ -472,7 +498,7 @@ def hybrid_search(
     if len(q.signals) > 1:  # a one-signal search shows that signal's own ranking (a diagnostic view)
         head = max(RERANK_HEAD, q.limit * 3)  # the reordering below only ever reaches this deep
         rows = store.hit_rows([c.row_id for c in ranked[:head]])  # one read for the priors and the hits
-        ranked = _each_speaker_in_turn(_asks_last(ranked[:head], rows), said) + ranked[head:]
+        ranked = _each_speaker_in_turn(_asks_last(_long_texts_diluted(ranked[:head], rows), rows), said) + ranked[head:]
     else:
         rows = store.hit_rows([c.row_id for c in ranked[: q.limit]])
     ranked = ranked[: q.limit]
@@ -507,6 +533,22 @@ def hybrid_search(
 ASKS_PENALTY = 0.2
 RERANK_HEAD = 50
 _ASKS = re.compile(r"\?\s*(?:\[[^\]]*\]\s*)?$")  # "...?" or "...? [shares a photo: ...]"
+
+
+def _long_texts_diluted(ranked: list[Candidate], rows: dict[int, tuple]) -> list[Candidate]:
+    """``ranked`` with each long memory's match signals scaled by ``length_factor`` (a pasted,
+    keyword-stuffed note cannot outrank a precise one by matching every word somewhere)."""
+    for candidate in ranked:
+        row = rows.get(candidate.row_id)
+        factor = length_factor(len(row[1])) if row is not None else 1.0
+        if factor < 1.0:
+            for signal in MATCH_SIGNALS:
+                part = candidate.parts.get(signal, 0.0)
+                if part > 0:
+                    candidate.fused -= part * (1.0 - factor)
+                    candidate.parts[signal] = part * factor
+            candidate.signals["length"] = (1, factor)
+    return sorted(ranked, key=lambda c: (-c.fused, c.row_id))
 
 
 def _asks_last(ranked: list[Candidate], rows: dict[int, tuple]) -> list[Candidate]:

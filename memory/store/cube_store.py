@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # Below this much free space, a database that SQLite cannot open is taken for a full disk:
 # opening makes the -shm file (32 KiB) and may need to grow the WAL.
 OPEN_ROOM_BYTES = 1024 * 1024
+MAX_DENIALS = 1000  # refused calls kept per cube (the newest)
+DENIAL_CHARS = 200  # of a refused call's client name and action
 
 
 @dataclass
@@ -72,6 +74,8 @@ class NewMemory:
     # A live memory this one restates in other words: it is confirmed instead of a copy added.
     restates: str | None = None
     vector: np.ndarray | None = None
+    # Relations read from the text (memory.relations: {source, type, target, ended}); unused when the client gave relations.
+    extracted: list[dict[str, Any]] = field(default_factory=list)
     hash: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +105,23 @@ class GraphRow:
     relations: list[dict[str, Any]]
     supersedes: str | None
     superseded_by: str | None
+    # Relations read from the text ({source, type, target, ended}), and the time they hold from:
+    # when the memory happened, else when it was written; ``updated_at``: when a superseded one was replaced.
+    extracted: list[dict[str, Any]] = field(default_factory=list)
+    at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class RelationPeer:
+    """A relation of a live memory, as ``relation_peers`` finds it by its source and type."""
+
+    source: str  # normalised
+    type: str
+    target: str  # normalised
+    memory_id: str
+    at: str
+    ended: bool
 
 
 @dataclass
@@ -647,10 +668,19 @@ class CubeStore:
             return {}
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, status, type, entities, relations, supersedes, superseded_by FROM memories "
+                "SELECT id, status, type, entities, relations, supersedes, superseded_by, "
+                "coalesce(occurred_at, created_at), updated_at, row_id FROM memories "
                 f"WHERE id IN ({','.join('?' * len(ids))})",
                 list(ids),
             ).fetchall()
+            extracted: dict[int, list[dict[str, Any]]] = {}
+            found = self._conn.execute(
+                "SELECT memory_rowid, source, type, target, ended FROM memory_relations "
+                "WHERE memory_rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps([r[9] for r in rows]),),
+            )
+            for row_id, source, type_, target, ended in found:
+                extracted.setdefault(row_id, []).append({"source": source, "type": type_, "target": target, "ended": bool(ended)})
         return {
             r[0]: GraphRow(
                 id=r[0],
@@ -660,6 +690,9 @@ class CubeStore:
                 relations=json.loads(r[4] or "[]"),
                 supersedes=r[5],
                 superseded_by=r[6],
+                extracted=extracted.get(r[9], []),
+                at=r[7],
+                updated_at=r[8],
             )
             for r in rows
         }
@@ -808,6 +841,8 @@ class CubeStore:
                 }
                 row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
                 self._write_entities(conn, row_id, item.entities)
+                if not item.relations:  # the client's relations win over those read from the text
+                    self._write_relations(conn, row_id, item.extracted)
                 if item.vector is not None:
                     conn.execute(
                         "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
@@ -842,9 +877,17 @@ class CubeStore:
         return outcomes
 
     def update(
-        self, memory_id: str, new_values: dict[str, Any], *, vector: np.ndarray | None, model_id: str | None, client: str | None
+        self,
+        memory_id: str,
+        new_values: dict[str, Any],
+        *,
+        vector: np.ndarray | None,
+        model_id: str | None,
+        client: str | None,
+        extracted: list[dict[str, Any]] | None = None,
     ) -> Memory:
-        """Apply changed fields as a new version. ``new_values`` holds plain Python values."""
+        """Apply changed fields as a new version. ``new_values`` holds plain Python values;
+        ``extracted``, when given, replaces the relations read from the text."""
         check_ids([memory_id])
         now = now_stored()
         with self.write() as conn:
@@ -888,6 +931,9 @@ class CubeStore:
                 conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
                 self._entities_removed(conn)
                 self._write_entities(conn, row_id, assignments["entities"])
+            if extracted is not None:
+                conn.execute("DELETE FROM memory_relations WHERE memory_rowid = ?", (row_id,))
+                self._write_relations(conn, row_id, extracted)
             if "text" in assignments or "occurred_at" in assignments:
                 context.refresh(conn, [row_id])
                 context.refresh_threads(conn, moved_from)  # a new day can move it out of an inferred thread
@@ -1124,10 +1170,18 @@ class CubeStore:
         return self.get_many([memory_id])[0]
 
     def record_denial(self, *, client: str | None, action: str, need: str) -> None:
+        """Keep a refused call: its client and action cut to ``DENIAL_CHARS``, the newest ``MAX_DENIALS`` only.
+
+        Whoever is refused chooses what is written here (a client name, a tool name of any
+        length): unbounded, a client with no rights at all could fill the owner's disk (R1).
+        """
+        client = client[:DENIAL_CHARS] if client is not None else None
         with self.write() as conn:
-            conn.execute(
-                "INSERT INTO access_denials(at, client, action, need) VALUES (?, ?, ?, ?)", (now_stored(), client, action, need)
+            cursor = conn.execute(
+                "INSERT INTO access_denials(at, client, action, need) VALUES (?, ?, ?, ?)",
+                (now_stored(), client, action[:DENIAL_CHARS], need[:DENIAL_CHARS]),
             )
+            conn.execute("DELETE FROM access_denials WHERE seq <= ?", ((cursor.lastrowid or 0) - MAX_DENIALS,))
 
     def denials(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
@@ -1220,6 +1274,77 @@ class CubeStore:
             "INSERT INTO cube_meta(key, value) VALUES ('entity_epoch', '1') "
             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
         )
+
+    def _write_relations(self, conn: sqlite3.Connection, row_id: int, relations: Sequence[dict[str, Any]]) -> None:
+        rows = []
+        for rel in relations:
+            source, target = normalize(rel["source"]), normalize(rel["target"])
+            if source and target and source != target:
+                rows.append((row_id, rel["source"], source, rel["type"], rel["target"], target, int(bool(rel.get("ended")))))
+        conn.executemany(
+            "INSERT OR IGNORE INTO memory_relations(memory_rowid, source, source_norm, type, target, target_norm, ended) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def unread_relations(self, limit: int) -> tuple[list[tuple[int, str]], int]:
+        """Memories written before relations were read from texts (schema 11) that still wait for it:
+        up to ``limit`` (row id, text) of live memories without client relations, and how many are left."""
+        with self._lock:
+            below = self.meta("relations_unread_below")
+            if below is None:
+                return [], 0
+            rows = self._conn.execute(
+                "SELECT row_id, text FROM memories WHERE row_id < ? AND status != 'deleted' AND relations = '[]' "
+                "AND NOT EXISTS (SELECT 1 FROM memory_relations r WHERE r.memory_rowid = row_id) "
+                "AND row_id >= coalesce((SELECT CAST(value AS INTEGER) FROM cube_meta WHERE key = 'relations_unread_from'), 0) "
+                "ORDER BY row_id LIMIT ?",
+                (int(below), limit),
+            ).fetchall()
+            return [(r[0], r[1]) for r in rows], len(rows)
+
+    def save_read_relations(self, rows: Sequence[tuple[int, list[dict[str, Any]]]], *, done: bool) -> None:
+        """Store relations read from older memories (``unread_relations``) and queue their graph work;
+        ``done``: none are left, drop the mark."""
+        with self.write() as conn:
+            for row_id, relations in rows:
+                self._write_relations(conn, row_id, relations)
+                if relations:
+                    conn.execute(
+                        "INSERT INTO graph_outbox(memory_id, op) SELECT id, 'sync' FROM memories WHERE row_id = ?", (row_id,)
+                    )
+            if rows:
+                self.set_meta(conn, "relations_unread_from", str(max(r for r, _ in rows) + 1))
+            if done:
+                conn.execute("DELETE FROM cube_meta WHERE key IN ('relations_unread_below', 'relations_unread_from')")
+
+    def relation_peers(self, keys: Sequence[tuple[str, str]]) -> list[RelationPeer]:
+        """The relations of live memories (read from texts, or given by clients) with these (source, type)."""
+        if not keys:
+            return []
+        wanted = json.dumps([list(k) for k in sorted(set(keys))])
+        at = "coalesce(m.occurred_at, m.created_at)"
+        with self._lock:
+            rows = self._conn.execute(
+                "WITH k AS (SELECT json_extract(value, '$[0]') AS s, json_extract(value, '$[1]') AS t FROM json_each(?)) "
+                f"SELECT r.source_norm, r.type, r.target_norm, m.id, {at}, r.ended FROM k "
+                "JOIN memory_relations r ON r.source_norm = k.s AND r.type = k.t "
+                "JOIN memories m ON m.row_id = r.memory_rowid WHERE m.status = 'active' AND m.relations = '[]'",
+                (wanted,),
+            ).fetchall()
+            client = self._conn.execute(
+                f"SELECT m.id, {at}, j.value FROM memories m, json_each(m.relations) j "
+                "WHERE m.status = 'active' AND m.relations != '[]'"
+            ).fetchall()
+        peers = [RelationPeer(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+        key_set = set(keys)
+        for memory_id, when, value in client:
+            rel = json.loads(value)
+            source = normalize(rel["subject"])
+            if (source, rel["predicate"]) in key_set:
+                target = normalize(rel["object"])
+                peers.append(RelationPeer(source, rel["predicate"], target, memory_id, rel.get("valid_from") or when, False))
+        return peers
 
     def _write_entities(self, conn: sqlite3.Connection, row_id: int, names: Sequence[str]) -> None:
         rows: dict[str, str] = {}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-SCHEMA_VERSION = 10  # == len(MIGRATIONS)
+SCHEMA_VERSION = 11  # == len(MIGRATIONS)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -228,7 +228,36 @@ def _v10(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+def _v11(conn: sqlite3.Connection) -> None:
+    """Relations read from a memory's text (memory.relations), beside the client's own in
+    ``memories.relations``: the graph derives its RELATED edges and their validity from both.
+    Keyed by (source, type) so that a newer memory finds the relations it ends. Memories of an
+    older cube have none until ``memcube doctor`` reads them (extraction takes ~2 ms a memory,
+    too long for opening a large cube)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS memory_relations ("
+        "memory_rowid INTEGER NOT NULL, source TEXT NOT NULL, source_norm TEXT NOT NULL, type TEXT NOT NULL, "
+        "target TEXT NOT NULL, target_norm TEXT NOT NULL, ended INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (memory_rowid, source_norm, type, target_norm)) WITHOUT ROWID"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS memory_relations_source ON memory_relations(source_norm, type)")
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS memories_relations_delete AFTER DELETE ON memories BEGIN "
+        "DELETE FROM memory_relations WHERE memory_rowid = old.rowid; END"
+    )
+    # The graph's relations gain an origin and an end: derive again the memories that have any.
+    conn.execute(
+        "INSERT INTO graph_outbox(memory_id, op) SELECT id, 'sync' FROM memories WHERE relations != '[]' "
+        "AND (status = 'active' OR (status = 'archived' AND superseded_by IS NOT NULL))"
+    )
+    # The memories written before this version, whose texts doctor reads for relations (then drops the mark).
+    conn.execute(
+        "INSERT INTO cube_meta(key, value) SELECT 'relations_unread_below', CAST(max(row_id) + 1 AS TEXT) FROM memories "
+        "WHERE EXISTS (SELECT 1 FROM memories) ON CONFLICT(key) DO NOTHING"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
