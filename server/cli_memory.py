@@ -343,6 +343,13 @@ def cmd_progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sources(cited: list[str], read: list[str]) -> str:
+    """The memories an answer used; when it used none of those it read, says so."""
+    if cited:
+        return f"(from {', '.join(cited)})"
+    return f"(no memory cited; {len(read)} read)" if read else "(no memories)"
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from memory.activation.scheduler import Scheduler
 
@@ -352,14 +359,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         outcome = Scheduler(home).ask(args.cube, args.question, limit=args.limit, max_tokens=args.max_tokens)
     result = {
         "answer": outcome.answer,
-        "cited_ids": outcome.context_ids,
+        "cited_ids": outcome.cited_ids,
+        "context_ids": outcome.context_ids,
         "mentioned_ids": outcome.mentioned_ids,
+        "stopped": outcome.stopped,
         "reused_tokens": outcome.reused_tokens,
         "prefilled_tokens": outcome.prefilled_tokens,
         "ttft_ms": outcome.ttft_ms,
         "model": outcome.model,
     }
-    emit(args, result, lambda _: print(f"{outcome.answer}\n\n(from {', '.join(outcome.context_ids) or 'no memories'})"))
+    emit(args, result, lambda _: print(f"{outcome.answer}\n\n{_sources(outcome.cited_ids, outcome.context_ids)}"))
     return 0
 
 

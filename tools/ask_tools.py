@@ -5,7 +5,7 @@ The answer is also an event for the scheduler (``queried``, with the memories th
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
@@ -23,11 +23,20 @@ JSON = "application/json"
 
 
 class AskResult(BaseModel):
-    answer: str = Field(description="the local model's answer")
+    answer: str = Field(description="the local model's answer; ids it cites that the prompt did not hold are taken out")
     cited_ids: list[str] = Field(
-        description="the memories the answer was given to read (the retrieved hits and the warm cache's), in prompt order"
+        description="the memories the answer uses, in prompt order: those whose ids it writes (checked), and those its "
+        "specific content (words, names, numbers, dates the question did not say) comes from; empty when it uses none"
     )
-    mentioned_ids: list[str] = Field(description="the memory ids the answer text itself cites")
+    context_ids: list[str] = Field(
+        description="every memory the model was given to read (the retrieved hits and the warm cache's), in prompt order"
+    )
+    mentioned_ids: list[str] = Field(
+        description="the memory ids the answer text itself writes, checked against the prompt (a subset of cited_ids)"
+    )
+    stopped: Literal["end", "header", "repeat", "budget"] = Field(
+        description="why the answer ended: the model's end of turn, a new prompt header, a repetition cut off, or max_tokens"
+    )
     reused_tokens: int = Field(description="prompt tokens taken from a warm KV cache")
     prefilled_tokens: int = Field(description="prompt tokens computed for this call")
     ttft_ms: float = Field(description="time to the first answer token")
@@ -43,9 +52,12 @@ def register(mcp: MCPServer, runtime: ToolRuntime, scheduler: Scheduler) -> None
         limit: Annotated[Count, Field(ge=1, le=50, description="how many memories to retrieve for the answer")] = 8,
         max_tokens: Annotated[Count | None, Field(ge=1, le=4096, description="longest answer, in tokens")] = None,
     ) -> AskResult:
-        """Answer a question with the local language model, from the memories retrieved for it, citing
-        their ids. Starts from the KV cache the scheduler warmed when it holds those memories. Needs a
-        local model ([local_model] path in config.toml or MEMCUBE_LOCAL_MODEL)."""
+        """Answer a question with the local language model, from the memories retrieved for it. `cited_ids`
+        are the memories the answer actually uses (checked citations and attribution of its content);
+        `context_ids` all it was given to read (before this field, `cited_ids` held those). The answer
+        ends when it is done (end of turn, a new question, repetition). Starts from the KV cache the
+        scheduler warmed when it holds those memories. Needs a local model ([local_model] path in
+        config.toml or MEMCUBE_LOCAL_MODEL)."""
         if not question.strip():
             from mcp.server.mcpserver.exceptions import ToolError
 
@@ -54,8 +66,10 @@ def register(mcp: MCPServer, runtime: ToolRuntime, scheduler: Scheduler) -> None
         runtime.observe(ctx, "queried", cube, outcome.context_ids, query=question)
         return AskResult(
             answer=outcome.answer,
-            cited_ids=outcome.context_ids,
+            cited_ids=outcome.cited_ids,
+            context_ids=outcome.context_ids,
             mentioned_ids=outcome.mentioned_ids,
+            stopped=outcome.stopped,
             reused_tokens=outcome.reused_tokens,
             prefilled_tokens=outcome.prefilled_tokens,
             ttft_ms=outcome.ttft_ms,

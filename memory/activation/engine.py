@@ -7,7 +7,6 @@ each other. Callers block in a worker thread while it runs, never on the event l
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +17,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from memory.activation.base import Backend, CacheMeta, ModelIdentity, NoLocalModel
+from memory.activation.citations import attribute, checked_citations
 from memory.activation.kv_store import Entry, KVStore
 from memory.activation.prompt import PromptTemplate
+from memory.activation.stopping import END_OF_TURN, AnswerStop, Stopped
 from memory.config import LocalModelConfig
 from memory.models import Memory
 
@@ -31,7 +32,6 @@ HOW_TO_CONFIGURE = (
     "tokenizer.json), or to a hub id fetched first with `memcube model pull <id>` "
     "(e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit on Apple Silicon, onnx-community/Qwen2.5-0.5B-Instruct elsewhere)"
 )
-_MEMORY_ID = re.compile(r"mem_[0-9a-z]+", re.IGNORECASE)
 
 
 def pulled_folder(home: Path, hub_id: str) -> Path:
@@ -87,7 +87,14 @@ class WarmOutcome(BaseModel):
 class AskOutcome(BaseModel):
     answer: str
     context_ids: list[str] = Field(description="the memories the model read, in prompt order")
-    mentioned_ids: list[str] = Field(description="memory ids the answer itself cites")
+    cited_ids: list[str] = Field(
+        default_factory=list,
+        description="the memories the answer uses (it cites them, checked, or its content comes from them), in prompt order",
+    )
+    mentioned_ids: list[str] = Field(description="the memory ids the answer writes that the prompt held (checked)")
+    stopped: Stopped = Field(
+        "end", description="why the answer ended: end of turn, a new prompt header, a repetition, or max_tokens"
+    )
     reused_tokens: int = Field(description="prompt tokens taken from a warm cache instead of computed")
     prefilled_tokens: int = Field(description="prompt tokens computed for this answer (missing memories and the question)")
     ttft_ms: float = Field(description="time to the first answer token")
@@ -100,6 +107,7 @@ class ActivationEngine:
         self.home = home
         self._backend: Backend | None = None
         self._template: PromptTemplate | None = None
+        self._stop_ids: set[int] = set()
         self._stores: dict[Path, KVStore] = {}
         self._lock = threading.RLock()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memcube-model")
@@ -120,8 +128,10 @@ class ActivationEngine:
         with self._lock:
             if self._backend is None:
                 folder, name, kind = resolve_model(self.config, self.home)
-                self._backend = self.run(lambda: load_backend(folder, name, kind))
-                self._template = PromptTemplate(self._backend)
+                backend = self.run(lambda: load_backend(folder, name, kind))
+                self._template = PromptTemplate(backend)
+                self._stop_ids = set(backend.eos_ids) | end_of_turn_ids(backend)
+                self._backend = backend
             return self._backend
 
     @property
@@ -193,8 +203,21 @@ class ActivationEngine:
 
     # -- answering --------------------------------------------------------------------
 
-    def ask(self, cube_folder: Path, hits: list[Memory], question: str, *, max_tokens: int | None = None) -> AskOutcome:
-        """Answer ``question`` from ``hits``, starting from the stored cache that holds most of them."""
+    def ask(
+        self,
+        cube_folder: Path,
+        hits: list[Memory],
+        question: str,
+        *,
+        max_tokens: int | None = None,
+        lookup: Callable[[list[str]], list[Memory]] | None = None,
+    ) -> AskOutcome:
+        """Answer ``question`` from ``hits``, starting from the stored cache that holds most of them.
+
+        The answer ends at the end of the model's turn, at a new prompt header or where it starts
+        repeating itself (else at ``max_tokens``). ``lookup`` reads the memories a warm cache holds
+        beyond ``hits`` (the prompt holds them too), so that the answer can be attributed to them.
+        """
         store, template, backend = self.store(cube_folder), self.template, self.backend()
         entry: Entry | None = store.best_for(m.id for m in hits)
         base_ids = entry.meta.ids if entry else []
@@ -206,7 +229,9 @@ class ActivationEngine:
         start = store.cache_of(entry) if entry else None
         limit = max_tokens or self.config.max_tokens
 
-        def answer() -> tuple[list[int], float]:
+        stop_ids = self._stop_ids
+
+        def answer() -> tuple[str, Stopped, float]:
             began = time.perf_counter()
             # Always a copy: the stored cache must leave this call byte for byte as it came.
             cache = backend.copy_cache(start) if start is not None else backend.new_cache()
@@ -214,23 +239,54 @@ class ActivationEngine:
                 cache = backend.prefill(cache, tokens)[1]
             out: list[int] = []
             first = 0.0
+            guard = AnswerStop()
+            text: str = ""
+            why: Stopped = "budget"
             for token in backend.generate(cache, question_tokens, limit, self.config.temperature):
                 if not out:
                     first = time.perf_counter() - began
+                if token in stop_ids:
+                    why = "end"
+                    break
                 out.append(token)
-            return out, (first or time.perf_counter() - began)
+                text = backend.decode(out)
+                verdict = guard.check(text)
+                if verdict.stop:
+                    text, why = text[: verdict.keep], verdict.reason
+                    break
+            else:
+                if len(out) < limit:
+                    why = "end"  # the backend stopped at one of its own end tokens
+            return text, why, (first or time.perf_counter() - began)
 
-        generated, ttft = self.run(answer)
-        text = backend.decode(generated).strip()
+        raw, why, ttft = self.run(answer)
         context = base_ids + [m.id for m in missing]
-        known = {i.lower(): i for i in context}
-        mentioned = list(dict.fromkeys(known[m.lower()] for m in _MEMORY_ID.findall(text) if m.lower() in known))
+        text, mentioned = checked_citations(raw.strip(), context)
+        by_id = {m.id: m for m in hits}
+        others = [i for i in context if i not in by_id]
+        if others and lookup is not None:
+            by_id |= {m.id: m for m in lookup(others)}
+        # Preferred on a tie: the retrieved hits in their rank order, then what the warm cache held.
+        readable = [m for m in hits if m.id in set(context)] + [by_id[i] for i in others if i in by_id]
+        used = set(mentioned) | set(attribute(text, question, readable))
         return AskOutcome(
             answer=text,
             context_ids=context,
+            cited_ids=[i for i in context if i in used],
             mentioned_ids=mentioned,
+            stopped=why,
             reused_tokens=entry.meta.tokens if entry else 0,
             prefilled_tokens=len(tokens) + len(question_tokens),
             ttft_ms=round(ttft * 1000, 2),
             model=backend.identity,
         )
+
+
+def end_of_turn_ids(backend: Backend) -> set[int]:
+    """The ids of the end-of-turn special tokens the vocabulary has (one token each, decoded to nothing)."""
+    ids: set[int] = set()
+    for marker in END_OF_TURN:
+        encoded = backend.encode(marker)
+        if len(encoded) == 1 and not backend.decode(encoded).strip():
+            ids.add(encoded[0])
+    return ids

@@ -278,7 +278,7 @@ class Scheduler:
         # Warm means in the one cache the answer starts from, not merely in some cache on disk.
         entry = engine.store(cube.folder).best_for(used)
         warm = set(entry.meta.ids) if entry is not None else set()
-        outcome = engine.ask(cube.folder, memories, question, max_tokens=max_tokens)
+        outcome = engine.ask(cube.folder, memories, question, max_tokens=max_tokens, lookup=lambda ids: cube.store.get_many(ids))
         with self._lock:
             status = self._status(cube_name)
             status.asks += 1
