@@ -864,6 +864,15 @@ def _tail_mentions(text: str, offset: int, known: Callable[[str], bool] | None) 
     return [Mention(m.text, m.start + offset, m.end + offset, m.kind) for m in mentions_in(doc, known)]
 
 
+# A heading path's separators ("Bob › Hobbies: ...", what the Markdown importer writes) read as
+# the colon that ends a label, so its head is taken as the label's name; same length, same spans.
+_PATH_MARKS = str.maketrans({"›": ":", "»": ":"})
+
+
+def _as_parsed(text: str) -> str:
+    return text.translate(_PATH_MARKS)
+
+
 def extract_mentions(text: str, known: Callable[[str], bool] | None = None) -> list[Mention]:
     """Every entity mention in ``text`` with its span and kind, in order of appearance.
 
@@ -873,7 +882,7 @@ def extract_mentions(text: str, known: Callable[[str], bool] | None = None) -> l
     if not text.strip():
         return []
     cut = _parsed_length(text)
-    return mentions_in(language.parse(text[:cut]), known) + _tail_mentions(text, cut, known)
+    return mentions_in(language.parse(_as_parsed(text[:cut])), known) + _tail_mentions(text, cut, known)
 
 
 def names_of(mentions: Iterable[Mention]) -> list[str]:
@@ -897,7 +906,7 @@ def extract_entities(text: str, known: Callable[[str], bool] | None = None) -> l
 def extract_entities_many(texts: Sequence[str], known: Callable[[str], bool] | None = None) -> list[list[str]]:
     """``extract_entities`` of many texts, parsed in batches (what a batch add uses)."""
     cuts = [_parsed_length(text) for text in texts]
-    docs = language.parse_many(text[:cut] for text, cut in zip(texts, cuts, strict=True))
+    docs = language.parse_many(_as_parsed(text[:cut]) for text, cut in zip(texts, cuts, strict=True))
     return [
         names_of(mentions_in(doc, known) + _tail_mentions(text, cut, known)) if text.strip() else []
         for text, cut, doc in zip(texts, cuts, docs, strict=True)

@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from memory.models import SearchHit
 from memory.retrieval.search import content_words, length_factor
 
-FLOOR = 0.35
+# 0.35 emptied every nonsense query of the dev set but also a true paraphrase match ("playing a
+# string instrument" -> the violin memory, cosine 0.333, tests/test_bulk_import.py): 0.3 keeps it.
+FLOOR = 0.3
 HIT_FLOOR = 0.05
 NEAR_BEST = 0.7
 FAR_BELOW = 0.3
