@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from attack_support import ARCHIVE_FORMAT, INIT_PARAMS, ROOT, memcube_env, memory_id, run_cli
+from attack_support import ARCHIVE_FORMAT, INIT_PARAMS, ROOT, command_lines, memcube_env, memory_id, run_cli
 from mcp import Client
 from mcp.types import Implementation
 from support import add, raw_db
@@ -65,18 +65,6 @@ def _post(port: int, message: dict, headers: dict[str, str] | None = None) -> tu
         return response.status, response.read().decode()
     finally:
         connection.close()
-
-
-def _command_lines() -> list[str]:
-    """Every process's command line, as any local user reads them through ``ps``."""
-    lines = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                pass
-    return lines
 
 
 def test_a_token_file_linked_to_nothing_never_serves_without_authentication(tmp_path):
@@ -139,7 +127,7 @@ def test_the_ui_login_address_is_on_no_command_line(tmp_path):
             assert time.monotonic() < deadline, "the browser was not started"
             time.sleep(0.05)
         # The attacker: another local user reading `ps` while the browser starts.
-        leaked = [line for line in _command_lines() if "/login/" in line or "#token=" in line]
+        leaked = [line for line in command_lines() if "/login/" in line or "#token=" in line]
         assert not leaked, f"a login address on a command line, free to redeem first: {leaked}"
         argv = started.read_text().split()
         page = Path(argv[0].removeprefix("file://"))

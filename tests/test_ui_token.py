@@ -9,14 +9,13 @@ in a redirect; used a second time, it revokes the token it gave.
 from __future__ import annotations
 
 import http.client
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from attack_support import ROOT, memcube_env
+from attack_support import ROOT, command_lines, memcube_env
 
 
 def _get(port: int, path: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -27,17 +26,6 @@ def _get(port: int, path: str, token: str | None = None) -> tuple[int, dict[str,
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
-
-
-def _command_lines() -> list[str]:
-    lines = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                pass
-    return lines
 
 
 def test_4_the_browser_gets_a_one_time_login_and_never_the_token(tmp_path):
@@ -79,7 +67,7 @@ def test_4_the_browser_gets_a_one_time_login_and_never_the_token(tmp_path):
         assert status == 303 and headers["location"].startswith("/#token="), (status, headers)
         token = headers["location"].removeprefix("/#token=")
         assert len(token) >= 32 and token not in argv[0]
-        assert not any(token in line for line in _command_lines())
+        assert not any(token in line for line in command_lines())
         status, _, body = _get(port, "/api/cubes", token)
         assert status == 200, body
 
