@@ -217,3 +217,19 @@ async def test_memory_ask_without_a_local_model_says_how_to_configure_one(tmp_pa
         message = await error(client, "memory_ask", question="What happened to Jon?")
     assert "MEMCUBE_LOCAL_MODEL" in message and "memcube model pull" in message
     server.memory_home.close()
+
+
+def test_a_batch_of_memories_enters_the_working_set_in_predicted_rank_order(home):
+    """One memory_add batch shares its created_at, and its ids differ in random bits: the prompt order
+    must come from the prediction, not from the ids, or it differs from machine to machine (and a
+    small model's answer with it: CI once answered 'Melanie' where every local run said 'Biscuit')."""
+    from memory.activation.scheduler import Scheduler
+
+    cube = home.cube("default")
+    ids = [outcome.id for outcome in cube.add([{"text": t} for t in FACTS])]
+    scheduler = Scheduler(home)
+    scheduler.scene("default").recent_adds.extend(ids)  # the newest add is the likeliest next
+
+    predicted = [m.id for m in scheduler.predict("default")]
+
+    assert predicted == list(reversed(ids))

@@ -223,7 +223,10 @@ class Scheduler:
             chosen.append(memory)
             used += cost
         order = {i: n for n, i in enumerate(previous)}
-        chosen.sort(key=lambda m: (order.get(m.id, len(order)), m.created_at, m.id))
+        rank = {i: n for n, i in enumerate(ranked)}
+        # Memories written in one batch share created_at, and their ids differ in random bits: the
+        # predicted rank, not the id, orders them, so the prompt order is the same on every machine.
+        chosen.sort(key=lambda m: (order.get(m.id, len(order)), m.created_at, rank[m.id]))
         return chosen
 
     def _head_tokens(self) -> int:
