@@ -1,6 +1,7 @@
 """Search latency of two versions of MemCube, side by side in one run.
 
     uv run python bench/ab_search.py --baseline PATH [--memories N | --home HOME] [--queries N]
+    uv run python bench/ab_search.py --quick     # CI's check that it runs: 300 memories, 10 queries, this checkout against itself
 
 ``PATH`` is another checkout of the project (e.g. a git worktree of an older commit). A
 cube of N synthetic memories (``bench/foundation.py``'s generator) is written once by the
@@ -95,12 +96,20 @@ def pct(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", type=Path, required=True, help="another checkout of MemCube")
+    parser.add_argument("--baseline", type=Path, help="another checkout of MemCube (required but with --quick)")
     parser.add_argument("--memories", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--home", type=Path, help="copy this home (with a cube named bench) instead of building a cube")
+    parser.add_argument(
+        "--quick", action="store_true", help="300 memories, 10 queries, 2 warm-up; the baseline defaults to this checkout"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.memories, args.queries, args.warmup = 300, 10, 2
+        args.baseline = args.baseline or ROOT
+    if args.baseline is None:
+        parser.error("--baseline is required (or --quick, which compares this checkout with itself)")
     baseline = args.baseline.resolve()
     scratch = Path(tempfile.mkdtemp(prefix="memcube-ab-"))
     try:

@@ -1,6 +1,7 @@
 """Foundation benchmark: start-up to tools/list, add throughput, graph upkeep, search latency and memory at N memories.
 
-    uv run python bench/foundation.py [--memories N] [--queries N] [--quick]
+    uv run python bench/foundation.py [--memories N] [--queries N]
+    uv run python bench/foundation.py --quick   # 1,000 memories, 50 queries, 3 launches (CI's check that it runs)
 
 1. ``memcube serve`` over stdio, as Claude Desktop starts it: the real server is spawned
    (``python -m server serve`` with ``MEMCUBE_HOME`` set to a scratch folder) and spoken to

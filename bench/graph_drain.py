@@ -1,6 +1,7 @@
 """Graph outbox benchmark: how fast queued graph work is applied, and whether that rate holds as the graph grows.
 
     uv run python bench/graph_drain.py [--memories N] [--batch N] [--baseline REF] [--baseline-cap-s S]
+    uv run python bench/graph_drain.py --quick   # CI's check that it runs: 500 memories, top-up 200, live 100
 
 1. Fill a cube's SQLite store with N synthetic memories straight through ``CubeStore.add``
    (no embedding: the graph never reads vectors, and the embedder would bound the fill at
@@ -13,7 +14,7 @@
 2. Drain the outbox as the server does (``GraphStore.apply_outbox`` until it returns 0),
    timing each batch: the overall rate, and the rate over the first and the last tenth of
    the memories (graph nearly empty vs nearly full).
-3. Top up: add 2,000 more memories to the full cube and drain them (the steady state: a
+3. Top up: add 2,000 (``--quick``: 200) more memories to the full cube and drain them (the steady state: a
    large graph, a burst of adds).
 4. ``GraphStore.rebuild`` of the whole graph from SQLite.
 5. With ``--baseline REF`` (e.g. ``main``): the same drain with ``graph_store.py`` as of that
@@ -209,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live", type=int, default=3000, help="memories added at --live-rate with the outbox applied alongside")
     parser.add_argument("--live-rate", type=float, default=300.0, help="adds per second in the live phase (default 300)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--quick", action="store_true", help="500 memories, a top-up of 200, 100 live adds")
     args = parser.parse_args(argv)
+    args.topup = TOPUP
+    if args.quick:
+        args.memories, args.topup, args.live = 500, 200, 100
 
     scratch = Path(tempfile.mkdtemp(prefix="memcube-graph-bench-"))
     log(f"scratch folder {scratch}")
@@ -249,14 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         out(f"  graph: {graph.counts()}")
         drained = snapshot(graph)
 
-        topup_items = new_memories(TOPUP, seed=7, offset=args.memories)
+        topup_items = new_memories(args.topup, seed=7, offset=args.memories)
         fill(store, topup_items)
         topup_pending = store.counts()["graph_pending"]
         topup_s, _, _ = drain(graph, store, args.batch)
         out(f"top-up of the full graph: {topup_pending} entries in {topup_s:.2f} s = {topup_pending / topup_s:.0f}/s")
         topped_up = snapshot(graph)
 
-        live_items = new_memories(args.live, seed=7, offset=args.memories + TOPUP)
+        live_items = new_memories(args.live, seed=7, offset=args.memories + args.topup)
         live_s, after_s, backlog = live_adds(graph, store, live_items, args.live_rate)
         out(
             f"live: {args.live} adds at {args.live_rate:.0f}/s on the full graph ({live_s:.1f} s) with the outbox applied alongside: "

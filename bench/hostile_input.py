@@ -1,6 +1,7 @@
 """How fast a real ``memcube serve`` (stdio) answers hostile messages (issue 13).
 
-    uv run python bench/hostile_input.py [--quick] [--mb 10]
+    uv run python bench/hostile_input.py [--mb 10]
+    uv run python bench/hostile_input.py --quick   # 2 MB (CI's check that it runs)
 
 Starts the server as MCP clients do, waits for it to answer a search, then times, from
 the first byte sent to the whole answer read back:

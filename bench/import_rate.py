@@ -1,6 +1,7 @@
 """Import rate: ``import_archive`` of a large archive, with its vectors and without.
 
-    uv run python bench/import_rate.py [--records N] [--embed-records N] [--quick]
+    uv run python bench/import_rate.py [--records N] [--embed-records N]
+    uv run python bench/import_rate.py --quick   # 5,000 and 1,000 records (CI's check that it runs)
 
 Builds two synthetic archives in a scratch folder (the texts of ``bench/foundation.py``'s
 ``make_memories``, with entities, some sessions and one ``add`` version each, as an export

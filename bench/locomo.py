@@ -4,6 +4,7 @@
     uv run python bench/locomo.py --facts         # the extracted facts, one memory each
     uv run python bench/locomo.py --no-sessions   # turns stored without a session_id
     uv run python bench/locomo.py --all           # every arrival side by side
+    uv run python bench/locomo.py --quick         # the hybrid mode only (CI's check that it runs)
 
 How memories *arrive* changes what search has to work with; each arrival gets its own cubes:
 
@@ -352,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown signal {name!r} in --weight; use {', '.join(search.WEIGHTS)}")
         search.WEIGHTS[name] = float(value)
     if not args.path.is_file():
-        parser.error(f"no data file {args.path}")
+        # CI runs every bench script; without the data set this one has nothing to measure.
+        print(f"# skipped: no LoCoMo data at {args.path} (CC BY-NC 4.0, not part of the project)", flush=True)
+        print("RESULT skipped=no-data")
+        return 0
     temporary = args.home is None
     home_dir = Path(tempfile.mkdtemp(prefix="memcube-locomo-")) if temporary else args.home
     chosen = [a for a, on in zip(ARRIVALS, (args.sessions, args.no_sessions, args.facts), strict=True) if on or args.all]

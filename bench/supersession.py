@@ -1,6 +1,7 @@
 """When does a new fact or preference replace an older one? The old rule and the new, side by side.
 
     uv run python bench/supersession.py                       # the labelled pairs
+    uv run python bench/supersession.py --quick               # the same (CI runs every bench script with --quick)
     uv run python bench/supersession.py --locomo-facts [PATH] # default ../shared/data/locomo-dev.json
 
 Pairs mode reads ``bench/data/supersession_pairs.jsonl`` (pairs written for this purpose:
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="add a LoCoMo file's extracted facts to a cube and count what is archived",
     )
+    parser.add_argument("--quick", action="store_true", help="the labelled pairs (the default; it takes seconds)")
     args = parser.parse_args(argv)
     if args.locomo_facts is not None:
         if not args.locomo_facts.is_file():

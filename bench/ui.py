@@ -1,6 +1,7 @@
 """The memory browser (``memcube ui``) at scale: first paint of the memory list, a search round trip, deep paging.
 
-    uv run python bench/ui.py [--sizes 10000,50000] [--runs 15] [--quick]
+    uv run python bench/ui.py [--sizes 10000,50000] [--runs 15]
+    uv run python bench/ui.py --quick   # 1,000 and 5,000 memories, 7 runs (CI's check that it runs)
 
 For each size N, a scratch home gets N synthetic memories (``bench/foundation.make_memories``,
 added through ``MemCube.add`` in batches of 500), then the real UI server runs on loopback

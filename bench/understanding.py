@@ -1,6 +1,7 @@
 """Understanding, measured on a personal-assistant dev set: entities, relations, time, noise and confidence.
 
-    uv run python bench/understanding.py [--data PATH] [--quick] [--verbose] [--home DIR]
+    uv run python bench/understanding.py [--data PATH] [--verbose] [--home DIR]
+    uv run python bench/understanding.py --quick   # entities and relations only (CI's check that it runs)
 
 The set (default bench/data/assistant_life.json, written by hand for issue 27) holds one
 fictional person's memories over four months with labelled entities and relations, questions

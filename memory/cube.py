@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from memory.models import (
     MAX_CONTEXT_TURNS,
     MAX_ENTITIES,
     MAX_IDS,
-    OPEN_STATES,
     STATES,
     SUPERSEDING_TYPES,
     AddOutcome,
@@ -45,7 +43,6 @@ from memory.models import (
     SearchHit,
     SearchQuery,
     SearchResult,
-    TaskFilter,
     VersionEntry,
     check_encodable,
     check_known_type,
@@ -53,27 +50,17 @@ from memory.models import (
 )
 from memory.profile import DEFAULT_BUDGET_TOKENS, Profile, build_profile
 from memory.relations import read_relations, read_relations_many
+from memory.retrieval import planning
 from memory.retrieval.aliases import AliasChoices, AliasTable
 from memory.retrieval.aliases import build as build_aliases
 from memory.retrieval.embedder import Embedder
-from memory.retrieval.relevance import apply_floor
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
-from memory.retrieval.task_words import read as read_task_words
-from memory.retrieval.time_preference import (
-    better_outside,
-    holds_relevant,
-    most_recent_first,
-    names_no_topic,
-    nearest_outside,
-)
-from memory.retrieval.time_words import latest_subject
-from memory.retrieval.time_words import resolve as resolve_time
 from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
 from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
 from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
-from memory.timeutil import now_stored, parse_moment, stored_from_input, to_stored
+from memory.timeutil import now_stored, parse_moment, stored_from_input
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +102,10 @@ def resolve_entities(
         if key and key not in names and not any(f" {key} " in words for words in chosen_words):
             names[key] = name.strip()
     return list(names.values())[: MAX_ENTITIES * 2]
+
+
+# Patch fields that are normalised, checked against the cube or resolved with the text, not copied.
+_RESOLVED_ON_UPDATE = frozenset({"subject", "parent_id", "state", "relations", "entities"})
 
 
 def _checked_id(value: str | None) -> str | None:
@@ -209,28 +200,14 @@ class MemCube:
         prepared: list[NewMemory] = []
         for item, names in zip(items, found, strict=True):
             relations = _relation_dicts(item.relations)
-            prepared.append(
-                NewMemory(
-                    text=item.text,
-                    type=item.type,
-                    tags=item.tags,
-                    entities=resolve_entities(item.text, item.entities, relations, names),
-                    relations=relations,
-                    occurred_at=stored_from_input(item.occurred_at, field="occurred_at"),
-                    metadata=item.metadata,
-                    importance=item.importance,
-                    confidence=item.confidence,
-                    source=item.source,
-                    user_id=item.user_id,
-                    agent_id=item.agent_id,
-                    session_id=item.session_id,
-                    role=item.role,
-                    subject=normalize(item.subject) if item.subject else None,
-                    state=item.state,
-                    due_at=stored_from_input(item.due_at, field="due_at"),
-                    parent_id=_checked_id(item.parent_id),
-                )
-            )
+            # Every field as validated (times already in stored form), less those resolved here.
+            resolved = {
+                "entities": resolve_entities(item.text, item.entities, relations, names),
+                "relations": relations,
+                "subject": normalize(item.subject) if item.subject else None,
+                "parent_id": _checked_id(item.parent_id),
+            }
+            prepared.append(NewMemory(**{**dict(item), **resolved}))
         known = self.knows_entity()
         for new in prepared:
             if not new.relations:  # the client's relations win over those read from the text
@@ -245,21 +222,14 @@ class MemCube:
     def update(self, memory_id: str, patch: MemoryPatch | dict[str, Any], *, client: str | None = None) -> Memory:
         patch = patch if isinstance(patch, MemoryPatch) else MemoryPatch.model_validate(patch)
         if patch.is_empty():
-            raise InvalidInput(
-                "nothing to update: give at least one of text, type, tags, entities, relations, occurred_at, metadata, importance, confidence"
-            )
+            raise InvalidInput(f"nothing to update: give at least one of {', '.join(MemoryPatch.model_fields)}")
         if patch.type is not None:
             check_known_type(patch.type, self.custom_types)
         current = self.store.get_many([memory_id])[0]
-        values: dict[str, Any] = {}
-        for field in ("text", "type", "tags", "metadata", "importance", "confidence", "role"):
-            value = getattr(patch, field)
-            if value is not None:
-                values[field] = value
+        # The fields the patch gives, as validated (times already in stored form); those below need more.
+        values: dict[str, Any] = {k: v for k, v in patch if v is not None and k not in _RESOLVED_ON_UPDATE}
         if patch.subject is not None:
             values["subject"] = normalize(patch.subject)
-        if patch.due_at is not None:
-            values["due_at"] = stored_from_input(patch.due_at, field="due_at")
         if patch.parent_id is not None:
             values["parent_id"] = _checked_id(patch.parent_id)
             self.store.get_many([patch.parent_id])
@@ -271,8 +241,6 @@ class MemCube:
                 values["state"] = check_state(new_type, requested)
             except ValueError as exc:
                 raise InvalidInput(str(exc)) from None
-        if patch.occurred_at is not None:
-            values["occurred_at"] = stored_from_input(patch.occurred_at, field="occurred_at")
         relations = (
             _relation_dicts(patch.relations) if patch.relations is not None else [r.model_dump() for r in current.relations]
         )
@@ -383,108 +351,25 @@ class MemCube:
     def search(self, query: SearchQuery | dict[str, Any], *, now: Any = None) -> SearchResult:
         """Find memories: the one search path, whoever asks (MCP tool, CLI, prompts, scheduler, library).
 
-        Time words in the query ("today", "last week", "the last X") are read against ``now``
-        (default: the current time): a named time becomes an ``occurred_at`` window unless the
-        caller gave ``since``/``until``; "the last X" puts the best matches newest first. Time is
-        a strong preference, not a wall: when the window holds nothing relevant, the best
-        matches nearest it come back marked ``outside_window`` (``time_applied`` false; see
-        ``memory.retrieval.time_preference``). ``query.context`` > 0 adds each hit's thread neighbours.
+        The query's task and time words are read against ``now`` (default: the current time)
+        and the ranking passes run by ``memory.retrieval.planning``; ``query.context`` > 0 adds
+        each hit's thread neighbours.
         """
         q = query if isinstance(query, SearchQuery) else SearchQuery.model_validate(query)
         moment = parse_moment(now, field="now") if now is not None else None
-        q, tasks, text = self._task_filters(q, moment)
-        window, cleaned = resolve_time(text, moment)
-        hits: list[SearchHit]
-        applied = False
-        if window is None or q.since is not None or q.until is not None:
-            window = None
-            hits = self._ranked(q.model_copy(update={"query": text}))
-        else:
-            timed = q.model_copy(
-                update={
-                    "query": cleaned or text,
-                    "since": window.since,
-                    "until": window.until,
-                    "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
-                }
-            )
-            hits = self._ranked(timed)
-            if window.latest and hits:
-                hits = most_recent_first(hits, cleaned, latest_subject(text))[: q.limit]
-            applied = bool(hits)
-            if not (hits and (names_no_topic(cleaned) or holds_relevant(hits))):
-                # Time is a strong preference, not a wall: when the window holds nothing relevant, the
-                # best matches nearest it come back, marked outside_window (memory.retrieval.time_preference).
-                wider = q.model_copy(update={"query": text, "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3)})
-                everywhere = self._ranked(wider)
-                if not hits or better_outside(hits, everywhere):
-                    hits, applied = nearest_outside(everywhere, window, q.limit), False
-        if not hits and tasks is not None and q.parents:
-            # The goal the words named may be the wrong one: the other filters still hold.
-            q = q.model_copy(update={"parents": None})
-            hits = self._ranked(q.model_copy(update={"query": text}))
-        # Structured filters (task words, a time window, the caller's types, tags or dates) say
-        # what is relevant; the floor is for free text.
-        structured = applied or _has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
-        hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=_has_task_filter(q), query=text)
-        if hits:
-            relevance = (
-                "filtered by the task words and filters"
-                if _has_task_filter(q)
-                else (f"{dropped} weak matches left out (include_weak returns them)" if dropped else "")
-            )
-        elif dropped:
-            relevance = f"nothing relevant found: the {dropped} closest memories matched too weakly (include_weak returns them)"
-        else:
-            relevance = "nothing found" + (" that matches the filters" if _has_task_filter(q) or q.types or q.tags else "")
-        if window is not None and any(h.outside_window for h in hits):
-            relevance = f"nothing relevant within {window.expression!r}: the best matches nearest it, marked outside_window" + (
-                f"; {relevance}" if relevance else ""
-            )
-        around = self.context(hits, q.context, include_archived=q.include_archived) if q.context else []
+        found = planning.answer(q, self._ranked, moment)
+        around = self.context(found.hits, q.context, include_archived=q.include_archived) if q.context else []
         return SearchResult(
             cube=self.name,
-            query=query_text(query),
-            hits=hits,
+            query=q.query,
+            hits=found.hits,
             context=around,
-            time=window,
-            time_applied=applied,
-            tasks=tasks,
-            relevance=relevance,
-            below_floor=dropped,
+            time=found.time,
+            time_applied=found.time_applied,
+            tasks=found.tasks,
+            relevance=found.relevance,
+            below_floor=found.below_floor,
         )
-
-    def _task_filters(self, q: SearchQuery, moment: Any) -> tuple[SearchQuery, TaskFilter | None, str]:
-        """``q`` with the filters its task words name (and ``overdue`` made concrete), what was read, and the text left."""
-        reference = moment or datetime.now(UTC)
-        words = read_task_words(q.query, reference)
-        update: dict[str, Any] = {}
-        found = words.filter
-        given = bool(q.states or q.due_before or q.due_after or q.overdue or q.parents)
-        if found is not None and not given:
-            update.update(states=found.states, due_after=found.due_after, due_before=found.due_before)
-            if not q.types and words.types:
-                update["types"] = words.types
-            if words.goal:
-                goal = self._goal_named(words.goal, q.include_archived)
-                if goal is not None:
-                    update["parents"] = [goal]
-        elif found is not None:
-            found = None  # the caller's own filters win; the words stay in the text
-        if q.overdue:
-            states = [s for s in (q.states or OPEN_STATES) if s in OPEN_STATES] or list(OPEN_STATES)
-            now_text = to_stored(reference)
-            given_before = stored_from_input(q.due_before, field="due_before") if q.due_before is not None else None
-            due_before = now_text if given_before is None or given_before > now_text else given_before
-            update.update(states=states, due_before=due_before, overdue=False)
-        text = words.cleaned if found is not None else q.query
-        return (q.model_copy(update=update) if update else q), found, text
-
-    def _goal_named(self, phrase: str, include_archived: bool) -> str | None:
-        """The goal a phrase such as "launch" names: the best goal match, when it matches at all."""
-        hits = self._ranked(SearchQuery(query=phrase, types=["goal"], limit=1, include_archived=include_archived))
-        hits, _ = apply_floor(hits, keep_weak=False)
-        return hits[0].id if hits else None
 
     def _ranked(self, q: SearchQuery) -> list[SearchHit]:
         """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
@@ -788,14 +673,3 @@ class MemCube:
             else ("todo", "in_progress", "blocked", "active")
         )
         return self.store.goals_and_tasks(states, role)
-
-
-def _has_task_filter(q: SearchQuery) -> bool:
-    return bool(q.states or q.due_before or q.due_after or q.parents)
-
-
-def query_text(query: SearchQuery | dict[str, Any]) -> str:
-    return query.query if isinstance(query, SearchQuery) else str(query.get("query", "")).strip()
-
-
-MAX_LIMIT_FOR_LATEST = 100

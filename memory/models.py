@@ -62,6 +62,71 @@ Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 EntityName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ENTITY_CHARS)]
 MemoryText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)]
 Moment = datetime | date | str
+# The types of the fields a client sets, written once for what adds a memory and what changes one.
+TagList = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
+EntityList = Annotated[list[EntityName], Field(max_length=MAX_ENTITIES)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+SubjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Label = Annotated[str, StringConstraints(max_length=128)]  # user, agent and session ids
+SourceText = Annotated[str, StringConstraints(max_length=256)]
+
+# What each field a client sets means, said once: the models below, the MCP tools' parameters
+# and the CLI's help all read it (``described``).
+FIELD_DOCS: dict[str, str] = {
+    "text": "what to remember, as a self-contained statement",
+    "type": "note, fact, event, preference, goal, task (or a type declared in the home's config.toml [types] custom)",
+    "tags": "labels to find it by",
+    "entities": "people, places, projects... the memory is about",
+    "relations": "facts between entities: {subject, predicate, object}",
+    "occurred_at": "when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)",
+    "metadata": "a JSON object of extra fields",
+    "importance": "how much it matters, 0 to 1 (default 0.5)",
+    "confidence": "how sure it is, 0 to 1 (default 1)",
+    "source": "where it came from (a file, a URL, a tool)",
+    "user_id": "the user it belongs to",
+    "agent_id": "the agent that wrote it",
+    "session_id": "the conversation it came from: memories of one session form a thread, and each is searched with its neighbours",
+    "role": "the part of the user's life it holds in: work, home, team lead...",
+    "subject": "preferences and facts: what it is about (e.g. 'coffee', 'editor theme'); "
+    "a newer one on the same subject and role supersedes the older",
+    "state": "; ".join(f"{kind}s: {'/'.join(states)}" for kind, states in STATES.items()),
+    "due_at": "tasks: when it is due, ISO 8601",
+    "parent_id": "tasks: the goal it serves (a memory id)",
+}
+
+
+# What each search parameter means, said once: ``SearchQuery``, the search tool and the CLI read it.
+SEARCH_DOCS: dict[str, str] = {
+    "query": "what you are looking for, in plain words",
+    "limit": "the most hits to return",
+    "types": "only these types",
+    "tags": "only memories with at least one of these tags",
+    "since": "only memories that occurred at or after this ISO date-time",
+    "until": "only memories that occurred at or before this ISO date-time",
+    "include_archived": "search archived memories too",
+    "context": "also return this many memories before and after each hit in its session "
+    "(in `context`, apart from the ranked hits)",
+    "states": "only goals and tasks in these states: "
+    + ", ".join([*STATES["task"], *STATES["goal"]])
+    + ", or open (every state still to do)",
+    "due_before": "only memories due at or before this ISO date-time",
+    "due_after": "only memories due at or after this ISO date-time",
+    "overdue": "only open tasks and goals whose due date has passed (relative to now)",
+    "parents": "only tasks that serve one of these goals (memory ids)",
+    "include_weak": "also return hits below the relevance floor (confidence low)",
+}
+
+
+def filter_described(name: str, **constraints: Any) -> Any:
+    """A ``Field`` with the description of the search parameter ``name`` (``SEARCH_DOCS``)."""
+    return Field(description=SEARCH_DOCS[name], **constraints)
+
+
+def described(name: str, **constraints: Any) -> Any:
+    """A ``Field`` with the description of ``name`` (``FIELD_DOCS``), for a model field or a tool
+    parameter: ``role: Annotated[str | None, described("role")] = None``."""
+    return Field(description=FIELD_DOCS[name], **constraints)
 
 
 def _check_type(value: str | None) -> str | None:
@@ -181,6 +246,9 @@ class Relation(BaseModel):
         return _check_moment(value)
 
 
+RelationList = Annotated[list[Relation], Field(max_length=MAX_RELATIONS)]
+
+
 class _MemoryFields(BaseModel):
     """Checks shared by what adds a memory and what changes one."""
 
@@ -212,31 +280,24 @@ class MemoryInput(_MemoryFields):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: MemoryText
-    type: str = "note"
-    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = []
-    entities: Annotated[list[EntityName], Field(max_length=MAX_ENTITIES)] = []
-    relations: Annotated[list[Relation], Field(max_length=MAX_RELATIONS)] = []
-    occurred_at: Moment | None = None
-    metadata: dict[str, Any] = {}
-    importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    source: Annotated[str, StringConstraints(max_length=256)] | None = None
-    user_id: Annotated[str, StringConstraints(max_length=128)] | None = None
-    agent_id: Annotated[str, StringConstraints(max_length=128)] | None = None
-    session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
-    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = Field(
-        default=None, description="the part of the user's life it holds in: work, home, team lead..."
-    )
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = Field(
-        default=None,
-        description="what a preference or fact is about (e.g. 'coffee', 'editor theme'); a newer one with the same subject and role supersedes the older",
-    )
-    state: str | None = Field(
-        default=None, description="goals: active, achieved, dropped; tasks: todo, in_progress, blocked, done"
-    )
-    due_at: Moment | None = None
-    parent_id: str | None = Field(default=None, description="the goal a task serves (a memory id)")
+    text: Annotated[MemoryText, described("text")]
+    type: Annotated[str, described("type")] = "note"
+    tags: Annotated[TagList, described("tags")] = []
+    entities: Annotated[EntityList, described("entities")] = []
+    relations: Annotated[RelationList, described("relations")] = []
+    occurred_at: Annotated[Moment | None, described("occurred_at")] = None
+    metadata: Annotated[dict[str, Any], described("metadata")] = {}
+    importance: Annotated[Fraction, described("importance")] = 0.5
+    confidence: Annotated[Fraction, described("confidence")] = 1.0
+    source: Annotated[SourceText | None, described("source")] = None
+    user_id: Annotated[Label | None, described("user_id")] = None
+    agent_id: Annotated[Label | None, described("agent_id")] = None
+    session_id: Annotated[Label | None, described("session_id")] = None
+    role: Annotated[RoleName | None, described("role")] = None
+    subject: Annotated[SubjectName | None, described("subject")] = None
+    state: Annotated[str | None, described("state")] = None
+    due_at: Annotated[Moment | None, described("due_at")] = None
+    parent_id: Annotated[str | None, described("parent_id")] = None
 
     @model_validator(mode="after")
     def _valid_state(self) -> MemoryInput:
@@ -249,20 +310,20 @@ class MemoryPatch(_MemoryFields):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: MemoryText | None = None
-    type: str | None = None
-    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
-    entities: Annotated[list[EntityName], Field(max_length=MAX_ENTITIES)] | None = None
-    relations: Annotated[list[Relation], Field(max_length=MAX_RELATIONS)] | None = None
-    occurred_at: Moment | None = None
-    metadata: dict[str, Any] | None = None
-    importance: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None
-    state: str | None = None
-    due_at: Moment | None = None
-    parent_id: str | None = None
+    text: Annotated[MemoryText | None, described("text")] = None
+    type: Annotated[str | None, described("type")] = None
+    tags: Annotated[TagList | None, described("tags")] = None
+    entities: Annotated[EntityList | None, described("entities")] = None
+    relations: Annotated[RelationList | None, described("relations")] = None
+    occurred_at: Annotated[Moment | None, described("occurred_at")] = None
+    metadata: Annotated[dict[str, Any] | None, described("metadata")] = None
+    importance: Annotated[Fraction | None, described("importance")] = None
+    confidence: Annotated[Fraction | None, described("confidence")] = None
+    role: Annotated[RoleName | None, described("role")] = None
+    subject: Annotated[SubjectName | None, described("subject")] = None
+    state: Annotated[str | None, described("state")] = None
+    due_at: Annotated[Moment | None, described("due_at")] = None
+    parent_id: Annotated[str | None, described("parent_id")] = None
 
     def is_empty(self) -> bool:
         return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)
@@ -329,9 +390,9 @@ class Memory(BaseModel):
     metadata: dict[str, Any]
     role: str | None = None
     subject: str | None = None
-    state: str | None = Field(default=None, description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")
-    due_at: str | None = None
-    parent_id: str | None = None
+    state: Annotated[str | None, described("state")] = None
+    due_at: Annotated[str | None, described("due_at")] = None
+    parent_id: Annotated[str | None, described("parent_id")] = None
     supersedes: str | None = Field(default=None, description="the older memory this one replaced")
     superseded_by: str | None = Field(default=None, description="the newer memory that replaced this one")
     feedback: list[FeedbackEntry] = Field(default_factory=list, description="a task's log: what was tried, what happened")
@@ -376,8 +437,12 @@ class SearchHit(BaseModel):
     state: str | None = Field(default=None, description="goals and tasks: their state")
     due_at: str | None = Field(default=None, description="tasks: when it is due")
     parent_id: str | None = Field(default=None, description="tasks: the goal it serves")
+    # A word, unlike ``Memory.confidence`` (a number: how sure the memory itself is). The field keeps
+    # its name because tool output schemas are a contract; the description tells the two apart.
     confidence: str | None = Field(
-        default=None, description="how well it matches the query, for a person: high, medium or low (see relevance in the result)"
+        default=None,
+        description="how well it matches the query, for a person: high, medium or low (see relevance in the result); "
+        "not the memory's own confidence, the number from 0 to 1 that memory_get gives",
     )
     outside_window: bool = Field(
         default=False,
@@ -406,26 +471,23 @@ class ContextTurn(BaseModel):
 class SearchQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)]
-    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10
-    types: list[str] | None = None
-    tags: list[str] | None = None
-    since: Moment | None = None
-    until: Moment | None = None
-    include_archived: bool = False
+    query: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS), filter_described("query")
+    ]
+    limit: Annotated[int, filter_described("limit", ge=1, le=MAX_LIMIT)] = 10
+    types: Annotated[list[str] | None, filter_described("types")] = None
+    tags: Annotated[list[str] | None, filter_described("tags")] = None
+    since: Annotated[Moment | None, filter_described("since")] = None
+    until: Annotated[Moment | None, filter_described("until")] = None
+    include_archived: Annotated[bool, filter_described("include_archived")] = False
     signals: tuple[Literal["vector", "keyword", "context", "entity"], ...] = ("vector", "keyword", "context", "entity")
-    context: Annotated[int, Field(ge=0, le=MAX_CONTEXT_TURNS)] = Field(
-        default=0, description="also return this many memories before and after each hit in its thread"
-    )
-    states: list[str] | None = Field(
-        default=None,
-        description="only goals and tasks in these states (todo, in_progress, blocked, done, active, achieved, dropped, or 'open')",
-    )
-    due_before: Moment | None = Field(default=None, description="only memories due at or before this time")
-    due_after: Moment | None = Field(default=None, description="only memories due at or after this time")
-    overdue: bool = Field(default=False, description="only open tasks and goals whose due date has passed (relative to now)")
-    parents: list[str] | None = Field(default=None, description="only tasks that serve one of these goals (memory ids)")
-    include_weak: bool = Field(default=False, description="also return hits below the relevance floor")
+    context: Annotated[int, filter_described("context", ge=0, le=MAX_CONTEXT_TURNS)] = 0
+    states: Annotated[list[str] | None, filter_described("states")] = None
+    due_before: Annotated[Moment | None, filter_described("due_before")] = None
+    due_after: Annotated[Moment | None, filter_described("due_after")] = None
+    overdue: Annotated[bool, filter_described("overdue")] = False
+    parents: Annotated[list[str] | None, filter_described("parents")] = None
+    include_weak: Annotated[bool, filter_described("include_weak")] = False
 
     @field_validator("states")
     @classmethod

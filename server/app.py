@@ -10,11 +10,14 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import ValidationError
 
 from memory import MemoryHome, language
 from memory.activation.scheduler import Scheduler
 from tools import ask_tools, completions, graph_tools, memory_tools, profile_tools, prompts, resources
 from tools.mcp_app import AppsOffer, MemoryAppsExtension
+from tools.refusals import describe_refusal
 from tools.runtime import ToolRuntime
 
 from .access import AccessControl
@@ -39,6 +42,17 @@ class MemCubeServer(MCPServer[ToolRuntime]):
         super().__init__(**options)
         self.memory_home = memory_home
         self.scheduler = scheduler
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """The SDK's call, with arguments its check refused told in plain words (issue 30), not pydantic's text."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            schema = next((tool.input_schema for tool in await self.list_tools() if tool.name == name), None)
+            raise ToolError(f"{name}: {describe_refusal(cause, arguments, schema)}") from cause
 
 
 def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool = True) -> MemCubeServer:

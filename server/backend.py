@@ -46,7 +46,10 @@ async def serve_lines(mcp: Any, source: LineSource, sink: LineSink) -> None:
     from mcp.server.stdio import stdio_server
 
     async with stdio_server(stdin=_LinesIn(source), stdout=_LinesOut(sink)) as (read_stream, write_stream):  # type: ignore[arg-type]
-        lowlevel = mcp._lowlevel_server  # noqa: SLF001 - run_stdio_async is this call on the process's stdio
+        # What ``run_stdio_async`` does, over these lines instead of the process's stdio (the front owns
+        # those). mcp 2.3 has no public handle on the low-level server: ``run_stdio_async`` claims fds 0
+        # and 1, and the SDK's own ``Client`` and in-memory transport read this same attribute.
+        lowlevel = mcp._lowlevel_server  # noqa: SLF001 - no public accessor in mcp 2.3 (see above)
         await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
 

@@ -8,30 +8,88 @@ stdout; logs go to stderr (for ``serve``, stdout is the MCP channel and nothing 
 from __future__ import annotations
 
 import argparse
-import json
+import difflib
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from memory.defaults import DEFAULT_CUBE
+
+# Commands that read or change what a home already holds. Given a --home (or MEMCUBE_HOME) that
+# does not exist they refuse: a mistyped path would otherwise answer from a new, empty home.
+# add, import, serve and ui create the home; backup refuses a missing one itself (memory.io.backup).
+NEEDS_HOME = frozenset(
+    {
+        "list",
+        "recent",
+        "search",
+        "get",
+        "update",
+        "delete",
+        "archive",
+        "restore",
+        "history",
+        "graph",
+        "alias",
+        "profile",
+        "progress",
+        "ask",
+        "stats",
+        "doctor",
+        "export",
+    }
+)
+
+SERVE_NOTE = (
+    "memcube serve: waiting for an MCP client on stdin/stdout; this is not an interactive prompt (Ctrl-C stops it). "
+    "Try it with `npx @modelcontextprotocol/inspector uv run memcube serve`, or add it to a client: "
+    "`uv run memcube install claude-desktop`."
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped option is one line naming the nearest real one, not the whole usage."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # Each subcommand's parser runs this on its own arguments first, so ``self`` knows the options.
+        found, extras = super().parse_known_args(args, namespace)
+        for extra in extras:
+            if extra.startswith("-") and extra not in ("-", "--"):
+                self.unknown_option(extra.split("=", 1)[0])
+        return found, extras
+
+    def unknown_option(self, option: str) -> NoReturn:
+        known = [name for action in self._actions for name in action.option_strings]
+        close = difflib.get_close_matches(option, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f" (`{self.prog} --help` lists the options)"
+        self.exit(2, f"memcube: unknown option {option}{hint}\n")
+
+
+def missing_home(args: argparse.Namespace) -> str | None:
+    """Why a command that needs an existing home cannot run: the home it was pointed at does not exist."""
+    from memory.config import setting
+
+    if args.command not in NEEDS_HOME:
+        return None
+    given = args.home if args.home is not None else setting("MEMCUBE_HOME")
+    if given is None:  # the default home: as before, a first command finds it empty
+        return None
+    root = Path(given).expanduser()
+    if root.is_dir():
+        return None
+    source = "--home" if args.home is not None else "MEMCUBE_HOME"
+    return f"no MemCube home at {root} ({source}); `memcube add` or `memcube serve` creates one"
 
 
 def _home(args: argparse.Namespace) -> Any:
     from memory import MemoryHome
 
     return MemoryHome(args.home)
-
-
-def _print_json(value: Any) -> None:
-    from pydantic import BaseModel
-
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -51,6 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     from server.stdio_front import serve_stdio
 
+    if sys.stdin.isatty():  # a person typed it; stdout is the MCP channel, so the note goes to stderr
+        print(SERVE_NOTE, file=sys.stderr)
     serve_stdio(args.home)
     return 0
 
@@ -124,7 +184,7 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
+    parser = Parser(prog="memcube", description="MemCube: local long-term memory for LLM assistants, over MCP.")
     parser.add_argument(
         "--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)"
     )
@@ -211,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     args.cube_given = getattr(args, "cube", None) is not None
     if getattr(args, "cube", None) is None:
         args.cube = DEFAULT_CUBE
-    from server.cli_output import run
+    from server.cli_output import fail, run
 
+    if (problem := missing_home(args)) is not None:
+        fail(problem)
+        return 2
     return run(args.func, args)
 
 

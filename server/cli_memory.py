@@ -19,14 +19,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from memory.defaults import DEFAULT_CUBE
-from memory.models import KNOWN_TYPES, MAX_CONTEXT_TURNS, MAX_LIMIT, STATES, CubeStats
+from memory.models import (
+    FIELD_DOCS,
+    KNOWN_TYPES,
+    MAX_CONTEXT_TURNS,
+    MAX_LIMIT,
+    SEARCH_DOCS,
+    STATES,
+    CubeStats,
+    MemoryStatus,
+)
 from memory.profile import DEFAULT_BUDGET_TOKENS
+from memory.store.browse import MAX_PAGE
 
-from .cli_output import cut, emit, fail, print_json, table
+from .cli_output import cut, emit, fail, print_json, table, width
 
 CLIENT = "memcube-cli"
 ALL_STATES = sorted({s for states in STATES.values() for s in states})
@@ -63,20 +74,48 @@ def _day(value: str | None) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _Opened(args) as home:
-        memories = home.cube(args.cube).recent(args.limit)
+        memories = _listed(home.cube(args.cube), args.status, args.limit)
         if args.type:
             memories = [m for m in memories if m.type in args.type]
+    if args.status == "active":
         emit(args, memories, _render_memories_table)
+    else:
+        emit(args, memories, lambda found: _render_memories_table(found, status=True, empty=f"no {args.status} memories"))
     return 0
 
 
-def _render_memories_table(memories: list[Any]) -> None:
+def _listed(cube: Any, status: str, limit: int) -> list[Any]:
+    """The ``limit`` newest memories in ``status`` (or any status), paged through the browse view."""
+    if status == "active":
+        return list(cube.recent(limit))
+    memories: list[Any] = []
+    cursor = None
+    while len(memories) < limit:
+        page = cube.browse({"status": status}, cursor=cursor, limit=min(MAX_PAGE, limit - len(memories)))
+        memories += page.memories
+        if (cursor := page.next) is None:
+            break
+    return memories
+
+
+def _render_memories_table(memories: list[Any], *, status: bool = False, empty: str = "no memories yet") -> None:
     if not memories:
-        print("no memories yet")
+        print(empty)
         return
     table(
-        [(m.id, m.type, m.state or "", _day(m.due_at), _day(m.occurred_at or m.created_at), m.text) for m in memories],
-        ("id", "type", "state", "due", "date", "text"),
+        [
+            (
+                m.id,
+                *((m.status,) if status else ()),
+                m.type,
+                m.state or "",
+                _day(m.due_at),
+                _day(m.occurred_at or m.created_at),
+                m.text,
+            )
+            for m in memories
+        ],
+        ("id", *(("status",) if status else ()), "type", "state", "due", "date", "text"),
     )
 
 
@@ -226,11 +265,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     with _Opened(args) as home:
         result = home.cube(args.cube).search(query, now=args.now)
-    emit(args, result, _render_search)
+    emit(args, result, lambda found: _render_search(found, status=args.include_archived))
     return 0
 
 
-def _render_search(result: Any) -> None:
+def _render_search(result: Any, *, status: bool = False) -> None:
     if result.tasks is not None:
         print(f"read as: {result.tasks.expression}")
     if result.time is not None and result.time_applied:
@@ -238,9 +277,22 @@ def _render_search(result: Any) -> None:
     if not result.hits:
         print(result.relevance or "nothing found")
         return
+    # With archived memories in the hits, each says whether it is current.
     table(
-        [(h.confidence or "", h.id, h.type, h.state or "", _day(h.due_at), _day(h.occurred_at), h.text) for h in result.hits],
-        ("match", "id", "type", "state", "due", "date", "text"),
+        [
+            (
+                h.confidence or "",
+                h.id,
+                *((h.status,) if status else ()),
+                h.type,
+                h.state or "",
+                _day(h.due_at),
+                _day(h.occurred_at),
+                h.text,
+            )
+            for h in result.hits
+        ],
+        ("match", "id", *(("status",) if status else ()), "type", "state", "due", "date", "text"),
     )
     if result.below_floor:
         print(f"({result.relevance})")
@@ -252,15 +304,27 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     def render(_: Any) -> None:
         for v in versions:
-            changed = ", ".join(
-                f"{field}: {cut(json.dumps(change.get('old'), ensure_ascii=False), 40)} -> "
-                f"{cut(json.dumps(change.get('new'), ensure_ascii=False), 40)}"
-                for field, change in v.changes.items()
-            )
-            print(f"v{v.version}  {v.at[:19]}  {v.op:8} {v.client or '-':16} {changed}")
+            print(f"v{v.version}  {v.at[:19]}  {v.op:8} {v.client or '-'}")
+            for line in _changes(v.changes):
+                print(textwrap.fill(line, width(), initial_indent="    ", subsequent_indent="      "))
 
     emit(args, {"id": args.id, "versions": versions}, render)
     return 0
+
+
+def _changes(changes: dict[str, dict[str, Any]]) -> list[str]:
+    """Each changed field of a version in full, ``field: old -> new`` (a field set from nothing: ``field: new``)."""
+
+    def shown(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = []
+    for field, change in changes.items():
+        old, new = change.get("old"), change.get("new")
+        if old is None and new in (None, "", [], {}):
+            continue  # an empty field of a new memory
+        lines.append(f"{field}: {shown(new)}" if old is None else f"{field}: {shown(old)} -> {shown(new)}")
+    return lines
 
 
 # -- status changes ----------------------------------------------------------------
@@ -418,7 +482,7 @@ def _memory_fields(p: argparse.ArgumentParser, *, update: bool) -> None:
         "--type", default=None if update else "note", help=f"{TYPES_HELP} (default: {'unchanged' if update else 'note'})"
     )
     p.add_argument("--tag", dest="tags", action="append", help="a tag (repeatable)" + (" ; replaces the tags" if update else ""))
-    p.add_argument("--entity", dest="entities", action="append", help="a person, place or project it is about (repeatable)")
+    p.add_argument("--entity", dest="entities", action="append", help=f"{FIELD_DOCS['entities']} (repeatable)")
     p.add_argument(
         "--relation",
         dest="relations",
@@ -427,16 +491,14 @@ def _memory_fields(p: argparse.ArgumentParser, *, update: bool) -> None:
         metavar="S:P:O",
         help="a fact between entities, e.g. Alice:works_at:Acme (repeatable)",
     )
-    p.add_argument("--occurred-at", help="when it happened, ISO 8601" + keep)
-    p.add_argument("--due-at", help="tasks: when it is due, ISO 8601" + keep)
+    p.add_argument("--occurred-at", help=FIELD_DOCS["occurred_at"] + keep)
+    p.add_argument("--due-at", help=FIELD_DOCS["due_at"] + keep)
     p.add_argument("--state", help=f"goals and tasks: {STATE_HELP}")
-    p.add_argument("--parent-id", help="tasks: the goal it serves (a memory id)")
-    p.add_argument("--role", help="the part of life it holds in: work, home, team lead...")
-    p.add_argument(
-        "--subject", help="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older"
-    )
+    p.add_argument("--parent-id", help=FIELD_DOCS["parent_id"])
+    p.add_argument("--role", help=FIELD_DOCS["role"])
+    p.add_argument("--subject", help=FIELD_DOCS["subject"])
     p.add_argument("--importance", type=float, help="0 to 1" + ("" if update else " (default: 0.5)"))
-    p.add_argument("--metadata", type=_metadata, help="a JSON object of extra fields")
+    p.add_argument("--metadata", type=_metadata, help=FIELD_DOCS["metadata"])
 
 
 def register(commands: Any) -> None:
@@ -447,12 +509,18 @@ def register(commands: Any) -> None:
         )
         p.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
         p.add_argument("--type", action="append", help="only this type (repeatable)")
+        p.add_argument(
+            "--status",
+            choices=(*get_args(MemoryStatus), "any"),
+            default="active",
+            help="only memories in this status, or any (default: active)",
+        )
         p.set_defaults(func=cmd_list)
 
     add = _common(commands.add_parser("add", help="add a memory (memory_add)"))
     add.add_argument("text")
     _memory_fields(add, update=False)
-    add.add_argument("--session-id", help="the conversation it came from (memories of one session form a thread)")
+    add.add_argument("--session-id", help=FIELD_DOCS["session_id"])
     add.set_defaults(func=cmd_add)
 
     search = _common(
@@ -472,11 +540,11 @@ def register(commands: Any) -> None:
     search.add_argument(
         "--state", action="append", help=f"only goals/tasks in this state (repeatable): {', '.join(ALL_STATES)}, or open"
     )
-    search.add_argument("--due-before", help="only memories due at or before this ISO date-time")
-    search.add_argument("--due-after", help="only memories due at or after this ISO date-time")
-    search.add_argument("--overdue", action="store_true", help="only open tasks and goals past their due date")
-    search.add_argument("--since", help="only memories that occurred at or after this ISO date-time")
-    search.add_argument("--until", help="only memories that occurred at or before this ISO date-time")
+    search.add_argument("--due-before", help=SEARCH_DOCS["due_before"])
+    search.add_argument("--due-after", help=SEARCH_DOCS["due_after"])
+    search.add_argument("--overdue", action="store_true", help=SEARCH_DOCS["overdue"])
+    search.add_argument("--since", help=SEARCH_DOCS["since"])
+    search.add_argument("--until", help=SEARCH_DOCS["until"])
     search.add_argument("--now", help="reference time for time and task words, ISO 8601 (default: now)")
     search.add_argument(
         "--context",
@@ -484,7 +552,7 @@ def register(commands: Any) -> None:
         default=0,
         help=f"also show this many session neighbours per hit, 0-{MAX_CONTEXT_TURNS} (default: 0)",
     )
-    search.add_argument("--include-archived", action="store_true", help="search archived memories too")
+    search.add_argument("--include-archived", action="store_true", help=SEARCH_DOCS["include_archived"])
     search.add_argument("--include-weak", action="store_true", help="also show weak matches (below the relevance floor)")
     search.set_defaults(func=cmd_search)
 
@@ -498,7 +566,13 @@ def register(commands: Any) -> None:
     _memory_fields(update, update=True)
     update.set_defaults(func=cmd_update)
 
-    delete = _common(commands.add_parser("delete", help="delete memories (memory_delete)"))
+    delete = _common(
+        commands.add_parser(
+            "delete",
+            help="delete memories (memory_delete): a tombstone, not restorable; its text stays in history until purged "
+            "(archive keeps a memory restorable)",
+        )
+    )
     delete.add_argument("ids", nargs="+", metavar="ID")
     delete.add_argument("--purge", action="store_true", help="erase for good (also from history) instead of a tombstone")
     delete.set_defaults(func=_status_command("delete"))

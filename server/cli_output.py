@@ -86,11 +86,9 @@ def describe(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, MemCubeError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, ValidationError):
-        parts = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "input"
-            parts.append(f"{where}: {error['msg']}")
-        return "; ".join(parts), EXIT_USAGE
+        from tools.refusals import describe_refusal  # the same plain words as the MCP tools (issue 30)
+
+        return describe_refusal(exc), EXIT_USAGE
     if isinstance(exc, ValueError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):

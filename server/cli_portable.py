@@ -32,23 +32,18 @@ def cmd_install(args: argparse.Namespace) -> int:
 
     # The assistant must open the same home as this shell: --home, else $MEMCUBE_HOME.
     home = getattr(args, "home", None) or setting("MEMCUBE_HOME")
-    try:
-        change = install.plan_install(
+    return _carry_out(
+        lambda: install.plan_install(
             args.client,
             user_home=Path.home(),
             platform=sys.platform,
             env=os.environ,
             command=install.memcube_command(),
             memcube_home=Path(home).expanduser().resolve() if home else None,
-        )
-    except install.InstallError as exc:
-        print(f"memcube: {exc}", file=sys.stderr)
-        return 2
-    return _carry_out(
-        change,
+        ),
         args,
-        unchanged=f"{args.client}: MemCube is already installed in {change.path}",
-        done=f"{args.client}: MemCube installed in {change.path}",
+        unchanged="MemCube is already installed in {path}",
+        done="MemCube installed in {path}",
         then="Restart the client to load it.",
     )
 
@@ -56,35 +51,33 @@ def cmd_install(args: argparse.Namespace) -> int:
 def cmd_uninstall(args: argparse.Namespace) -> int:
     from . import install
 
-    try:
-        change = install.plan_uninstall(args.client, user_home=Path.home(), platform=sys.platform, env=os.environ)
-    except install.InstallError as exc:
-        print(f"memcube: {exc}", file=sys.stderr)
-        return 2
     return _carry_out(
-        change,
+        lambda: install.plan_uninstall(args.client, user_home=Path.home(), platform=sys.platform, env=os.environ),
         args,
-        unchanged=f"{args.client}: MemCube is not in {change.path}; nothing to do",
-        done=f"{args.client}: MemCube removed from {change.path}",
+        unchanged="MemCube is not in {path}; nothing to do",
+        done="MemCube removed from {path}",
     )
 
 
-def _carry_out(change, args: argparse.Namespace, *, unchanged: str, done: str, then: str | None = None) -> int:
-    """Print the change (--dry-run) or write it, backing up the old file; say what happened."""
+def _carry_out(plan: Callable[[], Any], args: argparse.Namespace, *, unchanged: str, done: str, then: str | None = None) -> int:
+    """Plan the change, then print it (--dry-run) or write it, backing up the old file; say what happened.
+
+    ``unchanged`` and ``done`` name the config file as ``{path}``; each is said after the client's name."""
     from . import install
 
-    if args.dry_run:
-        _print_dry_run(change)
-        return 0
     try:
+        change = plan()
+        if args.dry_run:
+            _print_dry_run(change)
+            return 0
         backup = install.apply(change)
     except install.InstallError as exc:
         print(f"memcube: {exc}", file=sys.stderr)
         return 2
     if not change.changed:
-        print(unchanged)
+        print(f"{args.client}: {unchanged.format(path=change.path)}")
         return 0
-    print(done + (f" (previous file kept as {backup.name})" if backup else ""))
+    print(f"{args.client}: {done.format(path=change.path)}" + (f" (previous file kept as {backup.name})" if backup else ""))
     if then:
         print(then)
     return 0

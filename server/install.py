@@ -12,7 +12,9 @@ Each client keeps its MCP servers in a JSON file of its own:
 A change touches only the ``memcube`` entry: other servers and every other setting stay
 as they were. Installing twice changes nothing the second time; a file that changes is
 first copied to ``<file>.bak-<time>``; a file that is not valid JSON is left alone and
-reported. The functions take the user's home folder, platform and environment as
+reported. VS Code reads ``mcp.json`` as JSON with comments (``//``, ``/* */``, trailing
+commas): there only the ``memcube`` entry's text is written or removed, and the person's
+comments and layout stay as they were (``server/jsonc.py``). The functions take the user's home folder, platform and environment as
 arguments, so tests run them on a temporary home; the CLI passes the real ones.
 """
 
@@ -29,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import jsonc
+
 SERVER_NAME = "memcube"
 CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
 
@@ -42,13 +46,14 @@ class Client:
     name: str
     key: str  # the object in the file that maps server names to entries
     typed: bool  # entries carry "type": "stdio"
+    jsonc: bool = False  # the client reads comments and trailing commas: keep them, edit only our entry
 
 
 CLIENT_FORMATS = {
     "claude-desktop": Client("claude-desktop", "mcpServers", typed=False),
     "claude-code": Client("claude-code", "mcpServers", typed=True),
     "cursor": Client("cursor", "mcpServers", typed=False),
-    "vscode": Client("vscode", "servers", typed=True),
+    "vscode": Client("vscode", "servers", typed=True, jsonc=True),
 }
 
 
@@ -137,7 +142,9 @@ def _load(path: Path, client: str) -> tuple[str | None, dict[str, Any]]:
     if not text.strip():
         return text, {}
     try:
-        data = json.loads(text)
+        data = jsonc.loads(text) if CLIENT_FORMATS[client].jsonc else json.loads(text)
+    except jsonc.JsoncError as exc:
+        raise InstallError(f"{path} is not valid JSON with comments ({exc}); nothing was changed") from None
     except ValueError as exc:
         raise InstallError(
             f"{path} is not valid JSON ({exc}); nothing was changed. Fix the file (comments and trailing "
@@ -173,6 +180,8 @@ def plan_install(
     entry = server_entry(client, command, memcube_home)
     if servers.get(name) == entry:
         return Change(client, path, before, before if before is not None else _dump({**data, key: servers}))
+    if before is not None and before.strip() and CLIENT_FORMATS[client].jsonc:
+        return Change(client, path, before, jsonc.with_member(before, key, name, entry))
     servers[name] = entry
     return Change(client, path, before, _dump({**data, key: servers}))
 
@@ -192,6 +201,8 @@ def plan_uninstall(
     servers = data.get(key) or {}
     if before is None or name not in servers:
         return Change(client, path, before, before if before is not None else "")
+    if CLIENT_FORMATS[client].jsonc:
+        return Change(client, path, before, jsonc.without_member(before, key, name))
     data = dict(data)
     data[key] = {k: v for k, v in servers.items() if k != name}
     return Change(client, path, before, _dump(data))

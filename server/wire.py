@@ -100,7 +100,3 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def is_request(message: dict[str, Any]) -> bool:
-    return "method" in message and "id" in message

@@ -18,19 +18,9 @@ from memory import MemoryHome
 from memory.retrieval.embedder import Embedder
 from server.app import build_server
 
-# Whole modules that belong to a tier (a single test can also carry the mark itself).
-SLOW_MODULES = {"test_crash_safety", "test_fuzz", "test_many_clients"}
-EXTERNAL_MODULES = {"test_inspector", "test_conformance"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.module.__name__ if item.module is not None else ""
-        if module in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
-        if module in EXTERNAL_MODULES:
-            item.add_marker(pytest.mark.external)
+# Tiers are set in one place: the test itself. A test (or a whole module, through its
+# ``pytestmark``) carries ``pytest.mark.slow`` or ``pytest.mark.external``; pyproject's addopts
+# deselects both by default, and .ci/run lifts that with ``-m ""``.
 
 
 @pytest.fixture

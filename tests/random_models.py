@@ -27,8 +27,12 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 # Qwen2.5-0.5B-Instruct's shape (494M parameters).
 QWEN25_05B = Shape(
-    hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-    intermediate_size=4864, vocab_size=151936,
+    hidden_size=896,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    intermediate_size=4864,
+    vocab_size=151936,
 )
 
 
@@ -63,9 +67,15 @@ def random_weights(shape: Shape, seed: int = 0) -> dict[str, np.ndarray]:
 def _config(shape: Shape) -> dict:
     eos = 256 + SPECIAL_TOKENS.index("<|im_end|>")
     return {
-        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "torch_dtype": "float32",
-        "tie_word_embeddings": True, "max_position_embeddings": 32768, "eos_token_id": eos,
-        "bos_token_id": None, "hidden_act": "silu", "use_sliding_window": False,
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "torch_dtype": "float32",
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 32768,
+        "eos_token_id": eos,
+        "bos_token_id": None,
+        "hidden_act": "silu",
+        "use_sliding_window": False,
         **{k: v for k, v in asdict(shape).items()},
     }
 
@@ -85,10 +95,19 @@ def write_tokenizer(folder: Path, vocab_size: int) -> None:
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-        "bos_token": None, "unk_token": None, "chat_template": CHATML_TEMPLATE, "model_max_length": 32768,
-    }))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "eos_token": "<|im_end|>",
+                "pad_token": "<|endoftext|>",
+                "bos_token": None,
+                "unk_token": None,
+                "chat_template": CHATML_TEMPLATE,
+                "model_max_length": 32768,
+            }
+        )
+    )
 
 
 def build_mlx_model(folder: Path, shape: Shape = Shape(), seed: int = 0) -> Path:
@@ -108,7 +127,9 @@ def build_onnx_model(folder: Path, shape: Shape = Shape(), seed: int = 0) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     model = onnx_decoder(shape, random_weights(shape, seed))
     big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
-    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data")
+    onnx.save_model(
+        model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data"
+    )
     (folder / "config.json").write_text(json.dumps(_config(shape)))
     write_tokenizer(folder, shape.vocab_size)
     return folder

@@ -29,6 +29,7 @@ BASE = {
     "timeutil",
     "entities",
     "language",
+    "stopwords",
     "relations",
     "config",
     "defaults",

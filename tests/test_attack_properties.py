@@ -80,6 +80,7 @@ def templates(tmp_path_factory):
     return [UriTemplate.parse(t.uri_template) for t in listed]
 
 
+@pytest.mark.slow  # 2,000 generated URIs (63 s loaded); .ci/run runs it
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(uri=st.one_of(memory_uris(), st.text(max_size=40).map(lambda t: "memory://" + t)))
 def test_the_cube_a_handler_would_read_is_the_cube_access_control_checked(templates, uri):

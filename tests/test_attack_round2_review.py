@@ -225,6 +225,7 @@ def _written_bytes() -> int:
     raise AssertionError("no wchar in /proc/self/io")
 
 
+@pytest.mark.slow  # imports a large archive (22 s loaded); .ci/run runs it
 def test_an_archives_vectors_cannot_fill_memory_or_disk(tmp_path, shared_embedder):
     from memory.io.archive import import_archive
 

@@ -401,6 +401,7 @@ async def test_10_cube_names_differing_only_in_case_are_one_cube(client, home):
     assert home.cube_names() == ["home"]
 
 
+@pytest.mark.slow  # fills a tmpfs (45-55 s loaded per mode); .ci/run runs it
 async def test_10_a_full_disk_is_reported_as_such_and_nothing_is_lost(client, home):
     kept = await add(client, "Written while there was room")
     conn = home.cube().store._conn  # the server's own connection: max_page_count is per connection

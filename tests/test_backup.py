@@ -21,6 +21,7 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # backs up under a stream of writes (27 s loaded); .ci/run runs it
 async def test_a_backup_taken_during_writes_is_consistent_and_rebuilds_its_graph(tmp_path, shared_embedder):
     home_dir, backup_dir = tmp_path / "home", tmp_path / "backup"
     home_dir.mkdir()

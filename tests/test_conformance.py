@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.external  # the conformance suite comes from npm
+
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="Node.js (npm) is not installed")
 def test_the_conformance_suite_passes_but_for_the_expected_failures():

@@ -19,11 +19,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from memory import MemoryHome
 from memory.doctor import check_cube
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("MEMCUBE_CRASH_ROUNDS", "50"))
+
+pytestmark = pytest.mark.slow  # fifty rounds of starting and killing a real server
 
 
 class Writer:

@@ -109,6 +109,7 @@ async def test_a_replaced_wal_is_checkpointed_and_the_stranger_moved_aside(clien
 # -- the database file ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # restarts a real server (21 s loaded); .ci/run runs it
 async def test_a_deleted_database_is_copied_back_in_place(client, home, tmp_path, shared_embedder):
     acknowledged = await five(client)
     db = folder(home) / "memory.db"
@@ -208,6 +209,7 @@ def _graph_ids(home_root: Path) -> set[str]:
         graph.close()
 
 
+@pytest.mark.slow  # doctor runs as real processes (24 s loaded); .ci/run runs it
 def test_doctor_leaves_a_graph_that_knows_memories_the_database_does_not(tmp_path, shared_embedder):
     home = MemoryHome(tmp_path / "home", embedder=shared_embedder)
     ids = _cube_with_graph(home)

@@ -22,6 +22,8 @@ from mcp.shared.exceptions import MCPError
 from memory import MemoryHome
 from server.app import build_server
 
+pytestmark = pytest.mark.slow  # property-based: hundreds of generated calls per test
+
 HOSTILE = [
     "'); DROP TABLE memories; --",
     '" OR 1=1 --',

@@ -233,6 +233,7 @@ def test_ollama_and_lmstudio_models_are_listed_and_usable_by_name(tmp_path, monk
         find_gguf("ollama:other")
 
 
+@pytest.mark.slow  # writes and checks many GGUF files (35 s loaded); .ci/run runs it
 def test_the_check_reads_architecture_and_tensor_types_from_the_header():
     info = check_gguf(smollm2_gguf())
     assert info.architecture == "llama"

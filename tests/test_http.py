@@ -78,6 +78,8 @@ def servers(tmp_path_factory):
         for proc in (plain, guarded):
             proc.terminate()
             proc.wait(timeout=15)
+            if proc.stderr is not None:
+                proc.stderr.close()  # left open, the pipe is a ResourceWarning (an error in the test run)
 
 
 def _post(port: int, message: dict, *, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:

@@ -84,6 +84,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()  # left open, the pipe is a ResourceWarning (an error in the test run)
 
 
 def _request(

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 INSPECTOR = "@modelcontextprotocol/inspector@0.15"
-pytestmark = pytest.mark.skipif(shutil.which("npx") is None, reason="Node.js (npx) is not installed")
+pytestmark = [
+    pytest.mark.external,
+    pytest.mark.skipif(shutil.which("npx") is None, reason="Node.js (npx) is not installed"),
+]
 
 
 def _memcube() -> str:

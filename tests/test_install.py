@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server import install
-from server.install import InstallError, apply, config_path, plan_install, plan_uninstall
+from server.install import CLIENT_FORMATS, InstallError, apply, config_path, plan_install, plan_uninstall
 
 COMMAND = ["/opt/memcube/.venv/bin/memcube", "serve"]
 
@@ -102,6 +102,8 @@ def test_a_new_command_or_home_refreshes_the_entry(tmp_path):
     "content", ['{"mcpServers": {"a": 1},}', "// comment\n{}", "[1, 2]", '{"mcpServers": [], "servers": []}']
 )
 def test_a_malformed_file_is_reported_and_left_untouched(tmp_path, client, content):
+    if CLIENT_FORMATS[client].jsonc and content in ('{"mcpServers": {"a": 1},}', "// comment\n{}"):
+        pytest.skip("VS Code reads comments and trailing commas (issue 30: test_last_mile_errors_install.py)")
     path = config_path(client, user_home=tmp_path, platform="linux")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content)

@@ -105,6 +105,7 @@ def test_every_linear_layer_of_the_default_model_runs_in_integer_arithmetic(shar
     assert shared_embedder.int8_matmuls == 36
 
 
+@pytest.mark.slow  # embeds a corpus on both paths (35 s loaded); .ci/run runs it
 def test_int8_vectors_match_the_float_path(shared_embedder, float_embedder):
     one_by_one = np.stack([shared_embedder.embed_one(t) for t in TEXTS])
     batched = shared_embedder.embed(TEXTS)  # padded to the longest text
@@ -214,6 +215,7 @@ def test_an_explicit_path_is_never_second_guessed():
     assert pinned.kernel.timings_ms == {"int8": [], "float": []}
 
 
+@pytest.mark.slow  # embeds a corpus in many batchings (100 s on a loaded 2-core machine); .ci/run runs it
 def test_a_texts_vector_does_not_depend_on_the_batch_it_came_in(shared_embedder, float_embedder):
     """A batch is tokenised once, sorted by token count and cut into runs padded to their longest:
     neither the grouping nor the padding may reach a text's vector (on either path)."""

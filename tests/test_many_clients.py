@@ -14,7 +14,7 @@ from test_stdio import serve_params
 from memory import MemoryHome
 from memory.doctor import check_cube
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # slow: five real servers, 400 adds
 
 SERVERS = 4
 MEMORIES_EACH = 100

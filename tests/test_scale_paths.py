@@ -282,6 +282,7 @@ def _exact_and_segmented(monkeypatch, cube, segment_rows: int):
     return exact, segmented
 
 
+@pytest.mark.slow  # a cube large enough for int8 segments (26 s loaded); .ci/run runs it
 def test_the_int8_segments_give_the_exact_scans_answers(home, shared_embedder, monkeypatch):
     cube = home.cube("segments", create=True)
     words = ["harbour", "violin", "orchard", "glacier", "lantern", "falcon", "tulip", "compass", "meadow", "river"]
@@ -347,6 +348,7 @@ def test_a_time_window_reads_its_memories_through_the_index(home):
     assert any("memories_when" in row[-1] for row in plan), plan
 
 
+@pytest.mark.slow  # a cube large enough for the filter paths (24 s loaded); .ci/run runs it
 def test_a_selective_filter_ranks_its_own_memories_to_the_same_answer(home):
     """Filters that keep few memories skip ranking the whole index first: same matches, same order."""
     cube = home.cube("few", create=True)

@@ -70,6 +70,7 @@ def test_a_fork_join_job_that_forks_again_runs_inline_instead_of_deadlocking():
         failing.result(timeout=10)
 
 
+@pytest.mark.slow  # embeds a corpus twice (23 s loaded); .ci/run runs it
 def test_a_batch_embedded_in_parallel_chunks_equals_texts_embedded_one_by_one(shared_embedder):
     texts = [f"memory number {i}: the {WORDS[i % 10]} near the {WORDS[(i * 7) % 10]}" * (1 + i % 3) for i in range(70)]
     together = shared_embedder.embed(texts)

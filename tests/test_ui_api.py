@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from ui_support import running_ui, seed
+from ui_support import running_ui, seed, seeded_ui
 
 from memory import MemoryHome
 from server.ui.security import CSP, UiConfigError, bind_loopback
@@ -21,9 +21,7 @@ from server.ui.security import CSP, UiConfigError, bind_loopback
 
 @pytest.fixture
 def ui(home):
-    ids = seed(home)
-    with running_ui(home) as running:
-        running.ids = ids  # type: ignore[attr-defined]
+    with seeded_ui(home) as running:
         yield running
 
 

@@ -84,6 +84,15 @@ def running_ui(home: MemoryHome) -> Iterator[RunningUi]:
         sock.close()
 
 
+@contextmanager
+def seeded_ui(home: MemoryHome) -> Iterator[RunningUi]:
+    """The seeded cube below, served; ``.ids`` maps each seed's name to its memory id."""
+    ids = seed(home)
+    with running_ui(home) as running:
+        running.ids = ids  # type: ignore[attr-defined]
+        yield running
+
+
 def seed(home: MemoryHome, cube: str = "default") -> dict[str, str]:
     """A small realistic cube: facts, preferences by role, a goal and tasks (one overdue), relations."""
     c = home.cube(cube, create=True)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchQuery
 from memory.config import DEFAULT_CUBE
-from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, Relation, SearchResult, VersionEntry
+from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, Relation, SearchResult, VersionEntry, described, filter_described
 
 from .runtime import ToolRuntime
 from .strict import Count, Flag, Fraction
@@ -56,43 +56,20 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         ctx: Context,
         # Plain `str` (not Optional): the SDK JSON-decodes string arguments of any other type, and
         # a memory whose text looks like JSON must stay text.
-        text: Annotated[str, Field(description="what to remember, as a self-contained statement")] = "",
-        type: Annotated[
-            str,
-            Field(
-                description="note, fact, event, preference, goal, task (or a type declared in the home's config.toml [types] custom)"
-            ),
-        ] = "note",
-        tags: list[str] | None = None,
-        entities: Annotated[list[str] | None, Field(description="people, places, projects... the memory is about")] = None,
-        relations: Annotated[
-            list[Relation] | None, Field(description="facts between entities: {subject, predicate, object}")
-        ] = None,
-        occurred_at: Annotated[
-            str | None, Field(description="when it happened, ISO 8601 (e.g. 2023-05-08 or 2023-05-08T13:56:00Z)")
-        ] = None,
-        metadata: dict[str, Any] | None = None,
-        importance: Annotated[Fraction | None, Field(ge=0, le=1)] = None,
-        session_id: Annotated[
-            str | None,
-            Field(
-                description="the conversation it came from: memories of one session form a thread, and each is searched with its neighbours"
-            ),
-        ] = None,
-        role: Annotated[
-            str | None, Field(description="the part of the user's life it holds in: work, home, team lead...")
-        ] = None,
-        subject: Annotated[
-            str | None,
-            Field(
-                description="preferences and facts: what it is about; a newer one on the same subject and role supersedes the older"
-            ),
-        ] = None,
-        state: Annotated[
-            str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")
-        ] = None,
-        due_at: Annotated[str | None, Field(description="tasks: when it is due, ISO 8601")] = None,
-        parent_id: Annotated[str | None, Field(description="tasks: the goal it serves (a memory id)")] = None,
+        text: Annotated[str, described("text")] = "",
+        type: Annotated[str, described("type")] = "note",
+        tags: Annotated[list[str] | None, described("tags")] = None,
+        entities: Annotated[list[str] | None, described("entities")] = None,
+        relations: Annotated[list[Relation] | None, described("relations")] = None,
+        occurred_at: Annotated[str | None, described("occurred_at")] = None,
+        metadata: Annotated[dict[str, Any] | None, described("metadata")] = None,
+        importance: Annotated[Fraction | None, described("importance", ge=0, le=1)] = None,
+        session_id: Annotated[str | None, described("session_id")] = None,
+        role: Annotated[str | None, described("role")] = None,
+        subject: Annotated[str | None, described("subject")] = None,
+        state: Annotated[str | None, described("state")] = None,
+        due_at: Annotated[str | None, described("due_at")] = None,
+        parent_id: Annotated[str | None, described("parent_id")] = None,
         memories: Annotated[
             list[MemoryInput] | None, Field(description="a batch of memories instead of text (each has text, type, tags, ...)")
         ] = None,
@@ -157,38 +134,24 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
     @mcp.tool(annotations=ToolAnnotations(title="Search memories", read_only_hint=True, open_world_hint=False))
     async def memory_search(
         ctx: Context,
-        query: Annotated[str, Field(description="what you are looking for, in plain words")],
+        query: Annotated[str, filter_described("query")],
         cube: CubeName = DEFAULT_CUBE,
-        limit: Annotated[Count, Field(ge=1, le=MAX_LIMIT)] = 10,
-        types: Annotated[list[str] | None, Field(description="only these types")] = None,
-        tags: Annotated[list[str] | None, Field(description="only memories with at least one of these tags")] = None,
-        since: Annotated[str | None, Field(description="only memories that occurred at or after this ISO date-time")] = None,
-        until: Annotated[str | None, Field(description="only memories that occurred at or before this ISO date-time")] = None,
-        include_archived: Flag = False,
+        limit: Annotated[Count, filter_described("limit", ge=1, le=MAX_LIMIT)] = 10,
+        types: Annotated[list[str] | None, filter_described("types")] = None,
+        tags: Annotated[list[str] | None, filter_described("tags")] = None,
+        since: Annotated[str | None, filter_described("since")] = None,
+        until: Annotated[str | None, filter_described("until")] = None,
+        include_archived: Annotated[Flag, filter_described("include_archived")] = False,
         now: Annotated[
             str | None,
             Field(description="reference time for 'today', 'last week', 'the last ...' in the query (ISO 8601; default: now)"),
         ] = None,
-        context: Annotated[
-            Count,
-            Field(
-                ge=0,
-                le=MAX_CONTEXT_TURNS,
-                description="also return this many memories before and after each hit in its session (in `context`, apart from the ranked hits)",
-            ),
-        ] = 0,
-        states: Annotated[
-            list[str] | None,
-            Field(
-                description="only goals and tasks in these states: todo, in_progress, blocked, done, active, achieved, dropped, or open (every state still to do)"
-            ),
-        ] = None,
-        due_before: Annotated[str | None, Field(description="only memories due at or before this ISO date-time")] = None,
-        due_after: Annotated[str | None, Field(description="only memories due at or after this ISO date-time")] = None,
-        overdue: Annotated[
-            Flag, Field(description="only open tasks and goals whose due date has passed (relative to now)")
-        ] = False,
-        include_weak: Annotated[Flag, Field(description="also return hits below the relevance floor (confidence low)")] = False,
+        context: Annotated[Count, filter_described("context", ge=0, le=MAX_CONTEXT_TURNS)] = 0,
+        states: Annotated[list[str] | None, filter_described("states")] = None,
+        due_before: Annotated[str | None, filter_described("due_before")] = None,
+        due_after: Annotated[str | None, filter_described("due_after")] = None,
+        overdue: Annotated[Flag, filter_described("overdue")] = False,
+        include_weak: Annotated[Flag, filter_described("include_weak")] = False,
     ) -> SearchResult:
         """Find memories by meaning and by words: keywords in each memory and in it with its session neighbours,
         meaning (vector), entities the query names (and who said what). Each hit says which signals found it and
@@ -236,20 +199,18 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         id: Annotated[str, Field(description="the memory to change")],
         cube: CubeName = DEFAULT_CUBE,
         text: Annotated[str, Field(description="the corrected text (leave out to keep it)")] = "",
-        type: str | None = None,
-        tags: list[str] | None = None,
-        entities: list[str] | None = None,
-        relations: list[Relation] | None = None,
-        occurred_at: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        importance: Annotated[Fraction | None, Field(ge=0, le=1)] = None,
-        role: str | None = None,
-        subject: str | None = None,
-        state: Annotated[
-            str | None, Field(description="goals: active/achieved/dropped; tasks: todo/in_progress/blocked/done")
-        ] = None,
-        due_at: str | None = None,
-        parent_id: str | None = None,
+        type: Annotated[str | None, described("type")] = None,
+        tags: Annotated[list[str] | None, described("tags")] = None,
+        entities: Annotated[list[str] | None, described("entities")] = None,
+        relations: Annotated[list[Relation] | None, described("relations")] = None,
+        occurred_at: Annotated[str | None, described("occurred_at")] = None,
+        metadata: Annotated[dict[str, Any] | None, described("metadata")] = None,
+        importance: Annotated[Fraction | None, described("importance", ge=0, le=1)] = None,
+        role: Annotated[str | None, described("role")] = None,
+        subject: Annotated[str | None, described("subject")] = None,
+        state: Annotated[str | None, described("state")] = None,
+        due_at: Annotated[str | None, described("due_at")] = None,
+        parent_id: Annotated[str | None, described("parent_id")] = None,
     ) -> Memory:
         """Correct a memory: the given fields change, a new version is recorded (see memory_history),
         the text is re-embedded and the graph follows. Fields left out stay as they are."""

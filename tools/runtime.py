@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from memory import MemCube, MemCubeError, MemoryHome
 from memory.activation.scheduler import EventKind, MemoryEvent
 
+from .refusals import describe_refusal
 from .subscribers import Subscribers
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,8 @@ GRAPH_RETRY_S = 5.0
 
 
 def describe_validation(exc: ValidationError) -> str:
-    """pydantic's errors as one line per field, without echoing the (possibly huge) input."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "input"
-        parts.append(f"{where}: {error['msg']}")
-    return "invalid input: " + "; ".join(parts[:8])
+    """pydantic's errors in plain words, one per field, echoing at most a short piece of the input."""
+    return "invalid input: " + describe_refusal(exc)
 
 
 class ToolRuntime:

@@ -105,10 +105,6 @@ class KVStore:
             self._evict()
         return cache
 
-    def warm_ids(self) -> set[str]:
-        with self._lock:
-            return {i for e in self._entries.values() for i in e.meta.ids}
-
     def best_for(self, ids: Iterable[str]) -> Entry | None:
         """The cache holding the most of ``ids`` (the shortest among equals), or None if none holds any."""
         wanted = set(ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,3 @@ class MLXBackend:
             return load_prompt_cache(str(path))
         except Exception as exc:  # a damaged or foreign file must not take the answer down
             raise CacheRefused(f"cannot read cache {path.name}: {exc}") from None
-
-
-def config_of(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())

@@ -97,6 +97,9 @@ class Scene:
     dirty: bool = False
 
 
+QUEUE_LIMIT = 1024  # events waiting; past it an event is dropped (a warning), never the caller blocked
+
+
 class Scheduler:
     def __init__(
         self, home: MemoryHome, engine: ActivationEngine | None = None, *, policy: Literal["scene", "last"] = "scene"
@@ -105,7 +108,11 @@ class Scheduler:
         self.engine = engine if engine is not None else ActivationEngine(home.config.local_model, home.root)
         self.policy = policy
         self.budget = home.config.local_model.working_set_tokens
-        self._send, self._receive = anyio.create_memory_object_stream[MemoryEvent](max_buffer_size=1024)
+        # A plain queue and a wake-up event rather than an anyio memory stream: one server can go
+        # through its lifespan more than once, so there is no moment to close a stream, and a
+        # stream collected unclosed warns (ResourceWarning) in every test that builds a server.
+        self._queue: deque[MemoryEvent] = deque()
+        self._wakeup: anyio.Event | None = None
         self._scenes: dict[str, Scene] = {}
         self._lock = threading.RLock()
         self._busy = 0
@@ -115,27 +122,37 @@ class Scheduler:
 
     def notify(self, event: MemoryEvent) -> None:
         """Put an event on the queue; never blocks the caller (a full queue drops the event)."""
-        try:
-            self._send.send_nowait(event)
-            self._busy += 1
-        except anyio.WouldBlock:
+        if len(self._queue) >= QUEUE_LIMIT:
             log.warning("scheduler queue full; dropped a %s event", event.kind)
+            return
+        self._queue.append(event)
+        self._busy += 1
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     async def run(self) -> None:
         """The scheduling executor: consume events; preload between calls."""
-        # The stream stays open after a cancel: one server can go through its lifespan more than once.
-        while True:
-            event = await self._receive.receive()
-            try:
-                await self._handle(event)
-                if self._receive.statistics().current_buffer_used == 0:
-                    await self._preload()
-            except Exception:  # the scheduler must outlive a bad event or a failing model
-                log.exception("scheduler: handling %s failed", event.kind)
-            finally:
-                self._busy -= 1
-                if self._busy == 0 and self._idle is not None:
-                    self._idle.set()
+        try:
+            while True:
+                await self._handle_next()
+        finally:
+            self._wakeup = None  # an event of this run's loop: the next lifespan makes its own
+
+    async def _handle_next(self) -> None:
+        while not self._queue:
+            self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+        event = self._queue.popleft()
+        try:
+            await self._handle(event)
+            if not self._queue:
+                await self._preload()
+        except Exception:  # the scheduler must outlive a bad event or a failing model
+            log.exception("scheduler: handling %s failed", event.kind)
+        finally:
+            self._busy -= 1
+            if self._busy == 0 and self._idle is not None:
+                self._idle.set()
 
     async def settled(self) -> None:
         """Wait until every queued event is handled and its preloading done (tests, benchmarks)."""
@@ -223,10 +240,10 @@ class Scheduler:
             chosen.append(memory)
             used += cost
         order = {i: n for n, i in enumerate(previous)}
-        rank = {i: n for n, i in enumerate(ranked)}
+        predicted = {i: n for n, i in enumerate(ranked)}
         # Memories written in one batch share created_at, and their ids differ in random bits: the
         # predicted rank, not the id, orders them, so the prompt order is the same on every machine.
-        chosen.sort(key=lambda m: (order.get(m.id, len(order)), m.created_at, rank[m.id]))
+        chosen.sort(key=lambda m: (order.get(m.id, len(order)), m.created_at, predicted[m.id]))
         return chosen
 
     def _head_tokens(self) -> int:

@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
 from memory.graph import disk_room
-from memory.graph import file_lock as interprocess
 from memory.graph.derive import GraphRows, derive, in_graph, relation_keys, row_links
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
 from memory.store import filemodes
@@ -74,8 +75,19 @@ MAX_LINK_HOPS = 8  # rounds of pulling in the queued far ends of SUPERSEDES link
 TABLES = ("MENTIONS", "RELATED", "SUPERSEDES", "DERIVED_FROM", "Memory", "Entity")  # relation tables first
 PREVIEW_CHARS = 280  # of a memory's text in graph views (read from SQLite)
 LOCK_TIMEOUT_S = 30.0
+LOCK_POLL_S = 0.02  # how often a process waiting for the graph tries its lock again
 HOLD_S = 2.0  # the longest apply_outbox keeps the graph before letting other processes in
 BATCH = 5000  # outbox entries per graph transaction: each pays a commit that grows slowly with the graph
+
+
+def _process_lock(path: Path) -> FileLock:
+    """An exclusive lock between processes on ``path``, held by the OS (``flock``, ``msvcrt.locking``).
+
+    The OS drops it when the process dies, so a crashed server never leaves the graph locked; a
+    filesystem without such locks is an error rather than a fall-back to a lock file that a crash
+    would leave behind. Each ``FileLock`` opens the file anew, so two of them in one process exclude
+    each other too; ``GraphStore`` serialises its own threads, so the lock is not per thread."""
+    return FileLock(path, mode=0o600, thread_local=False, fallback_to_soft=False)
 
 
 class GraphStore:
@@ -94,7 +106,7 @@ class GraphStore:
         self._depth = 0
         self._db: Any = None
         self._conn: Any = None
-        self._lock_file: Any = None
+        self._lock_file: FileLock | None = None
         self._read_only = False
         self.needs_rebuild = False
         # Why the last write was held back for want of disk space (disk_room), until one goes through.
@@ -134,13 +146,14 @@ class GraphStore:
             self.paused = short
             raise Unavailable(short)
         filemodes.private_dir(self.path.parent)
-        self._lock_file = open(self.path.parent / "lock", "a+b")  # noqa: SIM115 - held for the session
-        if not interprocess.acquire(self._lock_file, timeout=LOCK_TIMEOUT_S):
-            self._lock_file.close()
+        self._lock_file = _process_lock(self.path.parent / "lock")
+        try:
+            self._lock_file.acquire(timeout=LOCK_TIMEOUT_S, poll_interval=LOCK_POLL_S)
+        except Timeout:
             self._lock_file = None
             raise Unavailable(
                 f"the graph at {self.path} stayed busy for {LOCK_TIMEOUT_S:.0f} s (other memcube processes); try again"
-            )
+            ) from None
         try:
             if short is not None:
                 self._open_read_only(kuzu, short)
@@ -214,8 +227,7 @@ class GraphStore:
             self._conn = self._db = None
             self._read_only = False
             if self._lock_file is not None:
-                interprocess.release(self._lock_file)
-                self._lock_file.close()
+                self._lock_file.release()
                 self._lock_file = None
 
     def close(self) -> None:

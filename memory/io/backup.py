@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memory.errors import InvalidInput
+from memory.errors import InvalidInput, NotFound
 from memory.home import MemoryHome
 from memory.store import db_file
 from memory.store.backup import copy_database
@@ -32,6 +32,8 @@ def backup_home(home: MemoryHome, destination: Path | str) -> BackupReport:
         raise InvalidInput(f"{target} is not empty; back up into a new folder")
     if target.resolve().is_relative_to(home.root.resolve()):
         raise InvalidInput("the backup cannot go inside the home it copies")
+    if not home.root.is_dir():  # a mistyped home: an empty "backup" would look like a good one
+        raise NotFound(f"no MemCube home at {home.root}: nothing to back up")
     target.mkdir(parents=True, exist_ok=True)
     copied: dict[str, int] = {}
     damaged: dict[str, str] = {}

@@ -24,7 +24,7 @@ the embedding model's window has its match signals scaled down (``length``: a pa
 keyword-stuffed note matches everything a little and its vector reads its first window only),
 a memory that ends with a question (``asks``) gives way to statements, and when the query names several
 people who speak in the cube, their memories take turns. Time words ("last week") are read before this, by
-``MemCube.search`` (``memory.retrieval.time_words``), into an ``occurred_at`` filter.
+the query plan (``memory.retrieval.planning``), into an ``occurred_at`` filter.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
 from memory.retrieval.aliases import AliasTable
+from memory.stopwords import STOPWORDS
 from memory.store.cube_store import CubeStore
 from memory.store.search_reads import FtsTable, SearchView
 from memory.store.vector_mirror import Cosines, VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
 # Chosen on a grid over bench/locomo.py by directions that held across the grid, not by its
-# single best point (bench/RESULTS.md, "signal weights"). The entity weight: from 0.3 up to 3,
-# R@5, R@10 and multi-hop R@10 rose or held at every step on turns and on facts; at 5 two fell.
+# single best point; the entity weight on `bench/locomo.py --all` (bench/RESULTS.md, "Signal
+# weights" and "Retrieval by how memories arrive", where the figures are kept).
 WEIGHTS = {"context": 1.0, "keyword": 0.3, "vector": 0.3, "entity": 3.0, "speaker": 0.6, "exact": 1.0}
 MIN_POOL = 100
 # The keyword stages first rank the best 2 * pool matches of the whole index and keep those
@@ -60,145 +61,6 @@ MIN_POOL = 100
 FEW_FILTERED = 3
 _SPEAKER = re.compile(r"^\s*([^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})\s*:\s")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
-# Words that carry no topic: dropped from the keyword query so BM25 ranks on content words.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "did",
-        "does",
-        "tell",
-        "know",
-        "ever",
-        "s",
-        "t",
-        "don",
-    ]
-)
 
 
 # A memory's text past about the embedding model's window (256 tokens) is long: one that long
@@ -217,7 +79,9 @@ MATCH_SIGNALS = ("keyword", "context", "vector", "entity")
 
 
 @dataclass
-class Candidate:
+class ScoredRow:
+    """One memory row found by a signal: each signal's rank and score, and the fused score they add up to."""
+
     row_id: int
     signals: dict[str, tuple[int, float]] = field(default_factory=dict)  # signal -> (rank, raw score)
     fused: float = 0.0
@@ -419,10 +283,10 @@ def hybrid_search(
     vector stage costs little more wall time than the longer of the two halves.
     """
     pool = max(MIN_POOL, q.limit * 5)
-    candidates: dict[int, Candidate] = {}
+    candidates: dict[int, ScoredRow] = {}
 
-    def candidate(row_id: int) -> Candidate:
-        return candidates.setdefault(row_id, Candidate(row_id))
+    def candidate(row_id: int) -> ScoredRow:
+        return candidates.setdefault(row_id, ScoredRow(row_id))
 
     vector_stage: Future[VectorRanking | None] | None = None
     context_stage: Future[list[tuple[int, float, bool]]] | None = None
@@ -535,7 +399,7 @@ RERANK_HEAD = 50
 _ASKS = re.compile(r"\?\s*(?:\[[^\]]*\]\s*)?$")  # "...?" or "...? [shares a photo: ...]"
 
 
-def _long_texts_diluted(ranked: list[Candidate], rows: dict[int, tuple]) -> list[Candidate]:
+def _long_texts_diluted(ranked: list[ScoredRow], rows: dict[int, tuple]) -> list[ScoredRow]:
     """``ranked`` with each long memory's match signals scaled by ``length_factor`` (a pasted,
     keyword-stuffed note cannot outrank a precise one by matching every word somewhere)."""
     for candidate in ranked:
@@ -551,7 +415,7 @@ def _long_texts_diluted(ranked: list[Candidate], rows: dict[int, tuple]) -> list
     return sorted(ranked, key=lambda c: (-c.fused, c.row_id))
 
 
-def _asks_last(ranked: list[Candidate], rows: dict[int, tuple]) -> list[Candidate]:
+def _asks_last(ranked: list[ScoredRow], rows: dict[int, tuple]) -> list[ScoredRow]:
     """``ranked`` with the memories that end in a question moved down by ``ASKS_PENALTY``."""
     for candidate in ranked:
         row = rows.get(candidate.row_id)
@@ -560,7 +424,7 @@ def _asks_last(ranked: list[Candidate], rows: dict[int, tuple]) -> list[Candidat
     return sorted(ranked, key=lambda c: (-c.fused, c.row_id))
 
 
-def _each_speaker_in_turn(ranked: list[Candidate], said: dict[int, str]) -> list[Candidate]:
+def _each_speaker_in_turn(ranked: list[ScoredRow], said: dict[int, str]) -> list[ScoredRow]:
     """When the query names several people who speak in the cube, their memories take turns.
 
     "What do Jon and Gina have in common?" needs what each of them said; the fused score
@@ -574,7 +438,7 @@ def _each_speaker_in_turn(ranked: list[Candidate], said: dict[int, str]) -> list
     queues = {s: [c for c in ranked if said.get(c.row_id) == s] for s in speakers}
     position = {c.row_id: i for i, c in enumerate(ranked)}
     others = [c for c in ranked if c.row_id not in said]
-    out: list[Candidate] = []
+    out: list[ScoredRow] = []
     turn = 0
     while any(queues.values()):
         queue = queues[speakers[turn % len(speakers)]]

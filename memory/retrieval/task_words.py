@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from memory.errors import InvalidInput
 from memory.models import OPEN_STATES, TaskFilter
+from memory.retrieval.search import content_words
 from memory.retrieval.time_words import _add_months, _capped, _day
 from memory.timeutil import to_stored
 
@@ -50,6 +51,11 @@ _GOAL = re.compile(
     r"\b(?:for|of|under|toward|towards)\s++(?:(?:the|my|our|this)\s++)?(?P<name>[\w'-][\w' -]{0,59}?)\s++goal\b", re.I
 )
 SOON_DAYS = 7
+# A type named with nothing else to search for ("what are my goals?", "list my tasks"): a listing
+# of every open one, not a relevance-ranked few (a goal whose words the question does not share
+# fell under the relevance floor).
+_LISTED = re.compile(r"\b(?:(?P<goal>goals?)|tasks?|to-?dos?|chores?|errands?)\b", re.I)
+_LISTING_WORDS = frozenset({"list", "show", "give", "tell", "remind", "current", "all", "every"})
 
 
 @dataclass
@@ -60,6 +66,7 @@ class TaskWords:
     cleaned: str
     goal: str | None = None  # "the launch goal" -> "launch": a goal the caller resolves to its id
     types: list[str] = field(default_factory=list)
+    listing: bool = False  # the query asks for every open memory of a type, nothing else
 
 
 def _stamp(moment: datetime) -> str:
@@ -151,7 +158,7 @@ def read(query: str, now: datetime | None = None) -> TaskWords:
         goal_name = goal.group("name").strip()
         words.append(goal.group(0).strip())
     if not words:
-        return TaskWords(filter=None, cleaned=query)
+        return _listing(query)
     asks_tasks = re.search(r"\b(tasks?|to-?dos?|chores?|errands?)\b", query, re.I) is not None
     asks_goals = re.search(r"\bgoals?\b", _GOAL.sub(" ", query)) is not None
     types = ["task"] if asks_tasks and not asks_goals else ["goal"] if asks_goals and not asks_tasks else []
@@ -161,3 +168,13 @@ def read(query: str, now: datetime | None = None) -> TaskWords:
     if overdue:
         found.due_before = min(filter(None, [found.due_before, _stamp(now)]))
     return TaskWords(filter=found, cleaned=cleaned or query, goal=goal_name, types=types)
+
+
+def _listing(query: str) -> TaskWords:
+    """A query that names a type and nothing else to search for, read as every open one of it."""
+    listed = _LISTED.search(query)
+    if listed is None or set(content_words(_cut(query, listed))) - _LISTING_WORDS:
+        return TaskWords(filter=None, cleaned=query)
+    found = TaskFilter(expression=listed.group(0), states=list(OPEN_STATES))
+    kind = "goal" if listed.group("goal") else "task"
+    return TaskWords(filter=found, cleaned=_cut(query, listed) or query, types=[kind], listing=True)

@@ -1,7 +1,7 @@
 """Time as a strong preference, not a wall: how a search uses the window its time words name.
 
 ``memory.retrieval.time_words`` reads "last week" or "the last retro" into a ``TimeWindow``;
-``MemCube.search`` first searches inside it. This module judges that result and, when the
+the query plan (``memory.retrieval.planning``) first searches inside it. This module judges that result and, when the
 window holds nothing relevant, brings the best memories just outside it, marked
 ``outside_window``: a slightly wrong reading of the time ("last week" for a meeting nine
 days ago) costs rank, not the answer.
@@ -28,7 +28,7 @@ from datetime import datetime
 
 from memory.models import SearchHit, TimeWindow
 from memory.retrieval.relevance import FLOOR, strength
-from memory.retrieval.search import STOPWORDS
+from memory.stopwords import STOPWORDS
 
 MIN_HALF_LIFE_DAYS = 7.0
 LATEST_POOL = 10

@@ -8,7 +8,7 @@ window but "up to now"). The caller may pass the reference time (``now``); by de
 the current time. Windows are stored inclusive: ``until`` is the last second.
 
 What each phrase means (people are loose with time words, so a window errs on the wide side;
-the search treats it as a strong preference, not a wall: see ``MemCube.search``):
+the search treats it as a strong preference, not a wall: see ``memory.retrieval.planning``):
 
 - calendar periods: "this/last/next week|month|year", "last weekend", "earlier this month";
   "last week" is the week before this one as either of the two common calendars counts it
@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 
 from memory.errors import InvalidInput
 from memory.models import TimeWindow
-from memory.retrieval.search import STOPWORDS
+from memory.stopwords import STOPWORDS
 from memory.timeutil import to_stored
 
 MONTHS = {

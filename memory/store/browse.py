@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from memory.errors import InvalidInput
+from memory.store.filter_sql import time_range
 from memory.store.rows import FIELDS
-from memory.timeutil import stored_from_input, stored_until_from_input
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 # Position of created_at in a ``SELECT {MEMORY_COLUMNS}`` row (row_id comes first).
@@ -55,13 +55,8 @@ class BrowseFilter(BaseModel):
         if self.tag is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE value = ?)")
             params.append(self.tag)
-        if self.since is not None:
-            where.append("created_at >= ?")
-            params.append(stored_from_input(self.since, field="since"))
-        if self.until is not None:
-            where.append("created_at <= ?")
-            params.append(stored_until_from_input(self.until, field="until"))
-        return where, params
+        created, bounds = time_range("created_at", self.since, self.until, names=("since", "until"))
+        return where + created, params + bounds
 
 
 def encode_cursor(cursor: tuple[str, int] | None) -> str | None:

@@ -270,6 +270,19 @@ class CubeStore:
         with self._read() as conn:
             return dict(conn.execute("SELECT norm, min(name) FROM memory_entities GROUP BY norm").fetchall())
 
+    def top_entities(self, limit: int) -> list[tuple[str, int]]:
+        """The entities live memories name most, ``(display name, memories)``, most named first.
+
+        Like ``entity_keys``, read from ``memory_entities`` alone (only live memories have rows there).
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT min(name), count(DISTINCT memory_rowid) AS n FROM memory_entities GROUP BY norm "
+                "ORDER BY n DESC, norm LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(name, count) for name, count in rows]
+
     def entity_key_delta(self, since: tuple[int, str] | None) -> tuple[tuple[int, str], set[str], bool]:
         """The entity keys to know since the state ``since`` (``(change seq, entity epoch)`` from an
         earlier call): ``(state now, keys, whole)``.
@@ -434,17 +447,6 @@ class CubeStore:
                 "SELECT v.embedding FROM memories m JOIN memory_vec v ON v.rowid = m.row_id WHERE m.id = ?", (memory_id,)
             ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32) if row else None
-
-    def entities_by_row(self, row_ids: Sequence[int]) -> list[tuple[str, list[str]]]:
-        """``(id, entities)`` of these memories, in row order."""
-        if not row_ids:
-            return []
-        with self._lock:
-            found = self._conn.execute(
-                f"SELECT id, entities FROM memories WHERE row_id IN ({','.join('?' * len(row_ids))}) ORDER BY row_id",
-                list(row_ids),
-            ).fetchall()
-        return [(memory_id, json.loads(entities or "[]")) for memory_id, entities in found]
 
     def judging_rows(self, row_ids: Sequence[int]) -> list[tuple[int, str, str, str, str | None, str | None, list[str]]]:
         """``(row_id, id, text, type, role, subject, entities)`` of these memories, in row order: what
@@ -908,9 +910,7 @@ class CubeStore:
                     raise Conflict(f"memory {duplicate} already holds exactly this text; update or delete that one instead")
             seq = self._next_seq(conn)
             assignments = {k: v["new"] for k, v in changes.items()}
-            columns = {}
-            for key, value in assignments.items():
-                columns[key] = _dumps(value) if key in ("tags", "entities", "relations", "metadata") else value
+            columns = {key: to_column(key, value) for key, value in assignments.items()}
             if "text" in assignments:
                 columns["content_hash"] = content_hash(assignments["text"])
             if vector is not None:
@@ -951,11 +951,13 @@ class CubeStore:
             wrong = [m for m in currents if m.status not in allowed_from]
             if wrong:
                 detail = ", ".join(f"{m.id} is {m.status}" for m in wrong[:10])
-                raise Conflict(
-                    f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d)".replace(
-                        "archived", "archived"
-                    )
+                tombstone = (
+                    "; a deleted memory is a tombstone and cannot come back, but its text stays in its history "
+                    "until it is purged, to be added again as a new memory"
+                    if to == "active" and any(m.status == "deleted" for m in wrong)
+                    else ""
                 )
+                raise Conflict(f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d{tombstone})")
             seq = self._next_seq(conn)
             for memory in currents:
                 try:

@@ -1,13 +1,13 @@
 """Merging a cube's full-text indexes into one b-tree each once they have grown, in small steps.
 
 Each write transaction gives an FTS5 index a new segment (a b-tree of its own). FTS5 merges
-segments of a level as later writes come (``automerge``) but leaves several levels: a cube
-built to 100,000 memories in batches of 100 held 8 segments in ``memory_fts`` and 19 in
-``memory_context_fts``, and a query reads every segment of each of its words. Merged into
-one, a search at that size took 0.934 of the time side by side (bench/RESULTS.md).
+segments of a level as later writes come (``automerge``) but leaves several levels in a cube
+built in batches, and a query reads every segment of each of its words, so merged indexes
+search faster. How many segments a large cube holds, what merging saves a search and what a
+merge costs are measured by ``bench/foundation.py --memories 100000`` (bench/RESULTS.md,
+"A cube of 100,000 memories").
 
-A full merge rewrites the whole index (0.5-1.8 s for both at 100,000 memories), so it is done
-only once the cube has grown by ``GROWTH`` since the last one (and by ``MIN_NEW_ROWS`` at
+A full merge rewrites the whole index (seconds on a large cube), so it is done only once the cube has grown by ``GROWTH`` since the last one (and by ``MIN_NEW_ROWS`` at
 least), when the caller has seen the cube go quiet: the server between calls, an import
 at its end. It runs as FTS5's incremental ``merge`` command, ``STEP_PAGES`` pages per
 transaction, so a writer waits for one step (a few milliseconds), not for the whole merge.

@@ -16,10 +16,10 @@ from typing import Literal
 import numpy as np
 
 from memory.models import SearchQuery
+from memory.store.filter_sql import time_range
 from memory.store.rows import content_hash
 from memory.store.threads import STANDALONE_TYPES
 from memory.store.vector_mirror import VectorMirror
-from memory.timeutil import stored_from_input, stored_until_from_input
 
 FtsTable = Literal["memory_fts", "memory_context_fts"]
 # Whether a match's context window stands in for its own text (see ``keyword_candidates``);
@@ -42,21 +42,15 @@ def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
         clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value IN ({','.join('?' * len(q.tags))}))")
         params.extend(q.tags)
     # A time window matches when a memory happened in it, or (tasks) falls due in it.
-    if q.since is not None:
-        clauses.append("coalesce(m.occurred_at, m.due_at) >= ?")
-        params.append(stored_from_input(q.since, field="since"))
-    if q.until is not None:
-        clauses.append("coalesce(m.occurred_at, m.due_at) <= ?")
-        params.append(stored_until_from_input(q.until, field="until"))
+    for fragments, values in (
+        time_range("coalesce(m.occurred_at, m.due_at)", q.since, q.until, names=("since", "until")),
+        time_range("m.due_at", q.due_after, q.due_before, names=("due_after", "due_before")),
+    ):
+        clauses.extend(fragments)
+        params.extend(values)
     if q.states:
         clauses.append(f"m.state IN ({','.join('?' * len(q.states))})")
         params.extend(q.states)
-    if q.due_after is not None:
-        clauses.append("m.due_at >= ?")
-        params.append(stored_from_input(q.due_after, field="due_after"))
-    if q.due_before is not None:
-        clauses.append("m.due_at <= ?")
-        params.append(stored_until_from_input(q.due_before, field="due_before"))
     if q.parents:
         clauses.append(f"m.parent_id IN ({','.join('?' * len(q.parents))})")
         params.extend(q.parents)
@@ -159,8 +153,9 @@ class SearchView:
         """The same counts from the entity index alone, when that is cheaper; None when it is not.
 
         Only live memories have entity rows (see ``CubeStore.entity_keys``), so the rows of
-        a key count its active and archived memories without reading one (a name in 1,000
-        memories of 100,000: 0.1 ms, against 6 ms joining each memory for its status). A search
+        a key count its active and archived memories without reading one, much cheaper than
+        joining each memory for its status (measured by ``bench/foundation.py --memories 100000``,
+        bench/RESULTS.md, "A cube of 100,000 memories"). A search
         of active memories then takes the archived ones' rows off, which costs a look at each
         archived memory: done when there are fewer of them than rows to count.
         """
@@ -200,8 +195,8 @@ class SearchView:
             ).fetchall()
             return [r[0] for r in rows]
         # The index gives each key's memories in row order, so each read stops after the first k
-        # that pass; the first k of all keys are among those (a name in half of 100,000 memories:
-        # 0.05 ms, against 3 ms collecting and sorting every one of them).
+        # that pass; the first k of all keys are among those, without collecting and sorting every
+        # one of them (measured by bench/foundation.py --memories 100000, bench/RESULTS.md).
         one_key = (
             f"SELECT * FROM (SELECT e.memory_rowid AS row_id {join} "
             f"WHERE e.norm = ? {left_out}AND {where} ORDER BY e.memory_rowid LIMIT ?)"

@@ -141,6 +141,16 @@ def build_routes(service: UiService, jobs: Jobs, static: Path) -> list[Route]:
     async def memory(request: Request) -> Response:
         return await _run(lambda: service.memory(request.path_params["cube"], request.path_params["id"]))
 
+    async def add(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+        except InvalidInput as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return await _run(lambda: service.add(request.path_params["cube"], body))
+
+    async def choices(request: Request) -> Response:
+        return await _run(lambda: service.choices(request.path_params["cube"]))
+
     async def update(request: Request) -> Response:
         try:
             body = await _json_body(request)
@@ -180,8 +190,8 @@ def build_routes(service: UiService, jobs: Jobs, static: Path) -> list[Route]:
     async def activity(request: Request) -> Response:
         return await _run(lambda: service.activity(request.path_params["cube"]))
 
-    async def working_set(request: Request) -> Response:
-        return await _run(lambda: service.working_set(request.path_params["cube"]))
+    async def entities(request: Request) -> Response:
+        return await _run(lambda: service.top_entities(request.path_params["cube"]))
 
     async def export(request: Request) -> Response:
         return await _run(lambda: jobs.export(request.path_params["cube"]).view())
@@ -227,6 +237,8 @@ def build_routes(service: UiService, jobs: Jobs, static: Path) -> list[Route]:
         Route("/", index),
         Route("/api/cubes", cubes),
         Route(f"{cube}/memories", memories),
+        Route(f"{cube}/memories", add, methods=["POST"]),
+        Route(f"{cube}/choices", choices),
         Route(f"{cube}/facets", facets),
         Route(f"{cube}/search", search),
         Route(f"{cube}/memories/{{id}}", memory),
@@ -236,9 +248,9 @@ def build_routes(service: UiService, jobs: Jobs, static: Path) -> list[Route]:
         Route(f"{cube}/tasks", tasks),
         Route(f"{cube}/preferences", preferences),
         Route(f"{cube}/graph", graph),
+        Route(f"{cube}/entities", entities),
         Route(f"{cube}/profile", profile),
         Route(f"{cube}/activity", activity),
-        Route(f"{cube}/working-set", working_set),
         Route(f"{cube}/export", export, methods=["POST"]),
         Route(f"{cube}/import", import_, methods=["POST"]),
         Route("/api/jobs/{job}", job),

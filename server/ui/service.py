@@ -17,7 +17,16 @@ from memory import MemoryHome
 from memory.access_rules import hidden
 from memory.config import check_cube_name
 from memory.errors import InvalidInput, MemCubeError, NotFound, Unavailable
-from memory.models import SUPERSEDING_TYPES, FeedbackInput, Memory, MemoryPatch, SearchQuery
+from memory.models import (
+    KNOWN_TYPES,
+    STATES,
+    SUPERSEDING_TYPES,
+    FeedbackInput,
+    Memory,
+    MemoryInput,
+    MemoryPatch,
+    SearchQuery,
+)
 from memory.store.browse import BrowseFilter
 
 from .security import UI_CLIENT
@@ -28,11 +37,8 @@ Need = Literal["read", "write"]
 Signal = Literal["vector", "keyword", "context", "entity"]
 MAX_CHAIN = 50
 SEARCH_MODES: dict[str, tuple[Signal, ...]] = {"hybrid": ("vector", "keyword", "context", "entity"), "words": ("keyword",)}
-WORKING_SET_NOTE = (
-    "The scheduler's working set (what it preloads for the next call, with its hits and misses) lives in "
-    "each MCP server process, next to the conversation it follows; this browser is a separate process and "
-    "cannot see it. An assistant reads it as the resource memory://{cube}/working-set."
-)
+TOP_ENTITIES = 30  # the graph view's starting list
+SHORT_TEXT = 160  # the latest changes show a memory's text cut to this
 
 
 class ProgressBody(BaseModel):
@@ -176,6 +182,27 @@ class UiService:
             for m in chain
         ]
 
+    def add(self, cube: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Add one memory as ``memory_add`` does: the same ``MemoryInput``, JSON types as they are (issue 30)."""
+        c = self.cube(cube, "write", action="add")
+        valid = MemoryInput.model_validate(body, strict=True)
+        outcome = c.add([valid], client=UI_CLIENT)[0]
+        c.try_sync_graph()
+        return {"outcome": outcome.model_dump(mode="json"), **self.memory(cube, outcome.id)}
+
+    def choices(self, cube: str) -> dict[str, Any]:
+        """What the add and edit forms offer: the types this home knows, each type's states, the roles in use.
+
+        Types and states come from ``memory.models`` (and the home's ``[types] custom``); a role
+        is free text in the models, so the forms offer the roles already used and take a new one.
+        """
+        c = self.cube(cube, "read", action="choices")
+        return {
+            "types": [*KNOWN_TYPES, *sorted(set(self.home.custom_types) - set(KNOWN_TYPES))],
+            "states": {type_: list(states) for type_, states in STATES.items()},
+            "roles": c.facets()["roles"],
+        }
+
     def update(self, cube: str, memory_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         c = self.cube(cube, "write", action="update")
         valid = MemoryPatch.model_validate(patch, strict=True)  # JSON types as they are, as over MCP (issue 26)
@@ -237,12 +264,28 @@ class UiService:
             raise Unavailable(f"{exc} (an MCP server is updating the graph; try again in a moment)") from None
         return view.model_dump(mode="json")
 
+    def top_entities(self, cube: str) -> dict[str, Any]:
+        """The entities the most memories name: where the graph view starts when no name is typed."""
+        c = self.cube(cube, "read", action="graph")
+        return {"entities": [{"name": name, "memories": n} for name, n in c.store.top_entities(TOP_ENTITIES)]}
+
     def profile(self, cube: str, role: str | None) -> dict[str, Any]:
         return self.cube(cube, "read", action="profile").profile(role=role or None).model_dump(mode="json")
 
     def activity(self, cube: str) -> dict[str, Any]:
-        return self.cube(cube, "read", action="activity").activity().model_dump(mode="json")
-
-    def working_set(self, cube: str) -> dict[str, Any]:
-        self.cube(cube, "read", action="working-set")
-        return {"available": False, "note": WORKING_SET_NOTE.replace("{cube}", cube)}
+        """Who changed what; each latest change carries its memory's text (cut short) and status, when it still has one."""
+        c = self.cube(cube, "read", action="activity")
+        out: dict[str, Any] = c.activity().model_dump(mode="json")
+        found: dict[str, Memory | None] = {}
+        for change in out["recent"]:
+            memory_id = change["memory_id"]
+            if memory_id not in found:
+                try:
+                    found[memory_id] = c.store.get_many([memory_id])[0]
+                except NotFound:  # purged: only the bare history entry is left
+                    found[memory_id] = None
+            memory = found[memory_id]
+            text = memory.text if memory is not None and memory.text else None
+            change["text"] = text if text is None or len(text) <= SHORT_TEXT else text[: SHORT_TEXT - 1].rstrip() + "…"
+            change["status"] = memory.status if memory is not None else None
+        return out

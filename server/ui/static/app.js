@@ -7,8 +7,7 @@
 
 const TOKEN_KEY = "memcube-ui-token";
 const CUBE_KEY = "memcube-ui-cube";
-const TASK_STATES = ["todo", "in_progress", "blocked", "done"];
-const GOAL_STATES = ["active", "achieved", "dropped"];
+const GRAPH_LABEL = 20;  // characters of an entity's name under its node (the tooltip has it whole)
 
 const app = { token: null, cube: "default", cubes: [] };
 
@@ -41,7 +40,16 @@ function svg(tag, attrs, ...children) {
 
 const view = () => document.getElementById("view");
 const day = (stamp) => (stamp ? stamp.slice(0, 10) : "");
-const when = (stamp) => (stamp ? stamp.replace("T", " ").replace("Z", "") : "");
+// Stored times are UTC ("2026-03-01T14:30:00Z"): [date, "HH:MM"], the time "" when it is midnight or absent.
+function splitStamp(stamp) {
+  if (!stamp) return ["", ""];
+  const [d, t = ""] = stamp.replace(/Z$/, "").split("T");
+  return [d, /^00:00(:00)?$/.test(t) || !t ? "" : t.slice(0, 5)];
+}
+// A date alone when there is no time of day, else "2026-03-01 14:30" (UTC, as the forms take it).
+const when = (stamp) => splitStamp(stamp).filter(Boolean).join(" ");
+const joinStamp = (d, t) => (d ? (t ? `${d}T${t}:00Z` : d) : "");
+const shorten = (text, max) => (text && text.length > max ? `${text.slice(0, max - 1).trimEnd()}…` : text || "");
 const tags = (list) => (list || []).map((t) => h("span", { class: "tag" }, t));
 
 function notice(message, isError) {
@@ -152,8 +160,8 @@ const VIEWS = {
   graph: showGraph,
   timeline: showTimeline,
   profile: showProfile,
-  "working-set": showWorkingSet,
   activity: showActivity,
+  add: showAdd,
   transfer: showTransfer,
 };
 
@@ -243,27 +251,105 @@ async function showMemories() {
   }
 }
 
+// -- the fields the add and edit forms share --------------------------------------------
+
+// The choices come from the server (/choices): the types and states memory.models allows (and the
+// home's custom types), and the roles in use; a role is free text, so "new role…" takes one.
+function memoryFields(prefix, ch, m) {
+  const id = (name) => `${prefix}-${name}`;
+  const pick = (name, values, current) => h("select", { id: id(name) },
+    values.map(([value, label]) => h("option", { value, selected: value === current }, label)));
+  const type = pick("type", ch.types.map((t) => [t, t]), m.type || "note");
+  const roles = m.role && !ch.roles.includes(m.role) ? [...ch.roles, m.role] : ch.roles;
+  const role = pick("role", [["", "no role"], ...roles.map((r) => [r, r]), ["\u0000new", "new role…"]], m.role || "");
+  const newRole = h("input", { id: id("new-role"), placeholder: "work, home, team lead…", size: 14, hidden: true });
+  role.addEventListener("change", () => { newRole.hidden = role.value !== "\u0000new"; if (!newRole.hidden) newRole.focus(); });
+  const state = h("select", { id: id("state") });
+  const stateLabel = h("label", {}, "state", state);
+  const fillStates = (current) => {
+    const states = ch.states[type.value] || [];
+    state.replaceChildren(...states.map((s) => h("option", { value: s, selected: s === current }, s.replace("_", " "))));
+    stateLabel.hidden = !states.length;
+  };
+  fillStates(m.state);
+  type.addEventListener("change", () => fillStates(m.type === type.value ? m.state : null));
+  const subject = h("input", { id: id("subject"), value: m.subject || "", size: 18, placeholder: "coffee, editor theme…" });
+  const moment = (name, stamp) => {
+    const [d, t] = splitStamp(stamp);
+    return [h("input", { id: id(`${name}-date`), type: "date", value: d }), h("input", { id: id(`${name}-time`), type: "time", value: t })];
+  };
+  const [dueDate, dueTime] = moment("due", m.due_at);
+  const [occDate, occTime] = moment("occurred", m.occurred_at);
+  const tagsBox = h("input", { id: id("tags"), value: (m.tags || []).join(", "), size: 30 });
+  const row = h("div", { class: "row memory-fields" },
+    h("label", {}, "type", type), stateLabel, h("label", {}, "role", h("span", { class: "row tight" }, role, newRole)),
+    h("label", {}, "subject (what a fact or preference is about)", subject), h("label", {}, "tags (comma separated)", tagsBox),
+    h("label", {}, "due (date, time UTC)", h("span", { class: "row tight" }, dueDate, dueTime)),
+    h("label", {}, "happened (date, time UTC)", h("span", { class: "row tight" }, occDate, occTime)));
+  const read = () => ({
+    type: type.value,
+    state: stateLabel.hidden ? "" : state.value,
+    role: role.value === "\u0000new" ? newRole.value.trim() : role.value,
+    subject: subject.value.trim(),
+    tags: tagsBox.value.split(",").map((t) => t.trim()).filter(Boolean),
+    due_at: joinStamp(dueDate.value, dueTime.value),
+    occurred_at: joinStamp(occDate.value, occTime.value),
+  });
+  return { row, read };
+}
+
+const loadChoices = () => api(cubePath("/choices"));
+
+// -- add a memory ---------------------------------------------------------------------------
+
+async function showAdd() {
+  const ch = await loadChoices();
+  const text = h("textarea", { id: "add-text", placeholder: "what to remember, in a sentence", required: true });
+  const fields = memoryFields("add", ch, {});
+  async function add(event) {
+    event.preventDefault();
+    const body = { text: text.value };
+    for (const [key, value] of Object.entries(fields.read())) {
+      if (value !== "" && !(Array.isArray(value) && !value.length)) body[key] = value;
+    }
+    await guarded(async () => {
+      const added = await api(cubePath("/memories"), { method: "POST", body });
+      const o = added.outcome;
+      app.pending = (o.created ? "Added." : o.restated ? "Already stored in other words: confirmed that memory." : "Already stored: here it is.")
+        + o.superseded.map((s) => ` It replaces an older one (now archived): ${s.reason}`).join("");
+      location.hash = `#/memory/${o.id}`;
+    });
+  }
+  view().replaceChildren(h("h2", {}, `Add a memory to “${app.cube}”`),
+    h("p", { class: "muted" }, "Stored as the memory_add tool stores it (same checks; written by memcube-ui). A preference or fact with the subject and role of an older one replaces it."),
+    h("form", { class: "card", id: "add-form", onsubmit: add }, text, fields.row, h("button", { id: "add-save", class: "primary" }, "Add")));
+}
+
 // -- one memory: fields, edit, status, history, chain ------------------------------------
 
 async function showMemory(id) {
-  const data = await api(cubePath(`/memories/${encodeURIComponent(id)}`));
+  const [data, ch] = await Promise.all([api(cubePath(`/memories/${encodeURIComponent(id)}`)), loadChoices()]);
   const m = data.memory;
   const field = (label, value) => (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)
     ? [] : [h("dt", {}, label), h("dd", {}, value)]);
   const text = h("textarea", { id: "edit-text" }, m.text);
-  const editTags = h("input", { id: "edit-tags", value: (m.tags || []).join(", "), size: 40 });
-  const editType = h("input", { id: "edit-type", value: m.type, size: 12 });
-  const editRole = h("input", { id: "edit-role", value: m.role || "", size: 12 });
+  const fields = memoryFields("edit", ch, m);
   const editImportance = h("input", { id: "edit-importance", type: "number", min: 0, max: 1, step: 0.05, value: m.importance });
 
   async function save(event) {
     event.preventDefault();
     const patch = {};
+    const now = fields.read();
     if (text.value !== m.text) patch.text = text.value;
-    const newTags = editTags.value.split(",").map((t) => t.trim()).filter(Boolean);
-    if (newTags.join(",") !== (m.tags || []).join(",")) patch.tags = newTags;
-    if (editType.value.trim() !== m.type) patch.type = editType.value.trim();
-    if (editRole.value.trim() && editRole.value.trim() !== (m.role || "")) patch.role = editRole.value.trim();
+    if (now.tags.join(",") !== (m.tags || []).join(",")) patch.tags = now.tags;
+    if (now.type !== m.type) patch.type = now.type;
+    if (now.state && (now.state !== m.state || now.type !== m.type)) patch.state = now.state;
+    // A memory's role, subject and times can be changed, not cleared (MemoryPatch: null leaves a field as it is).
+    if (now.role && now.role !== (m.role || "")) patch.role = now.role;
+    if (now.subject && now.subject !== (m.subject || "")) patch.subject = now.subject;
+    for (const key of ["due_at", "occurred_at"]) {
+      if (now[key] && splitStamp(now[key]).join() !== splitStamp(m[key]).join()) patch[key] = now[key];
+    }
     if (Number(editImportance.value) !== m.importance) patch.importance = Number(editImportance.value);
     if (!Object.keys(patch).length) return notice("Nothing changed.");
     await guarded(async () => {
@@ -276,12 +362,12 @@ async function showMemory(id) {
   async function act(action) {
     if (action === "purge") {
       const ok = await confirmDialog("Purge this memory for good?",
-        "Purge erases the memory completely: its text, tags and vector are removed, and the text is wiped from every earlier version in its history. Only a bare “purged” entry remains as the trace. This cannot be undone; delete (without purge) keeps a tombstone you can still restore from an export.",
+        "Purge erases the memory completely: its text, tags and vector are removed, and the text is wiped from every earlier version in its history. Only a bare “purged” entry remains as the trace. This cannot be undone. Delete (without purge) keeps a tombstone instead: it cannot be restored either, but its text stays in its history, to be added again.",
         "Purge for good");
       if (!ok) return;
     } else if (action === "delete") {
       const ok = await confirmDialog("Delete this memory?",
-        "The assistant will no longer see it. It stays as a tombstone in history (with its text) until it is purged.", "Delete");
+        "The assistant will no longer see it. It stays as a tombstone in history (with its text) until it is purged; it cannot be restored (archive it instead to keep that option).", "Delete");
       if (!ok) return;
     }
     await guarded(async () => {
@@ -320,8 +406,7 @@ async function showMemory(id) {
     h("div", { class: "split" },
       h("div", {},
         h("form", { class: "card", id: "edit-form", onsubmit: save }, h("h3", {}, "Correct it"), text,
-          h("div", { class: "row" }, h("label", {}, "tags (comma separated)", editTags), h("label", {}, "type", editType),
-            h("label", {}, "role", editRole), h("label", {}, "importance", editImportance)),
+          fields.row, h("div", { class: "row" }, h("label", {}, "importance", editImportance)),
           h("button", { id: "save", class: "primary" }, "Save as a new version")),
         actions,
         h("h3", {}, "History"), history,
@@ -338,7 +423,7 @@ async function showMemory(id) {
 // -- tasks and goals board -------------------------------------------------------------------
 
 async function showBoard() {
-  const data = await api(cubePath("/tasks"));
+  const [data, ch] = await Promise.all([api(cubePath("/tasks")), loadChoices()]);
   const now = new Date().toISOString();
   const card = (m, states) => {
     const overdue = m.due_at && m.due_at < now && !["done", "achieved", "dropped"].includes(m.state);
@@ -373,7 +458,7 @@ async function showBoard() {
       ondrop: (e) => { e.preventDefault(); const m = items.find((i) => i.id === e.dataTransfer.getData("text/plain")); if (m && m.state !== s) moveTo(m, s); },
     }, h("h3", {}, s.replace("_", " ")), items.filter((m) => m.state === s).map((m) => card(m, states)))))];
   };
-  view().replaceChildren(h("div", { id: "board" }, h("h2", {}, "Tasks & goals"), board("Goals", "goal", GOAL_STATES), board("Tasks", "task", TASK_STATES)));
+  view().replaceChildren(h("div", { id: "board" }, h("h2", {}, "Tasks & goals"), board("Goals", "goal", ch.states.goal), board("Tasks", "task", ch.states.task)));
 }
 
 // -- preferences ------------------------------------------------------------------------------
@@ -398,7 +483,14 @@ async function showGraph(entity, depthText) {
   const form = h("form", { class: "row", id: "graph-form", onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) go(input.value.trim(), depthSelect.value); } },
     h("label", {}, "entity", input), h("label", {}, "depth", depthSelect), h("button", { id: "graph-go", class: "primary" }, "Show"));
   if (!entity) {
-    view().replaceChildren(h("h2", {}, "Entity graph"), form, h("p", { class: "muted" }, "Name an entity, or open one from a memory's entities."));
+    const top = await api(cubePath("/entities"));
+    view().replaceChildren(h("h2", {}, "Entity graph"), form,
+      h("p", { class: "muted" }, "Name an entity, or start from one the most memories mention:"),
+      top.entities.length
+        ? h("ul", { id: "top-entities", class: "entity-list" }, top.entities.map((e) => h("li", {},
+          h("a", { href: `#/graph/${encodeURIComponent(e.name)}/1`, class: "tag", "data-entity": e.name }, e.name),
+          h("span", { class: "muted" }, ` ${e.memories}`))))
+        : h("p", { class: "muted", id: "top-entities" }, "No memory names an entity yet."));
     return;
   }
   const g = await api(cubePath(`/graph${query({ entity, depth })}`));
@@ -409,7 +501,7 @@ async function showGraph(entity, depthText) {
     if (i === 0) { place[name.toLowerCase()] = [cx, cy]; return; }
     const angle = (2 * Math.PI * (i - 1)) / Math.max(1, names.length - 1);
     const ring = names.length > 16 && i % 2 ? 0.62 : 0.85;
-    place[name.toLowerCase()] = [cx + Math.cos(angle) * cx * ring * 0.9, cy + Math.sin(angle) * cy * ring];
+    place[name.toLowerCase()] = [cx + Math.cos(angle) * cx * ring * 0.9, cy + Math.sin(angle) * (cy - 30) * ring];
   });
   const edges = [];
   for (const r of g.relations) {
@@ -427,7 +519,9 @@ async function showGraph(entity, depthText) {
     const [x, y] = place[name.toLowerCase()];
     return svg("g", { class: `node${i === 0 ? " center" : ""}`, "data-entity": name, tabindex: 0, role: "link",
       onclick: () => go(name, depth), onkeydown: (e) => { if (e.key === "Enter") go(name, depth); } },
-      svg("title", {}, `follow ${name}`), svg("circle", { cx: x, cy: y, r: i === 0 ? 34 : 26 }), svg("text", { x, y }, name.length > 14 ? name.slice(0, 13) + "…" : name));
+      // The label sits under its circle (a circle holds no name), cut to GRAPH_LABEL characters; the full name is the tooltip.
+      svg("title", {}, `${name} (click to follow)`), svg("circle", { cx: x, cy: y, r: i === 0 ? 18 : 12 }),
+      svg("text", { x, y: y + (i === 0 ? 18 : 12) + 13 }, shorten(name, GRAPH_LABEL)));
   });
   view().replaceChildren(h("h2", {}, "Entity graph: ", h("span", { id: "graph-entity" }, g.entity)), form,
     h("div", { class: "split" },
@@ -467,7 +561,7 @@ async function showTimeline() {
   await load();
 }
 
-// -- profile, working set, activity -----------------------------------------------------------
+// -- profile, activity -----------------------------------------------------------
 
 async function showProfile(role) {
   const p = await api(cubePath(`/profile${query({ role })}`));
@@ -480,11 +574,6 @@ async function showProfile(role) {
     h("pre", { class: "profile", id: "profile-text" }, p.text));
 }
 
-async function showWorkingSet() {
-  const data = await api(cubePath("/working-set"));
-  view().replaceChildren(h("h2", {}, "Scheduler working set"), h("p", { class: "card", id: "working-set" }, data.note));
-}
-
 async function showActivity() {
   const a = await api(cubePath("/activity"));
   const table = (id, heads, rows) => h("table", { id }, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
@@ -494,7 +583,9 @@ async function showActivity() {
     table("by-client", ["client", "operation", "count", "last"], a.by_client.map((r) => h("tr", {}, h("td", {}, r.client || "—"), h("td", {}, r.op), h("td", {}, r.count), h("td", { class: "when" }, when(r.last))))),
     h("h3", {}, "Latest changes"),
     table("recent", ["when", "client", "operation", "memory"], a.recent.map((r) => h("tr", {}, h("td", { class: "when" }, when(r.at)), h("td", {}, r.client || "—"), h("td", {}, `${r.op} (v${r.version})`),
-      h("td", {}, r.op === "purge" ? r.memory_id : h("a", { href: `#/memory/${r.memory_id}` }, r.memory_id))))),
+      h("td", { class: "change-memory" }, r.text
+        ? [h("a", { href: `#/memory/${r.memory_id}`, title: r.memory_id }, shorten(r.text, 80)), r.status && r.status !== "active" ? h("span", { class: `muted status-${r.status}` }, ` (${r.status})`) : null]
+        : h("span", { class: "muted", title: r.memory_id }, "(purged: its text is erased)"))))),
     h("h3", {}, "Refused calls"),
     a.denials.length ? table("denials", ["when", "client", "call", "needed"], a.denials.map((d) => h("tr", {}, h("td", { class: "when" }, when(d.at)), h("td", {}, d.client || "—"), h("td", {}, d.action), h("td", {}, d.need)))) : h("p", { class: "muted" }, "none"));
 }
