@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from support import close_pipes
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE_FORMAT = "memcube-archive"
 INIT_PARAMS = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "attacker", "version": "1"}}
@@ -90,8 +92,13 @@ class RawStdio:
         try:
             return self.proc.wait(timeout=60)
         finally:
-            if self.proc.stdout:
-                self.proc.stdout.close()
+            close_pipes(self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, no checkpoint."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        close_pipes(self.proc)
 
 
 def write_archive(path: Path, records: list[dict[str, Any]], cube: str = "imported") -> Path:

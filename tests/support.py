@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -75,3 +77,11 @@ def raw_db(cube: Any) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def close_pipes(proc: subprocess.Popen) -> None:
+    """Close a finished process's pipes: one left open is a ResourceWarning, and warnings are errors here."""
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # stdin's last flush into a killed process
+                pipe.close()

@@ -26,7 +26,7 @@ from attack_support import ROOT, RawStdio, memcube_env, memory_id, run_cli, writ
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
-from support import add, error, ok
+from support import add, close_pipes, error, ok
 
 from memory import MemoryHome
 from memory.errors import InvalidInput
@@ -300,9 +300,11 @@ def test_5_over_http_a_token_is_its_principal_whatever_client_info_says(tmp_path
         with pytest.raises(urllib.error.HTTPError) as unknown:
             HttpSession(port, "not-a-token-of-anyone-at-all", "owner")
         assert unknown.value.code == 401
+        unknown.value.close()  # the refused response's socket
     finally:
         server.terminate()
         server.wait(timeout=30)
+        close_pipes(server)
     check = MemoryHome(home, embedder=shared_embedder)
     try:
         recorded = {m.text: m.client for m in check.cube("home").recent(5)}

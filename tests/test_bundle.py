@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import close_pipes
 
 from server.manifest import MANIFEST_PATH, dumps, live_listing, render
 
@@ -178,6 +179,8 @@ def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        close_pipes(proc)
     assert answers[1]["result"]["serverInfo"]["name"] == "memcube"
     assert "memory_add" in {t["name"] for t in answers[2]["result"]["tools"]}
     assert [t["name"] for t in answers[4]["result"]["tools"]] == [t["name"] for t in _manifest()["tools"]]

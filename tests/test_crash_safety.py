@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import close_pipes
 
 from memory import MemoryHome
 from memory.doctor import check_cube
@@ -110,6 +111,7 @@ class Writer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
             self._reader.join(timeout=10)
+            close_pipes(self.proc)
 
 
 def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path, shared_embedder):

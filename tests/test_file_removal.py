@@ -182,8 +182,7 @@ def test_memcube_serve_killed_after_a_removal_keeps_every_acknowledged_memory(tm
         refused = _call(server, 99, "memory_add", text="after the removal")["result"]
         assert refused["isError"]
     finally:
-        server.proc.kill()
-        server.proc.wait(timeout=30)
+        server.kill()
     assert ids_in(tmp_path, shared_embedder) == acknowledged
     assert "none is lost" in refused["content"][0]["text"]
     result = run_cli(tmp_path, "doctor")
