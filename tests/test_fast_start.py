@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import close_pipes
+
 from server.handshake import record
 from server.stdio_front import load_snapshot
 
@@ -33,13 +35,6 @@ def _start(home: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         env={**os.environ, "MEMCUBE_HOME": str(home)},
     )
-
-
-def _close_pipes(proc: subprocess.Popen) -> None:
-    """Close what the test did not read to the end (a pipe left open is a ResourceWarning, an error here)."""
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
 
 
 def _send(proc: subprocess.Popen, message: dict) -> None:
@@ -103,7 +98,7 @@ def test_handshake_is_answered_before_the_sdk_has_loaded_and_each_request_once(t
         proc.stdin.close()
         assert proc.wait(timeout=60) == 0
     stray = proc.stdout.read() if proc.stdout else b""
-    _close_pipes(proc)
+    close_pipes(proc)
     assert stray == b"", f"unexpected output after the last answer: {stray[:200]!r}"
 
 
@@ -126,4 +121,4 @@ def test_a_version_the_recording_lacks_is_negotiated_by_the_real_server(tmp_path
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=60)
-        _close_pipes(proc)
+        close_pipes(proc)

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support import close_pipes
 
 from server.http import Bind, HttpConfigError, check_exposure, parse_bind, transport_security
 
@@ -78,8 +79,7 @@ def servers(tmp_path_factory):
         for proc in (plain, guarded):
             proc.terminate()
             proc.wait(timeout=15)
-            if proc.stderr is not None:
-                proc.stderr.close()  # left open, the pipe is a ResourceWarning (an error in the test run)
+            close_pipes(proc)
 
 
 def _post(port: int, message: dict, *, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:

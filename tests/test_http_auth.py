@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from attack_support import ROOT, memcube_env
+from support import close_pipes
 
 from server import http as served
 from server.http import Bind, HttpConfigError, build_app, serve_http
@@ -84,8 +85,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if proc.stderr is not None:
-        proc.stderr.close()  # left open, the pipe is a ResourceWarning (an error in the test run)
+    close_pipes(proc)
 
 
 def _request(

@@ -84,7 +84,8 @@ async def test_the_app_asks_through_tools_that_the_access_rules_guard(tmp_path, 
 def test_over_stdio_a_client_negotiating_the_app_gets_the_real_servers_listing(tmp_path):
     """``memcube serve`` replays recorded listings while the SDK loads; those are made for clients
     without the extension, so a client that negotiates it is answered by the real server."""
-    from test_fast_start import _close_pipes, _receive, _send, _start
+    from support import close_pipes
+    from test_fast_start import _receive, _send, _start
 
     proc = _start(tmp_path)
     try:
@@ -110,4 +111,4 @@ def test_over_stdio_a_client_negotiating_the_app_gets_the_real_servers_listing(t
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=60)
-        _close_pipes(proc)
+        close_pipes(proc)
