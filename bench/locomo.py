@@ -26,7 +26,10 @@ Each conversation goes into its own cube, one memory per turn (``"<speaker>: <te
 plus ``" [shares a photo: <caption>]"`` where the turn has one), with ``occurred_at`` =
 the session's date and ``session_id`` = the conversation and session. Every category 1-4
 question is asked; a question's recall@k is the share of its evidence turns in the top k.
-Searches go through ``MemCube.search``, the call behind the memory_search tool.
+Searches go through ``MemCube.search``, the call behind the memory_search tool, asked at the
+end of the day of the conversation's last session (``asked_at``): time words in a question
+("4 years ago", "last year") are read as its speakers meant them, and the figures do not
+drift with the date the bench runs on.
 
 The data set is not part of the project (CC BY-NC 4.0): read it from ``../shared/data``.
 """
@@ -147,6 +150,11 @@ def session_facts(sample: dict[str, Any], number: int) -> list[tuple[str, str, l
     return found
 
 
+def asked_at(conversation: dict[str, Any]) -> str:
+    """When the questions are asked: the end of the day of the last session ('2023-10-22T23:59:59Z')."""
+    return max(when for _, when, _ in sessions(conversation))[:10] + "T23:59:59Z"
+
+
 def turn_ids(sample: dict[str, Any]) -> set[str]:
     return {
         evidence_ids([t["dia_id"]])[0]
@@ -187,6 +195,7 @@ def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None,
         cited = {d for ids in dia_of.values() for d in ids}
         print(f"{cube_name}: {len(texts)} memories ingested in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         cube = home.cube(cube_name)
+        now = asked_at(sample["conversation"])
         cube.search(SearchQuery(query="warm up", limit=5))  # load the mirror and the model outside the timings
         plain = PlainIndex(home.embedder, texts) if "plain" in modes else None
         for qa in sample["qa"]:
@@ -208,7 +217,7 @@ def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None,
                         if signals is None
                         else SearchQuery(query=qa["question"], limit=max(KS), signals=signals)
                     )
-                    ids = [h.id for h in cube.search(query).hits]  # what the memory_search tool runs
+                    ids = [h.id for h in cube.search(query, now=now).hits]  # what the memory_search tool runs
                 results[mode]["latency"].append((time.perf_counter() - t1) * 1000)
                 results[mode]["cpu"].append((time.process_time() - c1) * 1000)
                 ranked = [dia_of.get(i, set()) for i in ids]

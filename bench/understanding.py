@@ -1,7 +1,7 @@
 """Understanding, measured on a personal-assistant dev set: entities, relations, time, noise and confidence.
 
     uv run python bench/understanding.py [--data PATH] [--verbose] [--home DIR]
-    uv run python bench/understanding.py --quick   # entities and relations only (CI's check that it runs)
+    uv run python bench/understanding.py --quick   # entities and relations only, no search (CI's check that it runs)
 
 The set (default bench/data/assistant_life.json, written by hand for issue 27) holds one
 fictional person's memories over four months with labelled entities and relations, questions
@@ -12,6 +12,10 @@ Prints, each part timed:
   name once per memory, compared on ``memory.entities.normalize`` with a leading title or kinship
   word and "the" dropped, so "Dr. Okafor" and "Okafor" are one name); recall per labelled kind,
   and with ``extract_mentions`` the share of found names given the labelled kind;
+- the same figure through the cube: the set added to a real cube in time order (as ``ingest``
+  does), each memory's entities read back from the store: what the product keeps, with the
+  names the cube already knew linked (``extract_entities``'s ``known``); a memory kept as a
+  restatement of an older one is left out;
 - relation precision/recall of ``memory.relations.extract_relations`` (n/a while the module is
   missing); symmetric types match in either direction;
 - through the search the MCP tool ``memory_search`` runs (``MemCube.search`` with ``now``, weak
@@ -19,7 +23,7 @@ Prints, each part timed:
   weak hits kept), the share of nonsense queries answered with no hit, and how often hits
   labelled "high" and "medium" are gold.
 
-``--quick`` measures entities and relations only (no cube, no embedder). The last line is
+``--quick`` measures entities (text alone and through the cube) and relations, no search. The last line is
 ``RESULT key=value ...``.
 """
 
@@ -83,7 +87,29 @@ def ratio(num: float, den: float) -> float:
 
 
 def entity_part(memories: list[dict[str, Any]], verbose: bool) -> dict[str, float]:
+    """``extract_entities`` of each memory's text alone (no names known), against the labels."""
     mentions_fn = getattr(importlib.import_module("memory.entities"), "extract_mentions", None)
+    kinds: dict[str, dict[str, str]] = {}
+    if mentions_fn is not None:
+        for memory in memories:
+            kinds[memory["id"]] = {}
+            for mention in mentions_fn(memory["text"]):
+                kinds[memory["id"]].setdefault(name_key(mention.text), mention.kind)
+    predicted = {m["id"]: extract_entities(m["text"]) for m in memories}
+    precision, recall = score_entities("entities", memories, predicted, kinds if mentions_fn else None, verbose)
+    return {"ent_p": precision, "ent_r": recall}
+
+
+def score_entities(
+    title: str,
+    memories: list[dict[str, Any]],
+    names: dict[str, list[str]],
+    kinds_by_memory: dict[str, dict[str, str]] | None,
+    verbose: bool,
+) -> tuple[float, float]:
+    """Micro precision and recall of ``names`` (per memory id) against the labels, printed with
+    recall per labelled kind (and, given the kinds found, the share of found names given the
+    labelled kind). Memories missing from ``names`` are left out."""
     tp = fp = fn = 0
     kind_total: Counter[str] = Counter()
     kind_found: Counter[str] = Counter()
@@ -91,20 +117,19 @@ def entity_part(memories: list[dict[str, Any]], verbose: bool) -> dict[str, floa
     missed: Counter[str] = Counter()
     extra: Counter[str] = Counter()
     for memory in memories:
+        if memory["id"] not in names:
+            continue
         gold: dict[str, str] = {}
         for entity in memory["entities"]:
             gold.setdefault(name_key(entity["text"]), entity["kind"])
-        predicted = {name_key(n) for n in extract_entities(memory["text"])}
+        predicted = {name_key(n) for n in names[memory["id"]]}
         predicted.discard("")
         tp += len(predicted & gold.keys())
         fp += len(predicted - gold.keys())
         fn += len(gold.keys() - predicted)
         missed.update(f"{k} ({gold[k]})  in: {memory['text'][:70]}" for k in gold.keys() - predicted)
         extra.update(f"{k}  in: {memory['text'][:70]}" for k in predicted - gold.keys())
-        kinds: dict[str, str] = {}
-        if mentions_fn is not None:
-            for mention in mentions_fn(memory["text"]):
-                kinds.setdefault(name_key(mention.text), mention.kind)
+        kinds = (kinds_by_memory or {}).get(memory["id"], {})
         for key, kind in gold.items():
             kind_total[kind] += 1
             if key in predicted:
@@ -112,13 +137,14 @@ def entity_part(memories: list[dict[str, Any]], verbose: bool) -> dict[str, floa
                 if kinds.get(key) == kind:
                     kind_right[kind] += 1
     precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
-    print(f"entities: {tp + fn} labelled, {tp + fp} extracted, {tp} right: P={precision:.3f} R={recall:.3f}")
-    header = f"  {'kind':8} {'n':>4} {'recall':>7}" + (f" {'kind right':>10}" if mentions_fn else "  (kind: no extract_mentions)")
+    print(f"{title}: {tp + fn} labelled, {tp + fp} extracted, {tp} right: P={precision:.3f} R={recall:.3f}")
+    with_kinds = kinds_by_memory is not None
+    header = f"  {'kind':8} {'n':>4} {'recall':>7}" + (f" {'kind right':>10}" if with_kinds else "")
     print(header)
     for kind in KINDS:
         if kind_total[kind]:
             line = f"  {kind:8} {kind_total[kind]:4d} {ratio(kind_found[kind], kind_total[kind]):7.3f}"
-            if mentions_fn is not None:
+            if with_kinds:
                 line += f" {ratio(kind_right[kind], kind_found[kind]):10.3f}"
             print(line)
     if verbose:
@@ -128,7 +154,20 @@ def entity_part(memories: list[dict[str, Any]], verbose: bool) -> dict[str, floa
         print("  false positives (extracted, not labelled):")
         for item, _ in extra.most_common(40):
             print(f"    + {item}")
-    return {"ent_p": precision, "ent_r": recall}
+    return precision, recall
+
+
+def cube_entity_part(cube: Any, created: dict[str, str], memories: list[dict[str, Any]], verbose: bool) -> dict[str, float]:
+    """The entities the cube stored for each memory when the set was added in order (``ingest``):
+    what the product keeps, names the cube already knew linked (``known``), read back from the store.
+    A memory the cube kept as a restatement of an older one stores no entities of its own: left out."""
+    ids = list(created.values())
+    stored = {m.id: m.entities for start in range(0, len(ids), 100) for m in cube.store.get_many(ids[start : start + 100])}
+    names = {set_id: stored[cube_id] for set_id, cube_id in created.items()}
+    skipped = len(memories) - len(names)
+    title = f"entities through the cube ({skipped} restated memories left out)" if skipped else "entities through the cube"
+    precision, recall = score_entities(title, memories, names, None, verbose)
+    return {"ent_cube_p": precision, "ent_cube_r": recall}
 
 
 # ---------------------------------------------------------------- relations
@@ -182,18 +221,20 @@ def relation_part(memories: list[dict[str, Any]], verbose: bool) -> dict[str, fl
 # ---------------------------------------------------------------- search
 
 
-def ingest(home: MemoryHome, memories: list[dict[str, Any]]) -> tuple[Any, dict[str, set[str]]]:
+def ingest(home: MemoryHome, memories: list[dict[str, Any]]) -> tuple[Any, dict[str, set[str]], dict[str, str]]:
     """One cube with the set's memories, added as a client would over the months, without labels.
 
     The undated memories come first in one call, then one call per day in time order, so a later
-    preference can replace an earlier one and names already known are linked. Returns the cube
-    and, per cube memory id, the set ids it stands for (a restatement returns an older id).
+    preference can replace an earlier one and names already known are linked. Returns the cube,
+    per cube memory id the set ids it stands for (a restatement returns an older id), and per set
+    id the cube memory it created (restatements left out).
     """
     cube = home.cube("assistant-life", create=True)
     days: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for memory in sorted(memories, key=lambda m: m["occurred_at"] or ""):
         days[(memory["occurred_at"] or "")[:10]].append(memory)
     stands_for: dict[str, set[str]] = defaultdict(set)
+    created: dict[str, str] = {}
     replaced = restated = 0
     for day in sorted(days):
         batch = [
@@ -202,19 +243,27 @@ def ingest(home: MemoryHome, memories: list[dict[str, Any]]) -> tuple[Any, dict[
         ]
         for outcome, memory in zip(cube.add(batch, client="bench/understanding"), days[day], strict=True):
             stands_for[outcome.id].add(memory["id"])
+            if outcome.created:
+                created[memory["id"]] = outcome.id
             replaced += len(outcome.superseded)
             restated += outcome.restated is not None
     print(f"ingest: {len(days)} add calls, {replaced} older memories replaced, {restated} restatements kept as one")
-    return cube, stands_for
+    return cube, stands_for, created
 
 
-def search_part(data: dict[str, Any], home_dir: Path, verbose: bool) -> dict[str, float]:
+def cube_part(data: dict[str, Any], home_dir: Path, verbose: bool, search: bool) -> dict[str, float]:
+    """The set added to a real cube: the entities it stored, then (``search``) the search measures."""
     started = time.perf_counter()
     home = MemoryHome(home_dir)
     try:
-        cube, stands_for = ingest(home, data["memories"])
+        cube, stands_for, created = ingest(home, data["memories"])
         print(f"ingest: {len(data['memories'])} memories in {time.perf_counter() - started:.1f}s")
-        return _search(cube, stands_for, data, verbose)
+        started = time.perf_counter()
+        out = cube_entity_part(cube, created, data["memories"], verbose)
+        print(f"  ({time.perf_counter() - started:.1f}s)")
+        if search:
+            out.update(_search(cube, stands_for, data, verbose))
+        return out
     finally:
         home.close()
 
@@ -303,7 +352,7 @@ def _mean(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--quick", action="store_true", help="entities and relations only (no cube, no embedder)")
+    parser.add_argument("--quick", action="store_true", help="entities and relations only (the cube is built, no search)")
     parser.add_argument("--verbose", "-v", action="store_true", help="the worst misses and false positives")
     parser.add_argument("--home", type=Path, help="build the cube here and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -319,13 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     relations = relation_part(data["memories"], args.verbose)
     print(f"  ({time.perf_counter() - started:.1f}s)")
-    if not args.quick:
-        home_dir = args.home or Path(tempfile.mkdtemp(prefix="memcube-understanding-"))
-        try:
-            result.update(search_part(data, home_dir, args.verbose))
-        finally:
-            if args.home is None:
-                shutil.rmtree(home_dir, ignore_errors=True)
+    home_dir = args.home or Path(tempfile.mkdtemp(prefix="memcube-understanding-"))
+    try:
+        result.update(cube_part(data, home_dir, args.verbose, search=not args.quick))
+    finally:
+        if args.home is None:
+            shutil.rmtree(home_dir, ignore_errors=True)
     fields = {**result, **(relations or {})}
     text = " ".join(f"{k}={v:.3f}" if k not in ("high_n", "medium_n") else f"{k}={int(v)}" for k, v in fields.items())
     if relations is None:

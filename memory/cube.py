@@ -105,7 +105,7 @@ def resolve_entities(
 
 
 # Patch fields that are normalised, checked against the cube or resolved with the text, not copied.
-_RESOLVED_ON_UPDATE = frozenset({"subject", "parent_id", "state", "relations", "entities"})
+_RESOLVED_ON_UPDATE = frozenset({"subject", "parent_id", "state", "relations", "entities", "clear"})
 
 
 def _checked_id(value: str | None) -> str | None:
@@ -233,6 +233,8 @@ class MemCube:
         if patch.parent_id is not None:
             values["parent_id"] = _checked_id(patch.parent_id)
             self.store.get_many([patch.parent_id])
+        # Emptied fields go to the store like any change: a new version, old -> None in history.
+        values.update(dict.fromkeys(patch.clear))
         new_type = values.get("type", current.type)
         if patch.state is not None or new_type != current.type:
             # A change of type resets the state to the new type's default unless one is given.
@@ -376,7 +378,12 @@ class MemCube:
         if "vector" in q.signals:
             self.ensure_vectors()
         hits, row_ids = hybrid_search(
-            self.store, self.mirror, q, self.embedder.embed_one, self.aliases() if "entity" in q.signals else None
+            self.store,
+            self.mirror,
+            q,
+            self.embedder.embed_one,
+            self.aliases() if "entity" in q.signals else None,
+            reads=self.embedder.reads_words,
         )
         self._note_access(row_ids)
         return hits

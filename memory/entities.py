@@ -6,7 +6,11 @@ dates, times, numbers and quantities are none), cut where they run over a verb o
 without a title or kinship word ("Dr. Okafor" is Okafor, so the alias table links him to
 Amara Okafor) or a command verb ("Send Marco" is Marco); capitalised words spaCy missed; a
 sentence's first word only when it is no common English word or the parse shows a person
-(the lemmatizer's word lists tell); names the cube already knows (``known``) in lower case.
+(the lemmatizer's word lists tell), or when the tagger still reads it as a proper noun written
+in lower case ("Bruno is vegetarian"; not "Coffee is ready"); lower-case words the tagger reads
+as proper nouns that are no English word ("tell yusuf", "marcus says"); short acronyms only where
+used as names ("SAP cancelled the contract", "at UCLA"; not "the new API", "PDFs"); names the cube
+already knows (``known``) in lower case, and in a batch the names its other texts name.
 Each mention has its span and a kind (person, place, org, work, product, other).
 The assistant may still pass ``entities`` itself: the client's names win (``memory.cube``).
 """
@@ -469,6 +473,105 @@ def _is_acronym(word: str) -> bool:
     return word.isupper() or any(c.isdigit() for c in word)
 
 
+def _plural_acronym(word: str) -> bool:
+    """An acronym in the plural ("PDFs", "GPUs"): a kind of thing, not a name."""
+    return len(word) > 2 and word.endswith("s") and word[:-1].isalpha() and word[:-1].isupper()
+
+
+# Where an organisation or a place is: "at UCLA", "on KLM", "from IBM".
+_PLACE_PREPOSITIONS = frozenset({"at", "on", "from", "via"})
+
+
+def _short_acronym_named(token: Token) -> bool:
+    """Whether a short acronym is used as a name ("SAP cancelled the contract", "at UCLA"), not as a
+    thing ("the new API", "a hard V6", "SQL reports"): letters only, no modifier, and it does
+    something or is where something is."""
+    if not token.text.isalpha() or any(c.dep_ in ("amod", "nummod", "compound", "quantmod") for c in token.children):
+        return False
+    if token.dep_ in ("nsubj", "nsubjpass"):
+        return token.head.pos_ == "VERB" and token.head.lemma_ != "be"
+    return token.dep_ == "pobj" and token.head.lower_ in _PLACE_PREPOSITIONS
+
+
+def _described(token: Token) -> bool:
+    """Whether a word has an adjective or a number of its own ("the new API", "a hard V6"): a
+    thing, where a short acronym names an organisation alone or with an article ("the BBC")."""
+    return any(c.dep_ in ("amod", "nummod", "quantmod") for c in token.children)
+
+
+# Job titles whose field follows "of" ("VP of Sales", "Head of Design"): the field is no name.
+_ROLES = TITLES | frozenset(["head", "director", "chief", "lead", "manager", "dean", "chair", "editor", "minister"])
+
+
+def _job_field(tokens: list[Token]) -> bool:
+    """Whether these words are the field of a job title ("VP of Sales", "Head of Design"): a
+    common noun after a role and "of", not an organisation."""
+    doc = tokens[0].doc
+    words = [t for t in tokens if not t.is_punct]
+    if len(words) >= 3 and words[0].lower_.rstrip(".") in _ROLES and words[1].lower_ == "of":
+        words = words[2:]
+    elif words[0].i >= 2 and doc[words[0].i - 1].lower_ == "of" and doc[words[0].i - 2].lower_.rstrip(".") in _ROLES:
+        pass
+    else:
+        return False
+    return len(words) == 1 and words[0].lower_ in _word_lists()[2]
+
+
+_LOWERED = "memcube.lowered"
+
+
+def _proper_when_lowered(token: Token) -> bool:
+    """Whether the tagger still reads a capitalised word that opens a sentence as a proper noun
+    once it is written in lower case ("bruno is vegetarian": yes; "luggage arrived late", "budget
+    is tight": no): the model's knowledge of the word itself, apart from the capital every first
+    word has. One more tagging of the text (no parse), only for the words that need it."""
+    doc = token.doc
+    if not doc.has_annotation("TAG") or token.dep_ in ("compound", "amod", "nmod"):
+        return False  # "Window seats": a modifier may read as a name in lower case too
+    lowered = doc.user_data.get(_LOWERED)
+    if lowered is None:
+        text, pieces, last = doc.text, [], 0
+        for t in doc:
+            if _starts_clause(t) and t.text[:1].isupper() and not t.text.isupper():
+                pieces += [text[last : t.idx], t.text[0].lower()]
+                last = t.idx + 1
+        lowered = language.tag("".join(pieces) + text[last:])
+        doc.user_data[_LOWERED] = lowered
+    span = lowered.char_span(token.idx, token.idx + len(token.text))
+    return span is not None and len(span) == 1 and span[0].tag_ in ("NNP", "NNPS")
+
+
+def _lower_case_name(token: Token) -> bool:
+    """Whether a lower-case word is a name written as chat writes it ("marcus says", "tell yusuf"):
+    the tagger reads it as a proper noun; it is no word of English (verb, adjective, adverb,
+    plural: "new", "mid"), no stop, time, chat or role word, and it stands where a noun does,
+    not as a modifier ("ginger beer") or in a foreign phrase ("pan de muerto"); in a sentence
+    that capitalises its names, only in a person's place."""
+    lower = token.lower_
+    if not token.is_alpha or not token.text.islower() or len(lower) < 3 or token.tag_ not in ("NNP", "NNPS"):
+        return False
+    if not any(c in "aeiouy" for c in lower):
+        return False  # "lgtm", "smh": chat's abbreviations
+    if token.is_stop or lower in _NOT_NAMES or lower in LABELS or lower in _PERSON_NOUNS or lower in _JOINERS:
+        return False
+    if _dictionary_word(lower) or token.dep_ in ("compound", "amod", "advmod", "npadvmod", "nummod", "det"):
+        return False
+    before = token.doc[token.i - 1] if token.i > 0 else None
+    if before is not None and before.lower_ in _JOINERS and before.text.islower():
+        return False
+    if not token.sent[0].text[:1].isupper():
+        return True  # a sentence written in lower case, as chat is
+    # A sentence that capitalises its names: only a word in a person's place ("with Ana and
+    # bea", "dinner with bea", "bea says"), not a thing the tagger does not know ("tried kombucha").
+    head = token.head
+    return (
+        token.dep_ == "poss"
+        or (token.dep_ == "pobj" and head.lower_ == "with")
+        or (token.dep_ == "conj" and (_is_capitalised(head.text) or head.lower_ in ("i", "me")))
+        or (token.dep_ in ("nsubj", "nsubjpass") and head.lemma_.lower() in _PERSON_VERBS)
+    )
+
+
 def _capitalised_elsewhere(doc: Doc) -> set[str]:
     """Words written capitalised on their own inside a sentence ("I saw Paris"): names wherever they stand.
     A word of a longer capitalised name ("Cannon Beach") does not count."""
@@ -531,6 +634,15 @@ def _has_own_verb(token: Token) -> bool:
     return token.dep_ in ("nsubj", "nsubjpass") and token.head.tag_ in ("VBD", "VBZ", "VBP", "MD")
 
 
+def _finite_subject(token: Token) -> bool:
+    """Whether a word is the subject of a finite verb, or of one with a finite auxiliary ("Rob is moving")."""
+    head = token.head
+    finite = ("VBD", "VBZ", "VBP", "MD")
+    return token.dep_ in ("nsubj", "nsubjpass") and (
+        head.tag_ in finite or any(c.dep_ in ("aux", "auxpass") and c.tag_ in finite for c in head.children)
+    )
+
+
 def _trim(tokens: list[Token], inner_capitals: set[str], known: Callable[[str], bool] | None = None) -> list[Token]:
     """A name's tokens without what only stands next to it: determiners, titles, a verb that opens
     the sentence ("Send Marco", "Hiked Mirror Lake", "Made Leo Fischer an offer"), ``'s``."""
@@ -572,6 +684,10 @@ def _names_something(tokens: list[Token]) -> bool:
         return False
     if len(words) == 1 and words[0].lower_ in KINSHIP:
         return False  # "Mom", "Dad": a role, not a name one can link
+    if len(words) == 1 and _plural_acronym(words[0].text):
+        return False
+    if _job_field(words):
+        return False
     return any(_is_capitalised(t.text) or t.text[:1].isdigit() for t in words)
 
 
@@ -609,16 +725,44 @@ def _person_evidence(tokens: list[Token], strong: bool = False) -> bool:
 
 def _extended(tokens: list[Token]) -> list[Token]:
     """A spaCy entity extended over the capitalised words right after it that it left out
-    ("Slow" + "Horses")."""
+    ("Slow" + "Horses"), and over a possessive that names a shop ("Joe" + "'s Pizza")."""
     doc = tokens[0].doc
     end = tokens[-1].i + 1
     while end < len(doc) and doc[end - 1].whitespace_ in ("", " ") and doc[end].ent_iob_ != "B":
         word = doc[end]
         if _is_capitalised(word.text) and not word.is_sent_start and word.lower_ not in _NOT_NAMES and doc[end - 1].whitespace_:
             end += 1
+        elif word.tag_ == "POS" and not doc[end - 1].whitespace_ and end + 1 < len(doc) and _shop_word(doc[end + 1]):
+            end += 2
         else:
             break
     return [*tokens, *doc[tokens[-1].i + 1 : end]]
+
+
+def _shop_word(token: Token) -> bool:
+    """A capitalised common noun after a possessive, naming a shop or a place ("Joe's Pizza",
+    "Mario's Kitchen"), not a person's thing or relative ("Anna's Subaru", "Tom's Mom")."""
+    lower = token.lower_
+    return (
+        _is_capitalised(token.text)
+        and not token.is_sent_start
+        and token.ent_iob_ != "B"
+        and lower not in _NOT_NAMES
+        and lower not in _PERSON_NOUNS
+        and (lower in _word_lists()[2] or _dictionary_word(lower))
+    )
+
+
+def _model_number(token: Token) -> Token | None:
+    """The model number right after a product's name ("Kindle 11", "iPhone 13"), not a count of
+    what follows ("Nike 2 pairs")."""
+    doc = token.doc
+    if token.i + 1 >= len(doc) or token.whitespace_ != " ":
+        return None
+    number = doc[token.i + 1]
+    if not (number.text.isdigit() and len(number.text) <= 3) or number.head.i > number.i:
+        return None
+    return number
 
 
 def _span_mention(tokens: list[Token], kind: str) -> Mention:
@@ -658,8 +802,14 @@ def _doc_mentions(doc: Doc, blanked: set[int], known: Callable[[str], bool] | No
     for ent in doc.ents:
         if any(t.i in used for t in ent):
             continue
-        if ent.label_ not in KINDS:
-            used.update(t.i for t in ent)  # dates, times, numbers, money, quantities: no entity, and no fragment of one
+        if ent.label_ not in KINDS or (
+            ent.label_ in ("NORP", "LANGUAGE")
+            and all(t.pos_ == "ADJ" or t.dep_ == "amod" for t in ent)
+            and not _is_capitalised(ent[-1].head.text)
+        ):
+            # Dates, times, numbers, money, quantities; "the French menu", "Thai food" (not a band's
+            # "Japanese House"): no entity, and no fragment of one.
+            used.update(t.i for t in ent)
             continue
         kept = False
         whole = _extended(list(ent))
@@ -676,7 +826,20 @@ def _doc_mentions(doc: Doc, blanked: set[int], known: Callable[[str], bool] | No
                 and not _first_word_is_name(first, ("PROPN", "NOUN", "X"))
             ):
                 continue  # "Learn", "Glad", "Nature is healing": a sentence's first word that spaCy took for a name
+            if (
+                len(tokens) == 1
+                and _is_acronym(first.text)
+                and len(first.text) <= 3
+                and (ent.label_ not in ("GPE", "LOC", "FAC") or not first.text.isalpha())
+                and not knows(tokens)
+                and _described(first)
+            ):
+                continue  # "the new API", "a hard V6": a thing, not an organisation
             kind = "org" if any(t.tag_ == "POS" for t in tokens) else KINDS[ent.label_]
+            number = _model_number(tokens[-1])
+            if number is not None and ent.label_ in ("ORG", "PRODUCT"):
+                tokens, kind = [*tokens, number], "product"  # "Kindle 11": the model's number is the name's
+                whole = [*whole, number] if number not in whole else whole
             if len(tokens) == 1 and kind != "person" and not _is_acronym(first.text) and _person_evidence(tokens):
                 kind = "person"  # spaCy calls many a first name an organisation on a short text
             found.append(_span_mention(tokens, kind))
@@ -695,15 +858,16 @@ def _doc_mentions(doc: Doc, blanked: set[int], known: Callable[[str], bool] | No
         following = doc[tokens[-1].i + 1] if tokens[-1].i + 1 < len(doc) else None
         if first.lower_ in LABELS and len(tokens) == 1:
             return
-        if len(tokens) == 1 and _is_acronym(first.text) and len(first.text) <= 3 and not knows(tokens):
+        short_acronym = len(tokens) == 1 and _is_acronym(first.text) and len(first.text) <= 3
+        if short_acronym and not knows(tokens) and not _short_acronym_named(first):
             return  # "API", "QA", "V5": a short acronym spaCy did not call an organisation names no one here
         if _starts_clause(first) and len(tokens) == 1 and not knows(tokens) and first.text not in inner_capitals:
             speaker = following is not None and following.text == ":" and first.lower_ not in LABELS
             if not (speaker or _first_word_is_name(first, ("PROPN",))):
                 return
         kind = "other" if len(tokens) > 1 else "person"
-        number = doc[tokens[-1].i + 1] if tokens[-1].i + 1 < len(doc) else None
-        if number is not None and number.text.isdigit() and len(number.text) <= 3 and tokens[-1].whitespace_ == " ":
+        number = _model_number(tokens[-1])
+        if number is not None:
             tokens, kind = [*tokens, number], "product"  # "Pixel 9", "iPhone 13": a model's number is its name's
         found.append(_span_mention(tokens, kind))
 
@@ -722,6 +886,9 @@ def _doc_mentions(doc: Doc, blanked: set[int], known: Callable[[str], bool] | No
             run.append(token)  # "Powell's Books"
         else:
             flush()
+            if _lower_case_name(token):
+                found.append(_span_mention([token], KINDS.get(token.ent_type_, "person")))
+                used.add(token.i)
     flush()
     if known is not None:
         found += _known_mentions(doc, used, found, known)
@@ -733,20 +900,40 @@ def _first_word_is_name(token: Token, name_tags: tuple[str, ...]) -> bool:
     """Whether a capitalised word that opens a sentence is a name. A word English has otherwise (a
     verb, adjective, adverb, plural, noun or interjection: "Glad", "Nature", "Congrats") is one only
     with the parse's evidence of a person ("Sofia joined ...", "Grace is Maya's mentor"); a word it
-    lacks ("Felix", "Zoe") is one when spaCy tags it a noun."""
+    lacks ("Felix", "Zoe") is one when spaCy tags it a noun. A noun of English that is a name too
+    ("Anna", "Grace"; not "Budget") is one when the tagger reads it as a proper noun in lower
+    case as well; so is a word it lacks that the tagger misread (a name tagged an adverb). An
+    acronym doing something is a name whatever word its letters spell ("ACE refunded the deposit")."""
     lower = token.lower_
-    if token.pos_ == "INTJ" or lower in _CHAT or _dictionary_word(lower):
+    if token.text.isupper() and len(token.text) > 1 and _short_acronym_named(token):
+        return True
+    if token.pos_ == "INTJ" or lower in _CHAT:
         return _person_evidence([token], strong=True)
+    if _dictionary_word(lower):
+        # "Mark is in Berlin", "Jack fixed the sink" (not "Mark the invoices", "Frank feedback"):
+        # a person by the entity tagger, the subject of a finite verb, a name in lower case too.
+        return _person_evidence([token], strong=True) or (
+            token.ent_type_ == "PERSON" and _finite_subject(token) and _proper_when_lowered(token)
+        )
     if lower in _word_lists()[2]:
-        return _person_evidence([token])
-    return token.pos_ in name_tags or (token.pos_ in ("NOUN", "ADV", "X") and token.ent_type_ != "")
+        return _person_evidence([token]) or _proper_when_lowered(token)
+    return (
+        token.pos_ in name_tags or (token.pos_ in ("NOUN", "ADV", "X") and token.ent_type_ != "") or _proper_when_lowered(token)
+    )
 
 
 def _name_use(token: Token) -> bool:
     """Whether a single lower-case word is used as a name ("bea says", "with sof"), not as a common
-    word that a known name contains ("the new clinic", "passport application", "paper books")."""
-    if token.is_stop or token.pos_ not in ("PROPN", "NOUN", "X", "INTJ"):
+    word that a known name contains ("the new clinic", "passport application", "paper books").
+    A known name that is no word of English ("sigrid", "astrid") is one whatever the tagger made of it."""
+    if token.is_stop:
         return False
+    if token.is_alpha and not _dictionary_word(token.lower_) and token.lower_ not in _word_lists()[2]:
+        return True
+    if token.pos_ not in ("PROPN", "NOUN", "X", "INTJ"):
+        return False
+    if token.pos_ == "PROPN" and _dictionary_word(token.lower_) and token.dep_ in ("amod", "advmod", "compound", "acomp"):
+        return False  # "the new booking form", tagged a proper noun: not "New" of "New Seasons"
     if token.pos_ == "PROPN" or not token.doc.has_annotation("DEP"):
         return True
     if token.dep_ == "compound" or any(c.dep_ in ("det", "amod", "poss", "compound", "nummod") for c in token.children):
@@ -841,13 +1028,48 @@ def extract_entities(text: str, known: Callable[[str], bool] | None = None) -> l
 
 
 def extract_entities_many(texts: Sequence[str], known: Callable[[str], bool] | None = None) -> list[list[str]]:
-    """``extract_entities`` of many texts, parsed in batches (what a batch add uses)."""
+    """``extract_entities`` of many texts, parsed in batches (what a batch add uses).
+
+    Names found in one text of the batch count as known in the others, as they would had the
+    texts been added one at a time ("Sven Olsen leads the data team" and "Sven prefers tea": the
+    second Sven is linked, a first name or surname of a person as well as the whole name).
+    """
     cuts = [_parsed_length(text) for text in texts]
     docs = language.parse_many(_as_parsed(text[:cut]) for text, cut in zip(texts, cuts, strict=True))
-    return [
-        names_of(mentions_in(doc, known) + _tail_mentions(text, cut, known)) if text.strip() else []
-        for text, cut, doc in zip(texts, cuts, docs, strict=True)
-    ]
+
+    def read(index: int, knows: Callable[[str], bool] | None) -> list[Mention]:
+        text, cut, doc = texts[index], cuts[index], docs[index]
+        return mentions_in(doc, knows) + _tail_mentions(text, cut, knows) if text.strip() else []
+
+    found = [read(index, known) for index in range(len(texts))]
+    own = [_learnt_keys(mentions) for mentions in found]
+    learnt = set().union(*own) if own else set()
+
+    def knows(key: str) -> bool:
+        return key in learnt or (known is not None and known(key))
+
+    for index, doc in enumerate(docs):
+        # Read again only a text that holds a word of a name another text taught.
+        taught = learnt - own[index]
+        words = {normalize(token.text) for token in doc}
+        if taught and (cuts[index] < len(texts[index]) or any(key.split()[0] in words for key in taught)):
+            found[index] = read(index, knows)
+    return [names_of(mentions) for mentions in found]
+
+
+def _learnt_keys(mentions: Iterable[Mention]) -> set[str]:
+    """The keys a text's names make known: each name's, and a person's first name and surname
+    (as the cube's alias table links them: ``MemCube.knows_entity``)."""
+    keys: set[str] = set()
+    for mention in mentions:
+        key = normalize(mention.text)
+        if len(key) < 2 or key in _NOT_NAMES:
+            continue
+        keys.add(key)
+        words = key.split()
+        if mention.kind == "person" and len(words) > 1:
+            keys.update(w for w in (words[0], words[-1]) if len(w) > 1 and w not in _NOT_NAMES)
+    return keys
 
 
 def query_keys(query: str, max_words: int = 4) -> set[str]:

@@ -96,6 +96,12 @@ def parse(text: str) -> Doc:
     return doc
 
 
+def tag(text: str) -> Doc:
+    """One text, tokenised and tagged only (no parse, no entities, no lemmas: about a third of
+    ``parse``'s cost), not cached: what entities ask of a variant of a text (``memory.entities``)."""
+    return pipeline()(text[:MAX_CHARS], disable=["parser", "ner", "lemmatizer"])
+
+
 def parse_many(texts: Iterable[str], batch_size: int = 64) -> list[Doc]:
     """Many texts, parsed in batches (faster than one by one); texts parsed lately come from the cache."""
     wanted = [text[:MAX_CHARS] for text in texts]

@@ -11,7 +11,17 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 MAX_TEXT_CHARS = 32_000
 MAX_BATCH = 500
@@ -71,6 +81,11 @@ SubjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 Label = Annotated[str, StringConstraints(max_length=128)]  # user, agent and session ids
 SourceText = Annotated[str, StringConstraints(max_length=256)]
 
+# The optional fields a change can empty again (``MemoryPatch.clear``). The others always hold a
+# value (text, type, importance, confidence; a goal's or task's state) or are emptied by an empty
+# value ([] or {}); ``_NOT_CLEARABLE`` says which, for the error.
+CLEARABLE_FIELDS = ("occurred_at", "due_at", "role", "subject", "parent_id")
+
 # What each field a client sets means, said once: the models below, the MCP tools' parameters
 # and the CLI's help all read it (``described``).
 FIELD_DOCS: dict[str, str] = {
@@ -93,7 +108,24 @@ FIELD_DOCS: dict[str, str] = {
     "state": "; ".join(f"{kind}s: {'/'.join(states)}" for kind, states in STATES.items()),
     "due_at": "tasks: when it is due, ISO 8601",
     "parent_id": "tasks: the goal it serves (a memory id)",
+    "clear": f"optional fields to empty: any of {', '.join(CLEARABLE_FIELDS)} "
+    '(e.g. ["due_at"]); the old value stays in the history. Leaving a field out, or giving it null, keeps it',
 }
+
+_NOT_CLEARABLE = {
+    "text": "every memory has a text; give the corrected text instead",
+    "type": "every memory has a type; give another type instead",
+    "importance": "give a value from 0 to 1 instead (0.5 is the default)",
+    "confidence": "give a value from 0 to 1 instead (1 is the default)",
+    "state": "a goal or task is always in one of its states (give another one), and other types have none",
+    "tags": "give tags: [] to remove every tag",
+    "entities": "give entities: [] to remove the entities you named",
+    "relations": "give relations: [] to remove every relation",
+    "metadata": "give metadata: {} to remove it",
+}
+# A name in ``clear``: any string (``check_clear`` says what is wrong with a bad one, in plain
+# words), shown to clients as the list of clearable fields.
+ClearableName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CLEARABLE_FIELDS)})]
 
 
 # What each search parameter means, said once: ``SearchQuery``, the search tool and the CLI read it.
@@ -220,6 +252,21 @@ def _check_moment(value: Any) -> Any:
         raise ValueError(str(exc).replace("time ", "", 1)) from None
 
 
+def check_clear(names: list[str], given: dict[str, Any]) -> list[str]:
+    """The fields a patch empties: each clearable, none also given a value in ``given``."""
+    for name in names:
+        if name in _NOT_CLEARABLE:
+            raise ValueError(f"{name} cannot be cleared: {_NOT_CLEARABLE[name]}")
+        if name not in CLEARABLE_FIELDS:
+            from memory.suggest import near_miss
+
+            hint = near_miss(name, CLEARABLE_FIELDS)
+            raise ValueError(f"no field {name!r} to clear{hint}; clearable fields are {', '.join(CLEARABLE_FIELDS)}")
+        if given.get(name) is not None:
+            raise ValueError(f"{name} is both given a value and cleared; do one or the other")
+    return list(dict.fromkeys(names))
+
+
 def _dedupe(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -306,7 +353,9 @@ class MemoryInput(_MemoryFields):
 
 
 class MemoryPatch(_MemoryFields):
-    """The fields of a memory to change; ``None`` leaves a field as it is."""
+    """The fields of a memory to change; ``None`` leaves a field as it is, and a field named in
+    ``clear`` is emptied (``None`` could not say both, and a client that sends every argument as
+    null must not erase anything)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -324,9 +373,15 @@ class MemoryPatch(_MemoryFields):
     state: Annotated[str | None, described("state")] = None
     due_at: Annotated[Moment | None, described("due_at")] = None
     parent_id: Annotated[str | None, described("parent_id")] = None
+    clear: Annotated[list[ClearableName], described("clear", max_length=len(CLEARABLE_FIELDS) * 2)] = []
+
+    @field_validator("clear")
+    @classmethod
+    def _valid_clear(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return check_clear(value, info.data)  # ``clear`` comes last: every other field is in ``info.data``
 
     def is_empty(self) -> bool:
-        return not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set)
+        return not self.clear and all(getattr(self, f) is None for f in self.model_fields_set - {"clear"})
 
 
 class RelationOut(BaseModel):
@@ -455,6 +510,18 @@ class SearchHit(BaseModel):
         "asks (a small penalty: the memory ends with a question, so it asks rather than tells), "
         "length (a long text's match signals scaled by this factor, under 1)"
     )
+    # How much of its query the cube can speak to, beyond the hit's signals: set by the search, read by
+    # the relevance floor (memory.retrieval.relevance), not part of the output. 1 and 1: nothing known against it.
+    _cover: tuple[float, float] = PrivateAttr(default=(1.0, 1.0))
+
+    @property
+    def query_cover(self) -> tuple[float, float]:
+        """(the share of the query's content words some memory of the cube holds, the share that carry meaning:
+        a word the embedding model reads as letters and no memory holds carries none; ``search.query_cover``)."""
+        return self._cover
+
+    def cover_query(self, held: float, meaning: float) -> None:
+        self._cover = (held, meaning)
 
 
 class ContextTurn(BaseModel):

@@ -25,6 +25,7 @@ from typing import Any, get_args
 
 from memory.defaults import DEFAULT_CUBE
 from memory.models import (
+    CLEARABLE_FIELDS,
     FIELD_DOCS,
     KNOWN_TYPES,
     MAX_CONTEXT_TURNS,
@@ -191,7 +192,7 @@ def _render_added(outcome: Any) -> None:
 def cmd_update(args: argparse.Namespace) -> int:
     from memory import MemoryPatch
 
-    patch = MemoryPatch.model_validate(_fields(args, ("text", "type", *FIELDS)))
+    patch = MemoryPatch.model_validate(_fields(args, ("text", "type", *FIELDS, "clear")))
     with _Opened(args) as home:
         if patch.type is not None:
             home.check_types([patch.type])
@@ -564,6 +565,12 @@ def register(commands: Any) -> None:
     update.add_argument("id", metavar="ID")
     update.add_argument("--text", help="the corrected text")
     _memory_fields(update, update=True)
+    update.add_argument(
+        "--clear",
+        action="append",
+        metavar="FIELD",
+        help=f"empty an optional field: {', '.join(CLEARABLE_FIELDS)} (repeatable; the old value stays in the history)",
+    )
     update.set_defaults(func=cmd_update)
 
     delete = _common(

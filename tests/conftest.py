@@ -2,16 +2,19 @@
 
 Everything here is real: each test gets its own data directory with a SQLite file
 (sqlite-vec, FTS5) and a Kuzu graph; only the ONNX model is shared, because loading it
-is the one slow step and it holds no per-test state.
+is the one slow step and it holds no per-test state. (``module_home`` is one home for a whole
+module, for seeded data that its tests only read.)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.server.mcpserver.tools.base import Tool
 from support import CLIENT_INFO
 
 from memory import MemoryHome
@@ -21,6 +24,29 @@ from server.app import build_server
 # Tiers are set in one place: the test itself. A test (or a whole module, through its
 # ``pytestmark``) carries ``pytest.mark.slow`` or ``pytest.mark.external``; pyproject's addopts
 # deselects both by default, and .ci/run lifts that with ``-m ""``.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tool_schemas_derived_once() -> Iterator[None]:
+    """Every test server registers the same tool functions; the SDK derives each one's argument
+    model and JSON schemas from its signature (0.17 s a server, most of a small test). The run
+    derives them once per function and signature, and each server gets a copy that calls its own
+    function. The key holds the signature's annotations and defaults, so a tool whose published
+    arguments depend on the server's home still gets its own schemas.
+    """
+    derive = Tool.from_function.__func__  # type: ignore[attr-defined]
+    derived: dict[tuple[Any, ...], Tool] = {}
+
+    def from_function(cls: type[Tool], fn: Callable[..., Any], *args: Any, **options: Any) -> Tool:
+        signature = (repr(fn.__annotations__), repr(fn.__defaults__), repr(fn.__kwdefaults__), fn.__doc__)
+        key = (fn.__code__, signature, repr(args), repr(sorted(options.items())))
+        if key not in derived:
+            derived[key] = derive(cls, fn, *args, **options)
+        return derived[key].model_copy(update={"fn": fn})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Tool, "from_function", classmethod(from_function))
+        yield
 
 
 @pytest.fixture
@@ -48,7 +74,21 @@ def home(tmp_path, shared_embedder) -> MemoryHome:
     memory_home.close()
 
 
-@pytest.fixture(params=["auto", "legacy"])
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory, shared_embedder) -> MemoryHome:
+    """One MemCube home for a whole test module: for seeded data that the module's tests only read."""
+    memory_home = MemoryHome(tmp_path_factory.mktemp("module-home"), embedder=shared_embedder)
+    yield memory_home
+    memory_home.close()
+
+
+# The quick tier runs every client test in the modern protocol; its run in the 2025 handshake is
+# in the slow tier (.ci/run runs both). Tests of the 2025 handshake itself keep both modes in the
+# quick tier by parametrizing ``mode`` directly: ``@pytest.mark.parametrize("mode", ["auto", "legacy"])``.
+LEGACY_IN_SLOW_TIER = pytest.param("legacy", marks=pytest.mark.slow)
+
+
+@pytest.fixture(params=["auto", LEGACY_IN_SLOW_TIER])
 def mode(request) -> str:
     """The protocol a client speaks: 'auto' (2026, modern) or 'legacy' (the 2025 handshake Claude Desktop uses)."""
     return request.param

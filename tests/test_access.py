@@ -40,7 +40,6 @@ def as_client(home: MemoryHome, name: str, mode: str) -> Client:
     return Client(build_server(home, warm_up=False), mode=mode, client_info=Implementation(name=name, version="1"))
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_a_read_only_client_can_search_but_not_change_a_cube(acl_home, mode):
     async with as_client(acl_home, "owner", mode) as owner:
         secret = await add(owner, "The spare key is under the blue flowerpot", cube="home")
@@ -60,7 +59,6 @@ async def test_a_read_only_client_can_search_but_not_change_a_cube(acl_home, mod
     assert acl_home.cube("home").stats().active == 1
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_a_client_cannot_read_a_cube_it_was_not_granted(acl_home, mode):
     async with as_client(acl_home, "owner", mode) as owner:
         await add(owner, "Family holiday: Crete in June", cube="home")

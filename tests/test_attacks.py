@@ -71,7 +71,6 @@ async def _seed(home: MemoryHome) -> str:
 # 1. Access control bypass by percent-encoding -----------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_1_a_percent_encoded_cube_name_does_not_reach_a_cube_the_client_may_not_read(acl_home, mode):
     secret = await _seed(acl_home)
     tails = ["recent", f"items/{secret}", "entities/hall", "stats", "profile", "profile/family", "tasks", "working-set"]

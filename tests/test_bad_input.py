@@ -62,7 +62,7 @@ class Session:
     root: Path
 
 
-@pytest.fixture(scope="module", params=["auto", "legacy"])
+@pytest.fixture(scope="module", params=["auto", pytest.param("legacy", marks=pytest.mark.slow)])
 def shared_home(request, tmp_path_factory, shared_embedder):
     """One seeded home per protocol mode for the whole module.
 

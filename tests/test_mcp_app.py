@@ -25,6 +25,7 @@ def _dump(items):
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_a_client_that_negotiates_the_extension_sees_the_apps(home, connect):
     async with connect(home, extensions=APPS) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -44,6 +45,7 @@ async def test_a_client_that_negotiates_the_extension_sees_the_apps(home, connec
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_a_client_without_the_extension_sees_todays_lists(home, connect, mode):
     from mcp import Client
     from support import CLIENT_INFO

@@ -26,6 +26,7 @@ READ_ONLY = {"memory_search", "memory_get", "memory_history", "memory_graph"}
 # -- resources ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_the_resource_list_offers_the_cubes_and_templates_for_everything_else(client):
     resources = {str(r.uri) for r in (await client.list_resources()).resources}
     assert "memory://cubes" in resources
@@ -138,6 +139,7 @@ async def test_remember_guides_the_assistant_to_save_with_memory_add(client):
     assert focused.endswith("Pay most attention to: travel plans")
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_every_prompt_has_a_description_and_declares_its_arguments(client):
     prompts = {p.name: p for p in (await client.list_prompts()).prompts}
     assert set(prompts) >= {"recall", "remember"}
@@ -151,6 +153,7 @@ async def test_every_prompt_has_a_description_and_declares_its_arguments(client)
 # -- tool discovery ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_every_tool_has_a_description_and_an_input_schema(client):
     tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) >= TOOLS

@@ -56,9 +56,9 @@ def _reference_entity_ranking(cube, q: SearchQuery, k: int, aliases) -> tuple[li
     return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k], said
 
 
-@pytest.fixture
-def people(home):
-    cube = home.cube("people", create=True)
+@pytest.fixture(scope="module")  # its tests only read it
+def people(module_home):
+    cube = module_home.cube("people", create=True)
     memories = []
     # Alice is in every third memory (a common name), Bob in a few, Carol Jones in two, Dave once.
     for i in range(60):

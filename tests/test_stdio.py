@@ -65,6 +65,7 @@ async def test_memcube_serve_speaks_only_json_rpc_on_stdout_and_stores_what_it_i
         home.close()
 
 
+@pytest.mark.slow  # two real servers (20 s loaded); quick: one server above, two homes on one folder in test_library
 async def test_two_servers_on_one_home_both_serve_every_tool(tmp_path):
     """Each MCP client starts its own `memcube serve`; on one data directory they must all work at once."""
     with anyio.fail_after(180):

@@ -20,6 +20,7 @@ MEMORY_ID = re.compile(r"^mem_[0-9a-hjkmnp-tv-z]{26}$")
 # -- memory_add --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_an_added_memory_reads_back_with_every_field_it_was_given(client, shared_embedder):
     added = await ok(
         client,
@@ -111,6 +112,7 @@ async def test_search_finds_a_memory_by_meaning_without_shared_words(client, kit
     assert "vector" in hits[0]["signals"]
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # the 2025 handshake in the quick tier too
 async def test_search_finds_a_memory_by_a_distinctive_word(client, kitchen):
     hits = await search(client, "monstera")
     assert hits[0]["id"] == kitchen["plant"]

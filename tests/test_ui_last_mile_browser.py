@@ -193,3 +193,49 @@ def test_there_is_no_working_set_dead_end(ui, browser):
     links = [a.get_attribute("data-view") for a in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
     assert "working-set" not in links and "add" in links
     go(browser, ui, "#/working-set", "#memory-list")  # an old bookmark lands on the memories
+
+
+# Clearing optional fields: the "clear" buttons, "no role" and an emptied subject box.
+def labels(driver) -> list[str]:
+    return [dt.text for dt in driver.find_elements(By.CSS_SELECTOR, "#fields dt")]
+
+
+def value(driver, element_id: str) -> str:
+    return driver.find_element(By.ID, element_id).get_attribute("value")
+
+
+def test_the_edit_form_clears_a_due_date_a_role_a_time_and_a_subject(ui, browser, home):
+    cube = home.cube("default")
+    task = ui.ids["Write the Apollo release notes"]  # due 2026-01-05, role work
+    go(browser, ui, f"#/memory/{task}", "#edit-form")
+    assert value(browser, "edit-due-date") == "2026-01-05" and "due" in labels(browser)
+    browser.find_element(By.ID, "edit-due-clear").click()
+    assert value(browser, "edit-due-date") == "" and value(browser, "edit-due-time") == ""
+    Select(browser.find_element(By.ID, "edit-role")).select_by_visible_text("no role")
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, '#history tr.version[data-version="2"]')
+    wait_text(browser, "#notice", "Saved")
+    m = cube.get([task])[0]
+    assert (m.due_at, m.role, m.state, m.version) == (None, None, "todo", 2)
+    assert "due" not in labels(browser) and "role" not in labels(browser)
+    assert value(browser, "edit-due-date") == ""
+    changes = browser.find_element(By.CSS_SELECTOR, '#history tr.version[data-version="2"]').text
+    assert "due_at" in changes and "2026-01-05" in changes and "(none)" in changes and "role" in changes
+
+    dinner = ui.ids["Dinner with Carol and Bob at the harbour"]  # happened 2026-11-20 19:00
+    go(browser, ui, f"#/memory/{dinner}", "#edit-form")
+    assert value(browser, "edit-occurred-date") == "2026-11-20"
+    browser.find_element(By.ID, "edit-occurred-clear").click()
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, '#history tr.version[data-version="2"]')
+    assert cube.get([dinner])[0].occurred_at is None
+    assert "occurred" not in labels(browser) and value(browser, "edit-occurred-date") == ""
+
+    tea = ui.ids["Alice prefers tea over coffee in the morning"]  # subject "morning drink"
+    go(browser, ui, f"#/memory/{tea}", "#edit-form")
+    browser.find_element(By.ID, "edit-subject").clear()
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, '#history tr.version[data-version="2"]')
+    m = cube.get([tea])[0]
+    assert (m.subject, m.role) == (None, "home")  # only the emptied field is cleared
+    assert "subject" not in labels(browser) and value(browser, "edit-subject") == ""

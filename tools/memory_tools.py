@@ -11,7 +11,16 @@ from pydantic import BaseModel, Field
 
 from memory import AddOutcome, Memory, MemoryInput, MemoryPatch, SearchQuery
 from memory.config import DEFAULT_CUBE
-from memory.models import MAX_CONTEXT_TURNS, MAX_LIMIT, Relation, SearchResult, VersionEntry, described, filter_described
+from memory.models import (
+    MAX_CONTEXT_TURNS,
+    MAX_LIMIT,
+    ClearableName,
+    Relation,
+    SearchResult,
+    VersionEntry,
+    described,
+    filter_described,
+)
 
 from .runtime import ToolRuntime
 from .strict import Count, Flag, Fraction
@@ -211,9 +220,12 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         state: Annotated[str | None, described("state")] = None,
         due_at: Annotated[str | None, described("due_at")] = None,
         parent_id: Annotated[str | None, described("parent_id")] = None,
+        clear: Annotated[list[ClearableName] | None, described("clear")] = None,
     ) -> Memory:
         """Correct a memory: the given fields change, a new version is recorded (see memory_history),
-        the text is re-embedded and the graph follows. Fields left out stay as they are."""
+        the text is re-embedded and the graph follows. Fields left out (or null) stay as they are; to
+        empty an optional field, name it in clear, e.g. clear: ["due_at"] (a task with no due date is
+        never overdue)."""
         fields = {
             "text": text or None,
             "type": type,
@@ -228,6 +240,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
             "state": state,
             "due_at": due_at,
             "parent_id": parent_id,
+            "clear": clear,
         }
 
         def validated() -> MemoryPatch:

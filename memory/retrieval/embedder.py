@@ -256,6 +256,23 @@ class Embedder:
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
+    def reads_words(self, words: list[str]) -> list[bool]:
+        """For each word, whether the model reads it as a word: its vocabulary holds the word, or a stem
+        making up at least half of it ("violinist" + "s", "cell" + "ists"). A subword tokenizer splits a
+        word it does not hold from the left, longest piece first: a short first piece ("x ##yl ##ophone",
+        "k ##ling ##on", "as ##d ##k ##j ##h") means it reads letters, not a word it knows."""
+        self.load()
+        assert self._tokenizer is not None
+        unknown = getattr(self._tokenizer.model, "unk_token", None)
+        out = []
+        for word, encoding in zip(words, self._tokenizer.encode_batch(words, add_special_tokens=False), strict=True):
+            if not encoding.ids or (unknown is not None and unknown in encoding.tokens):
+                out.append(False)
+                continue
+            start, end = encoding.offsets[0]
+            out.append(len(encoding.ids) == 1 or 2 * (end - start) >= len(word))
+        return out
+
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
         assert self._tokenizer is not None
         return [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]

@@ -32,10 +32,12 @@ from memory.retrieval.relevance import apply_floor, asks_anything
 from memory.retrieval.task_words import read as read_task_words
 from memory.retrieval.time_preference import (
     better_outside,
+    happened_first,
     holds_relevant,
     most_recent_first,
     names_no_topic,
     nearest_outside,
+    topic_query,
 )
 from memory.retrieval.time_words import latest_subject
 from memory.retrieval.time_words import resolve as resolve_time
@@ -80,15 +82,18 @@ def answer(q: SearchQuery, rank: Rank, now: datetime | None = None) -> Answer:
         window = None
         hits = rank(q.model_copy(update={"query": text}))
     else:
+        # Inside the window the rest of the question decides the order: its topic words, not the
+        # time words nor the words that ask about happening (memory.retrieval.time_preference).
+        topic = topic_query(cleaned) or text
         timed = q.model_copy(
             update={
-                "query": cleaned or text,
+                "query": topic,
                 "since": window.since,
                 "until": window.until,
                 "limit": min(MAX_LIMIT_FOR_LATEST, q.limit * 3) if window.latest else q.limit,
             }
         )
-        hits = rank(timed)
+        hits = happened_first(rank(timed), window, now or datetime.now(UTC))
         if window.latest and hits:
             hits = most_recent_first(hits, cleaned, latest_subject(text))[: q.limit]
         applied = bool(hits)

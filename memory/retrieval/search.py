@@ -44,6 +44,8 @@ from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
 from memory.retrieval.aliases import AliasTable
+from memory.retrieval.time_words import resolve as resolve_time
+from memory.retrieval.word_forms import with_forms
 from memory.stopwords import STOPWORDS
 from memory.store.cube_store import CubeStore
 from memory.store.search_reads import FtsTable, SearchView
@@ -101,16 +103,19 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in (w.lower() for w in _TOKEN.findall(text)) if w not in STOPWORDS))
 
 
-def keyword_query(text: str) -> str | None:
+def keyword_query(text: str, *, forms: bool = False) -> str | None:
     """An FTS5 query that ORs the content words of ``text``, each quoted (so no FTS syntax gets through).
 
     None for a query of stop words alone ("what is it"): matching them would find every
     memory about as well as any other, so the keyword signals stay out of it.
+    ``forms``: each word with its irregular forms, which the porter stemmer does not fold
+    ("try" and "tried", "send" and "sent"; ``memory.retrieval.word_forms``).
     """
     unique = content_words(text)[:32]
     if not unique:
         return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+    terms = [w for w in with_forms(unique) if w in unique or w not in STOPWORDS] if forms else unique
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in terms)
 
 
 @lru_cache(maxsize=65_536)
@@ -219,8 +224,14 @@ def vector_query_text(view: SearchView, query: str) -> str:
 def keyword_candidates(
     view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts", few: bool = False
 ) -> list[tuple[int, float, bool]]:
-    """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``)."""
-    match = keyword_query(q.query)
+    """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``).
+
+    Inside a time window the words' irregular forms match too: the window has narrowed the
+    memories, and its topic is often one verb ("which restaurant did I try"). Over a whole
+    cube of chat, the forms of common verbs ("went", "said") matched so many lines that recall
+    fell (bench/locomo.py --quick, turns R@10 0.852 -> 0.839), so a search without one keeps the words alone.
+    """
+    match = keyword_query(q.query, forms=q.since is not None or q.until is not None)
     if match is None:
         return []
     return view.keyword_candidates(q, match, k, table=table, few=few)
@@ -274,10 +285,12 @@ def hybrid_search(
     q: SearchQuery,
     embed: Callable[[str], np.ndarray] | None,
     aliases: AliasTable | None = None,
+    reads: Callable[[list[str]], list[bool]] | None = None,
 ) -> tuple[list[SearchHit], list[int]]:
     """The ``q.limit`` best memories for ``q``, each with the signals that found it, and their row ids.
 
-    ``embed`` turns the query into a vector (None: no vector signal). The query is embedded
+    ``embed`` turns the query into a vector (None: no vector signal); ``reads`` tells which words
+    the embedding model reads as words (``Embedder.reads_words``; see ``query_cover``). The query is embedded
     and scored against every stored vector on another thread while this one runs the
     keyword, context and entity stages in SQLite (both release the GIL), so on two cores the
     vector stage costs little more wall time than the longer of the two halves.
@@ -291,6 +304,7 @@ def hybrid_search(
     vector_stage: Future[VectorRanking | None] | None = None
     context_stage: Future[list[tuple[int, float, bool]]] | None = None
     said: dict[int, str] = {}
+    cover: tuple[float, float] | None = None  # (words held, words meaning something): ``query_cover``
     try:
         with store.search_view() as view, store.side_view() as side:
             allowed = view.filtered_row_ids(q)  # None: no filters
@@ -332,6 +346,8 @@ def hybrid_search(
                 for rank, (row_id, specificity) in enumerate(entities.ranked, start=1):
                     candidate(row_id).add("entity", rank, specificity, WEIGHTS["entity"] * specificity)
             ranking = vector_stage.result() if vector_stage is not None else None
+            windowed = q.since is not None or q.until is not None  # the keyword stages then match word forms
+            cover = query_cover(view, q.query, reads, forms=windowed) if ranking is not None else None
             if ranking is not None:
                 for row_id in ranking.rank:
                     candidate(row_id)
@@ -388,7 +404,36 @@ def hybrid_search(
                 signals=candidate_.explained(),
             )
         )
-    return hits, [c.row_id for c in ranked if c.row_id in rows]
+    row_ids = [c.row_id for c in ranked if c.row_id in rows]
+    if cover is not None:  # the relevance floor reads it with the vector's cosine
+        for hit in hits:
+            hit.cover_query(*cover)
+    return hits, row_ids
+
+
+def query_cover(
+    view: SearchView, query: str, reads: Callable[[list[str]], list[bool]] | None, *, forms: bool = False
+) -> tuple[float, float]:
+    """How much of the query this cube can speak to: the share of its content words some memory holds,
+    and the share that carry meaning at all.
+
+    A word no memory holds that the embedding model reads as letters, not as a word or a stem it
+    knows (``reads``, per word), means nothing to either signal: a made-up word, a rare name, a
+    garbled typo. The vector still scores the query's fragments against every memory, and a best
+    cosine reached through them measures noise (memory.retrieval.relevance.strength).
+    """
+    # Time words say when, not what: a cube holding no "March" or "2020" may still hold the topic.
+    words = content_words(resolve_time(query)[1])[:32]
+    if not words:
+        return 1.0, 1.0
+    if forms:  # as the keyword stages matched them: a word is held when one of its forms is ("try": "tried")
+        alternatives = {w: [t for t in with_forms([w]) if t == w or t not in STOPWORDS] for w in words}
+        none_holds = set(view.unheld_words(list(dict.fromkeys(t for ts in alternatives.values() for t in ts))))
+        unheld = [w for w in words if none_holds.issuperset(alternatives[w])]
+    else:
+        unheld = view.unheld_words(words)
+    unread = [w for w, read in zip(unheld, reads(unheld), strict=True) if not read] if reads and unheld else []
+    return 1.0 - len(unheld) / len(words), 1.0 - len(unread) / len(words)
 
 
 # A memory that ends with a question asks rather than tells: in a conversation the answer is

@@ -18,13 +18,17 @@ days ago) costs rank, not the answer.
   better match further away still beats a weak near one.
 - "the last X" puts the best matches (those sharing the most topic words with the query)
   newest first: a recency ranking among the relevant ones, not a window.
+- Inside a window the rest of the question decides the order: the search runs on its topic
+  words (``topic_query``: no time words, no "go", "do", "say" that every memory of the window
+  answers), and in a window already past what happened comes before a task only due in it
+  (``happened_first``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from memory.models import SearchHit, TimeWindow
 from memory.retrieval.relevance import FLOOR, strength
@@ -35,6 +39,8 @@ LATEST_POOL = 10
 LATEST_MARGIN = 0.08
 # The window gives way only when its best hit is under this share of the best hit outside it.
 OUTSIDE_RATIO = 0.6
+# How far a task only due in a past window falls behind the memories that happened in it.
+DUE_ONLY_PENALTY = 0.2
 # Words that ask about time without naming a topic: "what happened", "what did I do", "anything".
 _NO_TOPIC = frozenset(
     [
@@ -62,6 +68,14 @@ _NO_TOPIC = frozenset(
         "note",
         "up",
         "new",
+        # Saying is how most memories came to be ("Ingrid says...", "Keiko told me..."): "what
+        # did the dentist say in the summer" asks about the dentist, not about a saying.
+        "say",
+        "says",
+        "said",
+        "tell",
+        "tells",
+        "told",
     ]
 )
 _WORD_SIGNALS = ("keyword", "context", "entity", "exact")
@@ -71,6 +85,34 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 def names_no_topic(text: str) -> bool:
     """True when ``text`` (a query less its time words) asks about nothing but the time."""
     return not [w for w in (w.lower() for w in _WORD.findall(text)) if w not in STOPWORDS and w not in _NO_TOPIC]
+
+
+def topic_query(text: str) -> str:
+    """``text`` (a query less its time words) without the words that ask about happening, when a topic is left.
+
+    Inside a time window every memory happened: "which concert did I go to in September"
+    asks for the September memory about a concert, and "go" would match any memory that
+    says "go ahead" just as well. ``text`` is returned as it is when those words are all it
+    names ("what did I do yesterday": the window decides).
+    """
+    if names_no_topic(text):
+        return text
+    kept = re.sub(r"[^\W_]+", lambda m: "" if m.group(0).lower() in _NO_TOPIC else m.group(0), text)
+    return re.sub(r"\s+", " ", kept).strip()
+
+
+def happened_first(hits: Sequence[SearchHit], window: TimeWindow, now: datetime) -> list[SearchHit]:
+    """The hits of a window that has ended, those that happened in it ahead of tasks only due in it.
+
+    A window matches a memory that happened in it or (a task) falls due in it. Asked about
+    a time already past ("what did we decide about the budget last week?"), what happened
+    then answers; a task due then is a plan written at another time, so it gives way to a
+    memory that happened there and scores nearly as well (``DUE_ONLY_PENALTY``). Future and
+    running windows keep their order: there, what falls due is what is asked.
+    """
+    if window.until is None or _moment(window.until) >= now.astimezone(UTC):
+        return list(hits)
+    return sorted(hits, key=lambda h: -(h.score - (DUE_ONLY_PENALTY if h.occurred_at is None and h.due_at else 0.0)))
 
 
 def _relevant(hit: SearchHit) -> bool:

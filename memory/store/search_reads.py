@@ -250,6 +250,17 @@ class SearchView:
             r[0] for r in self._conn.execute(f"SELECT m.row_id FROM memories m WHERE {where}", [content_hash(q.query), *params])
         ]
 
+    def unheld_words(self, words: Sequence[str]) -> list[str]:
+        """Which of ``words`` no memory of the cube holds in its text, tags or entity names (each word
+        matched as the keyword signals match it, one FTS5 term; the first match ends each read)."""
+        return [
+            word
+            for word in words
+            if self._conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?)", ['"' + word.replace('"', '""') + '"']
+            ).fetchone()[0]
+        ]
+
     def known_entities(self, keys: list[str]) -> list[str]:
         """Which of these normalised entity keys some memory of the cube names."""
         if not keys:

@@ -250,17 +250,21 @@ class VectorMirror:
             if self._matrix is None or not len(self._row_ids):
                 nothing = np.zeros(0, dtype=np.int64)
                 return Cosines(nothing, np.zeros(0, dtype=np.float32), nothing, np.zeros((0, len(query)), np.float32), query, {})
-            mask = (self._live if include_archived else self._active).copy()
+            searchable = self._live if include_archived else self._active
+            mask = searchable.copy()
             if allowed is not None:
                 mask &= np.isin(self._row_ids, allowed, assume_unique=True)
             positions = np.flatnonzero(mask)
             self._seal_a_segment()
             if not self._segments or allowed is not None:
-                # Exact scan: a small cube, or a filtered search (its statistics are over the filtered rows),
-                # which scores its own rows alone when they are few (a time window of a large cube).
+                # Exact scan: a small cube, or a filtered search, which scores its own rows alone
+                # when they are few (a time window of a large cube).
                 few = allowed is not None and len(positions) * FEW_ROWS_FRACTION < len(self._matrix)
-                scores = self._matrix[positions] @ query if few else _times(self._matrix, query)[positions]
-                mean, std = (float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0)
+                every = None if few else _times(self._matrix, query)
+                scores = self._matrix[positions] @ query if every is None else every[positions]
+                mean, std = self._population_spread(
+                    query, scores, searchable, every, include_archived, filtered=allowed is not None
+                )
                 return Cosines(self._row_ids[positions], scores, positions, self._matrix, query, self._position, mean, std)
             first_pass, errors = self._first_pass(query)
             mean, std = self._moments_now().spread(query, include_archived=include_archived)
@@ -275,6 +279,30 @@ class VectorMirror:
                 std,
                 errors[positions],
             )
+
+    def _population_spread(
+        self,
+        query: np.ndarray,
+        scores: np.ndarray,
+        searchable: np.ndarray,
+        every: np.ndarray | None,
+        include_archived: bool,
+        *,
+        filtered: bool,
+    ) -> tuple[float, float]:
+        """The mean and standard deviation of the query's cosines over every searchable memory.
+
+        A filter only narrows which memories may come back: the scale stays the whole cube's.
+        Over the few rows of a narrow filter (a day's time window holds two memories) a z-score
+        would make a 0.01 cosine difference two standard deviations.
+        """
+        if not filtered:
+            return (float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0)
+        if self._segments:
+            return self._moments_now().spread(query, include_archived=include_archived)
+        assert self._matrix is not None
+        population = (every if every is not None else _times(self._matrix, query))[np.flatnonzero(searchable)]
+        return (float(population.mean()), float(population.std())) if len(population) else (0.0, 0.0)
 
     def _moments_now(self) -> Moments:
         if self._moments is None:

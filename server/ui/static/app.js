@@ -274,22 +274,27 @@ function memoryFields(prefix, ch, m) {
   fillStates(m.state);
   type.addEventListener("change", () => fillStates(m.type === type.value ? m.state : null));
   const subject = h("input", { id: id("subject"), value: m.subject || "", size: 18, placeholder: "coffee, editor theme…" });
-  const moment = (name, stamp) => {
+  // A date and a time, and a "clear" button that empties both: saved empty, the field is cleared.
+  const moment = (name, stamp, what) => {
     const [d, t] = splitStamp(stamp);
-    return [h("input", { id: id(`${name}-date`), type: "date", value: d }), h("input", { id: id(`${name}-time`), type: "time", value: t })];
+    const day = h("input", { id: id(`${name}-date`), type: "date", value: d });
+    const time = h("input", { id: id(`${name}-time`), type: "time", value: t });
+    const clear = h("button", { type: "button", id: id(`${name}-clear`), class: "clear", title: `no ${what}`,
+      onclick: () => { day.value = ""; time.value = ""; } }, "clear");
+    return [day, time, clear];
   };
-  const [dueDate, dueTime] = moment("due", m.due_at);
-  const [occDate, occTime] = moment("occurred", m.occurred_at);
+  const [dueDate, dueTime, dueClear] = moment("due", m.due_at, "due date");
+  const [occDate, occTime, occClear] = moment("occurred", m.occurred_at, "time");
   const tagsBox = h("input", { id: id("tags"), value: (m.tags || []).join(", "), size: 30 });
   const row = h("div", { class: "row memory-fields" },
     h("label", {}, "type", type), stateLabel, h("label", {}, "role", h("span", { class: "row tight" }, role, newRole)),
     h("label", {}, "subject (what a fact or preference is about)", subject), h("label", {}, "tags (comma separated)", tagsBox),
-    h("label", {}, "due (date, time UTC)", h("span", { class: "row tight" }, dueDate, dueTime)),
-    h("label", {}, "happened (date, time UTC)", h("span", { class: "row tight" }, occDate, occTime)));
+    h("label", {}, "due (date, time UTC)", h("span", { class: "row tight" }, dueDate, dueTime, dueClear)),
+    h("label", {}, "happened (date, time UTC)", h("span", { class: "row tight" }, occDate, occTime, occClear)));
   const read = () => ({
     type: type.value,
     state: stateLabel.hidden ? "" : state.value,
-    role: role.value === "\u0000new" ? newRole.value.trim() : role.value,
+    role: role.value === "\u0000new" ? newRole.value.trim() || m.role || "" : role.value,  // "new role…" left empty: unchanged
     subject: subject.value.trim(),
     tags: tagsBox.value.split(",").map((t) => t.trim()).filter(Boolean),
     due_at: joinStamp(dueDate.value, dueTime.value),
@@ -344,12 +349,18 @@ async function showMemory(id) {
     if (now.tags.join(",") !== (m.tags || []).join(",")) patch.tags = now.tags;
     if (now.type !== m.type) patch.type = now.type;
     if (now.state && (now.state !== m.state || now.type !== m.type)) patch.state = now.state;
-    // A memory's role, subject and times can be changed, not cleared (MemoryPatch: null leaves a field as it is).
-    if (now.role && now.role !== (m.role || "")) patch.role = now.role;
-    if (now.subject && now.subject !== (m.subject || "")) patch.subject = now.subject;
-    for (const key of ["due_at", "occurred_at"]) {
-      if (now[key] && splitStamp(now[key]).join() !== splitStamp(m[key]).join()) patch[key] = now[key];
-    }
+    // An optional field the form leaves empty ("no role", no subject, a cleared date) is named in
+    // MemoryPatch.clear, as memory_update's clear does: null would leave it as it is.
+    const clear = [];
+    const change = (key, value, same) => {
+      if (same) return;
+      if (value) patch[key] = value;
+      else clear.push(key);
+    };
+    change("role", now.role, now.role === (m.role || ""));
+    change("subject", now.subject, now.subject === (m.subject || ""));
+    for (const key of ["due_at", "occurred_at"]) change(key, now[key], splitStamp(now[key]).join() === splitStamp(m[key]).join());
+    if (clear.length) patch.clear = clear;
     if (Number(editImportance.value) !== m.importance) patch.importance = Number(editImportance.value);
     if (!Object.keys(patch).length) return notice("Nothing changed.");
     await guarded(async () => {
@@ -393,7 +404,8 @@ async function showMemory(id) {
     h("tbody", {}, data.history.map((v) => h("tr", { class: "version", "data-version": v.version },
       h("td", {}, v.version), h("td", {}, v.op), h("td", { class: "when" }, when(v.at)), h("td", { class: "client" }, v.client || "—"),
       h("td", {}, Object.entries(v.changes || {}).map(([k, c]) =>
-        h("div", {}, h("b", {}, k), ": ", c.old === null || c.old === undefined ? JSON.stringify(c.new) : `${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`)))))));
+        h("div", {}, h("b", {}, k), ": ", c.old === null || c.old === undefined ? JSON.stringify(c.new)
+          : `${JSON.stringify(c.old)} → ${c.new === null || c.new === undefined ? "(none)" : JSON.stringify(c.new)}`)))))));
 
   const chain = data.chain.length
     ? h("ol", { class: "chain", id: "chain" }, data.chain.map((c) => h("li", { class: c.current ? "current" : "" },
