@@ -165,7 +165,7 @@ def register(mcp: MCPServer, runtime: ToolRuntime) -> None:
         """Find memories by meaning and by words: keywords in each memory and in it with its session neighbours,
         meaning (vector), entities the query names (and who said what). Each hit says which signals found it and
         their scores; `context` > 0 also returns the memories around each hit in its session. Time words in the query
-        ("today's meetings", "last week", "in May 2023") filter on when memories occurred, and "the last X"
+        ("today's meetings", "last week", "in May 2023", "before the budget meeting") filter on when memories occurred, and "the last X"
         puts the most recent X first; `time` in the result says how they were read. Task words ("which tasks are
         overdue", "open tasks", "what's due next week", "tasks for the launch goal") filter on state, due date and goal;
         `tasks` says how they were read. Hits carry state, due_at, parent_id and a confidence (high, medium, low); weak

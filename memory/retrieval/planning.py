@@ -9,15 +9,16 @@
 2. Time words ("last week", "the last retro") become an ``occurred_at`` window
    (``memory.retrieval.time_words``), unless the caller gave ``since``/``until``; when the
    window holds nothing relevant, the best matches nearest it come back marked
-   ``outside_window`` (``memory.retrieval.time_preference``).
+   ``outside_window`` (``memory.retrieval.time_preference``). Without time words, an event
+   can name the window ("before the budget meeting": ``memory.retrieval.event_anchor``).
 3. When the goal the words named leaves nothing, the search runs again without it.
 4. The relevance floor (``memory.retrieval.relevance``) applies to free text only: structured
    filters already say what is relevant.
 5. Questions about due dates ("what is overdue", "what's due next week") and listings of a
    type ("what are my goals?") come back by due date, earliest first (undated last).
 
-At most four ranking passes: the goal's name, the search itself, a wider one around the
-time window, one without the goal.
+At most five ranking passes: the goal's name, the event that names the window, the search
+itself, a wider one around the time window, one without the goal.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from memory.models import MAX_LIMIT, OPEN_STATES, SearchHit, SearchQuery, TaskFilter, TimeWindow
+from memory.retrieval.event_anchor import EventPhrase, event_behind_topic, event_window, read_event
 from memory.retrieval.relevance import apply_floor, asks_anything
 from memory.retrieval.task_words import read as read_task_words
 from memory.retrieval.time_preference import (
@@ -76,6 +78,9 @@ def answer(q: SearchQuery, rank: Rank, now: datetime | None = None) -> Answer:
         # MAX_LIMIT) and the earliest due kept, not the `limit` that best match the filler words.
         q = q.model_copy(update={"limit": MAX_LIMIT})
     window, cleaned = resolve_time(text, now)
+    event: tuple[EventPhrase, SearchHit] | None = None
+    if window is None and q.since is None and q.until is None:
+        window, cleaned, event = _event_window(q, text, rank, now)
     hits: list[SearchHit]
     applied = False
     if window is None or q.since is not None or q.until is not None:
@@ -94,6 +99,8 @@ def answer(q: SearchQuery, rank: Rank, now: datetime | None = None) -> Answer:
             }
         )
         hits = happened_first(rank(timed), window, now or datetime.now(UTC))
+        if event is not None:
+            hits = event_behind_topic(hits, *event)
         if window.latest and hits:
             hits = most_recent_first(hits, cleaned, latest_subject(text))[: q.limit]
         applied = bool(hits)
@@ -124,6 +131,25 @@ def answer(q: SearchQuery, rank: Rank, now: datetime | None = None) -> Answer:
         relevance=_relevance(q, hits, dropped, window),
         below_floor=dropped,
     )
+
+
+def _event_window(
+    q: SearchQuery, text: str, rank: Rank, now: datetime | None
+) -> tuple[TimeWindow | None, str, tuple[EventPhrase, SearchHit] | None]:
+    """The window an event in ``text`` names ("before the budget meeting"), the text to search it with,
+    and the phrase with the event's memory; else (None, text, None)."""
+    phrase = read_event(text)
+    if phrase is None:
+        return None, text, None
+
+    def find(words: str, limit: int) -> list[SearchHit]:
+        return rank(SearchQuery(query=words, limit=limit, include_archived=q.include_archived))
+
+    found = event_window(phrase, find, now or datetime.now(UTC))
+    if found is None:
+        return None, text, None
+    window, event = found
+    return window, phrase.rest, (phrase, event)
 
 
 def _relevance(q: SearchQuery, hits: list[SearchHit], dropped: int, window: TimeWindow | None) -> str:
