@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.server.mcpserver.tools.base import Tool
+from postgres_support import fresh_database, postgres_server
 from support import CLIENT_INFO
 
 from memory import MemoryHome
@@ -22,8 +23,9 @@ from memory.retrieval.embedder import Embedder
 from server.app import build_server
 
 # Tiers are set in one place: the test itself. A test (or a whole module, through its
-# ``pytestmark``) carries ``pytest.mark.slow`` or ``pytest.mark.external``; pyproject's addopts
-# deselects both by default, and .ci/run lifts that with ``-m ""``.
+# ``pytestmark``) carries ``pytest.mark.slow``, ``pytest.mark.external`` or ``pytest.mark.postgres``
+# (needs the PostgreSQL that ``postgres_url`` starts); pyproject's addopts deselects them by
+# default, and .ci/run lifts that with ``-m ""``.
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,6 +82,21 @@ def module_home(tmp_path_factory, shared_embedder) -> MemoryHome:
     memory_home = MemoryHome(tmp_path_factory.mktemp("module-home"), embedder=shared_embedder)
     yield memory_home
     memory_home.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server with pgvector for the whole session: ``MEMCUBE_TEST_POSTGRES``, or an
+    embedded one started on first use (about 6 s) and stopped at the end (tests/postgres_support.py)."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty database of this test's own on that server, dropped afterwards."""
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 # The quick tier runs every client test in the modern protocol; its run in the 2025 handshake is

@@ -2,8 +2,8 @@
 
 A package that only arrives through another one (starlette through mcp, jinja2 through
 mlx-lm) can leave with that package's next release; declaring it keeps the install honest.
-The code in memory/ server/ tools/ needs [project] dependencies; bench/ and tests/ may also
-use the dev group.
+The code in memory/ server/ tools/ needs [project] dependencies (or, in the one package an
+optional extra serves, that extra's); bench/ and tests/ may also use the dev group.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ PACKAGE_DIRS = ("memory", "server", "tools")
 DEV_DIRS = ("bench", "tests")
 # Directories whose modules the scripts and tests import by bare name (sys.path entries).
 LOCAL_DIRS = (ROOT, ROOT / "bench", ROOT / "tests")
+# Each optional extra and the package that needs it: only there may the code import its distributions.
+EXTRA_PACKAGES = {"postgres": "memory/store/postgres/"}
 
 
 def _normalise(name: str) -> str:
@@ -44,6 +46,19 @@ def _declared() -> tuple[set[str], set[str]]:
     runtime = _requirement_names(pyproject["project"]["dependencies"])
     dev = _requirement_names(pyproject.get("dependency-groups", {}).get("dev", []))
     return runtime, runtime | dev
+
+
+@cache
+def _extras() -> dict[str, set[str]]:
+    """The package folder an optional extra serves -> the distributions that extra declares."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    assert set(extras) == set(EXTRA_PACKAGES), "name the package each optional extra serves in EXTRA_PACKAGES"
+    return {EXTRA_PACKAGES[name]: _requirement_names(requirements) for name, requirements in extras.items()}
+
+
+def _declared_for(file: str, declared: set[str]) -> set[str]:
+    """What a file may import: the declared distributions, and an extra's if the file is in its package."""
+    return declared.union(*(names for folder, names in _extras().items() if file.startswith(folder)))
 
 
 def _is_local(top: str) -> bool:
@@ -71,16 +86,20 @@ def _third_party_imports(folder: str) -> dict[str, set[str]]:
 
 
 def _undeclared(folders: tuple[str, ...], declared: set[str]) -> list[str]:
+    return [problem for folder in folders for problem in _undeclared_imports(_third_party_imports(folder), declared)]
+
+
+def _undeclared_imports(imports: dict[str, set[str]], declared: set[str]) -> list[str]:
     distributions = importlib.metadata.packages_distributions()
     problems = []
-    for folder in folders:
-        for top, files in sorted(_third_party_imports(folder).items()):
-            providers = {_normalise(name) for name in distributions.get(top, [])}
-            where = ", ".join(sorted(files)[:3])
-            if not providers:
-                problems.append(f"{top}: no installed distribution provides it (imported in {where})")
-            elif not providers & declared:
-                problems.append(f"{top}: from {' or '.join(sorted(providers))}, not declared (imported in {where})")
+    for top, files in sorted(imports.items()):
+        providers = {_normalise(name) for name in distributions.get(top, [])}
+        undeclared_in = sorted(file for file in files if not providers & _declared_for(file, declared))
+        where = ", ".join(undeclared_in[:3])
+        if not providers:
+            problems.append(f"{top}: no installed distribution provides it (imported in {', '.join(sorted(files)[:3])})")
+        elif undeclared_in:
+            problems.append(f"{top}: from {' or '.join(sorted(providers))}, not declared (imported in {where})")
     return problems
 
 
@@ -101,3 +120,10 @@ def test_the_check_sees_an_undeclared_import() -> None:
     """The scan itself works: a module that only arrives through mcp is reported when undeclared."""
     assert "starlette" in _third_party_imports("server")
     assert _undeclared(("server",), _declared()[0] - {"starlette"}) != []
+
+
+def test_an_extra_is_declared_only_for_its_package() -> None:
+    """psycopg (the postgres extra) may be imported by memory/store/postgres/ alone."""
+    runtime, _ = _declared()
+    assert _undeclared_imports({"psycopg": {"memory/store/postgres/schema.py"}}, runtime) == []
+    assert _undeclared_imports({"psycopg": {"memory/cube.py"}}, runtime) != []
