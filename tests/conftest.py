@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.server.mcpserver.tools.base import Tool
-from postgres_support import fresh_database, postgres_server
 from support import CLIENT_INFO
 
 from memory import MemoryHome
@@ -88,6 +87,8 @@ def module_home(tmp_path_factory, shared_embedder) -> MemoryHome:
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server with pgvector for the whole session: ``MEMCUBE_TEST_POSTGRES``, or an
     embedded one started on first use (about 6 s) and stopped at the end (tests/postgres_support.py)."""
+    from postgres_support import postgres_server  # the driver loads only for the postgres tier
+
     with postgres_server() as url:
         yield url
 
@@ -95,6 +96,8 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """The URL of a new, empty database of this test's own on that server, dropped afterwards."""
+    from postgres_support import fresh_database
+
     with fresh_database(postgres_url) as url:
         yield url
 
