@@ -65,8 +65,9 @@ def read_event(query: str) -> EventPhrase | None:
     # The window stands for the event as it stands for a date: the rest of the question orders what is in it.
     before, after = query[: match.start()], query[match.end() :]
     question = re.sub(r"\s+", " ", f"{before} {after}").strip()
-    asked = _stems(question)
-    missing = [w for w in _WORD.findall(event) if w.lower() not in STOPWORDS and _root(w.lower()) not in asked]
+    missing = [
+        w for w in _WORD.findall(event) if w.lower() not in STOPWORDS and _root(w.lower()) not in _stems(f"{before} {after}")
+    ]
     rest = re.sub(r"\s+", " ", " ".join([before, *missing, after])).strip()
     return EventPhrase(relation, match.group(0).strip(), event, rest, question)
 

@@ -257,11 +257,9 @@ class VectorMirror:
             positions = np.flatnonzero(mask)
             self._seal_a_segment()
             if not self._segments or allowed is not None:
-                # Exact scan: a small cube, or a filtered search. A filtered search of a segmented cube
-                # scores its own rows alone when they are few (a time window of a large cube); without
-                # segments its spread comes from the whole scan (``_population_spread``), which then
-                # serves its rows too, instead of scoring them twice.
-                few = bool(self._segments) and allowed is not None and len(positions) * FEW_ROWS_FRACTION < len(self._matrix)
+                # Exact scan: a small cube, or a filtered search, which scores its own rows alone
+                # when they are few (a time window of a large cube).
+                few = allowed is not None and len(positions) * FEW_ROWS_FRACTION < len(self._matrix)
                 every = None if few else _times(self._matrix, query)
                 scores = self._matrix[positions] @ query if every is None else every[positions]
                 mean, std = self._population_spread(
@@ -302,8 +300,8 @@ class VectorMirror:
             return (float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0)
         if self._segments:
             return self._moments_now().spread(query, include_archived=include_archived)
-        assert every is not None  # a cube without segments scans every row (``few`` needs segments)
-        population = every[np.flatnonzero(searchable)]
+        assert self._matrix is not None
+        population = (every if every is not None else _times(self._matrix, query))[np.flatnonzero(searchable)]
         return (float(population.mean()), float(population.std())) if len(population) else (0.0, 0.0)
 
     def _moments_now(self) -> Moments:
