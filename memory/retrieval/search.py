@@ -43,6 +43,7 @@ import numpy as np
 from memory import fork_join as parallel
 from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
+from memory.retrieval import kin
 from memory.retrieval.aliases import AliasTable
 from memory.retrieval.time_words import resolve as resolve_time
 from memory.retrieval.word_forms import with_forms
@@ -378,7 +379,8 @@ def hybrid_search(
     if len(q.signals) > 1:  # a one-signal search shows that signal's own ranking (a diagnostic view)
         head = max(RERANK_HEAD, q.limit * 3)  # the reordering below only ever reaches this deep
         rows = store.hit_rows([c.row_id for c in ranked[:head]])  # one read for the priors and the hits
-        ranked = _each_speaker_in_turn(_asks_last(_long_texts_diluted(ranked[:head], rows), rows), said) + ranked[head:]
+        reordered = _someone_elses_kin(_asks_last(_long_texts_diluted(ranked[:head], rows), rows), rows, q.query)
+        ranked = _each_speaker_in_turn(reordered, said) + ranked[head:]
     else:
         rows = store.hit_rows([c.row_id for c in ranked[: q.limit]])
     ranked = ranked[: q.limit]
@@ -467,6 +469,31 @@ def _asks_last(ranked: list[ScoredRow], rows: dict[int, tuple]) -> list[ScoredRo
         if row is not None and _ASKS.search(row[1][-200:]):
             candidate.add("asks", 1, -ASKS_PENALTY, -ASKS_PENALTY)
     return sorted(ranked, key=lambda c: (-c.fused, c.row_id))
+
+
+def _someone_elses_kin(ranked: list[ScoredRow], rows: dict[int, tuple], query: str) -> list[ScoredRow]:
+    """``ranked`` without the word match of memories that share with the query only a kinship word
+    the query means as the speaker's own relative and the memory as someone else's (``memory.retrieval.kin``)."""
+    own = kin.own_kin(query)
+    if not own:
+        return ranked
+    others = [w for w in content_words(resolve_time(query)[1]) if w not in own]  # time words say when, not what
+    changed = False
+    for candidate in ranked:
+        row = rows.get(candidate.row_id)
+        if row is None or not any(kin.only_someone_elses(row[1], word) for word in own):
+            continue
+        held = {w.lower() for w in _TOKEN.findall(row[1])}
+        if any(w in held or any(h.startswith(w[:5]) for h in held if len(w) >= 5) for w in others):
+            continue  # it shares more with the query than the word: its match stands
+        for signal in ("keyword", "context"):
+            part = candidate.parts.pop(signal, 0.0)
+            if part > 0:
+                candidate.fused -= part
+                candidate.signals.pop(signal, None)
+        candidate.signals["kin"] = (1, 0.0)
+        changed = True
+    return sorted(ranked, key=lambda c: (-c.fused, c.row_id)) if changed else ranked
 
 
 def _each_speaker_in_turn(ranked: list[ScoredRow], said: dict[int, str]) -> list[ScoredRow]:
