@@ -267,11 +267,11 @@ class GraphStore:
             deadline = time.monotonic() + hold_s
             # Another process may have applied these while we waited for the lock: re-read.
             while pending := store.outbox_batch(limit):
-                memory_ids = list(dict.fromkeys(memory_id for _, memory_id in pending))
+                memory_ids = list(dict.fromkeys(change.memory_id for change in pending))
                 self._resync(store, memory_ids)
                 # Still inside the session: no other process can empty the outbox (and let seqs
                 # restart) between the read above and this delete.
-                store.outbox_done(pending[-1][0])
+                store.outbox_done(pending[-1].seq)
                 applied += len(pending)
                 if time.monotonic() >= deadline:
                     break

@@ -29,6 +29,7 @@ import numpy as np
 
 from memory.entities import normalize
 from memory.store import threads
+from memory.store.change_log import ChangeLog
 from memory.store.rows import FIELDS, content_hash, dumps, to_column
 
 UNFINISHED_KEY = "import_unfinished"
@@ -70,6 +71,7 @@ def insert(
     client: str,
     note: dict[str, Any],
     at: str,
+    changes: ChangeLog,
 ) -> list[str]:
     """Store ``items`` inside the caller's write transaction; per item "imported", "imported with
     vector", "existing" (the id is taken) or "duplicate" (a live memory has the same text)."""
@@ -131,7 +133,7 @@ def insert(
         "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
         [(row_id, item.vector.astype(np.float32).tobytes()) for row_id, item in live_rows if item.vector is not None],
     )
-    conn.executemany("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", [(item.row["id"],) for _, item, _ in chosen])
+    changes.queue(conn, [item.row["id"] for _, item, _ in chosen])
     # New rows have no context windows yet (``threads.refresh`` would look for one of each):
     # rebuild the threads they joined.
     first, last = chosen[0][0], chosen[-1][0]

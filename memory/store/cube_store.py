@@ -31,6 +31,8 @@ from memory.store import connection as db
 from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
 from memory.store.bulk_import import ImportRow
+from memory.store.change_log import ChangeLog
+from memory.store.contract import Change
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
 from memory.store.rows import dumps as _dumps
@@ -167,6 +169,7 @@ class CubeStore:
                 raise full_disk_error(path) from exc
             raise
         self._files = FileWatch(path)
+        self.changes = ChangeLog(self._conn, self._lock, self.write)
 
     def close(self) -> None:
         with self._lock:
@@ -580,7 +583,9 @@ class CubeStore:
         with self.write() as conn:
             if unfinished is not None:
                 bulk_import.mark_unfinished(conn, unfinished)
-            return bulk_import.insert(conn, items, seq=self._next_seq(conn), model_id=model_id, client=client, note=note, at=at)
+            return bulk_import.insert(
+                conn, items, seq=self._next_seq(conn), model_id=model_id, client=client, note=note, at=at, changes=self.changes
+            )
 
     @contextmanager
     def bulk_writes(self) -> Iterator[None]:
@@ -627,25 +632,20 @@ class CubeStore:
                     self._entities_removed(conn)
                     self._write_entities(conn, row_id, json.loads(new["entities"]))
                 self._record(conn, memory_id, version + 1, "repair", now, client, changes)
-                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+                self.changes.queue(conn, [memory_id])
 
-    # -- the graph outbox -----------------------------------------------------------
+    # -- the change log (graph outbox): see ``self.changes`` -------------------------
 
-    def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
-        """The oldest queued graph changes as ``(seq, memory id)``."""
-        with self._lock:
-            return self._conn.execute("SELECT seq, memory_id FROM graph_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+    def outbox_batch(self, limit: int) -> list[Change]:
+        """The oldest queued graph changes (``ChangeLog.pending``)."""
+        return self.changes.pending(limit)
 
     def outbox_done(self, up_to_seq: int, *, rebuilt: bool = False) -> None:
         """Drop queued graph changes up to ``up_to_seq`` (applied); after a rebuild, clear its flag too."""
-        with self.write() as conn:
-            conn.execute("DELETE FROM graph_outbox WHERE seq <= ?", (up_to_seq,))
-            if rebuilt:
-                conn.execute("DELETE FROM cube_meta WHERE key = 'graph_rebuild'")
+        self.changes.done(up_to_seq, rebuilt=rebuilt)
 
     def outbox_high(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM graph_outbox").fetchone()[0])
+        return self.changes.high()
 
     def graph_member_ids(self) -> list[str]:
         """Memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link)."""
@@ -783,7 +783,7 @@ class CubeStore:
             relations = self._conn.execute(
                 "SELECT coalesce(sum(json_array_length(relations)), 0) FROM memories WHERE status = 'active'"
             ).fetchone()[0]
-            pending = self._conn.execute("SELECT count(*) FROM graph_outbox").fetchone()[0]
+            pending = self.changes.count()
         return {
             "active": by_status.get("active", 0),
             "archived": by_status.get("archived", 0),
@@ -871,7 +871,7 @@ class CubeStore:
                     for old_id in replaced
                     if self._supersede(conn, old_id, memory_id, now, client, seq, reasons[old_id])
                 ]
-                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+                self.changes.queue(conn, [memory_id])
                 batch_ids[item.hash] = memory_id
                 outcomes.append(AddOutcome(id=memory_id, created=True, superseded=superseded))
                 created_rows.append(row_id)
@@ -938,7 +938,7 @@ class CubeStore:
                 context.refresh(conn, [row_id])
                 context.refresh_threads(conn, moved_from)  # a new day can move it out of an inferred thread
             self._record(conn, memory_id, current.version + 1, "update", now, client, changes)
-            conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+            self.changes.queue(conn, [memory_id])
             return self._current(conn, memory_id)
 
     def set_status(
@@ -979,7 +979,7 @@ class CubeStore:
                 if to == "active" and memory.superseded_by:
                     changes.update(self._unlink(conn, memory, now, client, seq))
                 self._record(conn, memory.id, memory.version + 1, op, now, client, changes)
-                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
+                self.changes.queue(conn, [memory.id])
             placeholders = ",".join("?" * len(ids))
             context.refresh(
                 conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
@@ -1006,7 +1006,7 @@ class CubeStore:
                 self._record(
                     conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}}
                 )
-                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory.id,))
+                self.changes.queue(conn, [memory.id])
             context.refresh_threads(conn, threads)
             conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
             self._entities_removed(conn)  # the purged rows' entities went with them (trigger)
@@ -1076,7 +1076,7 @@ class CubeStore:
                 **({"reason": {"old": None, "new": reason}} if reason is not None else {}),
             },
         )
-        conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (old_id,))
+        self.changes.queue(conn, [old_id])
         return True
 
     def _restate(self, conn: sqlite3.Connection, item: NewMemory, now: str, client: str | None, seq: int) -> bool:
@@ -1126,7 +1126,7 @@ class CubeStore:
                 self._record(
                     conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}}
                 )
-                conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (newer.id,))
+                self.changes.queue(conn, [newer.id])
         return {"superseded_by": {"old": older.superseded_by, "new": None}}
 
     def _reactivate(self, conn: sqlite3.Connection, memory_id: str, now: str, client: str | None, seq: int) -> None:
@@ -1141,7 +1141,7 @@ class CubeStore:
         if current.superseded_by:
             changes.update(self._unlink(conn, current, now, client, seq))
         self._record(conn, memory_id, current.version + 1, "restore", now, client, changes)
-        conn.execute("INSERT INTO graph_outbox(memory_id, op) VALUES (?, 'sync')", (memory_id,))
+        self.changes.queue(conn, [memory_id])
 
     def add_feedback(self, memory_id: str, entry: FeedbackEntry, *, client: str | None) -> Memory:
         """Append an entry to a task's log; recorded as a version."""
@@ -1312,9 +1312,7 @@ class CubeStore:
             for row_id, relations in rows:
                 self._write_relations(conn, row_id, relations)
                 if relations:
-                    conn.execute(
-                        "INSERT INTO graph_outbox(memory_id, op) SELECT id, 'sync' FROM memories WHERE row_id = ?", (row_id,)
-                    )
+                    self.changes.queue_rows(conn, [row_id])
             if rows:
                 self.set_meta(conn, "relations_unread_from", str(max(r for r, _ in rows) + 1))
             if done:
