@@ -4,8 +4,9 @@ The embedded default (SQLite + sqlite-vec + FTS5 + Kuzu in the data folder) stay
 default; this engine is for a memory that several machines or a team share. It needs the
 ``postgres`` extra (``psycopg``) and a PostgreSQL server with the ``vector`` extension.
 
-So far it holds the schema and its migrations (``schema``); the store's contract and the
-engine's implementation of it come next.
+So far it holds the schema and its migrations (``schema``), the change log every server
+follows (``change_log``, the first table object of ``memory.store.contract``) and the access
+rules kept in the database (``access``); the other table objects come next.
 """
 
 from memory.store.postgres.schema import CHANGES_CHANNEL, EMBEDDING_DIM, SCHEMA_VERSION, migrate

@@ -258,8 +258,25 @@ _V2 = (
     )""",
 )
 
+# Version 3: who may read or write which cube (memory.access_rules.AccessConfig), shared by every
+# server on the database. Owned by the role that migrates (the admin's); a server's own role gets
+# only SELECT on them (memory.store.postgres.access.grant_server_role), so a server cannot widen
+# the rules it enforces.
+_V3 = (
+    """CREATE TABLE access_rules (
+        principal text NOT NULL,
+        cube text NOT NULL,
+        level text NOT NULL CHECK (level IN ('none', 'read', 'write')),
+        PRIMARY KEY (principal, cube)
+    )""",
+    """CREATE TABLE access_default (
+        only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        level text NOT NULL CHECK (level IN ('none', 'read', 'write'))
+    )""",
+)
+
 # Each migration: its statements, run in order in one transaction. Append; never edit a released one.
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
