@@ -1,0 +1,166 @@
+"""The PostgreSQL engine at scale: vector search latency and HNSW recall@10 against the exact scan.
+
+    uv run python bench/postgres.py [--memories N] [--queries Q] [--url URL]
+    uv run python bench/postgres.py --quick   # CI's check that it runs: 3,000 memories, 30 queries
+
+What it measures (issue 28, acceptance 4, the store's part): one cube of N memories in a
+PostgreSQL with pgvector (``--url``, or an embedded PostgreSQL 18 started here, as the tests
+do), loaded with COPY and indexed with HNSW (m=16, ef_construction=64, the schema's), then Q
+queries through ``PostgresVectors.nearest`` (the call the engine's search makes for its vector
+signal): latency p50/p95 per ``ef_search``, and recall@10 against the exact top 10 (numpy over
+the same vectors). Not yet through the MCP tool ``memory_search``: the engine's search path
+is not wired to it yet, so these are the store's figures.
+
+The vectors are generated, not embedded (embedding a million texts takes hours on two
+cores): unit vectors of 384 dimensions in clusters (a cluster's memories have cosines around
+0.6 with each other, as related memories do with the default model), queries near a stored
+memory. Uniformly random vectors would be the hardest case for HNSW and unlike real text.
+
+The last line is ``RESULT memories=... load_rows_per_s=... index_s=... ef_search=... p50_ms=... p95_ms=... recall10=...``
+for the engine's own ``ef_search`` (``memory.store.postgres.vectors.ef_for``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))
+
+from memory.store.postgres import EMBEDDING_DIM, migrate
+from memory.store.postgres.vectors import PostgresVectors, ef_for
+
+K = 10
+SPREAD = 0.8  # noise around a cluster's centre: two memories of one cluster have cosine ~1/(1+SPREAD^2)
+QUERY_NOISE = 0.5
+CHUNK = 20_000  # rows per COPY block
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n: int, rng: np.random.Generator) -> np.ndarray:
+    clusters = max(20, n // 200)
+    centres = unit(rng.standard_normal((clusters, EMBEDDING_DIM)))
+    out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        which = rng.integers(0, clusters, stop - start)
+        noise = rng.standard_normal((stop - start, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM)
+        out[start:stop] = unit(centres[which] + SPREAD * noise)
+    return out
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[str]:
+    from postgres_support import fresh_database, postgres_server
+
+    if url:
+        with fresh_database(url) as db:
+            yield db
+        return
+    with postgres_server() as server, fresh_database(server) as db:
+        yield db
+
+
+def load(conn: psycopg.Connection[Any], cube: int, vectors: np.ndarray) -> tuple[float, float]:
+    """COPY the memories in without the HNSW index, then build it; returns (rows/s, index seconds)."""
+    conn.execute("DROP INDEX memories_embedding")
+    started = time.perf_counter()
+    now = "2026-12-07T12:00:00Z"
+    with conn.cursor() as cursor:
+        with cursor.copy(
+            "COPY memories (row_id, cube, id, text, type, created_at, updated_at, content_hash, seq, embedding) FROM STDIN"
+        ) as copy:
+            for start in range(0, len(vectors), CHUNK):
+                block = io.StringIO()
+                np.savetxt(block, vectors[start : start + CHUNK], fmt="%.7g", delimiter=",")
+                lines = block.getvalue().splitlines()
+                copy.write(
+                    "".join(
+                        f"{start + i + 1}\t{cube}\tm{start + i}\tgenerated memory {start + i}\tfact\t{now}\t{now}\th{start + i}\t1\t[{line}]\n"
+                        for i, line in enumerate(lines)
+                    )
+                )
+                log(f"  copied {min(start + CHUNK, len(vectors)):,} / {len(vectors):,}")
+    loaded = time.perf_counter() - started
+    started = time.perf_counter()
+    conn.execute("SET maintenance_work_mem = '2GB'")
+    conn.execute(
+        "CREATE INDEX memories_embedding ON memories USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+    )
+    conn.execute("ANALYZE memories")
+    return len(vectors) / loaded, time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memories", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--url", help="a PostgreSQL with pgvector whose role may create databases (default: an embedded one)")
+    parser.add_argument("--quick", action="store_true", help="3,000 memories, 30 queries")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.memories, args.queries = 3_000, 30
+
+    rng = np.random.default_rng(7)
+    log(f"generating {args.memories:,} clustered vectors")
+    vectors = clustered(args.memories, rng)
+    picks = rng.integers(0, args.memories, args.queries)
+    queries = unit(vectors[picks] + QUERY_NOISE * rng.standard_normal((args.queries, EMBEDDING_DIM)) / np.sqrt(EMBEDDING_DIM))
+    exact = [set((np.argsort(-(vectors @ q))[:K] + 1).tolist()) for q in queries]  # row ids are 1-based
+
+    with database(args.url) as url, psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        row = conn.execute("INSERT INTO cubes (name) VALUES ('bench') RETURNING id").fetchone()
+        assert row is not None
+        cube = int(row[0])
+        rate, index_s = load(conn, cube, vectors)
+        log(f"loaded at {rate:,.0f} rows/s; HNSW index built in {index_s:.1f} s")
+        index = PostgresVectors(conn, cube)
+        own = ef_for(K)
+        results: dict[int, tuple[float, float, float]] = {}
+        print(f"{args.memories:,} memories, {args.queries} queries, k={K}")
+        print(f"{'ef_search':>10} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}")
+        for ef in sorted({40, own, 200}):
+            index.nearest(queries[0], K, ef_search=ef)  # warm the cache for this width
+            times, recalls = [], []
+            for q, truth in zip(queries, exact, strict=True):
+                started = time.perf_counter()
+                found = index.nearest(q, K, ef_search=ef)
+                times.append((time.perf_counter() - started) * 1000)
+                recalls.append(len({row_id for row_id, _ in found} & truth) / K)
+            results[ef] = (statistics.median(times), pct(times, 0.95), statistics.mean(recalls))
+            print(f"{ef:>10} {results[ef][0]:>8.2f} {results[ef][1]:>8.2f} {results[ef][2]:>10.3f}")
+    p50, p95, recall = results[own]
+    print(
+        f"RESULT memories={args.memories} load_rows_per_s={rate:.0f} index_s={index_s:.1f} ef_search={own} "
+        f"p50_ms={p50:.2f} p95_ms={p95:.2f} recall10={recall:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

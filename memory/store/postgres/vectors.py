@@ -1,0 +1,89 @@
+"""The vector signal on PostgreSQL: memories' embeddings in pgvector's HNSW index.
+
+The SQLite engine scores every stored vector of a cube in the process
+(``memory.store.vector_mirror``: exact, int8 with a bound); a shared cube may hold millions
+and live on another machine, so here the database answers with its approximate index. One
+HNSW index covers every cube (``memories_embedding``, cosine distance); a query filters by
+cube and status, which pgvector 0.8 serves with an iterative scan (it reads further into the
+graph until ``k`` rows pass the filter) instead of returning fewer rows than asked.
+
+``ef_search`` (how wide the graph search runs) trades time for recall: ``nearest`` sets it per
+query from ``k`` (``ef_for``), measured in bench/postgres.py for recall@10 against the exact scan.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+
+# bench/postgres.py at 100,000 memories (recall@10 against the exact scan, clustered vectors):
+# pgvector's default of 40 gave 0.964, 100 gave 1.000 for 0.1 ms more at the median; recall falls
+# as a cube grows, so the wider search leaves room for a million.
+MIN_EF_SEARCH = 100
+EF_PER_RESULT = 4
+SEARCHABLE = ("active",)
+SEARCHABLE_WITH_ARCHIVED = ("active", "archived")
+
+
+def vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector, '[x,y,...]': what the server casts to ``vector``.
+
+    Nine significant digits: a float32 goes to text and back unchanged.
+    """
+    return "[" + ",".join(format(float(x), ".9g") for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+def ef_for(k: int) -> int:
+    return max(MIN_EF_SEARCH, EF_PER_RESULT * k)
+
+
+class PostgresVectors:
+    """The embeddings of one cube's memories."""
+
+    def __init__(self, conn: psycopg.Connection[Any], cube_id: int) -> None:
+        self._conn = conn  # autocommit; each query runs in its own transaction (for its SET LOCALs)
+        self._lock = threading.Lock()
+        self.cube_id = cube_id
+
+    def store(self, conn: psycopg.Connection[Any], rows: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Set the vectors of these memories (by row id), in the caller's transaction."""
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE memories SET embedding = %s::vector WHERE cube = %s AND row_id = %s",
+                [(vector_text(vector), self.cube_id, row_id) for row_id, vector in rows],
+            )
+
+    def nearest(
+        self, vector: np.ndarray, k: int, *, include_archived: bool = False, ef_search: int | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` memories nearest to ``vector`` as ``(row id, cosine)``, best first (approximate: HNSW)."""
+        statuses = list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
+        with self._lock, self._conn.transaction():
+            self._conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'strict_order', true)",
+                (str(ef_search or ef_for(k)),),
+            )
+            rows = self._conn.execute(
+                "SELECT row_id, 1 - (embedding <=> %(v)s::vector) FROM memories "
+                "WHERE cube = %(cube)s AND status = ANY(%(statuses)s) AND embedding IS NOT NULL "
+                "ORDER BY embedding <=> %(v)s::vector LIMIT %(k)s",
+                {"v": vector_text(vector), "cube": self.cube_id, "statuses": statuses, "k": k},
+            ).fetchall()
+        return [(int(row_id), float(cosine)) for row_id, cosine in rows]
+
+    def exact(self, vector: np.ndarray, k: int, *, include_archived: bool = False) -> list[tuple[int, float]]:
+        """``nearest`` by scanning every vector of the cube (no index): the reference for recall."""
+        statuses = list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            rows = self._conn.execute(
+                "SELECT row_id, 1 - (embedding <=> %(v)s::vector) AS cosine FROM memories "
+                "WHERE cube = %(cube)s AND status = ANY(%(statuses)s) AND embedding IS NOT NULL "
+                "ORDER BY cosine DESC, row_id LIMIT %(k)s",
+                {"v": vector_text(vector), "cube": self.cube_id, "statuses": statuses, "k": k},
+            ).fetchall()
+        return [(int(row_id), float(cosine)) for row_id, cosine in rows]
