@@ -138,9 +138,13 @@ class MemCube:
         self.folder = folder
         self.embedder = embedder
         self.store = CubeStore(name, folder / "memory.db")
-        self.graph_store = GraphStore(folder / "graph" / "graph.kuzu")
-        # A restored backup carries no graph: the first use derives it from SQLite.
-        self.graph_store.needs_rebuild = self.store.meta("graph_rebuild") == "1"
+        try:
+            self.graph_store = GraphStore(folder / "graph" / "graph.kuzu")
+            # A restored backup carries no graph: the first use derives it from SQLite.
+            self.graph_store.needs_rebuild = self.store.meta("graph_rebuild") == "1"
+        except BaseException:
+            self.store.close()  # a cube that did not open holds no file (its opener may try again)
+            raise
         self.mirror = VectorMirror()
         self._vectors_ready = False
         self._vector_lock = threading.Lock()

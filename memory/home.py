@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from pathlib import Path
 
 from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_config
@@ -22,6 +24,8 @@ from memory.retrieval.embedder import Embedder
 from memory.store import db_file, filemodes
 
 log = logging.getLogger(__name__)
+# How long opening a cube goes on trying while another process holds its file locked (``MemoryHome._open``).
+OPEN_RETRY_S = 15.0
 
 
 class MemoryHome:
@@ -86,14 +90,36 @@ class MemoryHome:
             filemodes.private_dir(folder)
             filemodes.private_dir(folder / "graph")
             filemodes.private_file(folder / "memory.db")
-            try:
-                cube = MemCube(name, folder, self.embedder, custom_types=self.custom_types)
-            except MemCubeError:
-                raise
-            except Exception as exc:  # SQLite refused the file (malformed, not a database): say which cube
-                raise Unavailable(damage_reason(name, exc)) from exc
+            cube = self._open(name, folder)
             self._cubes[name] = cube
             return cube
+
+    def _open(self, name: str, folder: Path) -> MemCube:
+        """``MemCube(...)``, again while SQLite says the file is locked: a lock is not damage.
+
+        Processes that open one cube at the same moment (two MCP clients starting, servers
+        behind one address) contend for its locks, and some of SQLite's lock upgrades answer
+        "database is locked" at once instead of waiting, to avoid a deadlock (the busy handler
+        is not called there). Opening again after a short, jittered pause then succeeds; a
+        file still locked after ``OPEN_RETRY_S`` is reported as busy, never as damaged.
+        """
+        deadline = time.monotonic() + OPEN_RETRY_S
+        pause = 0.02
+        while True:
+            try:
+                return MemCube(name, folder, self.embedder, custom_types=self.custom_types)
+            except MemCubeError:
+                raise
+            except Exception as exc:  # SQLite refused the file: locked for now, or malformed / not a database
+                if not db_file.locked(exc):
+                    raise Unavailable(damage_reason(name, exc)) from exc
+                if time.monotonic() >= deadline:
+                    raise Unavailable(
+                        f"cube '{name}' is busy: another process kept it locked for {OPEN_RETRY_S:.0f} s ({exc}); try again"
+                    ) from exc
+                log.info("cube %s is locked by another process (%s); opening it again", name, exc)
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.5)
 
     def unknown(self, name: str) -> bool:
         """Whether ``cube(name)`` would answer ``NotFound``: no such cube and no other spelling of one."""

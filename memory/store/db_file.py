@@ -108,3 +108,12 @@ def known_ids(path: Path) -> set[str]:
 def rescued_copies(path: Path) -> list[Path]:
     """Copies saved beside ``path`` by a server whose ``path`` was deleted or replaced, oldest first."""
     return sorted(p for p in path.parent.glob(path.name + RESCUED + "*") if not p.name.endswith(("-wal", "-shm")))
+
+
+def locked(exc: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds the file's lock (busy), not because it is bad.
+
+    By message: the standard library's ``sqlite3`` and ``sqlean`` raise their own exception classes.
+    """
+    message = str(exc).lower()
+    return type(exc).__name__ == "OperationalError" and ("database is locked" in message or "database is busy" in message)
