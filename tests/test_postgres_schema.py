@@ -137,6 +137,30 @@ def test_hnsw_returns_the_nearest_memories_in_order(conn: psycopg.Connection[Any
     assert recall >= 0.9
 
 
+def test_status_counts_follow_inserts_status_changes_and_deletes(conn: psycopg.Connection[Any]) -> None:
+    """Kept per statement (schema v4): one statement of many rows, and single-row ones, both counted."""
+    cube, other = add_cube(conn, "team"), add_cube(conn, "other")
+    with conn.transaction():
+        for i in range(5):
+            add_memory(conn, cube, f"m{i}", f"memory {i}")
+        add_memory(conn, other, "x", "another cube's memory")
+
+    def counts(of: int) -> dict[str, int]:
+        rows = conn.execute("SELECT status, n FROM memory_status_counts WHERE cube = %s AND n <> 0", (of,)).fetchall()
+        return dict(rows)
+
+    assert counts(cube) == {"active": 5} and counts(other) == {"active": 1}
+    conn.execute("UPDATE memories SET status = 'archived' WHERE cube = %s AND id IN ('m0', 'm1')", (cube,))
+    conn.execute("UPDATE memories SET access_count = access_count + 1 WHERE cube = %s", (cube,))  # no status moves
+    assert counts(cube) == {"active": 3, "archived": 2}
+    conn.execute("UPDATE memories SET status = 'deleted' WHERE cube = %s AND id = 'm0'", (cube,))
+    conn.execute("DELETE FROM memories WHERE cube = %s AND id IN ('m2', 'm3')", (cube,))
+    assert counts(cube) == {"active": 1, "archived": 1, "deleted": 1}
+    assert counts(other) == {"active": 1}
+    real = dict(conn.execute("SELECT status, count(*) FROM memories WHERE cube = %s GROUP BY status", (cube,)).fetchall())
+    assert counts(cube) == real
+
+
 def test_keyword_search_finds_a_memory_by_a_stemmed_word(conn: psycopg.Connection[Any]) -> None:
     cube = add_cube(conn, "personal")
     add_memory(conn, cube, "run", "Alice was running marathons in Berlin", tags=["training"])
