@@ -133,6 +133,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
+    if args.store is not None:
+        return _doctor_store(args.store)
     from memory.doctor import check_home_cube
     from memory.doctor_checks import check_home
     from server.cli_output import progress
@@ -152,6 +154,27 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     finally:
         home.close()
     return 0 if healthy else 1
+
+
+def _doctor_store(given: str) -> int:
+    """``memcube doctor --store [URL]``: check a PostgreSQL store (the URL, else MEMCUBE_STORE)."""
+    from memory.config import setting
+
+    url = given or setting("MEMCUBE_STORE")
+    if not url:
+        print("memcube: --store needs a URL (postgresql://user@host/db) or MEMCUBE_STORE", file=sys.stderr)
+        return 2
+    try:
+        from memory.store.postgres.connect import refuse_password_on_command_line
+        from memory.store.postgres.doctor import check_store
+    except ImportError:
+        print("memcube: the PostgreSQL store needs the postgres extra: pip install 'memcube-mcp[postgres]'", file=sys.stderr)
+        return 2
+    if given:
+        refuse_password_on_command_line(given)
+    report = check_store(url)
+    print(report.render())
+    return 0 if report.healthy else 1
 
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
@@ -230,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="list the memories the old supersession rule archived that the current rule keeps, without restoring them",
+    )
+    doctor.add_argument(
+        "--store",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="check a PostgreSQL store instead of the data folder (without URL: MEMCUBE_STORE); the password comes "
+        "from PGPASSWORD or ~/.pgpass, never the command line",
     )
     doctor.set_defaults(func=cmd_doctor)
 
