@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[int, tuple[float, float, float]] = {}
         print(f"{args.memories:,} memories, {args.queries} queries, k={K}")
         print(f"{'ef_search':>10} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}")
-        for ef in sorted({40, own, 200}):
+        for ef in sorted({40, 100, own, 400}):
             index.nearest(queries[0], K, ef_search=ef)  # warm the cache for this width
             times, recalls = [], []
             for q, truth in zip(queries, exact, strict=True):
