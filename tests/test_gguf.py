@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gguf_files import reference_folder, smollm2_gguf, write_gguf
+from gguf_files import FAMILY_SHAPES, reference_folder, smollm2_gguf, write_gguf
 
 from memory.activation.base import NoLocalModel
 from memory.activation.engine import load_backend, resolve_model
@@ -26,17 +26,22 @@ TEXT = "Gina opened an online clothing store in 2023."
 
 
 @pytest.mark.parametrize("backend", ["mlx", "onnx"])
-@pytest.mark.parametrize("architecture", ["qwen2", "llama"])
+@pytest.mark.parametrize("architecture", ["qwen2", "llama", "qwen3", "gemma3", "phi3"])
 def test_a_converted_gguf_computes_what_its_weights_compute(architecture, backend, tmp_path):
-    """Names, the Llama query/key interleaving and biases all land where mlx-lm and the ONNX decoder
-    expect them: same logits as the original weights run directly (float32 file, tight tolerance)."""
-    weights = write_gguf(tmp_path / "tiny.gguf", architecture)
-    reference = load_backend(reference_folder(tmp_path / "ref", weights), "ref", "mlx")
+    """Names, the Llama query/key interleaving, biases, Qwen 3's head norms, Gemma 3's norms, scaled
+    embeddings and sliding windows, Phi 3's fused matrices all land where mlx-lm and the ONNX decoder
+    expect them: the same logits as mlx-lm's own model of the family run on the original weights,
+    whole sequence at once (float32 file, tight tolerance)."""
+    import mlx.core as mx
+
+    shape = FAMILY_SHAPES[architecture]
+    weights = write_gguf(tmp_path / "tiny.gguf", architecture, shape=shape)
+    reference = load_backend(reference_folder(tmp_path / "ref", weights, shape, architecture), "ref", "mlx")
     converted = load_backend(import_gguf(tmp_path / "tiny.gguf", tmp_path / "home", backend), "tiny", backend)
 
     tokens = reference.encode(TEXT)
     assert converted.encode(TEXT) == tokens
-    expected, _ = reference.prefill(reference.new_cache(), tokens)
+    expected = np.array(reference.model(mx.array(tokens)[None])[0, -1].astype(mx.float32))  # type: ignore[attr-defined]
     got, _ = converted.prefill(converted.new_cache(), tokens)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
 
@@ -54,6 +59,32 @@ def test_q8_0_blocks_stay_quantized_and_keep_the_llama_row_order(tmp_path):
     got, _ = converted.prefill(converted.new_cache(), tokens)
     # 8-bit blocks: close to the float weights, far closer than weights in the wrong row order would be.
     assert np.corrcoef(got, expected)[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("backend", ["mlx", "onnx"])
+def test_q5_0_blocks_that_mlx_cannot_read_are_dequantized_by_llama_cpps_reader(backend, tmp_path):
+    """Q4_K_M files hold Q5_0 matrices where a row is not a multiple of 256 (Gemma 3 270M's 640):
+    mx.load refuses them, so the file is read with llama.cpp's reader and dequantized. The reference
+    runs the same 5-bit values: the ONNX decoder (float32) must match it closely, MLX (quantized again
+    to 8-bit blocks) nearly."""
+    import gguf
+    import mlx.core as mx
+
+    shape = FAMILY_SHAPES["gemma3"]
+    weights = write_gguf(tmp_path / "q5.gguf", "gemma3", shape=shape, quantization="Q5_0")
+    q5 = gguf.GGMLQuantizationType.Q5_0
+    in_file = {k: gguf.quants.dequantize(gguf.quants.quantize(v, q5), q5) if v.ndim == 2 else v for k, v in weights.items()}
+    reference = load_backend(reference_folder(tmp_path / "ref", in_file, shape, "gemma3"), "ref", "mlx")
+    folder = import_gguf(tmp_path / "q5.gguf", tmp_path / "home", backend)
+    assert json.loads((folder / "memcube-gguf.json").read_text())["tensor_types"]["Q5_0"] > 0
+    converted = load_backend(folder, "q5", backend)
+    tokens = reference.encode(TEXT)
+    expected = np.array(reference.model(mx.array(tokens)[None])[0, -1].astype(mx.float32))  # type: ignore[attr-defined]
+    got, _ = converted.prefill(converted.new_cache(), tokens)
+    if backend == "onnx":
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+    else:
+        assert np.corrcoef(got, expected)[0, 1] > 0.9999
 
 
 def test_llama3_rope_scaling_is_taken_from_the_file_by_both_backends(tmp_path):
@@ -114,7 +145,7 @@ def _unsupported_architecture(path: Path) -> None:
 
 
 def _unsupported_quantization(path: Path) -> None:
-    write_gguf(path, "llama", tensor_type_override={"blk.0.ffn_down.weight": "Q5_0"})
+    write_gguf(path, "llama", tensor_type_override={"blk.0.ffn_down.weight": "IQ4_NL"})
 
 
 def _truncated(path: Path) -> None:
@@ -132,7 +163,7 @@ def _not_gguf(path: Path) -> None:
 
 BAD_FILES = {
     "unsupported architecture": (_unsupported_architecture, "architecture 'gemma2' is not supported; supported: llama, qwen2"),
-    "unsupported quantization": (_unsupported_quantization, "tensor type Q5_0 is not supported"),
+    "unsupported quantization": (_unsupported_quantization, "tensor type IQ4_NL is not supported"),
     "truncated": (_truncated, "is truncated or damaged"),
     "header cut short": (_header_cut, "truncated or damaged"),
     "not a GGUF file": (_not_gguf, "is not a GGUF file"),
