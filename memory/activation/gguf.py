@@ -104,6 +104,7 @@ class GGUFInfo(BaseModel):
     architecture: str
     name: str
     tensor_types: dict[str, int]
+    types_by_tensor: dict[str, str]  # tensor name -> its GGUF type
 
 
 def check_gguf(path: Path) -> GGUFInfo:
@@ -155,6 +156,7 @@ def check_gguf(path: Path) -> GGUFInfo:
         architecture=architecture,
         name=_field(reader, "general.name") or path.stem,
         tensor_types=dict(types),
+        types_by_tensor={t.name: t.tensor_type.name for t in reader.tensors},
     )
 
 
@@ -236,6 +238,7 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
 def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
     """Write the model folder (``mlx`` or ``onnx`` layout) for a checked GGUF file."""
     import mlx.core as mx
+    from gguf import GGUFReader
 
     from memory.activation.gguf_tokenizer import TokenizerRefused, build_tokenizer
 
@@ -243,12 +246,14 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
     if source.suffix.lower() != ".gguf":  # an Ollama blob: mx.load goes by the file extension
         source = folder / "source.gguf"
         source.symlink_to(info.path.resolve())
+    # llama.cpp's reader takes seconds over a large vocabulary (Gemma's 262,144 tokens): opened once, when needed.
+    reader = GGUFReader(info.path) if "BF16" in info.tensor_types or not set(info.tensor_types) <= set(MLX_READS) else None
     try:
-        if set(info.tensor_types) <= set(MLX_READS):
+        if reader is None or set(info.tensor_types) <= set(MLX_READS):
             loaded: Any = mx.load(str(source), return_metadata=True)  # (tensors, metadata) for a GGUF file
             weights, meta = loaded
         else:
-            weights, meta = _read_dequantized(info.path)
+            weights, meta = _read_dequantized(reader)
     except Exception as exc:
         raise GGUFRefused(f"{info.path.name} cannot be read: {exc}") from None
     try:
@@ -256,7 +261,7 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
     except TokenizerRefused as exc:
         raise GGUFRefused(f"{info.path.name}: {exc}") from None
     config = model_config(info.architecture, meta, weights)
-    weights = _hf_weights(info, weights, config, requantize=backend == "mlx")
+    weights = _hf_weights(info, weights, config, requantize=backend == "mlx", reader=reader)
     if backend == "mlx":
         float_dtype = _float_dtype(info)
         weights = {k: v.astype(float_dtype) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in weights.items()}
@@ -304,15 +309,13 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
     )
 
 
-def _read_dequantized(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every tensor as float32 and the metadata, read with llama.cpp's reader: what ``mx.load``
+def _read_dequantized(reader: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every tensor as float32 and the metadata, from llama.cpp's reader: what ``mx.load``
     returns, for the files it cannot read."""
     import mlx.core as mx
     import numpy as np
-    from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    reader = GGUFReader(path)
     meta = {key: field.contents() for key, field in reader.fields.items() if not key.startswith("GGUF.")}
     weights: dict[str, Any] = {}
     for tensor in reader.tensors:
@@ -550,13 +553,12 @@ def inv_freq(config: dict) -> Any:
     return frequencies.astype(np.float32)
 
 
-def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool) -> dict:
+def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool, reader: Any) -> dict:
     """Hugging Face names and layouts; dequantized K-quant matrices quantized again when ``requantize``."""
     import mlx.core as mx
-    from gguf import GGUFReader
 
-    tensors = {t.name: t for t in GGUFReader(info.path).tensors}
-    types = {name: t.tensor_type.name for name, t in tensors.items()}
+    tensors = {t.name: t for t in reader.tensors} if reader is not None else {}
+    types = info.types_by_tensor
     out: dict[str, Any] = {}
     for name, value in weights.items():
         base = name.rsplit(".", 1)[0]
