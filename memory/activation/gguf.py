@@ -32,7 +32,9 @@ import os
 import platform
 import shutil
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,7 @@ DEQUANTIZED_HERE = ("Q5_0", "Q5_1", "Q3_K", "Q5_K")
 READABLE = (*MLX_READS, *DEQUANTIZED_HERE)
 FLOAT_TYPES = ("F32", "F16", "BF16")
 FORMAT = "memcube-gguf/1"
+Progress = Callable[[str], None]  # told each step of a conversion, as a line a person reads
 _NAMES = (  # GGUF tensor names -> Hugging Face names, in the order they are applied
     ("token_embd", "model.embed_tokens"),
     ("attn_q_norm", "self_attn.q_norm"),
@@ -204,8 +207,15 @@ def gguf_backend(requested: str) -> str:
     return "mlx" if sys.platform == "darwin" and platform.machine() == "arm64" else "onnx"
 
 
-def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
+def import_gguf(
+    path: Path, home: Path, backend: str = "auto", *, float32: bool = False, progress: Progress | None = None
+) -> Path:
     """The model folder converted from ``path`` for ``backend``, converting it first if this file never was.
+
+    Args:
+        float32: ONNX only: every weight float32 instead of the file's quantized matrices as
+            ``MatMulNBits`` blocks (a folder of its own; for comparisons).
+        progress: told each step of a conversion (default: the log, at INFO).
 
     Raises:
         GGUFRefused: the file cannot be used (see ``check_gguf``); nothing is written then.
@@ -213,7 +223,8 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
     path = path.expanduser()
     info = check_gguf(path)
     backend = gguf_backend(backend)
-    target = gguf_root(home) / f"{file_sha256(path, home)[:32]}-{backend}"
+    variant = "-float32" if float32 and backend == "onnx" else ""
+    target = gguf_root(home) / f"{file_sha256(path, home)[:32]}-{backend}{variant}"
     if (target / "config.json").is_file():
         return target
     # Built beside the target and renamed into place: a crash or a second server converting the
@@ -222,7 +233,7 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True, mode=0o700)
     try:
-        convert(info, partial, backend)
+        convert(info, partial, backend, float32=float32, progress=progress)
         (partial / ".memcube-revision").write_text(f"gguf-sha256:{target.name}")
         try:
             partial.rename(target)
@@ -235,12 +246,23 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
     return target
 
 
-def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
-    """Write the model folder (``mlx`` or ``onnx`` layout) for a checked GGUF file."""
+def convert(info: GGUFInfo, folder: Path, backend: str, *, float32: bool = False, progress: Progress | None = None) -> None:
+    """Write the model folder (``mlx`` or ``onnx`` layout) for a checked GGUF file (see ``import_gguf``)."""
     import mlx.core as mx
     from gguf import GGUFReader
 
     from memory.activation.gguf_tokenizer import TokenizerRefused, build_tokenizer
+
+    started = time.monotonic()
+
+    def report(step: str) -> None:
+        line = f"converting {info.name} for {backend}: {step} ({time.monotonic() - started:.0f} s)"
+        if progress is not None:
+            progress(line)
+        else:
+            log.info("%s", line)
+
+    report(f"reading {info.size / 1e6:.0f} MB of weights")
 
     source = info.path
     if source.suffix.lower() != ".gguf":  # an Ollama blob: mx.load goes by the file extension
@@ -256,6 +278,7 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
             weights, meta = _read_dequantized(reader)
     except Exception as exc:
         raise GGUFRefused(f"{info.path.name} cannot be read: {exc}") from None
+    report("rebuilding the tokenizer")
     try:
         tokenizer = build_tokenizer(meta)
     except TokenizerRefused as exc:
@@ -265,10 +288,11 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
     if backend == "mlx":
         float_dtype = _float_dtype(info)
         weights = {k: v.astype(float_dtype) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in weights.items()}
+        report("writing model.safetensors")
         mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     else:
         config.pop("quantization", None)
-        _write_onnx(weights, config, folder)
+        _write_onnx(weights, config, folder, _onnx_bits(info), quantize=not float32, report=report)
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     tokenizer.save(str(folder / "tokenizer.json"))
     tokens = meta["tokenizer.ggml.tokens"]
@@ -328,18 +352,63 @@ def _read_dequantized(reader: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return weights, meta
 
 
-def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
-    """The network as an ONNX decoder with a KV cache (float32: ONNX Runtime's fastest CPU path)."""
+def _onnx_bits(info: GGUFInfo) -> dict[str, int]:
+    """Hugging Face weight name -> the bits its ONNX blocks keep, for each matrix the file quantizes:
+    4 where the file has 4 bits or fewer, 8 where it has more (Q5, Q6_K, Q8_0); float matrices stay float."""
+    bits = {}
+    for name, gguf_type in info.types_by_tensor.items():
+        if gguf_type not in FLOAT_TYPES:
+            bits[_hf_name(name, info.architecture)] = _mlx_bits(gguf_type)
+    return bits
+
+
+# Phi 3's fused matrices, split for the ONNX decoder: each part keeps its matrix's bits.
+_FUSED_PARTS = {
+    "self_attn.q_proj": "self_attn.qkv_proj",
+    "self_attn.k_proj": "self_attn.qkv_proj",
+    "self_attn.v_proj": "self_attn.qkv_proj",
+    "mlp.gate_proj": "mlp.gate_up_proj",
+    "mlp.up_proj": "mlp.gate_up_proj",
+}
+
+
+def _fused_source(key: str) -> str:
+    """The file's fused matrix a split part comes from (Phi 3), else ``key`` itself."""
+    for part, fused in _FUSED_PARTS.items():
+        if f".{part}." in key:
+            return key.replace(f".{part}.", f".{fused}.")
+    return key
+
+
+def _write_onnx(weights: dict, config: dict, folder: Path, bits: dict[str, int], *, quantize: bool, report: Progress) -> None:
+    """The network as an ONNX decoder with a KV cache: the file's quantized matrices as ONNX Runtime's
+    ``MatMulNBits`` blocks (``bits``: weight name -> 4 or 8), or every weight float32 without ``quantize``."""
     import onnx
 
     from memory.activation.onnx_export import onnx_decoder
+    from memory.activation.onnx_quant import can_quantize
 
     shape, variant = onnx_shape(config)
     plain = onnx_weights(_float32(weights), config)
+    quantized_bits: dict[str, int] = {}
+    for key, value in plain.items() if quantize else ():
+        source = key if key in bits else _fused_source(key)
+        if source in bits and can_quantize(value):
+            quantized_bits[key] = bits[source]
     local = None
     if variant.sliding_window is not None:
         local = inv_freq({**config, "rope_theta": config["rope_local_base_freq"], "rope_scaling": None})
-    model = onnx_decoder(shape, plain, inv_freq=inv_freq(config), variant=variant, local_inv_freq=local)
+    layers = shape.num_hidden_layers
+    model = onnx_decoder(
+        shape,
+        plain,
+        inv_freq=inv_freq(config),
+        variant=variant,
+        local_inv_freq=local,
+        quantized_bits=quantized_bits,
+        on_layer=lambda n: report(f"{'quantizing' if quantized_bits else 'building'} layer {n + 1}/{layers}"),
+    )
+    report("writing model.onnx")
     big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
     onnx.save_model(
         model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data"
@@ -385,7 +454,8 @@ def _float32(weights: dict) -> dict[str, Any]:
         if f"{stem}.scales" in weights:
             scales, biases = weights[f"{stem}.scales"], weights[f"{stem}.biases"]
             bits = value.shape[-1] // scales.shape[-1]
-            value = mx.dequantize(value, scales, biases, group_size=32, bits=bits)
+            # In float32: float16 arithmetic would round the file's values, which the ONNX blocks then keep.
+            value = mx.dequantize(value, scales.astype(mx.float32), biases.astype(mx.float32), group_size=32, bits=bits)
         plain[key] = np.array(value.astype(mx.float32))
     return plain
 
@@ -565,9 +635,7 @@ def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool
         gguf_type = types.get(f"{base}.weight")
         if gguf_type == "BF16" and name.endswith(".weight"):
             value = _bf16(tensors[f"{base}.weight"])
-        new = name
-        for old, replacement in (*_FAMILY_NAMES.get(info.architecture, ()), *_NAMES):
-            new = new.replace(old, replacement)
+        new = _hf_name(name, info.architecture)
         if info.architecture == "gemma3" and new.endswith("norm.weight"):
             value = value - 1.0  # llama.cpp stores Gemma's (1 + weight); Hugging Face and mlx-lm keep the weight
         if (
@@ -591,6 +659,12 @@ def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool
     if any(k.endswith(".scales") for k in out):
         config["quantization"] = {"group_size": 32, "bits": 4}  # per-layer bits are read from the shapes
     return out
+
+
+def _hf_name(gguf_name: str, architecture: str) -> str:
+    for old, replacement in (*_FAMILY_NAMES.get(architecture, ()), *_NAMES):
+        gguf_name = gguf_name.replace(old, replacement)
+    return gguf_name
 
 
 def _mlx_bits(gguf_type: str) -> int:

@@ -3,20 +3,32 @@
 The same graph serves Qwen 3, Gemma 3 and Phi 3: ``Variant`` says what a family changes (the
 activation, scaled embeddings, the attention scale, sliding-window layers), and the weights
 passed in say the rest (per-head query/key norms, norms after attention and MLP when present).
+Matrices named in ``quantized_bits`` are stored as 4- or 8-bit blocks and multiplied by ONNX
+Runtime's ``MatMulNBits``; a quantized embedding is stored once, as 8-bit blocks, read row by
+row for the input and multiplied as the output head when the two are tied.
 
 The GGUF import (``memory.activation.gguf``) turns a model file's weights into this graph
 for ONNX Runtime, the backend off Apple Silicon; the tests build the same graph from
 random weights (``tests/random_models.py``) so that both backends can be compared.
 Inputs and outputs follow the Hugging Face Optimum layout (``input_ids``,
 ``attention_mask``, ``position_ids``, ``past_key_values.{i}.key/value``; ``logits``,
-``present.{i}.key/value``).
+``present.{i}.key/value``), except that ``logits`` holds the last position's alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from memory.activation.onnx_quant import BLOCK_SIZE, quantize_blockwise
+
+EMBEDDING_BITS = 8  # the embedding's rows are the model's input: 4-bit blocks would blur every token
+# MatMulNBits' level 4 multiplies int8 blocks of the activations by the weight blocks, as llama.cpp
+# does (its Q8 activations): the only level with fast kernels for one token at a time on a CPU
+# (levels 0-1 unpack 8-bit blocks for every product). It costs ~0.5% relative error per product.
+ACCURACY_LEVEL = 4
 
 
 @dataclass(frozen=True)
@@ -59,12 +71,18 @@ def onnx_decoder(
     inv_freq: np.ndarray | None = None,
     variant: Variant = Variant(),
     local_inv_freq: np.ndarray | None = None,
+    quantized_bits: dict[str, int] | None = None,
+    on_layer: Callable[[int], None] | None = None,
+    accuracy_level: int = ACCURACY_LEVEL,
 ):  # -> onnx.ModelProto
     """The Qwen2 decoder as plain ONNX operators (opset 17), with a KV cache in and out.
 
     ``inv_freq``: the rotary frequencies when the model scales them (default: from rope_theta);
     ``local_inv_freq``: those of the sliding-window layers (default: ``inv_freq``). Norm weights
-    are used as given: a Gemma norm's (1 + weight) is the caller's to pass.
+    are used as given: a Gemma norm's (1 + weight) is the caller's to pass. ``quantized_bits``:
+    weight name -> 4 or 8, the matrices to store as ``MatMulNBits`` blocks (the rest stay float32).
+    ``on_layer``: told each layer's index as it is built (quantizing a large model takes a while).
+    ``accuracy_level``: MatMulNBits' (0: float32 products of the unpacked blocks, exact but slow).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -109,9 +127,55 @@ def onnx_decoder(
             return op("Mul", [op("Mul", [x, const(np.array(0.5, np.float32))]), op("Add", [op("Tanh", [inner]), one_f])])
         raise ValueError(f"activation {variant.activation!r} is not supported")
 
+    quantized = quantized_bits or {}
+
+    def blocks(key: str, bits: int) -> tuple[str, str, str, int, int]:
+        """The initializers of ``key`` as MatMulNBits blocks: codes, scales, zero points; N and K."""
+        q = quantize_blockwise(weights[key], bits)
+        for part, value in (("codes", q.codes), ("scales", q.scales.reshape(-1)), ("zero_points", q.zero_points.reshape(-1))):
+            inits.append(numpy_helper.from_array(value, f"{key}.{part}"))
+        rows, columns = q.shape
+        return f"{key}.codes", f"{key}.scales", f"{key}.zero_points", rows, columns
+
+    def matmul_blocks(x: str, parts: tuple[str, str, str, int, int], bits: int) -> str:
+        codes, scales, zero_points, rows, columns = parts
+        out = name("matmulnbits")
+        nodes.append(
+            helper.make_node(
+                "MatMulNBits",
+                [x, codes, scales, zero_points],
+                [out],
+                domain="com.microsoft",
+                K=columns,
+                N=rows,
+                bits=bits,
+                block_size=BLOCK_SIZE,
+                accuracy_level=accuracy_level,
+            )
+        )
+        return out
+
     def linear(x: str, key: str, bias: bool = False) -> str:
-        y = op("MatMul", [x, weight(key + ".weight", transpose=True)])
+        bits = quantized.get(key + ".weight")
+        if bits:
+            y = matmul_blocks(x, blocks(key + ".weight", bits), bits)
+        else:
+            y = op("MatMul", [x, weight(key + ".weight", transpose=True)])
         return op("Add", [y, weight(key + ".bias")]) if bias else y
+
+    def embedding_rows(parts: tuple[str, str, str, int, int]) -> str:
+        """The input rows of an 8-bit block-quantized embedding, dequantized: (code - zero point) * scale."""
+        codes, scales, zero_points, rows, columns = parts
+        per_row = const(np.array([rows, columns // BLOCK_SIZE], np.int64))
+        picked = op("Cast", [op("Gather", [codes, "input_ids"], axis=0)], to=TensorProto.FLOAT)  # [B, S, blocks, 32]
+        last = const(np.array([-1], np.int64))
+
+        def per_block(values: str) -> str:
+            gathered = op("Gather", [op("Reshape", [values, per_row]), "input_ids"], axis=0)
+            return op("Unsqueeze", [op("Cast", [gathered], to=TensorProto.FLOAT), last])
+
+        centred = op("Sub", [picked, per_block(zero_points)])
+        return op("Reshape", [op("Mul", [centred, per_block(scales)]), const(np.array([0, 0, columns], np.int64))])
 
     # Rotary embedding (rotate-half form, as in Hugging Face Qwen2 and mlx-lm's non-traditional RoPE).
     if inv_freq is None:
@@ -157,11 +221,18 @@ def onnx_decoder(
         local_mask = additive(op("And", [op("And", [causal, recent]), padding]))
     scale = const(np.array(variant.attention_scale or 1.0 / np.sqrt(d), np.float32))
 
-    x = op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], axis=0)
+    embedding = None
+    if "model.embed_tokens.weight" in quantized:
+        embedding = blocks("model.embed_tokens.weight", EMBEDDING_BITS)
+        x = embedding_rows(embedding)
+    else:
+        x = op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], axis=0)
     if variant.embedding_scale != 1.0:
         x = op("Mul", [x, const(np.array(variant.embedding_scale, np.float32))])
     for n in range(shape.num_hidden_layers):
         p = f"model.layers.{n}."
+        if on_layer is not None:
+            on_layer(n)
         sliding = variant.is_sliding(n)
         cos_sin, mask = (local_rotary, local_mask) if sliding else (global_rotary, global_mask)
         normed = rms_norm(x, p + "input_layernorm.weight")
@@ -191,12 +262,19 @@ def onnx_decoder(
         gate = linear(normed, p + "mlp.gate_proj")
         mlp = linear(op("Mul", [activation(gate), linear(normed, p + "mlp.up_proj")]), p + "mlp.down_proj")
         x = op("Add", [x, rms_norm(mlp, p + "post_feedforward_layernorm.weight") if sandwich else mlp])
+    # Only the last position's logits are output: the next token is all a decoder is asked for, and
+    # the output head over every prompt position was the largest product of a prefill.
+    x = op("Slice", [x, const(np.array([-1], np.int64)), const(np.array([np.iinfo(np.int64).max], np.int64)), axis1])
     x = rms_norm(x, "model.norm.weight")
     flat = op("Reshape", [x, const(np.array([-1, h], np.int64))])
-    head = weight("lm_head.weight") if "lm_head.weight" in weights else "model.embed_tokens.weight"  # else tied
-    logits = op("Gemm", [flat, head], transB=1)
-    batch_seq = op("Slice", [op("Shape", ["input_ids"]), const(np.array([0], np.int64)), const(np.array([2], np.int64))])
-    out_shape = op("Concat", [batch_seq, const(np.array([shape.vocab_size], np.int64))], axis=0)
+    if "lm_head.weight" in weights:
+        logits = linear(flat, "lm_head")
+    elif embedding is not None:  # tied to the quantized embedding: the same blocks
+        logits = matmul_blocks(flat, embedding, EMBEDDING_BITS)
+    else:
+        logits = op("Gemm", [flat, "model.embed_tokens.weight"], transB=1)
+    batch = op("Slice", [op("Shape", ["input_ids"]), const(np.array([0], np.int64)), const(np.array([1], np.int64))])
+    out_shape = op("Concat", [batch, const(np.array([1, shape.vocab_size], np.int64))], axis=0)
     nodes.append(helper.make_node("Reshape", [logits, out_shape], ["logits"]))
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
@@ -205,12 +283,13 @@ def onnx_decoder(
         helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
         helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
     ]
-    outputs = [helper.make_tensor_value_info("logits", f32, ["batch", "seq", shape.vocab_size])]
+    outputs = [helper.make_tensor_value_info("logits", f32, ["batch", 1, shape.vocab_size])]
     for n in range(shape.num_hidden_layers):
         for part in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{n}.{part}", f32, ["batch", kv, "past", d]))
             outputs.append(helper.make_tensor_value_info(f"present.{n}.{part}", f32, ["batch", kv, "total", d]))
     graph = helper.make_graph(nodes, "qwen2_decoder", inputs, outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="memcube")
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if quantized else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="memcube")
     model.ir_version = 8
     return model
