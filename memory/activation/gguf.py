@@ -284,7 +284,9 @@ def convert(info: GGUFInfo, folder: Path, backend: str, *, float32: bool = False
     except TokenizerRefused as exc:
         raise GGUFRefused(f"{info.path.name}: {exc}") from None
     config = model_config(info.architecture, meta, weights)
-    weights = _hf_weights(info, weights, config, requantize=backend == "mlx", reader=reader)
+    # Matrices MLX reads as floats (K-quants, Q5) are quantized again to MLX blocks, for either backend:
+    # the ONNX decoder keeps the same blocks (unless float32 is asked for).
+    weights = _hf_weights(info, weights, config, requantize=backend == "mlx" or not float32, reader=reader)
     if backend == "mlx":
         float_dtype = _float_dtype(info)
         weights = {k: v.astype(float_dtype) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in weights.items()}
@@ -292,7 +294,7 @@ def convert(info: GGUFInfo, folder: Path, backend: str, *, float32: bool = False
         mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     else:
         config.pop("quantization", None)
-        _write_onnx(weights, config, folder, _onnx_bits(info), quantize=not float32, report=report)
+        _write_onnx(weights, config, folder, quantize=not float32, report=report)
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     tokenizer.save(str(folder / "tokenizer.json"))
     tokens = meta["tokenizer.ggml.tokens"]
@@ -352,49 +354,16 @@ def _read_dequantized(reader: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return weights, meta
 
 
-def _onnx_bits(info: GGUFInfo) -> dict[str, int]:
-    """Hugging Face weight name -> the bits its ONNX blocks keep, for each matrix the file quantizes:
-    4 where the file has 4 bits or fewer, 8 where it has more (Q5, Q6_K, Q8_0); float matrices stay float."""
-    bits = {}
-    for name, gguf_type in info.types_by_tensor.items():
-        if gguf_type not in FLOAT_TYPES:
-            bits[_hf_name(name, info.architecture)] = _mlx_bits(gguf_type)
-    return bits
-
-
-# Phi 3's fused matrices, split for the ONNX decoder: each part keeps its matrix's bits.
-_FUSED_PARTS = {
-    "self_attn.q_proj": "self_attn.qkv_proj",
-    "self_attn.k_proj": "self_attn.qkv_proj",
-    "self_attn.v_proj": "self_attn.qkv_proj",
-    "mlp.gate_proj": "mlp.gate_up_proj",
-    "mlp.up_proj": "mlp.gate_up_proj",
-}
-
-
-def _fused_source(key: str) -> str:
-    """The file's fused matrix a split part comes from (Phi 3), else ``key`` itself."""
-    for part, fused in _FUSED_PARTS.items():
-        if f".{part}." in key:
-            return key.replace(f".{part}.", f".{fused}.")
-    return key
-
-
-def _write_onnx(weights: dict, config: dict, folder: Path, bits: dict[str, int], *, quantize: bool, report: Progress) -> None:
-    """The network as an ONNX decoder with a KV cache: the file's quantized matrices as ONNX Runtime's
-    ``MatMulNBits`` blocks (``bits``: weight name -> 4 or 8), or every weight float32 without ``quantize``."""
+def _write_onnx(weights: dict, config: dict, folder: Path, *, quantize: bool, report: Progress) -> None:
+    """The network as an ONNX decoder with a KV cache: MLX's quantized blocks kept as ONNX Runtime's
+    ``MatMulNBits`` blocks, or every weight float32 without ``quantize``."""
     import onnx
 
     from memory.activation.onnx_export import onnx_decoder
-    from memory.activation.onnx_quant import can_quantize
 
     shape, variant = onnx_shape(config)
-    plain = onnx_weights(_float32(weights), config)
-    quantized_bits: dict[str, int] = {}
-    for key, value in plain.items() if quantize else ():
-        source = key if key in bits else _fused_source(key)
-        if source in bits and can_quantize(value):
-            quantized_bits[key] = bits[source]
+    plain, blocks = _split_blocks(weights, keep=quantize)
+    plain, blocks = onnx_weights(plain, blocks, config)
     local = None
     if variant.sliding_window is not None:
         local = inv_freq({**config, "rope_theta": config["rope_local_base_freq"], "rope_scaling": None})
@@ -405,8 +374,8 @@ def _write_onnx(weights: dict, config: dict, folder: Path, bits: dict[str, int],
         inv_freq=inv_freq(config),
         variant=variant,
         local_inv_freq=local,
-        quantized_bits=quantized_bits,
-        on_layer=lambda n: report(f"{'quantizing' if quantized_bits else 'building'} layer {n + 1}/{layers}"),
+        quantized=blocks,
+        on_layer=lambda n: report(f"building layer {n + 1}/{layers}"),
     )
     report("writing model.onnx")
     big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
@@ -441,45 +410,71 @@ def onnx_shape(config: dict) -> tuple[Any, Any]:
     )
 
 
-def _float32(weights: dict) -> dict[str, Any]:
-    """numpy float32 arrays, MLX quantized triples dequantized."""
+def _split_blocks(weights: dict, *, keep: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """numpy float32 arrays, and MLX quantized triples as ``BlockQuantized`` (dequantized unless ``keep``)."""
     import mlx.core as mx
     import numpy as np
 
+    from memory.activation.onnx_quant import from_mlx
+
     plain: dict[str, np.ndarray] = {}
+    blocks: dict[str, Any] = {}
     for key, value in weights.items():
         if key.endswith((".scales", ".biases")):
             continue
         stem = key.removesuffix(".weight")
-        if f"{stem}.scales" in weights:
-            scales, biases = weights[f"{stem}.scales"], weights[f"{stem}.biases"]
+        if f"{stem}.scales" not in weights:
+            plain[key] = np.array(value.astype(mx.float32))
+            continue
+        # In float32: float16 scales and biases, as MLX keeps them, convert exactly.
+        scales, biases = weights[f"{stem}.scales"].astype(mx.float32), weights[f"{stem}.biases"].astype(mx.float32)
+        if keep:
+            blocks[key] = from_mlx(np.array(value), np.array(scales), np.array(biases))
+        else:
             bits = value.shape[-1] // scales.shape[-1]
-            # In float32: float16 arithmetic would round the file's values, which the ONNX blocks then keep.
-            value = mx.dequantize(value, scales.astype(mx.float32), biases.astype(mx.float32), group_size=32, bits=bits)
-        plain[key] = np.array(value.astype(mx.float32))
-    return plain
+            plain[key] = np.array(mx.dequantize(value, scales, biases, group_size=32, bits=bits))
+    return plain, blocks
 
 
-def onnx_weights(weights: dict, config: dict) -> dict:
-    """Hugging Face weights (numpy) as the ONNX decoder takes them: Phi 3's fused matrices split,
-    Gemma's norms as the (1 + weight) they multiply by, zero biases where a family has none."""
+def onnx_weights(plain: dict, blocks: dict, config: dict) -> tuple[dict, dict]:
+    """Hugging Face weights (numpy, and ``BlockQuantized``) as the ONNX decoder takes them: Phi 3's fused
+    matrices split, Gemma's norms as the (1 + weight) they multiply by, zero biases where a family has none."""
     import numpy as np
 
-    plain = dict(weights)
+    plain, blocks = dict(plain), dict(blocks)
     heads, kv_heads, d = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
     for n in range(config["num_hidden_layers"]):
         p = f"model.layers.{n}."
-        if (fused := plain.pop(p + "self_attn.qkv_proj.weight", None)) is not None:
-            q, k, v = np.split(fused, [heads * d, (heads + kv_heads) * d])
-            plain |= {p + "self_attn.q_proj.weight": q, p + "self_attn.k_proj.weight": k, p + "self_attn.v_proj.weight": v}
-        if (fused := plain.pop(p + "mlp.gate_up_proj.weight", None)) is not None:
-            gate, up = np.split(fused, 2)
-            plain |= {p + "mlp.gate_proj.weight": gate, p + "mlp.up_proj.weight": up}
+        _split_rows(plain, blocks, p + "self_attn.qkv_proj.weight", {"q": heads * d, "k": kv_heads * d, "v": kv_heads * d})
+        _split_rows(
+            plain, blocks, p + "mlp.gate_up_proj.weight", {"gate": config["intermediate_size"], "up": config["intermediate_size"]}
+        )
         for part, rows in (("q", heads), ("k", kv_heads), ("v", kv_heads)):  # the decoder adds biases; most have none
             plain.setdefault(p + f"self_attn.{part}_proj.bias", np.zeros(rows * d, np.float32))
     if config["model_type"] == "gemma3_text":
         plain = {k: v + np.float32(1.0) if k.endswith("norm.weight") else v for k, v in plain.items()}
-    return plain
+    return plain, blocks
+
+
+def _split_rows(plain: dict, blocks: dict, fused: str, parts: dict[str, int]) -> None:
+    """Phi 3's fused matrix ``fused`` (attn_qkv, or ffn_up holding gate and up) as its parts' own matrices."""
+    import dataclasses
+
+    import numpy as np
+
+    cuts = list(np.cumsum(list(parts.values()))[:-1])
+    module = "self_attn" if ".self_attn." in fused else "mlp"
+    names = [
+        fused.replace(f"{module}.qkv_proj", f"{module}.{part}_proj").replace("mlp.gate_up_proj", f"mlp.{part}_proj")
+        for part in parts
+    ]
+    if fused in plain:
+        plain |= dict(zip(names, np.split(plain.pop(fused), cuts), strict=True))
+    elif fused in blocks:
+        q = blocks.pop(fused)
+        pieces = zip(np.split(q.codes, cuts), np.split(q.scales, cuts), np.split(q.offsets, cuts), strict=True)
+        for name, (codes, scales, offsets) in zip(names, pieces, strict=True):
+            blocks[name] = dataclasses.replace(q, codes=codes, scales=scales, offsets=offsets)
 
 
 def _float_dtype(info: GGUFInfo) -> Any:

@@ -3,9 +3,9 @@
 The same graph serves Qwen 3, Gemma 3 and Phi 3: ``Variant`` says what a family changes (the
 activation, scaled embeddings, the attention scale, sliding-window layers), and the weights
 passed in say the rest (per-head query/key norms, norms after attention and MLP when present).
-Matrices named in ``quantized_bits`` are stored as 4- or 8-bit blocks and multiplied by ONNX
-Runtime's ``MatMulNBits``; a quantized embedding is stored once, as 8-bit blocks, read row by
-row for the input and multiplied as the output head when the two are tied.
+Matrices given as ``BlockQuantized`` stay 4- or 8-bit blocks, multiplied by ONNX Runtime's
+``MatMulNBits`` (see ``memory.activation.onnx_quant``); a quantized embedding is stored once,
+its rows unpacked in the graph for the input and its blocks multiplied as the tied output head.
 
 The GGUF import (``memory.activation.gguf``) turns a model file's weights into this graph
 for ONNX Runtime, the backend off Apple Silicon; the tests build the same graph from
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.activation.onnx_quant import BLOCK_SIZE, quantize_blockwise
+from memory.activation.onnx_quant import BLOCK_SIZE, BlockQuantized
 
-EMBEDDING_BITS = 8  # the embedding's rows are the model's input: 4-bit blocks would blur every token
 # MatMulNBits' level 4 multiplies int8 blocks of the activations by the weight blocks, as llama.cpp
 # does (its Q8 activations): the only level with fast kernels for one token at a time on a CPU
 # (levels 0-1 unpack 8-bit blocks for every product). It costs ~0.5% relative error per product.
@@ -71,7 +70,7 @@ def onnx_decoder(
     inv_freq: np.ndarray | None = None,
     variant: Variant = Variant(),
     local_inv_freq: np.ndarray | None = None,
-    quantized_bits: dict[str, int] | None = None,
+    quantized: dict[str, BlockQuantized] | None = None,
     on_layer: Callable[[int], None] | None = None,
     accuracy_level: int = ACCURACY_LEVEL,
 ):  # -> onnx.ModelProto
@@ -79,8 +78,8 @@ def onnx_decoder(
 
     ``inv_freq``: the rotary frequencies when the model scales them (default: from rope_theta);
     ``local_inv_freq``: those of the sliding-window layers (default: ``inv_freq``). Norm weights
-    are used as given: a Gemma norm's (1 + weight) is the caller's to pass. ``quantized_bits``:
-    weight name -> 4 or 8, the matrices to store as ``MatMulNBits`` blocks (the rest stay float32).
+    are used as given: a Gemma norm's (1 + weight) is the caller's to pass. ``quantized``: weight
+    name -> its blocks, for the matrices kept quantized (``weights`` need not hold them).
     ``on_layer``: told each layer's index as it is built (quantizing a large model takes a while).
     ``accuracy_level``: MatMulNBits' (0: float32 products of the unpacked blocks, exact but slow).
     """
@@ -127,55 +126,79 @@ def onnx_decoder(
             return op("Mul", [op("Mul", [x, const(np.array(0.5, np.float32))]), op("Add", [op("Tanh", [inner]), one_f])])
         raise ValueError(f"activation {variant.activation!r} is not supported")
 
-    quantized = quantized_bits or {}
+    blocks_of = quantized or {}
 
-    def blocks(key: str, bits: int) -> tuple[str, str, str, int, int]:
-        """The initializers of ``key`` as MatMulNBits blocks: codes, scales, zero points; N and K."""
-        q = quantize_blockwise(weights[key], bits)
-        for part, value in (("codes", q.codes), ("scales", q.scales.reshape(-1)), ("zero_points", q.zero_points.reshape(-1))):
-            inits.append(numpy_helper.from_array(value, f"{key}.{part}"))
+    def block_inputs(key: str) -> tuple[str, str, str | None]:
+        """The initializers of ``key``'s blocks (codes, scales, remainders [K / 32, N]), added once. A
+        symmetric grid (llama.cpp's Q4_0, Q8_0) leaves no remainder: none is stored then."""
+        q = blocks_of[key]
+        remainders = q.remainders
+        symmetric = not remainders.any()
+        if f"{key}.codes" not in added:
+            added.add(f"{key}.codes")
+            inits.append(numpy_helper.from_array(q.codes, f"{key}.codes"))
+            inits.append(numpy_helper.from_array(q.scales.reshape(-1), f"{key}.scales"))
+            if not symmetric:
+                inits.append(numpy_helper.from_array(remainders.T.copy(), f"{key}.remainders"))
+        return f"{key}.codes", f"{key}.scales", None if symmetric else f"{key}.remainders"
+
+    added: set[str] = set()
+
+    def matmul_blocks(x: str, key: str, rank: int) -> str:
+        """x [..., K] (``rank`` axes) times the blocks of ``key``: MatMulNBits, plus each block's input sum
+        times its remainder."""
+        q = blocks_of[key]
+        codes, scales, remainders = block_inputs(key)
         rows, columns = q.shape
-        return f"{key}.codes", f"{key}.scales", f"{key}.zero_points", rows, columns
-
-    def matmul_blocks(x: str, parts: tuple[str, str, str, int, int], bits: int) -> str:
-        codes, scales, zero_points, rows, columns = parts
         out = name("matmulnbits")
         nodes.append(
             helper.make_node(
                 "MatMulNBits",
-                [x, codes, scales, zero_points],
+                [x, codes, scales],
                 [out],
                 domain="com.microsoft",
                 K=columns,
                 N=rows,
-                bits=bits,
+                bits=q.bits,
                 block_size=BLOCK_SIZE,
                 accuracy_level=accuracy_level,
             )
         )
-        return out
+        if remainders is None:
+            return out
+        per_block = op("Reshape", [x, const(np.array([0] * (rank - 1) + [columns // BLOCK_SIZE, BLOCK_SIZE], np.int64))])
+        sums = op("ReduceSum", [per_block, const(np.array([-1], np.int64))], keepdims=0)
+        return op("Add", [out, op("MatMul", [sums, remainders])])
 
-    def linear(x: str, key: str, bias: bool = False) -> str:
-        bits = quantized.get(key + ".weight")
-        if bits:
-            y = matmul_blocks(x, blocks(key + ".weight", bits), bits)
+    def linear(x: str, key: str, bias: bool = False, rank: int = 3) -> str:
+        if key + ".weight" in blocks_of:
+            y = matmul_blocks(x, key + ".weight", rank)
         else:
             y = op("MatMul", [x, weight(key + ".weight", transpose=True)])
         return op("Add", [y, weight(key + ".bias")]) if bias else y
 
-    def embedding_rows(parts: tuple[str, str, str, int, int]) -> str:
-        """The input rows of an 8-bit block-quantized embedding, dequantized: (code - zero point) * scale."""
-        codes, scales, zero_points, rows, columns = parts
+    def embedding_rows(key: str) -> str:
+        """The input rows of a block-quantized embedding, unpacked: scale * code + offset."""
+        q = blocks_of[key]
+        codes, scales, _ = block_inputs(key)
+        rows, columns = q.shape
         per_row = const(np.array([rows, columns // BLOCK_SIZE], np.int64))
-        picked = op("Cast", [op("Gather", [codes, "input_ids"], axis=0)], to=TensorProto.FLOAT)  # [B, S, blocks, 32]
-        last = const(np.array([-1], np.int64))
+        picked = op("Cast", [op("Gather", [codes, "input_ids"], axis=0)], to=TensorProto.FLOAT)  # [B, S, blocks, bytes]
+        if q.bits == 4:  # two codes a byte, the even column in the low nibble
+            high = op("Floor", [op("Div", [picked, const(np.array(16.0, np.float32))])])
+            low = op("Sub", [picked, op("Mul", [high, const(np.array(16.0, np.float32))])])
+            picked = op("Concat", [op("Unsqueeze", [low, last]), op("Unsqueeze", [high, last])], axis=-1)
+            picked = op("Reshape", [picked, const(np.array([0, 0, 0, BLOCK_SIZE], np.int64))])
+        offsets = f"{key}.offsets"
+        inits.append(numpy_helper.from_array(q.offsets.reshape(-1), offsets))
 
         def per_block(values: str) -> str:
-            gathered = op("Gather", [op("Reshape", [values, per_row]), "input_ids"], axis=0)
-            return op("Unsqueeze", [op("Cast", [gathered], to=TensorProto.FLOAT), last])
+            return op("Unsqueeze", [op("Gather", [op("Reshape", [values, per_row]), "input_ids"], axis=0), last])
 
-        centred = op("Sub", [picked, per_block(zero_points)])
-        return op("Reshape", [op("Mul", [centred, per_block(scales)]), const(np.array([0, 0, columns], np.int64))])
+        values = op("Add", [op("Mul", [picked, per_block(scales)]), per_block(offsets)])
+        return op("Reshape", [values, const(np.array([0, 0, columns], np.int64))])
+
+    last = const(np.array([-1], np.int64))
 
     # Rotary embedding (rotate-half form, as in Hugging Face Qwen2 and mlx-lm's non-traditional RoPE).
     if inv_freq is None:
@@ -221,10 +244,8 @@ def onnx_decoder(
         local_mask = additive(op("And", [op("And", [causal, recent]), padding]))
     scale = const(np.array(variant.attention_scale or 1.0 / np.sqrt(d), np.float32))
 
-    embedding = None
-    if "model.embed_tokens.weight" in quantized:
-        embedding = blocks("model.embed_tokens.weight", EMBEDDING_BITS)
-        x = embedding_rows(embedding)
+    if "model.embed_tokens.weight" in blocks_of:
+        x = embedding_rows("model.embed_tokens.weight")
     else:
         x = op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], axis=0)
     if variant.embedding_scale != 1.0:
@@ -267,10 +288,10 @@ def onnx_decoder(
     x = op("Slice", [x, const(np.array([-1], np.int64)), const(np.array([np.iinfo(np.int64).max], np.int64)), axis1])
     x = rms_norm(x, "model.norm.weight")
     flat = op("Reshape", [x, const(np.array([-1, h], np.int64))])
-    if "lm_head.weight" in weights:
-        logits = linear(flat, "lm_head")
-    elif embedding is not None:  # tied to the quantized embedding: the same blocks
-        logits = matmul_blocks(flat, embedding, EMBEDDING_BITS)
+    if "lm_head.weight" in weights or "lm_head.weight" in blocks_of:
+        logits = linear(flat, "lm_head", rank=2)
+    elif "model.embed_tokens.weight" in blocks_of:  # tied to the quantized embedding: the same blocks
+        logits = matmul_blocks(flat, "model.embed_tokens.weight", rank=2)
     else:
         logits = op("Gemm", [flat, "model.embed_tokens.weight"], transB=1)
     batch = op("Slice", [op("Shape", ["input_ids"]), const(np.array([0], np.int64)), const(np.array([1], np.int64))])
@@ -289,7 +310,7 @@ def onnx_decoder(
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{n}.{part}", f32, ["batch", kv, "past", d]))
             outputs.append(helper.make_tensor_value_info(f"present.{n}.{part}", f32, ["batch", kv, "total", d]))
     graph = helper.make_graph(nodes, "qwen2_decoder", inputs, outputs, initializer=inits)
-    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if quantized else [])
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if blocks_of else [])
     model = helper.make_model(graph, opset_imports=opsets, producer_name="memcube")
     model.ir_version = 8
     return model

@@ -1,12 +1,17 @@
 """Block-quantized weights for ONNX Runtime's ``MatMulNBits`` (com.microsoft domain).
 
 A matrix [N, K] (Hugging Face layout: output rows, input columns) is cut into blocks of 32
-along K; each block keeps 4- or 8-bit codes q, a float32 scale and an integer zero point, and
-stands for (q - zero_point) * scale. This is the layout ``MatMulNBits`` multiplies with
-directly: the codes in [N, K / 32, 32 * bits / 8] bytes (two 4-bit codes a byte, the lower
-column in the low nibble), the scales [N * K / 32], the zero points packed like the codes.
-The asymmetric min-max grid reproduces a llama.cpp Q4_1 or Q8_0 block nearly exactly, since
-those are affine grids over the same 32 columns.
+along K; each block keeps 4- or 8-bit codes c, a scale and an offset, and stands for
+``scale * c + offset``: the affine blocks MLX quantizes to and llama.cpp's Q4_0, Q4_1 and
+Q8_0 blocks are (``mx.load`` returns those as they are, so they arrive here exactly).
+
+``MatMulNBits`` multiplies by ``scale * (c - zero)`` with an integer zero point; an offset
+that is not a whole number of steps (Q4_1's minimum) does not fit it. So the product is
+taken in two parts: ``MatMulNBits`` with the default zero point (2^(bits-1)), plus the sum of
+each block of the input times the block's remainder ``offset + zero * scale``, a product 32
+times smaller. Stored: the codes [N, K / 32, 32 * bits / 8] bytes (two 4-bit codes a byte,
+the lower column in the low nibble, as MLX packs them), scales [N * K / 32] and remainders
+[K / 32, N], float32.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ BLOCK_SIZE = 32
 class BlockQuantized:
     codes: np.ndarray  # uint8 [N, K / BLOCK_SIZE, BLOCK_SIZE * bits / 8]
     scales: np.ndarray  # float32 [N, K / BLOCK_SIZE]
-    zero_points: np.ndarray  # uint8 [N, K / BLOCK_SIZE] (8 bits) or [N, ceil(K / BLOCK_SIZE / 2)] (4 bits, packed)
+    offsets: np.ndarray  # float32 [N, K / BLOCK_SIZE]
     bits: int
 
     @property
@@ -30,48 +35,51 @@ class BlockQuantized:
         rows, blocks = self.scales.shape
         return rows, blocks * BLOCK_SIZE
 
+    @property
+    def remainders(self) -> np.ndarray:
+        """What ``MatMulNBits`` (default zero point) leaves out of each block: offset + zero * scale."""
+        return (self.offsets + 2 ** (self.bits - 1) * self.scales).astype(np.float32)
+
     def dequantize(self) -> np.ndarray:
-        """The float32 matrix [N, K] these blocks stand for (what ``MatMulNBits`` multiplies by)."""
-        codes = _unpack(self.codes, self.bits).astype(np.float32)
-        zero = _unpack(self.zero_points, self.bits)[:, : self.scales.shape[1]].astype(np.float32)
-        return ((codes - zero[..., None]) * self.scales[..., None]).reshape(self.shape)
+        """The float32 matrix [N, K] these blocks stand for."""
+        codes = unpack(self.codes, self.bits).astype(np.float32)
+        return (codes * self.scales[..., None] + self.offsets[..., None]).reshape(self.shape)
 
 
 def can_quantize(matrix: np.ndarray) -> bool:
     return matrix.ndim == 2 and matrix.shape[1] % BLOCK_SIZE == 0
 
 
+def from_mlx(packed: np.ndarray, scales: np.ndarray, biases: np.ndarray) -> BlockQuantized:
+    """An MLX quantized triple (group size 32: uint32 words of codes, scales, biases) as these blocks."""
+    rows, words = packed.shape
+    blocks = scales.shape[1]
+    bits = words * 32 // (blocks * BLOCK_SIZE)
+    codes = np.ascontiguousarray(packed).view(np.uint8).reshape(rows, blocks, BLOCK_SIZE * bits // 8)
+    return BlockQuantized(codes=codes, scales=scales.astype(np.float32), offsets=biases.astype(np.float32), bits=bits)
+
+
 def quantize_blockwise(matrix: np.ndarray, bits: int) -> BlockQuantized:
-    """``matrix`` [N, K] (K a multiple of 32) as ``bits``-bit blocks (4 or 8) with min-max scales."""
+    """``matrix`` [N, K] (K a multiple of 32) as ``bits``-bit blocks (4 or 8) spanning each block's range."""
     if bits not in (4, 8):
         raise ValueError(f"MatMulNBits blocks of {bits} bits are not written here (4 or 8)")
     rows, columns = matrix.shape
     blocks = matrix.astype(np.float32).reshape(rows, columns // BLOCK_SIZE, BLOCK_SIZE)
-    # The grid spans each block's range and includes 0, so a block of zeros stays zeros.
-    low, high = np.minimum(blocks.min(-1), 0.0), np.maximum(blocks.max(-1), 0.0)
-    top = 2**bits - 1
-    scales = (high - low) / top
+    low, high = blocks.min(-1), blocks.max(-1)
+    scales = (high - low) / (2**bits - 1)
     scales[scales == 0] = 1.0
-    zero = np.clip(np.round(-low / scales), 0, top)
-    codes = np.clip(np.round(blocks / scales[..., None]) + zero[..., None], 0, top).astype(np.uint8)
-    return BlockQuantized(
-        codes=_pack(codes, bits),
-        scales=scales.astype(np.float32),
-        zero_points=_pack(zero.astype(np.uint8), bits),
-        bits=bits,
-    )
+    codes = np.clip(np.round((blocks - low[..., None]) / scales[..., None]), 0, 2**bits - 1).astype(np.uint8)
+    return BlockQuantized(codes=pack(codes, bits), scales=scales.astype(np.float32), offsets=low.astype(np.float32), bits=bits)
 
 
-def _pack(values: np.ndarray, bits: int) -> np.ndarray:
+def pack(values: np.ndarray, bits: int) -> np.ndarray:
     """Codes along the last axis, two to a byte for 4 bits (the even position in the low nibble)."""
     if bits == 8:
         return values
-    if values.shape[-1] % 2:
-        values = np.concatenate([values, np.zeros((*values.shape[:-1], 1), np.uint8)], axis=-1)
     return (values[..., 0::2] | (values[..., 1::2] << 4)).astype(np.uint8)
 
 
-def _unpack(packed: np.ndarray, bits: int) -> np.ndarray:
+def unpack(packed: np.ndarray, bits: int) -> np.ndarray:
     if bits == 8:
         return packed
     return np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(*packed.shape[:-1], packed.shape[-1] * 2)
