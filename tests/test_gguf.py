@@ -282,6 +282,16 @@ def test_a_bad_file_is_refused_clearly_and_leaves_the_configured_model_alone(cas
     assert resolve_model(LocalModelConfig(path=str(good)), home)[0] == converted
 
 
+def test_model_import_reports_each_step_on_stderr_and_only_the_result_on_stdout(tmp_path, capsys):
+    write_gguf(tmp_path / "tiny.gguf", "phi3", shape=FAMILY_SHAPES["phi3"], quantization="Q8_0")
+
+    assert cli(["--home", str(tmp_path / "home"), "model", "import", str(tmp_path / "tiny.gguf"), "--backend", "onnx"]) == 0
+    out, err = capsys.readouterr()
+    assert "converting tiny phi3 for onnx: reading" in err
+    assert "building layer 2/2" in err and "writing model.onnx" in err
+    assert "converting" not in out and "tiny.gguf ->" in out
+
+
 def test_a_missing_file_is_reported_as_a_path(tmp_path):
     with pytest.raises(NoLocalModel, match="no such file: .*missing.gguf"):
         resolve_model(LocalModelConfig(path=str(tmp_path / "missing.gguf")), tmp_path)
