@@ -9,12 +9,15 @@ that the backends load like any other: config.json, tokenizer.json and tokenizer
 converted once however it is named, and a changed file gets a new folder.
 
 Weights: ``mx.load`` reads GGUF directly. Q4_0, Q4_1 and Q8_0 blocks arrive as MLX affine
-quantized triples (group size 32) and stay so for MLX; F16, F32 and the K-quants MLX can read
-(Q2_K, Q4_K, Q6_K) arrive dequantized, and for MLX matrices from K-quants are quantized again
-to MLX group-32 blocks so that memory stays near the file's size. Files with types mx.load
-refuses (Q5_0, Q5_1, Q3_K, Q5_K: Q4_K_M and Q5_K_M files hold some) are read with llama.cpp's
-reader and dequantized, then quantized again the same way. The ONNX decoder takes float32 weights. llama.cpp stores a Llama model's query and key rows interleaved for its
-rotary embedding; they are put back in the Hugging Face order both backends expect.
+quantized triples (group size 32) and stay so; F16, F32 and the K-quants MLX can read (Q2_K,
+Q4_K, Q6_K) arrive dequantized, and matrices from K-quants are quantized again to MLX group-32
+blocks so that memory stays near the file's size. Files with types mx.load refuses (Q5_0, Q5_1,
+Q3_K, Q5_K: Q4_K_M and Q5_K_M files hold some) are read with llama.cpp's reader and
+dequantized, then quantized again the same way. Both backends keep the same blocks: MLX as
+they are, the ONNX decoder as ONNX Runtime's ``MatMulNBits`` blocks (``onnx_quant``); float
+matrices stay float (float32 on a CPU). llama.cpp stores a Llama model's query and key rows
+interleaved for its rotary embedding; they are put back in the Hugging Face order both
+backends expect.
 
 Architectures: Llama, Qwen2, Qwen 3 (per-head query/key norms), Gemma 3 (norms around each
 block, scaled embeddings, GELU, sliding-window layers) and Phi 3 (fused query/key/value and
@@ -200,7 +203,7 @@ def gguf_backend(requested: str) -> str:
     """The backend a GGUF file is converted for: MLX on Apple Silicon, ONNX Runtime elsewhere.
 
     MLX's CPU build computes quantized and half-precision products element by element, far
-    slower than ONNX Runtime's float32 kernels, so off Apple Silicon the weights become ONNX.
+    slower than ONNX Runtime's kernels, so off Apple Silicon the weights become ONNX.
     """
     if requested in ("mlx", "onnx"):
         return requested
@@ -445,10 +448,10 @@ def onnx_weights(plain: dict, blocks: dict, config: dict) -> tuple[dict, dict]:
     heads, kv_heads, d = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
     for n in range(config["num_hidden_layers"]):
         p = f"model.layers.{n}."
-        _split_rows(plain, blocks, p + "self_attn.qkv_proj.weight", {"q": heads * d, "k": kv_heads * d, "v": kv_heads * d})
-        _split_rows(
-            plain, blocks, p + "mlp.gate_up_proj.weight", {"gate": config["intermediate_size"], "up": config["intermediate_size"]}
-        )
+        attn, mlp, ffn = p + "self_attn.", p + "mlp.", config["intermediate_size"]
+        qkv = {attn + "q_proj.weight": heads * d, attn + "k_proj.weight": kv_heads * d, attn + "v_proj.weight": kv_heads * d}
+        _split_rows(plain, blocks, attn + "qkv_proj.weight", qkv)
+        _split_rows(plain, blocks, mlp + "gate_up_proj.weight", {mlp + "gate_proj.weight": ffn, mlp + "up_proj.weight": ffn})
         for part, rows in (("q", heads), ("k", kv_heads), ("v", kv_heads)):  # the decoder adds biases; most have none
             plain.setdefault(p + f"self_attn.{part}_proj.bias", np.zeros(rows * d, np.float32))
     if config["model_type"] == "gemma3_text":
@@ -457,17 +460,14 @@ def onnx_weights(plain: dict, blocks: dict, config: dict) -> tuple[dict, dict]:
 
 
 def _split_rows(plain: dict, blocks: dict, fused: str, parts: dict[str, int]) -> None:
-    """Phi 3's fused matrix ``fused`` (attn_qkv, or ffn_up holding gate and up) as its parts' own matrices."""
+    """Phi 3's fused matrix ``fused`` (attn_qkv, or ffn_up holding gate and up) as its parts' own matrices
+    (``parts``: name -> rows, in order), float or blocks alike."""
     import dataclasses
 
     import numpy as np
 
     cuts = list(np.cumsum(list(parts.values()))[:-1])
-    module = "self_attn" if ".self_attn." in fused else "mlp"
-    names = [
-        fused.replace(f"{module}.qkv_proj", f"{module}.{part}_proj").replace("mlp.gate_up_proj", f"mlp.{part}_proj")
-        for part in parts
-    ]
+    names = list(parts)
     if fused in plain:
         plain |= dict(zip(names, np.split(plain.pop(fused), cuts), strict=True))
     elif fused in blocks:
