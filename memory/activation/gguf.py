@@ -28,6 +28,7 @@ the ONNX decoder needs the product.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -129,10 +130,8 @@ def check_gguf(path: Path) -> GGUFInfo:
         magic = f.read(4)
     if magic != b"GGUF":
         raise GGUFRefused(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
-    from gguf import GGUFReader
-
     try:
-        reader = GGUFReader(path)
+        reader = _open_reader(path)
     except Exception as exc:  # the reader fails in many ways on a cut header: all mean the same here
         raise GGUFRefused(
             f"{path} is truncated or damaged: its GGUF header cannot be read ({type(exc).__name__}: {exc})"
@@ -164,6 +163,20 @@ def check_gguf(path: Path) -> GGUFInfo:
         tensor_types=dict(types),
         types_by_tensor={t.name: t.tensor_type.name for t in reader.tensors},
     )
+
+
+def _open_reader(path: Path) -> Any:
+    """llama.cpp's reader of ``path``, shared by the check and the conversion that follows it: it takes
+    seconds (20 s for Gemma 3's 262,144 tokens on this CPU) to parse a large vocabulary."""
+    stat = path.stat()
+    return _reader(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _reader(path: Path, size: int, mtime_ns: int) -> Any:  # size and mtime: a changed file is read again
+    from gguf import GGUFReader
+
+    return GGUFReader(path)
 
 
 def _field(reader: Any, key: str) -> str | None:
@@ -245,6 +258,7 @@ def import_gguf(
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        _reader.cache_clear()  # its parsed vocabulary is large: not kept past the conversion
     log.info("converted %s to %s", path, target)
     return target
 
@@ -252,7 +266,6 @@ def import_gguf(
 def convert(info: GGUFInfo, folder: Path, backend: str, *, float32: bool = False, progress: Progress | None = None) -> None:
     """Write the model folder (``mlx`` or ``onnx`` layout) for a checked GGUF file (see ``import_gguf``)."""
     import mlx.core as mx
-    from gguf import GGUFReader
 
     from memory.activation.gguf_tokenizer import TokenizerRefused, build_tokenizer
 
@@ -271,8 +284,8 @@ def convert(info: GGUFInfo, folder: Path, backend: str, *, float32: bool = False
     if source.suffix.lower() != ".gguf":  # an Ollama blob: mx.load goes by the file extension
         source = folder / "source.gguf"
         source.symlink_to(info.path.resolve())
-    # llama.cpp's reader takes seconds over a large vocabulary (Gemma's 262,144 tokens): opened once, when needed.
-    reader = GGUFReader(info.path) if "BF16" in info.tensor_types or not set(info.tensor_types) <= set(MLX_READS) else None
+    needs_reader = "BF16" in info.tensor_types or not set(info.tensor_types) <= set(MLX_READS)
+    reader = _open_reader(info.path) if needs_reader else None
     try:
         if reader is None or set(info.tensor_types) <= set(MLX_READS):
             loaded: Any = mx.load(str(source), return_metadata=True)  # (tensors, metadata) for a GGUF file
