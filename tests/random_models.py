@@ -76,7 +76,8 @@ def _config(shape: Shape) -> dict:
         "bos_token_id": None,
         "hidden_act": "silu",
         "use_sliding_window": False,
-        **{k: v for k, v in asdict(shape).items()},
+        **{k: v for k, v in asdict(shape).items() if k != "head_size"},
+        "head_dim": shape.head_dim,
     }
 
 

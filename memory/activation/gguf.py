@@ -9,15 +9,26 @@ that the backends load like any other: config.json, tokenizer.json and tokenizer
 converted once however it is named, and a changed file gets a new folder.
 
 Weights: ``mx.load`` reads GGUF directly. Q4_0, Q4_1 and Q8_0 blocks arrive as MLX affine
-quantized triples (group size 32) and stay so for MLX; F16, F32 and the K-quants MLX can read
-(Q2_K, Q4_K, Q6_K) arrive dequantized, and for MLX matrices from K-quants are quantized again
-to MLX group-32 blocks so that memory stays near the file's size. The ONNX decoder takes
-float32 weights. llama.cpp stores a Llama model's query and key rows interleaved for its
-rotary embedding; they are put back in the Hugging Face order both backends expect.
+quantized triples (group size 32) and stay so; F16, F32 and the K-quants MLX can read (Q2_K,
+Q4_K, Q6_K) arrive dequantized, and matrices from K-quants are quantized again to MLX group-32
+blocks so that memory stays near the file's size. Files with types mx.load refuses (Q5_0, Q5_1,
+Q3_K, Q5_K: Q4_K_M and Q5_K_M files hold some) are read with llama.cpp's reader and
+dequantized, then quantized again the same way. Both backends keep the same blocks: MLX as
+they are, the ONNX decoder as ONNX Runtime's ``MatMulNBits`` blocks (``onnx_quant``); float
+matrices stay float (float32 on a CPU). llama.cpp stores a Llama model's query and key rows
+interleaved for its rotary embedding; they are put back in the Hugging Face order both
+backends expect.
+
+Architectures: Llama, Qwen2, Qwen 3 (per-head query/key norms), Gemma 3 (norms around each
+block, scaled embeddings, GELU, sliding-window layers) and Phi 3 (fused query/key/value and
+gate/up matrices). The converted weights always follow Hugging Face's names and values:
+llama.cpp stores Gemma's norms as (1 + weight), so 1 is taken off here and put back where
+the ONNX decoder needs the product.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -25,7 +36,9 @@ import os
 import platform
 import shutil
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +48,33 @@ from memory.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3", "phi3")
+# What mlx-lm builds for each (model_type, Hugging Face class); Gemma 3 without its vision tower.
+_MODEL_TYPES = {
+    "llama": ("llama", "LlamaForCausalLM"),
+    "qwen2": ("qwen2", "Qwen2ForCausalLM"),
+    "qwen3": ("qwen3", "Qwen3ForCausalLM"),
+    "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
+    "phi3": ("phi3", "Phi3ForCausalLM"),
+}
+# llama.cpp hard-codes these for Gemma 3 rather than writing them to the file (src/llama-model.cpp).
+GEMMA3_SLIDING_WINDOW_PATTERN = 6
+GEMMA3_LOCAL_ROPE_THETA = 10_000.0
 # Tensor types mx.load reads: the first three stay quantized, the rest arrive as float16.
 KEPT_QUANTIZED = ("Q4_0", "Q4_1", "Q8_0")
-READABLE = ("F32", "F16", "BF16", *KEPT_QUANTIZED, "Q2_K", "Q4_K", "Q6_K")
-# Bits of the MLX blocks a dequantized K-quant matrix is quantized to again (group size 32).
-REQUANTIZE_BITS = {"Q2_K": 4, "Q4_K": 4, "Q6_K": 8}
+MLX_READS = ("F32", "F16", "BF16", *KEPT_QUANTIZED, "Q2_K", "Q4_K", "Q6_K")
+# Types mx.load refuses, which llama.cpp's quantizer still writes into Q4_K_M and Q5_K_M files
+# (Q5_0 and Q8_0 where a row is not a multiple of 256, as in Gemma 3 270M): a file with any of
+# them is read with llama.cpp's own reader and dequantized with its numpy code.
+DEQUANTIZED_HERE = ("Q5_0", "Q5_1", "Q3_K", "Q5_K")
+READABLE = (*MLX_READS, *DEQUANTIZED_HERE)
+FLOAT_TYPES = ("F32", "F16", "BF16")
 FORMAT = "memcube-gguf/1"
+Progress = Callable[[str], None]  # told each step of a conversion, as a line a person reads
 _NAMES = (  # GGUF tensor names -> Hugging Face names, in the order they are applied
     ("token_embd", "model.embed_tokens"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
     ("output_norm", "model.norm"),
     ("attn_output.", "self_attn.o_proj."),
     ("output.", "lm_head."),
@@ -57,6 +88,17 @@ _NAMES = (  # GGUF tensor names -> Hugging Face names, in the order they are app
     ("ffn_up.", "mlp.up_proj."),
     ("ffn_down.", "mlp.down_proj."),
 )
+# Names that mean something else in a family; applied before _NAMES.
+_FAMILY_NAMES = {
+    # Gemma's ffn_norm is the norm before the MLP; the one after attention has its own name.
+    "gemma3": (
+        ("post_attention_norm", "post_attention_layernorm"),
+        ("ffn_norm", "pre_feedforward_layernorm"),
+        ("post_ffw_norm", "post_feedforward_layernorm"),
+    ),
+    # Phi 3 keeps query, key and value in one matrix, and the MLP's gate and up halves in ffn_up.
+    "phi3": (("attn_qkv.", "self_attn.qkv_proj."), ("ffn_up.", "mlp.gate_up_proj.")),
+}
 
 
 class GGUFRefused(InvalidInput):
@@ -69,6 +111,7 @@ class GGUFInfo(BaseModel):
     architecture: str
     name: str
     tensor_types: dict[str, int]
+    types_by_tensor: dict[str, str]  # tensor name -> its GGUF type
 
 
 def check_gguf(path: Path) -> GGUFInfo:
@@ -87,10 +130,8 @@ def check_gguf(path: Path) -> GGUFInfo:
         magic = f.read(4)
     if magic != b"GGUF":
         raise GGUFRefused(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
-    from gguf import GGUFReader
-
     try:
-        reader = GGUFReader(path)
+        reader = _open_reader(path)
     except Exception as exc:  # the reader fails in many ways on a cut header: all mean the same here
         raise GGUFRefused(
             f"{path} is truncated or damaged: its GGUF header cannot be read ({type(exc).__name__}: {exc})"
@@ -112,7 +153,7 @@ def check_gguf(path: Path) -> GGUFInfo:
     if unsupported:
         raise GGUFRefused(
             f"{path.name}: tensor type {', '.join(unsupported)} is not supported; supported: {', '.join(READABLE)} "
-            "(pick a Q4_0, Q4_1, Q8_0, Q4_K_M or F16 file of the model)"
+            "(pick a Q4_0, Q4_1, Q8_0, Q4_K_M, Q5_K_M or F16 file of the model)"
         )
     return GGUFInfo(
         path=path,
@@ -120,7 +161,22 @@ def check_gguf(path: Path) -> GGUFInfo:
         architecture=architecture,
         name=_field(reader, "general.name") or path.stem,
         tensor_types=dict(types),
+        types_by_tensor={t.name: t.tensor_type.name for t in reader.tensors},
     )
+
+
+def _open_reader(path: Path) -> Any:
+    """llama.cpp's reader of ``path``, shared by the check and the conversion that follows it: it takes
+    seconds (20 s for Gemma 3's 262,144 tokens on this CPU) to parse a large vocabulary."""
+    stat = path.stat()
+    return _reader(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _reader(path: Path, size: int, mtime_ns: int) -> Any:  # size and mtime: a changed file is read again
+    from gguf import GGUFReader
+
+    return GGUFReader(path)
 
 
 def _field(reader: Any, key: str) -> str | None:
@@ -160,15 +216,22 @@ def gguf_backend(requested: str) -> str:
     """The backend a GGUF file is converted for: MLX on Apple Silicon, ONNX Runtime elsewhere.
 
     MLX's CPU build computes quantized and half-precision products element by element, far
-    slower than ONNX Runtime's float32 kernels, so off Apple Silicon the weights become ONNX.
+    slower than ONNX Runtime's kernels, so off Apple Silicon the weights become ONNX.
     """
     if requested in ("mlx", "onnx"):
         return requested
     return "mlx" if sys.platform == "darwin" and platform.machine() == "arm64" else "onnx"
 
 
-def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
+def import_gguf(
+    path: Path, home: Path, backend: str = "auto", *, float32: bool = False, progress: Progress | None = None
+) -> Path:
     """The model folder converted from ``path`` for ``backend``, converting it first if this file never was.
+
+    Args:
+        float32: ONNX only: every weight float32 instead of the file's quantized matrices as
+            ``MatMulNBits`` blocks (a folder of its own; for comparisons).
+        progress: told each step of a conversion (default: the log, at INFO).
 
     Raises:
         GGUFRefused: the file cannot be used (see ``check_gguf``); nothing is written then.
@@ -176,7 +239,8 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
     path = path.expanduser()
     info = check_gguf(path)
     backend = gguf_backend(backend)
-    target = gguf_root(home) / f"{file_sha256(path, home)[:32]}-{backend}"
+    variant = "-float32" if float32 and backend == "onnx" else ""
+    target = gguf_root(home) / f"{file_sha256(path, home)[:32]}-{backend}{variant}"
     if (target / "config.json").is_file():
         return target
     # Built beside the target and renamed into place: a crash or a second server converting the
@@ -185,7 +249,7 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True, mode=0o700)
     try:
-        convert(info, partial, backend)
+        convert(info, partial, backend, float32=float32, progress=progress)
         (partial / ".memcube-revision").write_text(f"gguf-sha256:{target.name}")
         try:
             partial.rename(target)
@@ -194,38 +258,59 @@ def import_gguf(path: Path, home: Path, backend: str = "auto") -> Path:
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        _reader.cache_clear()  # its parsed vocabulary is large: not kept past the conversion
     log.info("converted %s to %s", path, target)
     return target
 
 
-def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
-    """Write the model folder (``mlx`` or ``onnx`` layout) for a checked GGUF file."""
+def convert(info: GGUFInfo, folder: Path, backend: str, *, float32: bool = False, progress: Progress | None = None) -> None:
+    """Write the model folder (``mlx`` or ``onnx`` layout) for a checked GGUF file (see ``import_gguf``)."""
     import mlx.core as mx
 
     from memory.activation.gguf_tokenizer import TokenizerRefused, build_tokenizer
+
+    started = time.monotonic()
+
+    def report(step: str) -> None:
+        line = f"converting {info.name} for {backend}: {step} ({time.monotonic() - started:.0f} s)"
+        if progress is not None:
+            progress(line)
+        else:
+            log.info("%s", line)
+
+    report(f"reading {info.size / 1e6:.0f} MB of weights")
 
     source = info.path
     if source.suffix.lower() != ".gguf":  # an Ollama blob: mx.load goes by the file extension
         source = folder / "source.gguf"
         source.symlink_to(info.path.resolve())
+    needs_reader = "BF16" in info.tensor_types or not set(info.tensor_types) <= set(MLX_READS)
+    reader = _open_reader(info.path) if needs_reader else None
     try:
-        loaded: Any = mx.load(str(source), return_metadata=True)  # (tensors, metadata) for a GGUF file
-        weights, meta = loaded
+        if reader is None or set(info.tensor_types) <= set(MLX_READS):
+            loaded: Any = mx.load(str(source), return_metadata=True)  # (tensors, metadata) for a GGUF file
+            weights, meta = loaded
+        else:
+            weights, meta = _read_dequantized(reader)
     except Exception as exc:
         raise GGUFRefused(f"{info.path.name} cannot be read: {exc}") from None
+    report("rebuilding the tokenizer")
     try:
         tokenizer = build_tokenizer(meta)
     except TokenizerRefused as exc:
         raise GGUFRefused(f"{info.path.name}: {exc}") from None
     config = model_config(info.architecture, meta, weights)
-    weights = _hf_weights(info, weights, config, requantize=backend == "mlx")
+    # Matrices MLX reads as floats (K-quants, Q5) are quantized again to MLX blocks, for either backend:
+    # the ONNX decoder keeps the same blocks (unless float32 is asked for).
+    weights = _hf_weights(info, weights, config, requantize=backend == "mlx" or not float32, reader=reader)
     if backend == "mlx":
         float_dtype = _float_dtype(info)
         weights = {k: v.astype(float_dtype) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in weights.items()}
+        report("writing model.safetensors")
         mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     else:
         config.pop("quantization", None)
-        _write_onnx(weights, config, folder)
+        _write_onnx(weights, config, folder, quantize=not float32, report=report)
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     tokenizer.save(str(folder / "tokenizer.json"))
     tokens = meta["tokenizer.ggml.tokens"]
@@ -266,13 +351,58 @@ def convert(info: GGUFInfo, folder: Path, backend: str) -> None:
     )
 
 
-def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
-    """The network as an ONNX decoder with a KV cache (float32: ONNX Runtime's fastest CPU path)."""
+def _read_dequantized(reader: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every tensor as float32 and the metadata, from llama.cpp's reader: what ``mx.load``
+    returns, for the files it cannot read."""
     import mlx.core as mx
     import numpy as np
+    from gguf.quants import dequantize
+
+    meta = {key: field.contents() for key, field in reader.fields.items() if not key.startswith("GGUF.")}
+    weights: dict[str, Any] = {}
+    for tensor in reader.tensors:
+        if tensor.tensor_type.name == "BF16":
+            weights[tensor.name] = _bf16(tensor).astype(mx.float32)
+            continue
+        shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))
+        values = dequantize(np.asarray(tensor.data), tensor.tensor_type)
+        weights[tensor.name] = mx.array(values.reshape(shape).astype(np.float32, copy=False))
+    return weights, meta
+
+
+def _write_onnx(weights: dict, config: dict, folder: Path, *, quantize: bool, report: Progress) -> None:
+    """The network as an ONNX decoder with a KV cache: MLX's quantized blocks kept as ONNX Runtime's
+    ``MatMulNBits`` blocks, or every weight float32 without ``quantize``."""
     import onnx
 
-    from memory.activation.onnx_export import Shape, onnx_decoder
+    from memory.activation.onnx_export import onnx_decoder
+
+    shape, variant = onnx_shape(config)
+    plain, blocks = _split_blocks(weights, keep=quantize)
+    plain, blocks = onnx_weights(plain, blocks, config)
+    local = None
+    if variant.sliding_window is not None:
+        local = inv_freq({**config, "rope_theta": config["rope_local_base_freq"], "rope_scaling": None})
+    layers = shape.num_hidden_layers
+    model = onnx_decoder(
+        shape,
+        plain,
+        inv_freq=inv_freq(config),
+        variant=variant,
+        local_inv_freq=local,
+        quantized=blocks,
+        on_layer=lambda n: report(f"building layer {n + 1}/{layers}"),
+    )
+    report("writing model.onnx")
+    big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
+    onnx.save_model(
+        model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data"
+    )
+
+
+def onnx_shape(config: dict) -> tuple[Any, Any]:
+    """The ONNX decoder's ``Shape`` and ``Variant`` for a converted model's config.json."""
+    from memory.activation.onnx_export import Shape, Variant
 
     shape = Shape(
         hidden_size=config["hidden_size"],
@@ -283,27 +413,81 @@ def _write_onnx(weights: dict, config: dict, folder: Path) -> None:
         vocab_size=config["vocab_size"],
         rope_theta=config["rope_theta"],
         rms_norm_eps=config["rms_norm_eps"],
+        head_size=config["head_dim"],
     )
-    if shape.head_dim != config["head_dim"]:
-        raise GGUFRefused(f"head size {config['head_dim']} differs from hidden size / heads; the ONNX path does not support it")
+    if config["model_type"] != "gemma3_text":
+        return shape, Variant()
+    return shape, Variant(
+        activation="gelu_tanh",
+        embedding_scale=float(config["hidden_size"]) ** 0.5,
+        attention_scale=float(config["query_pre_attn_scalar"]) ** -0.5,
+        sliding_window=config["sliding_window"],
+        sliding_window_pattern=config["sliding_window_pattern"],
+    )
+
+
+def _split_blocks(weights: dict, *, keep: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """numpy float32 arrays, and MLX quantized triples as ``BlockQuantized`` (dequantized unless ``keep``)."""
+    import mlx.core as mx
+    import numpy as np
+
+    from memory.activation.onnx_quant import from_mlx
+
     plain: dict[str, np.ndarray] = {}
+    blocks: dict[str, Any] = {}
     for key, value in weights.items():
         if key.endswith((".scales", ".biases")):
             continue
         stem = key.removesuffix(".weight")
-        if f"{stem}.scales" in weights:
-            scales, biases = weights[f"{stem}.scales"], weights[f"{stem}.biases"]
+        if f"{stem}.scales" not in weights:
+            plain[key] = np.array(value.astype(mx.float32))
+            continue
+        # In float32: float16 scales and biases, as MLX keeps them, convert exactly.
+        scales, biases = weights[f"{stem}.scales"].astype(mx.float32), weights[f"{stem}.biases"].astype(mx.float32)
+        if keep:
+            blocks[key] = from_mlx(np.array(value), np.array(scales), np.array(biases))
+        else:
             bits = value.shape[-1] // scales.shape[-1]
-            value = mx.dequantize(value, scales, biases, group_size=32, bits=bits)
-        plain[key] = np.array(value.astype(mx.float32))
-    for n in range(shape.num_hidden_layers):  # the decoder adds query, key and value biases; Llama has none
-        for part, rows in (("q", shape.num_attention_heads), ("k", shape.num_key_value_heads), ("v", shape.num_key_value_heads)):
-            plain.setdefault(f"model.layers.{n}.self_attn.{part}_proj.bias", np.zeros(rows * shape.head_dim, np.float32))
-    model = onnx_decoder(shape, plain, inv_freq=inv_freq(config))
-    big = sum(t.ByteSize() for t in model.graph.initializer) > 1_500_000_000
-    onnx.save_model(
-        model, str(folder / "model.onnx"), save_as_external_data=big, all_tensors_to_one_file=True, location="model.onnx_data"
-    )
+            plain[key] = np.array(mx.dequantize(value, scales, biases, group_size=32, bits=bits))
+    return plain, blocks
+
+
+def onnx_weights(plain: dict, blocks: dict, config: dict) -> tuple[dict, dict]:
+    """Hugging Face weights (numpy, and ``BlockQuantized``) as the ONNX decoder takes them: Phi 3's fused
+    matrices split, Gemma's norms as the (1 + weight) they multiply by, zero biases where a family has none."""
+    import numpy as np
+
+    plain, blocks = dict(plain), dict(blocks)
+    heads, kv_heads, d = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
+    for n in range(config["num_hidden_layers"]):
+        p = f"model.layers.{n}."
+        attn, mlp, ffn = p + "self_attn.", p + "mlp.", config["intermediate_size"]
+        qkv = {attn + "q_proj.weight": heads * d, attn + "k_proj.weight": kv_heads * d, attn + "v_proj.weight": kv_heads * d}
+        _split_rows(plain, blocks, attn + "qkv_proj.weight", qkv)
+        _split_rows(plain, blocks, mlp + "gate_up_proj.weight", {mlp + "gate_proj.weight": ffn, mlp + "up_proj.weight": ffn})
+        for part, rows in (("q", heads), ("k", kv_heads), ("v", kv_heads)):  # the decoder adds biases; most have none
+            plain.setdefault(p + f"self_attn.{part}_proj.bias", np.zeros(rows * d, np.float32))
+    if config["model_type"] == "gemma3_text":
+        plain = {k: v + np.float32(1.0) if k.endswith("norm.weight") else v for k, v in plain.items()}
+    return plain, blocks
+
+
+def _split_rows(plain: dict, blocks: dict, fused: str, parts: dict[str, int]) -> None:
+    """Phi 3's fused matrix ``fused`` (attn_qkv, or ffn_up holding gate and up) as its parts' own matrices
+    (``parts``: name -> rows, in order), float or blocks alike."""
+    import dataclasses
+
+    import numpy as np
+
+    cuts = list(np.cumsum(list(parts.values()))[:-1])
+    names = list(parts)
+    if fused in plain:
+        plain |= dict(zip(names, np.split(plain.pop(fused), cuts), strict=True))
+    elif fused in blocks:
+        q = blocks.pop(fused)
+        pieces = zip(np.split(q.codes, cuts), np.split(q.scales, cuts), np.split(q.offsets, cuts), strict=True)
+        for name, (codes, scales, offsets) in zip(names, pieces, strict=True):
+            blocks[name] = dataclasses.replace(q, codes=codes, scales=scales, offsets=offsets)
 
 
 def _float_dtype(info: GGUFInfo) -> Any:
@@ -330,9 +514,10 @@ def model_config(architecture: str, meta: dict, weights: dict) -> dict:
     hidden = int(hp("embedding_length"))
     eos = [int(_scalar(meta[k])) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id") if k in meta]
     bos = _scalar(meta.get("tokenizer.ggml.bos_token_id"))
+    model_type, hf_class = _MODEL_TYPES[architecture]
     config: dict[str, Any] = {
-        "model_type": architecture,
-        "architectures": [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[architecture]],
+        "model_type": model_type,
+        "architectures": [hf_class],
         "hidden_size": hidden,
         "num_hidden_layers": int(hp("block_count")),
         "intermediate_size": int(hp("feed_forward_length")),
@@ -356,7 +541,46 @@ def model_config(architecture: str, meta: dict, weights: dict) -> dict:
         raise GGUFRefused(f"rope scaling {scaling!r} is not supported (supported: none, linear, Llama 3's rope_freqs)")
     if "rope_freqs.weight" in weights:
         config["rope_scaling"] = _llama3_rope_scaling(weights.pop("rope_freqs.weight"), config)
+    if architecture == "gemma3":
+        config |= _gemma3_config(hp, config)
+    elif architecture == "phi3":
+        config |= _phi3_config(hp, config, weights)
     return config
+
+
+def _gemma3_config(hp: Any, config: dict) -> dict:
+    """Gemma 3's extras, as llama.cpp runs the file: softcapping, if a file has it, is refused
+    (Gemma 3 dropped it, and mlx-lm's Gemma 3 does not apply it)."""
+    if hp("final_logit_softcapping") or hp("attn_logit_softcapping"):
+        raise GGUFRefused("this Gemma 3 file caps its logits (softcapping), which is not supported")
+    heads, hidden = config["num_attention_heads"], config["hidden_size"]
+    # llama.cpp: the 27B model (62 layers) scales queries by hidden / heads, the others by the head size.
+    query_scalar = hidden // heads if config["num_hidden_layers"] == 62 else config["head_dim"]
+    return {
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_act": "gelu_pytorch_tanh",
+        "query_pre_attn_scalar": query_scalar,
+        "sliding_window": int(hp("attention.sliding_window", 4096)),
+        "sliding_window_pattern": GEMMA3_SLIDING_WINDOW_PATTERN,
+        "rope_local_base_freq": float(hp("rope.freq_base_swa", GEMMA3_LOCAL_ROPE_THETA)),
+    }
+
+
+def _phi3_config(hp: Any, config: dict, weights: dict) -> dict:
+    """Phi 3's extras. Long-context files (rope_factors_long/short: Phi-3-128k, Phi-3.5, Phi-4-mini)
+    and partial rotary embeddings are refused rather than run with a wrong position encoding."""
+    if any(name.startswith("rope_factors_") for name in weights):
+        raise GGUFRefused("this Phi 3 file uses long-context rope scaling (LongRoPE), which is not supported")
+    rotary = int(hp("rope.dimension_count", config["head_dim"]))
+    if rotary != config["head_dim"]:
+        raise GGUFRefused(f"this Phi 3 file rotates {rotary} of each head's {config['head_dim']} dimensions; not supported")
+    if config["head_dim"] * config["num_attention_heads"] != config["hidden_size"]:
+        raise GGUFRefused("this Phi 3 file's head size differs from hidden size / heads; not supported")
+    # mlx-lm's Phi 3 attends to the whole context; the file's sliding window (2047 tokens for
+    # Phi-3-mini-4k) is larger than any prompt memory_ask builds.
+    return {
+        "original_max_position_embeddings": int(hp("rope.scaling.original_context_length", config["max_position_embeddings"])),
+    }
 
 
 def _llama3_rope_scaling(freqs: Any, config: dict) -> dict:
@@ -407,26 +631,21 @@ def inv_freq(config: dict) -> Any:
     return frequencies.astype(np.float32)
 
 
-def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool) -> dict:
+def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool, reader: Any) -> dict:
     """Hugging Face names and layouts; dequantized K-quant matrices quantized again when ``requantize``."""
     import mlx.core as mx
 
-    reader = None
-    if set(info.tensor_types) & {"BF16", *REQUANTIZE_BITS}:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(info.path)
     tensors = {t.name: t for t in reader.tensors} if reader is not None else {}
-    types = {name: t.tensor_type.name for name, t in tensors.items()}
+    types = info.types_by_tensor
     out: dict[str, Any] = {}
     for name, value in weights.items():
         base = name.rsplit(".", 1)[0]
         gguf_type = types.get(f"{base}.weight")
         if gguf_type == "BF16" and name.endswith(".weight"):
             value = _bf16(tensors[f"{base}.weight"])
-        new = name
-        for old, replacement in _NAMES:
-            new = new.replace(old, replacement)
+        new = _hf_name(name, info.architecture)
+        if info.architecture == "gemma3" and new.endswith("norm.weight"):
+            value = value - 1.0  # llama.cpp stores Gemma's (1 + weight); Hugging Face and mlx-lm keep the weight
         if (
             info.architecture == "llama"
             and (".self_attn.q_proj." in new or ".self_attn.k_proj." in new)
@@ -434,14 +653,32 @@ def _hf_weights(info: GGUFInfo, weights: dict, config: dict, *, requantize: bool
         ):
             heads = config["num_attention_heads"] if ".q_proj." in new else config["num_key_value_heads"]
             value = _unpermute(value, heads)
-        if requantize and gguf_type in REQUANTIZE_BITS and name.endswith(".weight") and value.ndim == 2:
-            w, scales, biases = mx.quantize(value, group_size=32, bits=REQUANTIZE_BITS[gguf_type])
+        if (
+            requantize
+            and gguf_type not in (None, *FLOAT_TYPES)
+            and name.endswith(".weight")
+            and value.ndim == 2
+            and mx.issubdtype(value.dtype, mx.floating)  # dequantized on reading: quantized again for MLX
+        ):
+            w, scales, biases = mx.quantize(value, group_size=32, bits=_mlx_bits(gguf_type))
             out[new], out[new.replace(".weight", ".scales")], out[new.replace(".weight", ".biases")] = w, scales, biases
             continue
         out[new] = value
     if any(k.endswith(".scales") for k in out):
         config["quantization"] = {"group_size": 32, "bits": 4}  # per-layer bits are read from the shapes
     return out
+
+
+def _hf_name(gguf_name: str, architecture: str) -> str:
+    for old, replacement in (*_FAMILY_NAMES.get(architecture, ()), *_NAMES):
+        gguf_name = gguf_name.replace(old, replacement)
+    return gguf_name
+
+
+def _mlx_bits(gguf_type: str) -> int:
+    """Bits of the MLX blocks (group size 32) a dequantized GGUF matrix is quantized to again:
+    8 for the types finer than 4 bits, so that no precision the file had is lost."""
+    return 8 if gguf_type.startswith(("Q5", "Q6", "Q8")) else 4
 
 
 def _unpermute(value: Any, heads: int) -> Any:

@@ -67,7 +67,11 @@ def build_tokenizer(metadata: dict) -> Tokenizer:
         )
     elif kind == "llama":
         scores = [float(s) for s in _list(metadata.get("tokenizer.ggml.scores"))]
-        tokenizer = _sentencepiece(tokens, scores, types)
+        space_prefix = metadata.get("tokenizer.ggml.add_space_prefix")  # Gemma's files say False
+        unknown = tokens[int(_scalar(metadata.get("tokenizer.ggml.unknown_token_id"), default=0))]  # type: ignore[call-overload]
+        tokenizer = _sentencepiece(
+            tokens, scores, types, unknown=unknown, add_space_prefix=bool(_scalar(space_prefix, default=True))
+        )
     else:
         raise TokenizerRefused(
             f"tokenizer kind {kind!r} is not supported (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)"
@@ -78,6 +82,12 @@ def build_tokenizer(metadata: dict) -> Tokenizer:
     tokenizer.add_special_tokens(control)
     tokenizer.add_tokens(user)
     return tokenizer
+
+
+def _scalar(value: object, default: object) -> object:
+    if value is None:
+        return default
+    return value.item() if hasattr(value, "item") else value
 
 
 def _list(value: object) -> list:
@@ -102,8 +112,13 @@ def _byte_level(tokens: Sequence[str], merges: list[str], pre: str) -> Tokenizer
     return tokenizer
 
 
-def _sentencepiece(tokens: Sequence[str], scores: Sequence[float], types: Sequence[int]) -> Tokenizer:
-    """SentencePiece BPE as llama.cpp runs it: the pair whose merged piece scores highest merges first."""
+def _sentencepiece(
+    tokens: Sequence[str], scores: Sequence[float], types: Sequence[int], *, unknown: str, add_space_prefix: bool
+) -> Tokenizer:
+    """SentencePiece BPE as llama.cpp runs it: the pair whose merged piece scores highest merges first.
+
+    ``add_space_prefix``: a space is put before the text (Llama 2, Mistral), or not (Gemma).
+    """
     vocab = {token: i for i, token in enumerate(tokens)}
     score = dict(zip(tokens, scores or [0.0] * len(tokens), strict=True))
     merges: list[tuple[float, int, int, tuple[str, str]]] = []
@@ -116,10 +131,10 @@ def _sentencepiece(tokens: Sequence[str], scores: Sequence[float], types: Sequen
                 merges.append((-score[token], vocab[left], vocab[right], (left, right)))
     merges.sort()
     tokenizer = Tokenizer(
-        models.BPE(vocab=vocab, merges=[m[3] for m in merges], byte_fallback=True, fuse_unk=True, unk_token=tokens[0])
+        models.BPE(vocab=vocab, merges=[m[3] for m in merges], byte_fallback=True, fuse_unk=True, unk_token=unknown)
     )
-    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
-    tokenizer.decoder = decoders.Sequence(
-        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
+    spaces = normalizers.Replace(" ", "\u2581")
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), spaces]) if add_space_prefix else spaces
+    decode = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    tokenizer.decoder = decoders.Sequence([*decode, decoders.Strip(" ", 1, 0)] if add_space_prefix else decode)
     return tokenizer

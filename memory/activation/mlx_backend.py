@@ -45,9 +45,12 @@ class MLXBackend:
         )
 
     def new_cache(self) -> list[Any]:
-        from mlx_lm.models.cache import make_prompt_cache
+        from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 
-        return make_prompt_cache(self.model)
+        # Gemma 3's sliding-window layers get a rotating cache that forgets tokens outside the window;
+        # copies, shared prefixes and saved files need every token in order, so each layer keeps a
+        # whole cache and the model's windowed mask keeps those layers' attention local.
+        return [KVCache() if isinstance(c, RotatingKVCache) else c for c in make_prompt_cache(self.model)]
 
     def copy_cache(self, cache: list[Any], tokens: int | None = None) -> list[Any]:
         # KVCache.update_and_fetch writes into its preallocated buffers in place, so sharing them with
