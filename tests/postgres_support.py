@@ -63,3 +63,30 @@ def fresh_database(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def migrated(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the database, migrated to the current schema."""
+    from memory.store.postgres import migrate
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        migrate(connection)
+        yield connection
+
+
+@contextmanager
+def login_role(server_url: str, database_url: str, prefix: str) -> Iterator[str]:
+    """A new role that may log in (not a superuser), as the URL of ``database_url`` for it; on the
+    way out its rights in that database and the role itself are dropped."""
+    role, password = f"{prefix}_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        # DDL takes no bound parameters: the name is quoted as an identifier, the password as a literal.
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    try:
+        yield conninfo.make_conninfo(database_url, user=role, password=password)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

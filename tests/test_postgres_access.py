@@ -7,12 +7,11 @@ statement: every server on the database enforces the same ones, and none can wid
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import conninfo, errors, sql
+from psycopg import conninfo, errors
 
 from memory.access_rules import AccessConfig
 from memory.errors import Unavailable
@@ -28,20 +27,14 @@ RULES = AccessConfig(default="none", clients={"laptop": {"team": "write", "*": "
 @pytest.fixture
 def server_role(postgres_url: str, postgres_database: str) -> Iterator[str]:
     """The URL a server logs in with: a role of its own, given the serving rights by the admin."""
-    role, password = f"memcube_server_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-    try:
+    from postgres_support import login_role
+
+    with login_role(postgres_url, postgres_database, "memcube_server") as url:
         with psycopg.connect(postgres_database, autocommit=True) as owner:
             migrate(owner)
-            grant_server_role(owner, role)
+            grant_server_role(owner, str(conninfo.conninfo_to_dict(url)["user"]))
             save_access(owner, RULES)
-        yield conninfo.make_conninfo(postgres_database, user=role, password=password)
-    finally:
-        with psycopg.connect(postgres_database, autocommit=True) as owner:
-            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        yield url
 
 
 def test_rules_saved_by_the_admin_are_what_a_server_enforces(server_role: str) -> None:

@@ -9,7 +9,6 @@ unreachable server or a URL with a password on the command line is one line, no 
 from __future__ import annotations
 
 import socket
-import uuid
 
 import psycopg
 import pytest
@@ -68,23 +67,20 @@ def test_a_served_store_reports_its_cubes_followers_and_repairs_drifted_counts(p
 
 
 def test_a_role_that_could_change_the_rules_is_a_problem(postgres_url: str, postgres_database: str) -> None:
-    role, password = f"memcube_wide_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-    try:
-        with psycopg.connect(postgres_database, autocommit=True) as owner:
-            migrate(owner)
-            grant_server_role(owner, role)
-            url = conninfo.make_conninfo(postgres_database, user=role, password=password)
-            assert check_store(url).healthy, check_store(url).render()
-            owner.execute(sql.SQL("GRANT UPDATE ON access_rules TO {}").format(sql.Identifier(role)))
-            report = check_store(url)
-            assert any("may change the access rules" in f for f in report.findings), report.render()
-            assert password not in report.render()
-            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    from postgres_support import login_role
+
+    with (
+        login_role(postgres_url, postgres_database, "memcube_wide") as url,
+        psycopg.connect(postgres_database, autocommit=True) as owner,
+    ):
+        role = str(conninfo.conninfo_to_dict(url)["user"])
+        migrate(owner)
+        grant_server_role(owner, role)
+        assert check_store(url).healthy, check_store(url).render()
+        owner.execute(sql.SQL("GRANT UPDATE ON access_rules TO {}").format(sql.Identifier(role)))
+        report = check_store(url)
+        assert any("may change the access rules" in f for f in report.findings), report.render()
+        assert str(conninfo.conninfo_to_dict(url)["password"]) not in report.render()
 
 
 def test_an_unreachable_server_is_one_line_without_the_password() -> None:

@@ -30,8 +30,9 @@ NOW = "2026-12-07T12:00:00Z"
 @pytest.fixture
 def conn(postgres_database: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection to this test's database, migrated to the current schema."""
-    with psycopg.connect(postgres_database, autocommit=True) as connection:
-        migrate(connection)
+    from postgres_support import migrated
+
+    with migrated(postgres_database) as connection:
         yield connection
 
 

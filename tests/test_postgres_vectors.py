@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from memory.store.postgres import EMBEDDING_DIM, migrate
+from memory.store.postgres import EMBEDDING_DIM
 from memory.store.postgres.vectors import PostgresVectors, vector_text
 
 pytestmark = pytest.mark.postgres
@@ -22,8 +22,9 @@ NOW = "2026-12-07T12:00:00Z"
 
 @pytest.fixture
 def conn(postgres_database: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(postgres_database, autocommit=True) as connection:
-        migrate(connection)
+    from postgres_support import migrated
+
+    with migrated(postgres_database) as connection:
         yield connection
 
 

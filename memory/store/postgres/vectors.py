@@ -63,29 +63,27 @@ class PostgresVectors:
         self, vector: np.ndarray, k: int, *, include_archived: bool = False, ef_search: int | None = None
     ) -> list[tuple[int, float]]:
         """The ``k`` memories nearest to ``vector`` as ``(row id, cosine)``, best first (approximate: HNSW)."""
-        statuses = list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
-        with self._lock, self._conn.transaction():
-            self._conn.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'strict_order', true)",
-                (str(ef_search or ef_for(k)),),
-            )
-            rows = self._conn.execute(
-                "SELECT row_id, 1 - (embedding <=> %(v)s::vector) FROM memories "
-                "WHERE cube = %(cube)s AND status = ANY(%(statuses)s) AND embedding IS NOT NULL "
-                "ORDER BY embedding <=> %(v)s::vector LIMIT %(k)s",
-                {"v": vector_text(vector), "cube": self.cube_id, "statuses": statuses, "k": k},
-            ).fetchall()
-        return [(int(row_id), float(cosine)) for row_id, cosine in rows]
+        settings = "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'strict_order', true)"
+        return self._ranked(
+            vector, k, include_archived, (settings, (str(ef_search or ef_for(k)),)), "embedding <=> %(v)s::vector"
+        )
 
     def exact(self, vector: np.ndarray, k: int, *, include_archived: bool = False) -> list[tuple[int, float]]:
         """``nearest`` by scanning every vector of the cube (no index): the reference for recall."""
+        settings = "SELECT set_config('enable_indexscan', 'off', true)"
+        return self._ranked(vector, k, include_archived, (settings, ()), "cosine DESC, row_id")
+
+    def _ranked(
+        self, vector: np.ndarray, k: int, include_archived: bool, settings: tuple[str, tuple[str, ...]], order: str
+    ) -> list[tuple[int, float]]:
+        """The cube's searchable memories with a vector, in ``order``, under this transaction's ``settings``."""
         statuses = list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
         with self._lock, self._conn.transaction():
-            self._conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            self._conn.execute(settings[0], settings[1])
             rows = self._conn.execute(
                 "SELECT row_id, 1 - (embedding <=> %(v)s::vector) AS cosine FROM memories "
                 "WHERE cube = %(cube)s AND status = ANY(%(statuses)s) AND embedding IS NOT NULL "
-                "ORDER BY cosine DESC, row_id LIMIT %(k)s",
+                f"ORDER BY {order} LIMIT %(k)s",  # one of the two orders above: no value of the caller's
                 {"v": vector_text(vector), "cube": self.cube_id, "statuses": statuses, "k": k},
             ).fetchall()
         return [(int(row_id), float(cosine)) for row_id, cosine in rows]
