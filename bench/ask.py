@@ -134,7 +134,7 @@ def full_window(engine: Any, memories: list[Any], context_length: int, max_token
     room = context_length - len(template.head_tokens()) - ANSWER_ROOM - max_tokens
     window: list[Any] = []
     for memory in reversed(memories):
-        room -= len(template.memory_tokens(memory))
+        room -= len(template.memory_tokens(memory, len(window) + 1))
         if room < 0:
             break
         window.append(memory)

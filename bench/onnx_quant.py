@@ -68,7 +68,7 @@ def measure(folder: Path, rounds: int, questions: list[str]) -> dict:
 
     model = load_backend(folder, folder.name, "onnx")
     template = model.chat_template() or "\x00CONTEXT\x00\nQuestion: \x00QUESTION\x00\nAnswer:"
-    context = INSTRUCTION + "".join(f"[mem_{n}] {text}\n" for n, text in enumerate(MEMORIES))
+    context = INSTRUCTION + "".join(f"[{n}] {text}\n" for n, text in enumerate(MEMORIES, start=1))
     ttft, rates, prompt_tokens = [], [], []
     answers: dict[str, str] = {}
     first: dict[str, int] = {}

@@ -27,9 +27,12 @@ from memory.models import Memory
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Token
 
-# Memory ids as an answer writes them: in brackets (one or a list), or bare in the text.
+# Citations as an answer writes them: the prompt's line numbers in brackets (one or a list), or
+# memory ids, in brackets or bare in the text (an assistant may quote one from an earlier result).
 _CITATION = re.compile(
-    r"\[\s*(?P<listed>mem_[0-9a-z]+(?:\s*[,;]\s*mem_[0-9a-z]+)*)\s*\]|\b(?P<bare>mem_[0-9a-z]+)\b", re.IGNORECASE
+    r"\[\s*(?P<numbered>\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]"
+    r"|\[\s*(?P<listed>mem_[0-9a-z]+(?:\s*[,;]\s*mem_[0-9a-z]+)*)\s*\]|\b(?P<bare>mem_[0-9a-z]+)\b",
+    re.IGNORECASE,
 )
 _CONTENT_POS = {"NOUN", "PROPN", "VERB", "ADJ", "ADV", "NUM", "X"}
 _ON_ITS_OWN = {"NOUN", "PROPN", "NUM", "ADJ", "X"}  # a word that alone can be an answer ("Biscuit", "contemporary")
@@ -52,20 +55,24 @@ _ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
 def checked_citations(answer: str, context_ids: Sequence[str]) -> tuple[str, list[str]]:
     """The answer with its citations checked, and the memories it cites, in order of first mention.
 
-    A memory id the answer writes counts when the prompt held that memory (any letter case; it is
-    written back as stored); one it did not hold (made up, mistyped, the instruction's example)
-    is taken out of the text with its brackets.
+    ``context_ids``: the prompt's memories in the order of its lines, [1] first. A line number the
+    answer writes counts when the prompt had that line, and is written back as the memory's id; a
+    memory id counts when the prompt held that memory (any letter case; written back as stored).
+    Others (made up, out of range, the instruction's example) are taken out of the text with their
+    brackets.
     """
-    known = {i.lower(): i for i in context_ids}
+    known = {i.lower(): i for i in context_ids} | {str(n): i for n, i in enumerate(context_ids, start=1)}
     named: list[str] = []
 
     def check(match: re.Match[str]) -> str:
-        written = re.split(r"\s*[,;]\s*", match.group("listed")) if match.group("listed") else [match.group("bare")]
-        valid = [known[w.lower()] for w in written if w.lower() in known]
+        listed = match.group("numbered") or match.group("listed")
+        written = re.split(r"\s*[,;]\s*", listed) if listed else [match.group("bare")]
+        keys = [w.lstrip("0") if w.isdigit() else w.lower() for w in written]
+        valid = [known[k] for k in keys if k in known]
         named.extend(valid)
         if not valid:
             return ""
-        return f"[{', '.join(valid)}]" if match.group("listed") else valid[0]
+        return f"[{', '.join(dict.fromkeys(valid))}]" if listed else valid[0]
 
     text = _CITATION.sub(check, answer)
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip(), list(dict.fromkeys(named))

@@ -178,8 +178,9 @@ class ActivationEngine:
         tokens = [] if kept else list(head)
         ends = list(base.meta.ends[:shared]) if base is not None and kept else []
         length = kept or len(head)
-        for memory in memories[shared if kept else 0 :]:
-            piece = template.memory_tokens(memory)
+        first = shared if kept else 0
+        for number, memory in enumerate(memories[first:], start=first + 1):
+            piece = template.memory_tokens(memory, number)
             tokens += piece
             length += len(piece)
             ends.append(length)
@@ -223,8 +224,8 @@ class ActivationEngine:
         base_ids = entry.meta.ids if entry else []
         missing = [m for m in hits if m.id not in set(base_ids)]
         tokens = [] if entry else template.head_tokens()
-        for memory in missing:
-            tokens += template.memory_tokens(memory)
+        for number, memory in enumerate(missing, start=len(base_ids) + 1):
+            tokens += template.memory_tokens(memory, number)
         question_tokens = template.question_tokens(question)
         start = store.cache_of(entry) if entry else None
         limit = max_tokens or self.config.max_tokens

@@ -13,17 +13,21 @@ import hashlib
 from memory.activation.base import Backend
 from memory.models import Memory
 
-TEMPLATE_VERSION = "memcube-ask/1"
+TEMPLATE_VERSION = "memcube-ask/2"
 INSTRUCTION = (
-    "You answer questions from the user's memories listed below. Cite the id of each memory you use "
-    "in square brackets, e.g. [mem_01abc]. If the memories do not hold the answer, say so.\n\nMemories:\n"
+    "You answer questions from the user's memories listed below. Cite the number of each memory you use "
+    "in square brackets, e.g. [2]. If the memories do not hold the answer, say so.\n\nMemories:\n"
 )
 PLAIN = "\x00CONTEXT\x00\nQuestion: \x00QUESTION\x00\nAnswer:"
 
 
-def memory_line(memory: Memory) -> str:
+def memory_line(memory: Memory, number: int) -> str:
+    """The memory as the prompt's ``number``-th line (from 1). A number, not the memory's id: an id is
+    random letters that a small model reads as content (SmolLM2-135M's answer to the same question
+    over the same memories changed with fresh ids), and it costs a dozen tokens a line. The answer's
+    [n] is mapped back to the id (``citations.checked_citations``)."""
     when = f" ({memory.occurred_at[:10]})" if memory.occurred_at else ""
-    return f"[{memory.id}]{when} {memory.text}\n"
+    return f"[{number}]{when} {memory.text}\n"
 
 
 class PromptTemplate:
@@ -39,8 +43,10 @@ class PromptTemplate:
     def head_tokens(self) -> list[int]:
         return self._backend.encode(self.head)
 
-    def memory_tokens(self, memory: Memory) -> list[int]:
-        return self._backend.encode(memory_line(memory))
+    def memory_tokens(self, memory: Memory, number: int) -> list[int]:
+        """The tokens of ``memory`` as the prompt's ``number``-th line: a line's tokens depend only on
+        its place, so a cache of the first k lines is still a prefix of any prompt that starts with them."""
+        return self._backend.encode(memory_line(memory, number))
 
     def question_tokens(self, question: str) -> list[int]:
         return self._backend.encode(self.middle + question + self.tail)

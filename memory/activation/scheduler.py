@@ -234,7 +234,7 @@ class Scheduler:
             memory = live.get(memory_id)
             if memory is None:
                 continue
-            cost = self._tokens(memory)
+            cost = self._tokens(memory, len(chosen) + 1)  # its number may change in the sort below: same digits, near enough
             if used + cost > self.budget:
                 continue
             chosen.append(memory)
@@ -249,9 +249,9 @@ class Scheduler:
     def _head_tokens(self) -> int:
         return len(self.engine.template.head_tokens()) if self.engine.loaded else 0
 
-    def _tokens(self, memory: Memory) -> int:
+    def _tokens(self, memory: Memory, number: int) -> int:
         if self.engine.loaded:
-            return len(self.engine.template.memory_tokens(memory))
+            return len(self.engine.template.memory_tokens(memory, number))
         return len(memory.text) // 4 + 12  # before the model loads: a rough count
 
     async def _preload(self) -> None:
