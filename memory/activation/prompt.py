@@ -15,8 +15,11 @@ from memory.models import Memory
 
 TEMPLATE_VERSION = "memcube-ask/2"
 INSTRUCTION = (
-    "You answer questions from the user's memories listed below. Cite the number of each memory you use "
-    "in square brackets, e.g. [2]. If the memories do not hold the answer, say so.\n\nMemories:\n"
+    "You answer questions from the user's memories listed below, in one short sentence, from the memory "
+    "about the person and the thing asked. Cite the number of the memory you use in square brackets. If "
+    "the memories do not hold the answer, say so.\n\n"
+    "Example:\n[1] Sam's dog is called Rex\n[2] Ana works as a teacher\n[3] Sam plays tennis on Fridays\n"
+    "Question: What is Ana's job?\nAnswer: Ana works as a teacher [2].\n\nMemories:\n"
 )
 PLAIN = "\x00CONTEXT\x00\nQuestion: \x00QUESTION\x00\nAnswer:"
 

@@ -15,9 +15,11 @@ Stopped = Literal["end", "header", "repeat", "budget"]  # why an answer ended
 
 # Special tokens that close a turn in the common chat templates (ChatML, Llama 3, Gemma, Phi, Mistral).
 END_OF_TURN = ("<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>")
-# Text that opens a new part of the prompt: the answer is over when the model starts one.
+# Text that opens a new part of the prompt: the answer is over when the model starts one, or
+# starts listing memory lines again ("\n[2] ...": the prompt numbers its memories).
 _HEADER = re.compile(
-    r"(?:^|\n)[ \t]*(?:Question|Memories|Memory|Answer|User|Assistant|System|Human|Q)[ \t]*:|<\|im_(?:start|end)\|>|<end_of_turn>",
+    r"(?:^|\n)[ \t]*(?:Question|Memories|Memory|Example|Answer|User|Assistant|System|Human|Q)[ \t]*:"
+    r"|\n[ \t]*\[\d{1,3}\]|<\|im_(?:start|end)\|>|<end_of_turn>",
     re.IGNORECASE,
 )
 REPEAT_WORDS = 8  # the same run of this many words twice: the answer is looping
