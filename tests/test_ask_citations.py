@@ -245,3 +245,41 @@ def test_the_cli_names_only_the_memories_the_answer_uses(random_model, tmp_path,
     context, cited = result["context_ids"], result["cited_ids"]
     assert context and set(cited) <= set(context)
     assert last == (f"(from {', '.join(cited)})" if cited else f"(no memory cited; {len(context)} read)")
+
+
+@pytest.mark.parametrize(
+    ("question", "one"),
+    [
+        ("Where does Caroline live?", True),
+        ("How many sons does Ines have?", True),
+        ("what is Ana's job?", True),
+        ("What did Melanie and Jon do?", False),  # two people
+        ("Which places have we both visited?", False),
+        ("Tell me about Jon.", False),
+        ("How does Farid get to work?", True),
+        ("Why did Jon leave?", False),  # a reason can take more than one sentence
+        ("Where is it? And when?", False),
+    ],
+)
+def test_a_question_about_one_thing_is_told_apart(question, one):
+    from memory.activation.stopping import asks_for_one_thing
+
+    assert asks_for_one_thing(question) is one
+
+
+def test_a_one_thing_answer_ends_with_its_first_sentence():
+    from memory.activation.stopping import AnswerStop
+
+    def kept(text: str) -> str | None:
+        guard = AnswerStop(one_sentence=True)
+        for end in range(1, len(text) + 1):
+            verdict = guard.check(text[:end])
+            if verdict.stop:
+                return text[: verdict.keep].strip()
+        return None
+
+    assert kept("Lucia is training for the Berlin marathon [2]. Some people believe it is a race. ") == (
+        "Lucia is training for the Berlin marathon [2]."
+    )
+    assert kept("Dr. Smith is Ana's doctor. She also ") == "Dr. Smith is Ana's doctor."  # "Dr." is no sentence
+    assert kept("It costs 3.5 euros") is None  # no sentence has ended yet

@@ -20,7 +20,7 @@ from memory.activation.base import Backend, CacheMeta, ModelIdentity, NoLocalMod
 from memory.activation.citations import attribute, checked_citations
 from memory.activation.kv_store import Entry, KVStore
 from memory.activation.prompt import PromptTemplate
-from memory.activation.stopping import END_OF_TURN, AnswerStop, Stopped
+from memory.activation.stopping import END_OF_TURN, AnswerStop, Stopped, asks_for_one_thing
 from memory.config import LocalModelConfig
 from memory.models import Memory
 
@@ -240,7 +240,7 @@ class ActivationEngine:
                 cache = backend.prefill(cache, tokens)[1]
             out: list[int] = []
             first = 0.0
-            guard = AnswerStop()
+            guard = AnswerStop(one_sentence=asks_for_one_thing(question))
             text: str = ""
             why: Stopped = "budget"
             for token in backend.generate(cache, question_tokens, limit, self.config.temperature):

@@ -23,6 +23,9 @@ _HEADER = re.compile(
     re.IGNORECASE,
 )
 REPEAT_WORDS = 8  # the same run of this many words twice: the answer is looping
+# A question asking for one thing ("Where does Ana live?"): its answer is one sentence.
+_ONE_THING = re.compile(r"^\s*(?:what|where|who|whom|whose|when|which|how)\b[^?]*\?\s*$", re.IGNORECASE)
+_LIST_WORDS = re.compile(r"\b(?:and|all|every\w*|list|both|each)\b", re.IGNORECASE)
 MIN_SENTENCE_WORDS = 3  # "Dr." or "1." repeating is no loop
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
@@ -40,17 +43,29 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", "", text.lower()).split())
 
 
-class AnswerStop:
-    """Fed the whole decoded answer so far after each token; ``check`` says whether to stop, and where to cut."""
+def asks_for_one_thing(question: str) -> bool:
+    """One wh-question about one thing: no second question, no "and", "all", "both", "list"."""
+    return bool(_ONE_THING.match(question)) and not _LIST_WORDS.search(question)
 
-    def __init__(self, repeat_words: int = REPEAT_WORDS) -> None:
+
+class AnswerStop:
+    """Fed the whole decoded answer so far after each token; ``check`` says whether to stop, and where to cut.
+
+    ``one_sentence``: the answer ends with its first complete sentence of a few words (a small
+    model that has answered goes on to explain what it was not asked, and makes it up).
+    """
+
+    def __init__(self, repeat_words: int = REPEAT_WORDS, *, one_sentence: bool = False) -> None:
         self.repeat_words = repeat_words
+        self.one_sentence = one_sentence
         self._grams: set[tuple[str, ...]] = set()
         self._checked = 0  # runs of words starting before this word are in _grams
 
     def check(self, text: str) -> Verdict:
         if (cut := self._header(text)) is not None:
             return Verdict(True, cut, "header")
+        if self.one_sentence and (cut := self._first_sentence(text)) is not None:
+            return Verdict(True, cut, "end")
         for cut in (self._repeated_sentence(text), self._repeated_words(text)):
             if cut is not None:
                 # A loop can begin mid-sentence: keep whole sentences where there is one to keep.
@@ -64,6 +79,14 @@ class AnswerStop:
         for match in _HEADER.finditer(text):
             if text[: match.start()].strip() and not _HEADER.fullmatch(text[: match.start()].strip()):
                 return match.start()
+        return None
+
+    @staticmethod
+    def _first_sentence(text: str) -> int | None:
+        """Where the first complete sentence of at least a few words ends ("Dr." or "1." is none)."""
+        for match in _SENTENCE.finditer(text):
+            if len(_norm(match.group()).split()) >= MIN_SENTENCE_WORDS:
+                return match.end()
         return None
 
     @staticmethod
