@@ -135,12 +135,24 @@ def session_date(text: str) -> str:
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def spread(items: list[Any], n: int | None) -> list[Any]:
+    """``n`` of ``items`` spread evenly (all of them when there are no more than ``n``, or no ``n``)."""
+    if not n or len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def write_config(home_dir: Path, args: argparse.Namespace) -> None:
+    """The home's config.toml: the model under test, its backend and answer budget."""
+    home_dir.mkdir(parents=True, exist_ok=True)
+    (home_dir / "config.toml").write_text(
+        f'[local_model]\npath = "{args.model}"\nbackend = "{args.backend}"\nmax_tokens = {args.max_tokens}\n'
+    )
+
+
 def questions_of(sample: dict[str, Any], per_conversation: int | None) -> list[dict[str, Any]]:
-    chosen = [qa for qa in sample["qa"] if qa.get("category") in CATEGORIES and "answer" in qa]
-    if per_conversation and len(chosen) > per_conversation:
-        step = len(chosen) / per_conversation
-        chosen = [chosen[int(i * step)] for i in range(per_conversation)]
-    return chosen
+    return spread([qa for qa in sample["qa"] if qa.get("category") in CATEGORIES and "answer" in qa], per_conversation)
 
 
 def full_window(engine: Any, memories: list[Any], context_length: int, max_tokens: int) -> list[Any]:
@@ -163,10 +175,7 @@ async def run(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
     from memory import MemoryHome
     from server.app import build_server
 
-    home_dir.mkdir(parents=True, exist_ok=True)
-    (home_dir / "config.toml").write_text(
-        f'[local_model]\npath = "{args.model}"\nbackend = "{args.backend}"\nmax_tokens = {args.max_tokens}\n'
-    )
+    write_config(home_dir, args)
     data = json.loads(args.data.read_text())[: args.conversations]
     server = build_server(MemoryHome(home_dir), warm_up=False)
     engine = server.scheduler.engine
@@ -289,15 +298,9 @@ async def run_facts(args: argparse.Namespace, home_dir: Path) -> dict[str, Any]:
     from memory import MemoryHome
     from server.app import build_server
 
-    home_dir.mkdir(parents=True, exist_ok=True)
-    (home_dir / "config.toml").write_text(
-        f'[local_model]\npath = "{args.model}"\nbackend = "{args.backend}"\nmax_tokens = {args.max_tokens}\n'
-    )
+    write_config(home_dir, args)
     facts = json.loads(FACTS.read_text())["facts"]
-    cubes = fact_cubes(facts)
-    if args.quick:
-        step = len(cubes) / QUICK_FACTS
-        cubes = [cubes[int(i * step)] for i in range(QUICK_FACTS)]
+    cubes = spread(fact_cubes(facts), QUICK_FACTS if args.quick else None)
     server = build_server(MemoryHome(home_dir), warm_up=False)
     engine = server.scheduler.engine
     backend = await anyio.to_thread.run_sync(engine.backend)  # converts the GGUF the first time

@@ -114,11 +114,11 @@ def test_line_numbers_the_answer_writes_become_the_ids_of_the_prompt_s_lines(mem
     assert text == f"Jon was a banker [{context[2]}]; see [{context[0]}, {context[1]}] and. In [2023] too."
 
 
-def _stream(text: str) -> str | None:
+def _stream(text: str, *, one_sentence: bool = False) -> str | None:
     """What is kept when the answer streams in token by token (None: never stopped)."""
     from memory.activation.stopping import AnswerStop
 
-    guard = AnswerStop()
+    guard = AnswerStop(one_sentence=one_sentence)
     for end in range(1, len(text) + 1):
         verdict = guard.check(text[:end])
         if verdict.stop:
@@ -268,15 +268,8 @@ def test_a_question_about_one_thing_is_told_apart(question, one):
 
 
 def test_a_one_thing_answer_ends_with_its_first_sentence():
-    from memory.activation.stopping import AnswerStop
-
     def kept(text: str) -> str | None:
-        guard = AnswerStop(one_sentence=True)
-        for end in range(1, len(text) + 1):
-            verdict = guard.check(text[:end])
-            if verdict.stop:
-                return text[: verdict.keep].strip()
-        return None
+        return _stream(text, one_sentence=True)
 
     assert kept("Lucia is training for the Berlin marathon [2]. Some people believe it is a race. ") == (
         "Lucia is training for the Berlin marathon [2]."
