@@ -45,6 +45,7 @@ from memory.entities import normalize, query_keys
 from memory.models import ContextTurn, SearchHit, SearchQuery, SignalScore
 from memory.retrieval import kin
 from memory.retrieval.aliases import AliasTable
+from memory.retrieval.name_spellings import misspelt_names
 from memory.retrieval.time_words import resolve as resolve_time
 from memory.retrieval.word_forms import with_forms
 from memory.stopwords import STOPWORDS
@@ -179,7 +180,7 @@ def entity_matches(view: SearchView, q: SearchQuery, k: int, aliases: AliasTable
     The work stays bounded as the cube grows: SQLite counts each name's memories, and only
     the ``k`` best are read, rarest name first, instead of every memory a common name links to.
     """
-    keys = query_keys(q.query)
+    keys = query_keys(q.query) | set(misspelt_names(q.query, view.known_entities).values())
     if not keys:
         return EntityMatches([], {})
     if aliases is not None:
