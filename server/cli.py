@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import cli_portable
 
     cli_portable.register(commands, with_home)
+    from server import cli_migrate
+
+    cli_migrate.register(commands)
     from server.ui import cli as ui_cli
 
     ui_cli.register(commands)

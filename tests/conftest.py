@@ -102,6 +102,15 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def postgres_conn(postgres_database: str) -> Iterator[Any]:
+    """An autocommit connection to this test's own database, migrated to the current schema."""
+    from postgres_support import migrated
+
+    with migrated(postgres_database) as connection:
+        yield connection
+
+
 # The quick tier runs every client test in the modern protocol; its run in the 2025 handshake is
 # in the slow tier (.ci/run runs both). Tests of the 2025 handshake itself keep both modes in the
 # quick tier by parametrizing ``mode`` directly: ``@pytest.mark.parametrize("mode", ["auto", "legacy"])``.

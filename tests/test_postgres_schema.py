@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,8 @@ NOW = "2026-12-07T12:00:00Z"
 
 
 @pytest.fixture
-def conn(postgres_database: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection to this test's database, migrated to the current schema."""
-    from postgres_support import migrated
-
-    with migrated(postgres_database) as connection:
-        yield connection
+def conn(postgres_conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    return postgres_conn
 
 
 def add_cube(conn: psycopg.Connection[Any], name: str) -> int:

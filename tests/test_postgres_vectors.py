@@ -6,7 +6,6 @@ cosine the SQLite engine computes, and its top 10 is the exact scan's on a clust
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,8 @@ NOW = "2026-12-07T12:00:00Z"
 
 
 @pytest.fixture
-def conn(postgres_database: str) -> Iterator[psycopg.Connection[Any]]:
-    from postgres_support import migrated
-
-    with migrated(postgres_database) as connection:
-        yield connection
+def conn(postgres_conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    return postgres_conn
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

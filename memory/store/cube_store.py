@@ -26,7 +26,7 @@ from memory.entities import normalize
 from memory.errors import Conflict, InvalidInput, NotFound, Unavailable
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
-from memory.store import bulk_import, fulltext_merge, maintenance, schema
+from memory.store import bulk_import, export, fulltext_merge, maintenance, schema
 from memory.store import connection as db
 from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
@@ -765,6 +765,28 @@ class CubeStore:
                 + ("" if include_deleted else "WHERE m.status != 'deleted' ")
                 + "ORDER BY e.norm, m.row_id"
             ).fetchall()
+
+    # -- export (moving the cube to another engine: memory.store.postgres.cube_copy) -------
+
+    def export_changed_memories(self, after: tuple[int, int], limit: int) -> export.MemoryBatch:
+        with self._read() as conn:
+            return export.changed_memories(conn, after, limit)
+
+    def export_log(self, table: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return export.log_batch(conn, table, after_seq, limit)
+
+    def export_thread_context(self, threads: list[str]) -> list[tuple[str, str | None]]:
+        with self._read() as conn:
+            return export.thread_context(conn, threads)
+
+    def export_settings(self) -> dict[str, str | None]:
+        with self._read() as conn:
+            return export.settings(conn)
+
+    def export_totals(self) -> dict[str, int]:
+        with self._read() as conn:
+            return export.totals(conn)
 
     def stored_vectors(self) -> list[tuple[str, np.ndarray]]:
         """``(memory id, vector)`` of every memory that has one, in row order."""
