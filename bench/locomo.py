@@ -5,6 +5,7 @@
     uv run python bench/locomo.py --no-sessions   # turns stored without a session_id
     uv run python bench/locomo.py --all           # every arrival side by side
     uv run python bench/locomo.py --quick         # the hybrid mode only (CI's check that it runs)
+    uv run python bench/locomo.py --all --engine postgres [--store URL]   # searches ranked on PostgreSQL
 
 How memories *arrive* changes what search has to work with; each arrival gets its own cubes:
 
@@ -31,6 +32,12 @@ end of the day of the conversation's last session (``asked_at``): time words in 
 ("4 years ago", "last year") are read as its speakers meant them, and the figures do not
 drift with the date the bench runs on.
 
+``--engine postgres`` (issue 28, acceptance 3) ingests each cube as usual, copies it into a
+PostgreSQL store (``memcube migrate``'s copy: ``--store URL``, MEMCUBE_STORE, or an embedded
+PostgreSQL 18 with pgvector started here, as the tests do) and ranks every search there:
+BM25 over ``tsvector``, pgvector's HNSW index, the entity tables (``MemCube.read_ranking_from``).
+Time words, the relevance floor and the priors run as for SQLite, in the process.
+
 The data set is not part of the project (CC BY-NC 4.0): read it from ``../shared/data``.
 """
 
@@ -46,6 +53,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -179,7 +188,22 @@ class PlainIndex:
         return [self.ids[i] for i in scores.argsort()[::-1][:limit]]
 
 
-def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None, arrival: str) -> dict[str, Any]:
+def rank_on_postgres(cube: Any, store_url: str) -> None:
+    """Copy the cube into the PostgreSQL store and rank its searches there from now on."""
+    from memory.store.postgres.connect import connect
+    from memory.store.postgres.cube_copy import copy_cube
+    from memory.store.postgres.search_source import PostgresSearchSource, PostgresVectorScores
+
+    with connect(store_url) as conn:
+        copy_cube(cube.store, conn, cube.name)
+        row = conn.execute("SELECT id FROM cubes WHERE name = %s", (cube.name,)).fetchone()
+    assert row is not None
+    cube.read_ranking_from(PostgresSearchSource(store_url, int(row[0])), PostgresVectorScores(store_url, int(row[0])))
+
+
+def evaluate(
+    path: Path, modes: list[str], home_dir: Path, details: Path | None, arrival: str, store_url: str | None = None
+) -> dict[str, Any]:
     data = json.loads(path.read_text())
     home = MemoryHome(home_dir)
     results: dict[str, dict[str, Any]] = {m: {"per_q": [], "latency": [], "cpu": []} for m in modes}
@@ -195,6 +219,8 @@ def evaluate(path: Path, modes: list[str], home_dir: Path, details: Path | None,
         cited = {d for ids in dia_of.values() for d in ids}
         print(f"{cube_name}: {len(texts)} memories ingested in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         cube = home.cube(cube_name)
+        if store_url is not None:
+            rank_on_postgres(cube, store_url)
         now = asked_at(sample["conversation"])
         cube.search(SearchQuery(query="warm up", limit=5))  # load the mirror and the model outside the timings
         plain = PlainIndex(home.embedder, texts) if "plain" in modes else None
@@ -325,6 +351,18 @@ def side_by_side(outcomes: list[dict[str, Any]], modes: list[str]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def postgres_store(url: str | None) -> Iterator[str]:
+    """A new database for this run on the server at ``url``, or on an embedded PostgreSQL started here."""
+    sys.path.insert(1, str(ROOT / "tests"))
+    from postgres_support import fresh_database, migrated, postgres_server
+
+    with postgres_server() if url is None else nullcontext(url) as server, fresh_database(server) as database:
+        with migrated(database):
+            pass
+        yield database
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA, help="LoCoMo JSON (a list of samples)")
@@ -347,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", action="store_true", help="the turns-with-session_id arrival (the default alone)")
     parser.add_argument("--all", action="store_true", help="every arrival, side by side")
     parser.add_argument("--quick", action="store_true", help="the hybrid mode only (iterate fast)")
+    parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite", help="where searches are ranked")
+    parser.add_argument(
+        "--store", help="with --engine postgres: a PostgreSQL whose role may create databases (default: embedded)"
+    )
     args = parser.parse_args(argv)
     modes = [m.strip() for m in ("hybrid" if args.quick else args.modes).split(",") if m.strip()]
     if "ablate" in modes:
@@ -371,9 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [a for a, on in zip(ARRIVALS, (args.sessions, args.no_sessions, args.facts), strict=True) if on or args.all]
     outcomes = []
     try:
-        for arrival in chosen or ["sessions"]:
-            outcomes.append(evaluate(args.path, modes, home_dir, args.details, arrival))
-            print(report(outcomes[-1], modes), flush=True)
+        with postgres_store(args.store or os.environ.get("MEMCUBE_STORE")) if args.engine == "postgres" else nullcontext() as url:
+            for arrival in chosen or ["sessions"]:
+                outcomes.append(evaluate(args.path, modes, home_dir, args.details, arrival, url))
+                print(report(outcomes[-1], modes), flush=True)
     finally:
         if temporary:
             shutil.rmtree(home_dir, ignore_errors=True)

@@ -56,6 +56,7 @@ from memory.retrieval.aliases import build as build_aliases
 from memory.retrieval.embedder import Embedder
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
+from memory.store.contract import SearchSource, VectorScores
 from memory.store.cube_store import CubeStore, NewMemory, check_ids
 from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
@@ -146,6 +147,8 @@ class MemCube:
             self.store.close()  # a cube that did not open holds no file (its opener may try again)
             raise
         self.mirror = VectorMirror()
+        # Where the ranking reads from, when not this folder's own store (``read_ranking_from``).
+        self._ranking_reads: tuple[SearchSource, VectorScores] | None = None
         self._vectors_ready = False
         self._vector_lock = threading.Lock()
         self._pending_access: Counter[int] = Counter()
@@ -377,8 +380,28 @@ class MemCube:
             below_floor=found.below_floor,
         )
 
+    def read_ranking_from(self, source: SearchSource, vectors: VectorScores) -> None:
+        """Rank searches on another engine's copy of this cube (the PostgreSQL store: ``memcube migrate``).
+
+        Only the ranking's reads move; the hits' row ids are then that engine's, so reads are not
+        counted against this folder's rows. The first step of serving a cube from the store
+        (issue 28), and how bench/locomo.py --engine postgres compares the engines' searches.
+        """
+        self._ranking_reads = (source, vectors)
+
     def _ranked(self, q: SearchQuery) -> list[SearchHit]:
         """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
+        if self._ranking_reads is not None:
+            source, vectors = self._ranking_reads
+            hits, _ = hybrid_search(
+                source,
+                vectors,
+                q,
+                self.embedder.embed_one,
+                self.aliases() if "entity" in q.signals else None,
+                reads=self.embedder.reads_words,
+            )
+            return hits
         if "vector" in q.signals:
             self.ensure_vectors()
         hits, row_ids = hybrid_search(

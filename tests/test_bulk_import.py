@@ -129,7 +129,7 @@ def keyword_rows(cube, word: str, *, include_archived: bool = False) -> list[int
     """The rows the FTS index matches for ``word`` (the keyword signal of a search, alone)."""
     with cube.store.search_view() as view:
         query = SearchQuery(query=word, include_archived=include_archived)
-        return [row for row, _, _ in view.keyword_candidates(query, word, 5)]
+        return [row for row, _, _ in view.keyword_candidates(query, [word], 5)]
 
 
 def assert_consistent(cube) -> None:

@@ -49,9 +49,8 @@ from memory.retrieval.name_spellings import misspelt_names
 from memory.retrieval.time_words import resolve as resolve_time
 from memory.retrieval.word_forms import with_forms
 from memory.stopwords import STOPWORDS
+from memory.store.contract import FtsTable, QueryCosines, SearchReads, SearchSource, VectorScores
 from memory.store.cube_store import CubeStore
-from memory.store.search_reads import FtsTable, SearchView
-from memory.store.vector_mirror import Cosines, VectorMirror
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
 # Chosen on a grid over bench/locomo.py by directions that held across the grid, not by its
@@ -105,19 +104,19 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in (w.lower() for w in _TOKEN.findall(text)) if w not in STOPWORDS))
 
 
-def keyword_query(text: str, *, forms: bool = False) -> str | None:
-    """An FTS5 query that ORs the content words of ``text``, each quoted (so no FTS syntax gets through).
+def keyword_terms(text: str, *, forms: bool = False) -> list[str] | None:
+    """The words the keyword signals look for: the content words of ``text`` (any one may match).
 
     None for a query of stop words alone ("what is it"): matching them would find every
     memory about as well as any other, so the keyword signals stay out of it.
-    ``forms``: each word with its irregular forms, which the porter stemmer does not fold
+    ``forms``: each word with its irregular forms, which the stemmers do not fold
     ("try" and "tried", "send" and "sent"; ``memory.retrieval.word_forms``).
+    Each engine turns them into its own full-text query, every word a literal.
     """
     unique = content_words(text)[:32]
     if not unique:
         return None
-    terms = [w for w in with_forms(unique) if w in unique or w not in STOPWORDS] if forms else unique
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in terms)
+    return [w for w in with_forms(unique) if w in unique or w not in STOPWORDS] if forms else unique
 
 
 @lru_cache(maxsize=65_536)
@@ -150,7 +149,7 @@ class EntityMatches:
     specificity: dict[str, float] = field(default_factory=dict)  # each group's name -> its specificity
 
     def candidate_links(
-        self, view: SearchView, q: SearchQuery, row_ids: Sequence[int]
+        self, view: SearchReads, q: SearchQuery, row_ids: Sequence[int]
     ) -> tuple[dict[int, str], list[tuple[int, float]]]:
         """Of these memories, in one read of their links: which one of the named entities said (a
         ``"Name: ..."`` line; row id -> its group's name), and those linked to a named entity as
@@ -169,7 +168,7 @@ class EntityMatches:
         return said, sorted(best.items(), key=lambda item: (-item[1], item[0]))
 
 
-def entity_matches(view: SearchView, q: SearchQuery, k: int, aliases: AliasTable | None = None) -> EntityMatches:
+def entity_matches(view: SearchReads, q: SearchQuery, k: int, aliases: AliasTable | None = None) -> EntityMatches:
     """Memories linked to entities the query names: ``(row_id, specificity)`` best first.
 
     A memory's specificity is that of the rarest query entity it mentions, ``log(N / df) / log(N)``:
@@ -209,7 +208,7 @@ def entity_matches(view: SearchView, q: SearchQuery, k: int, aliases: AliasTable
     return EntityMatches(ranked, canonical, specificity)
 
 
-def vector_query_text(view: SearchView, query: str) -> str:
+def vector_query_text(view: SearchReads, query: str) -> str:
     """The query less the names of entities this cube knows: the vector looks for *what*, the entity signal for *who*."""
     keys = [k for k in query_keys(query) if not k.startswith(("@", "#"))]
     if not keys:
@@ -224,7 +223,7 @@ def vector_query_text(view: SearchView, query: str) -> str:
 
 
 def keyword_candidates(
-    view: SearchView, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts", few: bool = False
+    view: SearchReads, q: SearchQuery, k: int, *, table: FtsTable = "memory_fts", few: bool = False
 ) -> list[tuple[int, float, bool]]:
     """BM25 matches of the query's content words (see ``SearchView.keyword_candidates``).
 
@@ -233,10 +232,10 @@ def keyword_candidates(
     cube of chat, the forms of common verbs ("went", "said") matched so many lines that recall
     fell (bench/locomo.py --quick, turns R@10 0.852 -> 0.839), so a search without one keeps the words alone.
     """
-    match = keyword_query(q.query, forms=q.since is not None or q.until is not None)
-    if match is None:
+    terms = keyword_terms(q.query, forms=q.since is not None or q.until is not None)
+    if terms is None:
         return []
-    return view.keyword_candidates(q, match, k, table=table, few=few)
+    return view.keyword_candidates(q, terms, k, table=table, few=few)
 
 
 def _scaled(ranked: Sequence[tuple[int, float] | tuple[int, float, bool]]) -> list[tuple[int, float, float]]:
@@ -261,7 +260,7 @@ def _best_per_row(*lists: list[tuple[int, float, float]]) -> list[tuple[int, flo
 class VectorRanking:
     """The vector signal's view of a query: its vector, the cube's top cosines, and their spread."""
 
-    cosines: Cosines
+    cosines: QueryCosines
     rank: dict[int, int]  # row_id -> rank, for the ``pool`` most similar memories
     mean: float
     std: float
@@ -269,7 +268,7 @@ class VectorRanking:
 
 
 def rank_by_vector(
-    mirror: VectorMirror, vector: np.ndarray, pool: int, *, include_archived: bool, allowed: np.ndarray | None
+    mirror: VectorScores, vector: np.ndarray, pool: int, *, include_archived: bool, allowed: np.ndarray | None
 ) -> VectorRanking | None:
     cosines = mirror.cosines(vector, include_archived=include_archived, allowed=allowed)
     scores = cosines.scores
@@ -282,8 +281,8 @@ def rank_by_vector(
 
 
 def hybrid_search(
-    store: CubeStore,
-    mirror: VectorMirror,
+    store: SearchSource,
+    mirror: VectorScores,
     q: SearchQuery,
     embed: Callable[[str], np.ndarray] | None,
     aliases: AliasTable | None = None,
@@ -415,7 +414,7 @@ def hybrid_search(
 
 
 def query_cover(
-    view: SearchView, query: str, reads: Callable[[list[str]], list[bool]] | None, *, forms: bool = False
+    view: SearchReads, query: str, reads: Callable[[list[str]], list[bool]] | None, *, forms: bool = False
 ) -> tuple[float, float]:
     """How much of the query this cube can speak to: the share of its content words some memory holds,
     and the share that carry meaning at all.

@@ -11,8 +11,13 @@ Rows cross the boundary as named tuples, never as bare positional tuples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple, Protocol, TypeVar
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+
+import numpy as np
+
+from memory.models import MemoryStatus, SearchQuery
 
 ConnectionT_contra = TypeVar("ConnectionT_contra", contravariant=True)
 
@@ -41,3 +46,73 @@ class ChangeFeed(Protocol[ConnectionT_contra]):
     def high(self) -> int: ...
 
     def count(self) -> int: ...
+
+
+FtsTable = Literal["memory_fts", "memory_context_fts"]
+# What a search shows of a hit, by row id: (id, text, type, tags as stored JSON, occurred_at,
+# created_at, status, state, due_at, parent_id).
+HitRow = tuple[str, str, str, str, str | None, str, MemoryStatus, str | None, str | None, str | None]
+
+
+class SearchReads(Protocol):
+    """The named reads of one search over one cube (``search_reads.SearchView``, ``postgres.search_view``).
+
+    Row ids are the engine's own; everything the ranking needs comes back as row ids and numbers.
+    """
+
+    def filtered_row_ids(self, q: SearchQuery) -> np.ndarray | None: ...
+
+    def searchable_count(self, include_archived: bool) -> int: ...
+
+    def exact_matches(self, q: SearchQuery) -> list[int]: ...
+
+    def keyword_candidates(
+        self, q: SearchQuery, terms: Sequence[str], k: int, *, table: FtsTable = "memory_fts", few: bool = False
+    ) -> list[tuple[int, float, bool]]: ...
+
+    def unheld_words(self, words: Sequence[str]) -> list[str]: ...
+
+    def known_entities(self, keys: list[str]) -> list[str]: ...
+
+    def entity_counts(self, q: SearchQuery, keys: Sequence[str]) -> tuple[dict[str, int], int]: ...
+
+    def entity_first_rows(self, q: SearchQuery, keys: Sequence[str], k: int, *, exclude: Sequence[int] = ()) -> list[int]: ...
+
+    def links(self, q: SearchQuery, keys: Sequence[str], row_ids: Sequence[int]) -> list[tuple[int, str, bool]]: ...
+
+    def sync(self, vectors: Any) -> None: ...
+
+
+class QueryCosines(Protocol):
+    """A query's cosines with a cube's searchable vectors (``vector_mirror.Cosines``, ``postgres.vector_scores``)."""
+
+    @property
+    def scores(self) -> np.ndarray: ...  # the cosines (or an engine's sample of them): empty when no vector
+
+    @property
+    def mean(self) -> float: ...
+
+    @property
+    def std(self) -> float: ...
+
+    def top(self, k: int) -> list[tuple[int, float]]: ...
+
+    def of(self, row_ids: Iterable[int]) -> dict[int, float]: ...
+
+
+class VectorScores(Protocol):
+    """Where a search's vector signal comes from: the SQLite engine's mirror, or the database's index."""
+
+    def cosines(
+        self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None
+    ) -> QueryCosines: ...
+
+
+class SearchSource(Protocol):
+    """A cube as the ranking reads it: two views (the second for the stage run beside the first) and the hits' rows."""
+
+    def search_view(self) -> AbstractContextManager[SearchReads]: ...
+
+    def side_view(self) -> AbstractContextManager[SearchReads]: ...
+
+    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, HitRow]: ...

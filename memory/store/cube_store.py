@@ -32,7 +32,7 @@ from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
 from memory.store.bulk_import import ImportRow
 from memory.store.change_log import ChangeLog
-from memory.store.contract import Change
+from memory.store.contract import Change, HitRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
 from memory.store.rows import dumps as _dumps
@@ -397,9 +397,7 @@ class CubeStore:
         with self._read() as conn:
             mirror.sync(conn)
 
-    def hit_rows(
-        self, row_ids: Sequence[int]
-    ) -> dict[int, tuple[str, str, str, str, str | None, str, MemoryStatus, str | None, str | None, str | None]]:
+    def hit_rows(self, row_ids: Sequence[int]) -> dict[int, HitRow]:
         """What a search hit shows, by row id: ``(id, text, type, tags, occurred_at, created_at, status, state, due_at, parent_id)``.
 
         Not whole memories, and ``tags`` as stored (JSON text): a search reads its best few

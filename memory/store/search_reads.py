@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 
 from memory.models import SearchQuery
+from memory.store.contract import FtsTable
 from memory.store.filter_sql import time_range
 from memory.store.rows import content_hash
 from memory.store.threads import STANDALONE_TYPES
 from memory.store.vector_mirror import VectorMirror
 
-FtsTable = Literal["memory_fts", "memory_context_fts"]
 # Whether a match's context window stands in for its own text (see ``keyword_candidates``);
 # binds the STANDALONE_TYPES, in order.
 _LEANS = f"m.thread IS NOT NULL AND m.type NOT IN ({', '.join('?' * len(STANDALONE_TYPES))})"
@@ -67,6 +66,11 @@ def _searchable_sql(q: SearchQuery) -> tuple[str, list[object]]:
     return " AND ".join([_status_sql(q), *clauses]), params
 
 
+def fts5_any(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of ``terms``, each quoted (so no FTS syntax gets through)."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
 def _bm25(table: FtsTable) -> str:
     """FTS5's BM25 of ``table``; on the memories' own index the tags and entity names weigh half the text."""
     return "bm25(memory_fts, 1.0, 0.5, 0.5)" if table == "memory_fts" else f"bm25({table})"
@@ -87,9 +91,9 @@ class SearchView:
         return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
     def keyword_candidates(
-        self, q: SearchQuery, match: str, k: int, *, table: FtsTable = "memory_fts", few: bool = False
+        self, q: SearchQuery, terms: Sequence[str], k: int, *, table: FtsTable = "memory_fts", few: bool = False
     ) -> list[tuple[int, float, bool]]:
-        """BM25 matches of the FTS5 query ``match`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
+        """BM25 matches of any of ``terms`` in ``memory_fts`` (own text) or ``memory_context_fts`` (windows).
 
         Each match is ``(row_id, score, leans)``, best first, the score higher-is-better;
         ``leans``: the memory leans on its thread, so its context window stands in for its own
@@ -100,6 +104,7 @@ class SearchView:
         """
         if table not in ("memory_fts", "memory_context_fts"):
             raise ValueError(f"not a full-text table: {table!r}")
+        match = fts5_any(terms)
         if few:
             return self._filtered_keyword_candidates(q, match, k, table=table)
         where, params = _searchable_sql(q)

@@ -38,8 +38,11 @@ def vector_text(vector: np.ndarray) -> str:
     return "[" + ",".join(format(float(x), ".9g") for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
+MAX_EF_SEARCH = 1000  # pgvector's bound; past it the iterative scan reads on until k rows are found
+
+
 def ef_for(k: int) -> int:
-    return max(MIN_EF_SEARCH, EF_PER_RESULT * k)
+    return min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, EF_PER_RESULT * k))
 
 
 class PostgresVectors:
@@ -59,12 +62,21 @@ class PostgresVectors:
             )
 
     def nearest(
-        self, vector: np.ndarray, k: int, *, include_archived: bool = False, ef_search: int | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        include_archived: bool = False,
+        ef_search: int | None = None,
+        allowed: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
-        """The ``k`` memories nearest to ``vector`` as ``(row id, cosine)``, best first (approximate: HNSW)."""
+        """The ``k`` memories nearest to ``vector`` as ``(row id, cosine)``, best first (approximate: HNSW).
+
+        ``allowed``: only these row ids (a search's filters), which the iterative scan reads past the others for.
+        """
         settings = "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'strict_order', true)"
         return self._ranked(
-            vector, k, include_archived, (settings, (str(ef_search or ef_for(k)),)), "embedding <=> %(v)s::vector"
+            vector, k, include_archived, (settings, (str(ef_search or ef_for(k)),)), "embedding <=> %(v)s::vector", allowed
         )
 
     def exact(self, vector: np.ndarray, k: int, *, include_archived: bool = False) -> list[tuple[int, float]]:
@@ -72,17 +84,42 @@ class PostgresVectors:
         settings = "SELECT set_config('enable_indexscan', 'off', true)"
         return self._ranked(vector, k, include_archived, (settings, ()), "cosine DESC, row_id")
 
+    def cosines_of(self, vector: np.ndarray, row_ids: Sequence[int]) -> dict[int, float]:
+        """The exact cosine of each of these memories that has a vector."""
+        if not row_ids:
+            return {}
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT row_id, 1 - (embedding <=> %s::vector) FROM memories "
+                "WHERE cube = %s AND row_id = ANY(%s) AND embedding IS NOT NULL",
+                (vector_text(vector), self.cube_id, list(row_ids)),
+            ).fetchall()
+        return {int(row_id): float(cosine) for row_id, cosine in rows}
+
     def _ranked(
-        self, vector: np.ndarray, k: int, include_archived: bool, settings: tuple[str, tuple[str, ...]], order: str
+        self,
+        vector: np.ndarray,
+        k: int,
+        include_archived: bool,
+        settings: tuple[str, tuple[str, ...]],
+        order: str,
+        allowed: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """The cube's searchable memories with a vector, in ``order``, under this transaction's ``settings``."""
         statuses = list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
+        only = "AND row_id = ANY(%(allowed)s) " if allowed is not None else ""
         with self._lock, self._conn.transaction():
             self._conn.execute(settings[0], settings[1])
             rows = self._conn.execute(
                 "SELECT row_id, 1 - (embedding <=> %(v)s::vector) AS cosine FROM memories "
-                "WHERE cube = %(cube)s AND status = ANY(%(statuses)s) AND embedding IS NOT NULL "
+                f"WHERE cube = %(cube)s AND status = ANY(%(statuses)s) AND embedding IS NOT NULL {only}"
                 f"ORDER BY {order} LIMIT %(k)s",  # one of the two orders above: no value of the caller's
-                {"v": vector_text(vector), "cube": self.cube_id, "statuses": statuses, "k": k},
+                {
+                    "v": vector_text(vector),
+                    "cube": self.cube_id,
+                    "statuses": statuses,
+                    "k": k,
+                    "allowed": [] if allowed is None else [int(r) for r in allowed],
+                },
             ).fetchall()
         return [(int(row_id), float(cosine)) for row_id, cosine in rows]
