@@ -234,3 +234,23 @@ def test_memcube_migrate_says_what_is_wrong_in_one_line(tmp_path, postgres_datab
     unreachable = memcube("migrate", "--to", "postgresql://memcube@127.0.0.1:1/team", "--home", str(tmp_path))
     assert unreachable.returncode != 0 and "cannot connect" in unreachable.stderr, unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1, unreachable.stderr
+
+
+def test_a_role_that_does_not_own_the_tables_copies_all_the_same(
+    home: MemoryHome, postgres_url: str, postgres_database: str, postgres_conn: psycopg.Connection[Any]
+) -> None:
+    """The copy ends with ANALYZE, which only a table's owner (or a maintainer) may run: PostgreSQL
+    skips it for anyone else with a warning, and the copy is complete."""
+    from postgres_support import login_role
+    from psycopg import sql
+
+    seeded(home)
+    with login_role(postgres_url, postgres_database, "copier") as url:
+        role = psycopg.conninfo.conninfo_to_dict(url)["user"]
+        postgres_conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role))
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            report = copy_cube(home.cube("team").store, conn, "team")
+    assert report.by_status == {"active": 5, "archived": 1}
+    assert_same(source_rows(home, "team"), store_rows(postgres_conn, "team"))

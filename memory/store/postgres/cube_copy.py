@@ -105,6 +105,9 @@ def copy_cube(
                 "INSERT INTO cube_meta (cube, key, value) VALUES (%s, %s, %s) ON CONFLICT (cube, key) DO UPDATE SET value = excluded.value",
                 (cube_id, key, value),
             )
+    # A bulk load leaves the planner without statistics until autovacuum comes by: joins on the
+    # entity tables then took 8 ms instead of 0.6 ms on a LoCoMo cube.
+    conn.execute("ANALYZE memories, memory_entities, memory_relations, memory_context")
     report.by_status = {
         str(status): int(n)
         for status, n in conn.execute("SELECT status, n FROM memory_status_counts WHERE cube = %s AND n > 0", (cube_id,))

@@ -38,6 +38,9 @@ CANDIDATES_PER_WORD = 400  # see PostgresSearchView._candidates
 STATISTICS_TTL_S = 600.0  # PostgreSQL's column statistics change at ANALYZE (autovacuum), not per write
 PAIRS = 10  # pairs of common words looked for together, commonest last
 COMMON_PER_RESULT = 4  # memories of common words scored per result asked for
+MAX_KEPT_TERMS = 100_000
+# A word's lexemes under the english configuration, which no write changes: asked once per process.
+_LEXEMES: dict[str, tuple[str, ...]] = {}
 
 
 class _Frequencies:
@@ -150,6 +153,7 @@ class PostgresSearchView:
         self._conn = conn
         self.cube_id = cube_id
         self._high: int | None = None  # the cube's change log as this view first read it
+        self._live: int | None = None  # the cube's memories that are not deleted, as this view first counted them
 
     def _log_high(self) -> int:
         if self._high is None:
@@ -197,15 +201,20 @@ class PostgresSearchView:
     # -- the keyword signals ---------------------------------------------------------------
 
     def lexemes(self, terms: Sequence[str]) -> list[str]:
-        """The stemmed lexemes of ``terms`` (the ``english`` configuration; its stop words give none)."""
-        if not terms:
-            return []
-        rows = self._conn.execute(
-            "SELECT DISTINCT lexeme FROM unnest(%s::text[]) AS t(term), "
-            "LATERAL unnest(to_tsvector('english'::regconfig, t.term)) AS v(lexeme, positions, weights) ORDER BY lexeme",
-            (list(terms),),
-        ).fetchall()
-        return [str(r[0]) for r in rows]
+        """The stemmed lexemes of ``terms`` (the ``english`` configuration; its stop words give none), sorted."""
+        unknown = [t for t in dict.fromkeys(terms) if t not in _LEXEMES]
+        if unknown:
+            found: dict[str, list[str]] = {t: [] for t in unknown}
+            for term, lexeme in self._conn.execute(
+                "SELECT t.term, v.lexeme FROM unnest(%s::text[]) AS t(term), "
+                "LATERAL unnest(to_tsvector('english'::regconfig, t.term)) AS v(lexeme, positions, weights)",
+                (unknown,),
+            ).fetchall():
+                found[str(term)].append(str(lexeme))
+            if len(_LEXEMES) > MAX_KEPT_TERMS:
+                _LEXEMES.clear()
+            _LEXEMES.update((term, tuple(lexemes)) for term, lexemes in found.items())
+        return sorted({lexeme for term in terms for lexeme in _LEXEMES[term]})
 
     def keyword_candidates(
         self, q: SearchQuery, terms: Sequence[str], k: int, *, table: FtsTable = "memory_fts", few: bool = False
@@ -232,22 +241,23 @@ class PostgresSearchView:
         rows = self._conn.execute(
             # Each candidate's tf per query lexeme and its length in tokens, from its tsvector, in
             # one pass over it (a scalar subquery per row: no join and grouping of every candidate).
-            f"SELECT m.row_id, {leans}, (SELECT sum(w.idf * v.tf * %s / (v.tf + %s * (1 - %s + %s * d.len / %s))) "
-            f"FROM (SELECT lexeme, coalesce(cardinality(positions), 1) AS tf FROM unnest({source})) v "
-            "JOIN unnest(%s::text[], %s::float8[]) AS w(lexeme, idf) ON w.lexeme = v.lexeme) AS score "
+            f"SELECT m.row_id, {leans}, (SELECT sum((%s::float8[])[array_position(%s::text[], v.lexeme)] * v.tf * %s "
+            f"/ (v.tf + %s * (1 - %s + %s * d.len / %s))) "
+            f"FROM (SELECT lexeme, coalesce(cardinality(positions), 1) AS tf FROM unnest({source}) WHERE lexeme = ANY(%s)) v) AS score "
             f"FROM memories m {join}"
-            f"CROSS JOIN LATERAL (SELECT sum(coalesce(cardinality(positions), 1)) AS len FROM unnest({source})) d "
+            f"CROSS JOIN LATERAL (SELECT length({source}) AS len) d "
             f"WHERE m.cube = %s AND m.row_id IN ({candidates}) "
             "ORDER BY score DESC, m.row_id LIMIT %s",
             [
                 list(STANDALONE_TYPES),
+                [idf[x] for x in lexemes],
+                lexemes,
                 K1 + 1,
                 K1,
                 B,
                 B,
                 avg,
                 lexemes,
-                [idf[x] for x in lexemes],
                 self.cube_id,
                 *candidate_params,
                 k,
@@ -336,10 +346,13 @@ class PostgresSearchView:
 
     def _document_count(self, table: FtsTable) -> int:
         if table == "memory_fts":  # every memory that is not deleted has a tsvector
-            row = self._conn.execute(
-                "SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE cube = %s AND status <> 'deleted'", (self.cube_id,)
-            ).fetchone()
-            return max(1, int(row[0]) if row else 0)
+            if self._live is None:
+                row = self._conn.execute(
+                    "SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE cube = %s AND status <> 'deleted'",
+                    (self.cube_id,),
+                ).fetchone()
+                self._live = max(1, int(row[0]) if row else 0)
+            return self._live
         key = (self.cube_id, table)
         found = FREQUENCIES.documents(key)
         if found is None:
@@ -356,8 +369,7 @@ class PostgresSearchView:
         # The mean over up to 10,000 documents: a sample tells the mean as well as a count of millions.
         source = "memories WHERE cube = %s AND search IS NOT NULL" if table == "memory_fts" else "memory_context WHERE cube = %s"
         row = self._conn.execute(
-            "SELECT avg(len) FROM (SELECT (SELECT sum(coalesce(array_length(positions, 1), 1)) FROM unnest(search)) AS len "
-            f"FROM {source} LIMIT 10000) s",
+            f"SELECT avg(length(search)) AS len FROM (SELECT search FROM {source} LIMIT 10000) s",
             (self.cube_id,),
         ).fetchone()
         value = float(row[0]) if row and row[0] else 1.0
