@@ -254,3 +254,23 @@ def test_a_role_that_does_not_own_the_tables_copies_all_the_same(
             report = copy_cube(home.cube("team").store, conn, "team")
     assert report.by_status == {"active": 5, "archived": 1}
     assert_same(source_rows(home, "team"), store_rows(postgres_conn, "team"))
+
+
+def test_a_memory_moved_to_another_day_leaves_its_old_neighbours_windows_right(
+    home: MemoryHome, postgres_conn: psycopg.Connection[Any]
+) -> None:
+    """A memory that leaves a thread changes its old neighbours' context windows without writing
+    their rows: a second run rewrites the windows of the thread it left as well as of the one it joined."""
+    cube = home.cube("team", create=True)
+    day = [
+        cube.add([{"text": text, "occurred_at": "2026-11-03T09:00:00Z"}], client=CLIENT)[0].id
+        for text in ("Booked the venue for the launch", "Sent the invitations to the press", "Ordered the catering")
+    ]
+    copy_cube(cube.store, postgres_conn, "team")
+    cube.update(day[1], {"occurred_at": "2026-11-20T09:00:00Z"}, client=CLIENT)
+
+    copy_cube(cube.store, postgres_conn, "team")
+
+    copied = store_rows(postgres_conn, "team")
+    assert "invitations" not in (copied[day[0]]["context"] or ""), copied[day[0]]["context"]
+    assert_same(source_rows(home, "team"), copied)

@@ -70,9 +70,11 @@ def copy_cube(
         if not rows.memories:
             break
         with conn.transaction():
+            ids = [m["id"] for m in rows.memories]
+            _touch_threads(conn, cube_id, ids)  # the threads they were in (a memory may leave one)...
             _write_memories(conn, cube_id, rows)
-            _touch_threads(conn, cube_id, [m["id"] for m in rows.memories])
-            log.queue(conn, [m["id"] for m in rows.memories])
+            _touch_threads(conn, cube_id, ids)  # ...and those they are in now
+            log.queue(conn, ids)
             after = (rows.memories[-1]["seq"], rows.memories[-1]["row_id"])
             _set_mark(conn, cube_id, "memories", after)
         report.memories += len(rows.memories)
