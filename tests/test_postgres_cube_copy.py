@@ -22,6 +22,7 @@ import pytest
 from memory import MemoryHome
 from memory.store.export import MEMORY_COLUMNS
 from memory.store.postgres.cube_copy import copy_cube
+from tests.support import raw_db
 
 pytestmark = pytest.mark.postgres
 CLIENT = "tests/copy"
@@ -54,6 +55,8 @@ def seeded(home: MemoryHome) -> dict[str, str]:
 
 def source_rows(home: MemoryHome, name: str) -> dict[str, dict[str, Any]]:
     batch = home.cube(name).store.export_changed_memories((0, 0), 10_000)
+    with raw_db(home.cube(name)) as conn:
+        windows = dict(conn.execute("SELECT rowid, text FROM memory_context_fts").fetchall())
     rows = {}
     for memory in batch.memories:
         row = {
@@ -61,7 +64,7 @@ def source_rows(home: MemoryHome, name: str) -> dict[str, dict[str, Any]]:
             for c in MEMORY_COLUMNS
         }
         row["vector"] = batch.vectors.get(memory["row_id"])
-        row["context"] = dict(batch.context).get(memory["row_id"])
+        row["context"] = windows.get(memory["row_id"])
         row["entity_rows"] = sorted((name, norm) for r, name, norm in batch.entities if r == memory["row_id"])
         row["relation_rows"] = sorted(
             (r["source_norm"], r["type"], r["target_norm"], bool(r["ended"]))

@@ -24,11 +24,11 @@ MEMORY_COLUMNS: tuple[str, ...] = ("row_id", *FIELDS, "seq")
 
 @dataclass
 class MemoryBatch:
-    """Memories of one row-id range with everything that hangs on them."""
+    """A batch of memories with what hangs on each of them (context windows, which hang on a
+    whole thread, come through ``thread_context``)."""
 
     memories: list[dict[str, Any]]
     vectors: dict[int, np.ndarray]  # row id -> embedding (memories never embedded have none)
-    context: list[tuple[int, str]]  # (row id, the memory's context window)
     entities: list[tuple[int, str, str]]  # (row id, name, norm)
     relations: list[dict[str, Any]]
 
@@ -47,14 +47,13 @@ def changed_memories(conn: sqlite3.Connection, after: tuple[int, int], limit: in
     ).fetchall()
     memories = [dict(zip(MEMORY_COLUMNS, row, strict=True)) for row in rows]
     if not memories:
-        return MemoryBatch([], {}, [], [], [])
+        return MemoryBatch([], {}, [], [])
     ids = [m["row_id"] for m in memories]
     marks = ",".join("?" * len(ids))
     vectors: dict[int, np.ndarray] = {}
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memory_vec'").fetchone():
         for found, blob in conn.execute(f"SELECT rowid, embedding FROM memory_vec WHERE rowid IN ({marks})", ids):
             vectors[int(found)] = np.frombuffer(blob, dtype=np.float32).copy()
-    context = conn.execute(f"SELECT rowid, text FROM memory_context_fts WHERE rowid IN ({marks})", ids).fetchall()
     entities = conn.execute(
         f"SELECT memory_rowid, name, norm FROM memory_entities WHERE memory_rowid IN ({marks}) ORDER BY memory_rowid, norm",
         ids,
@@ -67,7 +66,7 @@ def changed_memories(conn: sqlite3.Connection, after: tuple[int, int], limit: in
             ids,
         )
     ]
-    return MemoryBatch(memories, vectors, [(int(r), str(t)) for r, t in context], entities, relations)
+    return MemoryBatch(memories, vectors, entities, relations)
 
 
 def thread_context(conn: sqlite3.Connection, threads: list[str]) -> list[tuple[str, str | None]]:
