@@ -391,28 +391,20 @@ class MemCube:
 
     def _ranked(self, q: SearchQuery) -> list[SearchHit]:
         """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
-        if self._ranking_reads is not None:
-            source, vectors = self._ranking_reads
-            hits, _ = hybrid_search(
-                source,
-                vectors,
-                q,
-                self.embedder.embed_one,
-                self.aliases() if "entity" in q.signals else None,
-                reads=self.embedder.reads_words,
-            )
-            return hits
-        if "vector" in q.signals:
+        own = self._ranking_reads is None
+        if own and "vector" in q.signals:
             self.ensure_vectors()
+        source, vectors = (self.store, self.mirror) if self._ranking_reads is None else self._ranking_reads
         hits, row_ids = hybrid_search(
-            self.store,
-            self.mirror,
+            source,
+            vectors,
             q,
             self.embedder.embed_one,
             self.aliases() if "entity" in q.signals else None,
             reads=self.embedder.reads_words,
         )
-        self._note_access(row_ids)
+        if own:  # another engine's row ids are not this folder's
+            self._note_access(row_ids)
         return hits
 
     def context(self, hits: Sequence[SearchHit], turns: int = 1, *, include_archived: bool = False) -> list[ContextTurn]:

@@ -262,7 +262,7 @@ class SearchView:
             word
             for word in words
             if self._conn.execute(
-                "SELECT NOT EXISTS (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?)", ['"' + word.replace('"', '""') + '"']
+                "SELECT NOT EXISTS (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?)", [fts5_any([word])]
             ).fetchone()[0]
         ]
 

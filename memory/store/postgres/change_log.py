@@ -38,6 +38,12 @@ _INT4 = 2**31 - 1
 _DRAIN_S = 0.005
 
 
+def newest_change(conn: psycopg.Connection[Any], cube_id: int) -> int:
+    """The sequence number of the cube's newest change (0: none): what caches of a cube's reads key on."""
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM change_log WHERE cube = %s", (cube_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 class PostgresChangeLog:
     """The change log of one cube, as one follower (``follower``: a name unique per server and use) sees it."""
 
@@ -86,8 +92,7 @@ class PostgresChangeLog:
     def high(self) -> int:
         """The sequence number of the cube's newest change (0: none)."""
         with self._lock:
-            row = self._conn.execute("SELECT coalesce(max(seq), 0) FROM change_log WHERE cube = %s", (self.cube_id,)).fetchone()
-        return int(row[0]) if row else 0
+            return newest_change(self._conn, self.cube_id)
 
     def count(self) -> int:
         """How many changes this follower has not applied."""

@@ -20,8 +20,9 @@ import numpy as np
 import psycopg
 
 from memory.store.contract import HitRow
+from memory.store.postgres.change_log import newest_change
 from memory.store.postgres.search_view import PostgresSearchView
-from memory.store.postgres.vectors import PostgresVectors
+from memory.store.postgres.vectors import PostgresVectors, searchable_statuses
 
 SPREAD_SAMPLE = 4096  # vectors that stand for a large cube's spread of cosines
 
@@ -102,16 +103,14 @@ class PostgresVectorScores:
 
     def _spread_sample(self, include_archived: bool) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            row = self._conn.execute("SELECT coalesce(max(seq), 0) FROM change_log WHERE cube = %s", (self.cube_id,)).fetchone()
-            high = int(row[0]) if row else 0
+            high = newest_change(self._conn, self.cube_id)
             kept = self._sample.get(include_archived)
             if kept is not None and kept[0] == high:
                 return kept[1], kept[2]
-            statuses = ["active", "archived"] if include_archived else ["active"]
             rows = self._conn.execute(
                 "SELECT row_id, embedding::real[] FROM memories WHERE cube = %s AND status = ANY(%s) AND embedding IS NOT NULL "
                 "ORDER BY random() LIMIT %s",
-                (self.cube_id, statuses, SPREAD_SAMPLE),
+                (self.cube_id, searchable_statuses(include_archived), SPREAD_SAMPLE),
             ).fetchall()
             row_ids = np.array([r[0] for r in rows], dtype=np.int64)
             matrix = (

@@ -8,8 +8,10 @@ The keyword signal is BM25, as FTS5 computes it (k1 = 1.2, b = 0.75, idf
 ``log((N - df + 0.5) / (df + 0.5))``), over the memories' ``tsvector`` (the ``english``
 configuration, a Snowball stemmer where FTS5 uses Porter's): PostgreSQL's own ``ts_rank`` is
 not BM25 and ranks a long note that repeats a word above a short one that means it. A word's
-document frequency comes from the GIN index, counted once and kept for ``DF_TTL_S`` seconds
-per cube; the candidates are the memories holding any of the words, scored in one statement.
+document frequency comes from the GIN index (or, for the column's most common words,
+PostgreSQL's own statistics) and is kept ``DF_TTL_S`` seconds per cube; the memories scored
+are those holding a rare word, and a bounded number of those holding common ones
+(``PostgresSearchView._candidates``), in one statement.
 
 Every value is bound; only fixed fragments (column lists, the status condition) are formatted.
 """
@@ -20,16 +22,20 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import psycopg
 
 from memory.models import SearchQuery
 from memory.store.contract import FtsTable
+from memory.store.postgres.change_log import newest_change
+from memory.store.postgres.vectors import searchable_statuses
 from memory.store.rows import content_hash
 from memory.store.threads import STANDALONE_TYPES
 
+KeyT = TypeVar("KeyT")
+ValueT = TypeVar("ValueT")
 K1 = 1.2
 B = 0.75
 DF_TTL_S = 60.0  # a word's count of memories moves slowly: recounting it each search costs more than it tells
@@ -43,47 +49,28 @@ MAX_KEPT_TERMS = 100_000
 _LEXEMES: dict[str, tuple[str, ...]] = {}
 
 
-class _Frequencies:
-    """Per cube: each lexeme's document frequency and the mean document length, counted now and then.
-
-    A count goes stale after ``DF_TTL_S`` seconds; a count of none also as soon as the cube's
-    change log moves, so a word just written is held at once (the relevance floor reads that).
-    """
+class _Kept(Generic[KeyT, ValueT]):
+    """Values counted now and then, each good for ``DF_TTL_S`` seconds; shared by every view of
+    the process (the counts are the database's)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._df: dict[tuple[int, str, str], tuple[float, int, int]] = {}  # key -> (counted at, log high, df)
-        self._avg: dict[tuple[int, str], tuple[float, float]] = {}
-        self._documents: dict[tuple[int, str], tuple[float, int]] = {}
+        self._values: dict[KeyT, tuple[float, ValueT]] = {}  # key -> (counted at, value)
 
-    def df(self, key: tuple[int, str, str], high: int) -> int | None:
+    def get(self, key: KeyT) -> ValueT | None:
         with self._lock:
-            found = self._df.get(key)
-        if found is None or time.monotonic() - found[0] >= DF_TTL_S or (found[2] == 0 and found[1] != high):
-            return None
-        return found[2]
+            found = self._values.get(key)
+        return found[1] if found is not None and time.monotonic() - found[0] < DF_TTL_S else None
 
-    def keep_df(self, key: tuple[int, str, str], high: int, value: int) -> None:
+    def keep(self, key: KeyT, value: ValueT) -> None:
         with self._lock:
-            self._df[key] = (time.monotonic(), high, value)
+            self._values[key] = (time.monotonic(), value)
 
-    def avg(self, key: tuple[int, str]) -> float | None:
-        with self._lock:
-            found = self._avg.get(key)
-        return found[1] if found and time.monotonic() - found[0] < DF_TTL_S else None
 
-    def keep_avg(self, key: tuple[int, str], value: float) -> None:
-        with self._lock:
-            self._avg[key] = (time.monotonic(), value)
-
-    def documents(self, key: tuple[int, str]) -> int | None:
-        with self._lock:
-            found = self._documents.get(key)
-        return found[1] if found and time.monotonic() - found[0] < DF_TTL_S else None
-
-    def keep_documents(self, key: tuple[int, str], value: int) -> None:
-        with self._lock:
-            self._documents[key] = (time.monotonic(), value)
+# (cube, table, lexeme) -> (the cube's newest change when counted, memories holding it)
+DOCUMENT_FREQUENCIES: _Kept[tuple[int, str, str], tuple[int, int]] = _Kept()
+AVERAGE_LENGTHS: _Kept[tuple[int, str], float] = _Kept()  # (cube, table) -> mean distinct words
+CONTEXT_DOCUMENTS: _Kept[int, int] = _Kept()  # cube -> memories with a context window
 
 
 class _CommonWords:
@@ -113,9 +100,6 @@ class _CommonWords:
 COMMON_WORDS = _CommonWords()
 
 
-FREQUENCIES = _Frequencies()  # shared by every view of the process: the counts are the database's
-
-
 def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
     from memory.store.filter_sql import time_range
 
@@ -142,10 +126,6 @@ def _filter_sql(q: SearchQuery) -> tuple[list[str], list[object]]:
     return clauses, params
 
 
-def _statuses(include_archived: bool) -> list[str]:
-    return ["active", "archived"] if include_archived else ["active"]
-
-
 class PostgresSearchView:
     """Named reads over one cube of the store, for one search (``conn``: autocommit, this view's alone)."""
 
@@ -157,15 +137,14 @@ class PostgresSearchView:
 
     def _log_high(self) -> int:
         if self._high is None:
-            row = self._conn.execute("SELECT coalesce(max(seq), 0) FROM change_log WHERE cube = %s", (self.cube_id,)).fetchone()
-            self._high = int(row[0]) if row else 0
+            self._high = newest_change(self._conn, self.cube_id)
         return self._high
 
     def _searchable(self, q: SearchQuery) -> tuple[str, list[object]]:
         clauses, params = _filter_sql(q)
         return " AND ".join(["m.cube = %s", "m.status = ANY(%s)", *clauses]), [
             self.cube_id,
-            _statuses(q.include_archived),
+            searchable_statuses(q.include_archived),
             *params,
         ]
 
@@ -182,7 +161,7 @@ class PostgresSearchView:
     def searchable_count(self, include_archived: bool) -> int:
         row = self._conn.execute(
             "SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE cube = %s AND status = ANY(%s)",
-            (self.cube_id, _statuses(include_archived)),
+            (self.cube_id, searchable_statuses(include_archived)),
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -318,13 +297,15 @@ class PostgresSearchView:
         word the idf barely moves with the exact figure. Rarer words are counted, through the index.
         """
         key = (self.cube_id, table, lexeme)
-        df = FREQUENCIES.df(key, self._log_high())
-        if df is not None:
-            return df
+        kept = DOCUMENT_FREQUENCIES.get(key)
+        # A count of none holds only until the cube changes: a word just written is held at once
+        # (the relevance floor reads that).
+        if kept is not None and (kept[1] > 0 or kept[0] == self._log_high()):
+            return kept[1]
         share = COMMON_WORDS.share(self._conn, "memories" if table == "memory_fts" else "memory_context", lexeme)
         estimate = round(share * total) if share is not None else 0
         df = estimate if estimate > CANDIDATES_PER_WORD else self._count(table, lexeme)
-        FREQUENCIES.keep_df(key, self._log_high(), df)
+        DOCUMENT_FREQUENCIES.keep(key, (self._log_high(), df))
         return df
 
     def _count(self, table: FtsTable, lexeme: str) -> int:
@@ -345,25 +326,20 @@ class PostgresSearchView:
         return self._frequency("memory_fts", lexeme, self._document_count("memory_fts"))
 
     def _document_count(self, table: FtsTable) -> int:
-        if table == "memory_fts":  # every memory that is not deleted has a tsvector
+        if table == "memory_fts":  # every memory that is not deleted (active or archived) has a tsvector
             if self._live is None:
-                row = self._conn.execute(
-                    "SELECT coalesce(sum(n), 0) FROM memory_status_counts WHERE cube = %s AND status <> 'deleted'",
-                    (self.cube_id,),
-                ).fetchone()
-                self._live = max(1, int(row[0]) if row else 0)
+                self._live = max(1, self.searchable_count(include_archived=True))
             return self._live
-        key = (self.cube_id, table)
-        found = FREQUENCIES.documents(key)
+        found = CONTEXT_DOCUMENTS.get(self.cube_id)
         if found is None:
             row = self._conn.execute("SELECT count(*) FROM memory_context WHERE cube = %s", (self.cube_id,)).fetchone()
             found = max(1, int(row[0]) if row else 0)
-            FREQUENCIES.keep_documents(key, found)
+            CONTEXT_DOCUMENTS.keep(self.cube_id, found)
         return found
 
     def _average_length(self, table: FtsTable) -> float:
         key = (self.cube_id, table)
-        found = FREQUENCIES.avg(key)
+        found = AVERAGE_LENGTHS.get(key)
         if found is not None:
             return found
         # The mean over up to 10,000 documents: a sample tells the mean as well as a count of millions.
@@ -373,7 +349,7 @@ class PostgresSearchView:
             (self.cube_id,),
         ).fetchone()
         value = float(row[0]) if row and row[0] else 1.0
-        FREQUENCIES.keep_avg(key, value)
+        AVERAGE_LENGTHS.keep(key, value)
         return value
 
     def unheld_words(self, words: Sequence[str]) -> list[str]:

@@ -30,6 +30,11 @@ SEARCHABLE = ("active",)
 SEARCHABLE_WITH_ARCHIVED = ("active", "archived")
 
 
+def searchable_statuses(include_archived: bool) -> list[str]:
+    """The statuses a search returns: active memories, and archived ones when asked."""
+    return list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
+
+
 def vector_text(vector: np.ndarray) -> str:
     """pgvector's text form of a vector, '[x,y,...]': what the server casts to ``vector``.
 
@@ -106,7 +111,7 @@ class PostgresVectors:
         allowed: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """The cube's searchable memories with a vector, in ``order``, under this transaction's ``settings``."""
-        statuses = list(SEARCHABLE_WITH_ARCHIVED if include_archived else SEARCHABLE)
+        statuses = searchable_statuses(include_archived)
         only = "AND row_id = ANY(%(allowed)s) " if allowed is not None else ""
         with self._lock, self._conn.transaction():
             self._conn.execute(settings[0], settings[1])
