@@ -54,13 +54,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         refuse_password_on_command_line(args.to)
     home = MemoryHome(getattr(args, "home", None))
     try:
-        names = [args.cube] if args.cube_given else home.cube_names()
-        if args.cube_given and args.cube not in home.cube_names():
+        names = home.cube_names()
+        if args.cube_given and args.cube not in names:
             fail(f"no cube named {args.cube!r} in {home.root}")
             return 2
         with connect(url) as conn:
             migrate_schema(conn)
-            for name in names:
+            for name in [args.cube] if args.cube_given else names:
                 bar = ProgressBar(f"cube {name}")
                 try:
                     report = copy_cube(home.cube(name).store, conn, name, progress=bar)
