@@ -50,7 +50,8 @@ from foundation import log, make_memories, out
 from memory.cube import resolve_entities
 from memory.entities import normalize
 from memory.graph.graph_store import GraphStore
-from memory.store.cube_store import CubeStore, NewMemory
+from memory.store.cube_store import CubeStore
+from memory.store.writer import NewMemory
 
 PREDICATES = ["works_with", "lives_in", "visited", "knows", "member_of", "owns"]
 ADD_BATCH = 100

@@ -57,9 +57,10 @@ from memory.retrieval.embedder import Embedder
 from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.contract import SearchSource, VectorScores
-from memory.store.cube_store import CubeStore, NewMemory, check_ids
+from memory.store.cube_store import CubeStore
 from memory.store.schema import SCHEMA_VERSION
 from memory.store.vector_mirror import VectorMirror
+from memory.store.writer import NewMemory, check_ids
 from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
 from memory.timeutil import now_stored, parse_moment, stored_from_input
 

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.types import Implementation
 
 CLIENT_INFO = Implementation(name="memcube-tests", version="1.0")
 CLIENT_NAME = "memcube-tests/1.0"  # how the server records CLIENT_INFO with each change
+# The store engines a behaviour test runs on: the embedded one in the quick tier, PostgreSQL in the postgres tier.
+ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ SQL = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA)\b[\s\S]*\b(" + "|".join(TABLES) + r")\b"
     r"|\bPRAGMA\s+\w+",
 )
-STORE_PRIVATES = {"_conn", "_lock", "_read", "_next_seq", "_write_entities"}
+STORE_PRIVATES = {"_conn", "_lock", "_read", "_tables", "_writer"}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ENGINES
 
 from memory.store.contract import Change, ChangeFeed
 from memory.store.cube_store import CubeStore
@@ -60,7 +61,7 @@ def _postgres(url: str, follower: str = "graph@test") -> Iterator[Engine]:
         yield Engine("postgres", PostgresChangeLog(reads, int(row[0]), follower), write)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         with _sqlite(tmp_path) as made:

@@ -11,7 +11,7 @@ from support import raw_db
 
 from memory.models import Memory
 from memory.store import rows
-from memory.store.cube_store import NewMemory
+from memory.store.writer import NewMemory
 
 
 def test_every_field_of_the_model_is_a_column_and_every_column_a_field(cube):

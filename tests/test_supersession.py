@@ -98,10 +98,10 @@ def _old_rule_supersede(cube, older: str, newer: str) -> None:
     """What the rule before issue 18 wrote when it archived ``older`` for ``newer``: the link on both
     and a 'supersede' version row without a reason."""
     store = cube.store
-    with store.write() as conn:
-        seq = store._next_seq(conn)
-        store._supersede(conn, older, newer, now_stored(), "memcube-before-18", seq, None)
-        conn.execute("UPDATE memories SET supersedes = ? WHERE id = ?", (older, newer))
+    with store._tables() as tables:
+        seq = tables.next_seq()
+        store._writer._supersede(tables, older, newer, now_stored(), "memcube-before-18", seq, None)
+        tables.set_columns(newer, {"supersedes": older})
 
 
 def test_doctor_restores_what_the_old_rule_hid_and_keeps_real_changes(home, capsys):

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from memory.entities import normalize
-from memory.errors import Conflict, InvalidInput, NotFound, Unavailable
-from memory.ids import is_memory_id, new_memory_id
-from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
+from memory.errors import NotFound, Unavailable
+from memory.models import FeedbackEntry, Memory, MemoryStatus
 from memory.store import bulk_import, export, fulltext_merge, maintenance, schema
 from memory.store import connection as db
 from memory.store import threads as context
@@ -34,10 +33,11 @@ from memory.store.bulk_import import ImportRow
 from memory.store.change_log import ChangeLog
 from memory.store.contract import Change, HitRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
-from memory.store.rows import FIELDS, MEMORY_COLUMNS, content_hash, insert_sql, row_to_memory, to_column
-from memory.store.rows import dumps as _dumps
+from memory.store.rows import FIELDS, MEMORY_COLUMNS, row_to_memory
 from memory.store.search_reads import SearchView
+from memory.store.sqlite_tables import SqliteWriteTables
 from memory.store.vector_mirror import VectorMirror, sqlite_vec_knn
+from memory.store.writer import MemoryWriter, WritesThroughWriter, check_ids, entity_rows, relation_rows
 from memory.timeutil import now_stored
 
 log = logging.getLogger(__name__)
@@ -46,50 +46,6 @@ log = logging.getLogger(__name__)
 OPEN_ROOM_BYTES = 1024 * 1024
 MAX_DENIALS = 1000  # refused calls kept per cube (the newest)
 DENIAL_CHARS = 200  # of a refused call's client name and action
-
-
-@dataclass
-class NewMemory:
-    """A memory ready to be written: validated, entities resolved, vector computed."""
-
-    text: str
-    type: str
-    tags: list[str]
-    entities: list[str]
-    relations: list[dict[str, Any]]
-    occurred_at: str | None
-    metadata: dict[str, Any]
-    importance: float
-    confidence: float
-    source: str | None = None
-    user_id: str | None = None
-    agent_id: str | None = None
-    session_id: str | None = None
-    role: str | None = None
-    subject: str | None = None  # normalised subject key
-    state: str | None = None
-    due_at: str | None = None
-    parent_id: str | None = None
-    # Live memories the cube judged this one to replace (memory.supersession), with the reason.
-    supersede: list[str] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-    # A live memory this one restates in other words: it is confirmed instead of a copy added.
-    restates: str | None = None
-    vector: np.ndarray | None = None
-    # Relations read from the text (memory.relations: {source, type, target, ended}); unused when the client gave relations.
-    extracted: list[dict[str, Any]] = field(default_factory=list)
-    hash: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.hash = content_hash(self.text)
-
-    def fields(self) -> dict[str, Any]:
-        """The memory's own fields, named as ``Memory`` names them (what the client gave, resolved)."""
-        return {name: getattr(self, name) for name in _GIVEN_FIELDS}
-
-
-# What an add takes from the caller: every NewMemory field that is also a Memory field.
-_GIVEN_FIELDS = tuple(name for name in NewMemory.__dataclass_fields__ if name in FIELDS)
 
 
 # The memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link).
@@ -138,14 +94,7 @@ class ProfileRows:
     facts: list[Memory]
 
 
-def check_ids(ids: Sequence[str]) -> None:
-    bad = [i for i in ids if not is_memory_id(i)]
-    if bad:
-        shown = ", ".join(repr(b)[:60] for b in bad[:5])
-        raise InvalidInput(f"not a memory id: {shown}; ids look like 'mem_01jc3...' (as returned by memory_add)")
-
-
-class CubeStore:
+class CubeStore(WritesThroughWriter):
     """One cube's ``memory.db``. Methods are blocking; call them from worker threads."""
 
     def __init__(self, cube: str, path: Path) -> None:
@@ -170,6 +119,7 @@ class CubeStore:
             raise
         self._files = FileWatch(path)
         self.changes = ChangeLog(self._conn, self._lock, self.write)
+        self._writer = MemoryWriter(cube, self._tables)
 
     def close(self) -> None:
         with self._lock:
@@ -222,12 +172,11 @@ class CubeStore:
             finally:
                 self._conn.execute("COMMIT")
 
-    def _next_seq(self, conn: sqlite3.Connection) -> int:
-        return int(
-            conn.execute(
-                "UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'change_seq' RETURNING value"
-            ).fetchone()[0]
-        )
+    @contextmanager
+    def _tables(self) -> Iterator[SqliteWriteTables]:
+        """A write transaction, as the tables ``MemoryWriter`` changes."""
+        with self.write() as conn:
+            yield SqliteWriteTables(self.cube, conn, self.changes)
 
     # -- metadata -------------------------------------------------------------------
 
@@ -582,7 +531,14 @@ class CubeStore:
             if unfinished is not None:
                 bulk_import.mark_unfinished(conn, unfinished)
             return bulk_import.insert(
-                conn, items, seq=self._next_seq(conn), model_id=model_id, client=client, note=note, at=at, changes=self.changes
+                conn,
+                items,
+                seq=SqliteWriteTables(self.cube, conn, self.changes).next_seq(),
+                model_id=model_id,
+                client=client,
+                note=note,
+                at=at,
+                changes=self.changes,
             )
 
     @contextmanager
@@ -619,6 +575,7 @@ class CubeStore:
         """Write repaired column values ``(row_id, memory id, version, {column: stored value}, changes)``, each a version."""
         now = now_stored()
         with self.write() as conn:
+            tables = SqliteWriteTables(self.cube, conn, self.changes)
             for row_id, memory_id, version, new, changes in fixes:
                 unknown = [k for k in new if k not in FIELDS]
                 if unknown:
@@ -626,11 +583,10 @@ class CubeStore:
                 sets = ", ".join(f"{k} = ?" for k in new)
                 conn.execute(f"UPDATE memories SET {sets}, version = ? WHERE row_id = ?", [*new.values(), version + 1, row_id])
                 if "entities" in new:
-                    conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
-                    self._entities_removed(conn)
-                    self._write_entities(conn, row_id, json.loads(new["entities"]))
-                self._record(conn, memory_id, version + 1, "repair", now, client, changes)
-                self.changes.queue(conn, [memory_id])
+                    tables.drop_entities(row_id)
+                    tables.insert_entities(row_id, entity_rows(json.loads(new["entities"])))
+                tables.record(memory_id, version + 1, "repair", now, client, changes)
+                tables.queue([memory_id])
 
     # -- the change log (graph outbox): see ``self.changes`` -------------------------
 
@@ -823,213 +779,9 @@ class CubeStore:
 
     # -- writes ---------------------------------------------------------------------
 
-    def add(self, items: Sequence[NewMemory], *, client: str | None, model_id: str | None) -> list[AddOutcome]:
-        """Insert memories; an exact duplicate of a live memory returns that memory's id instead,
-        and a restatement (``item.restates``) confirms the memory it restates."""
-        outcomes: list[AddOutcome] = []
-        now = now_stored()
-        with self.write() as conn:
-            seq = self._next_seq(conn)
-            batch_ids: dict[str, str] = {}
-            created_rows: list[int] = []
-            for item in items:
-                existing = batch_ids.get(item.hash) or self._live_id_by_hash(conn, item.hash)
-                if existing:
-                    # Saying an archived memory again makes it current again (a new version, not a copy).
-                    self._reactivate(conn, existing, now, client, seq)
-                    outcomes.append(AddOutcome(id=existing, created=False))
-                    continue
-                if item.restates and self._restate(conn, item, now, client, seq):
-                    outcomes.append(AddOutcome(id=item.restates, created=False, restated=item.restates))
-                    continue
-                memory_id = new_memory_id()
-                if item.parent_id is not None:
-                    self._current(conn, item.parent_id)  # a task's goal must exist in this cube
-                replaced, reasons = self._superseded_by_new(conn, item)
-                values = {
-                    **item.fields(),
-                    "id": memory_id,
-                    "kind": "plaintext",
-                    "status": "active",
-                    "client": client,
-                    "created_at": now,
-                    "updated_at": now,
-                    "version": 1,
-                    "access_count": 0,
-                    "content_hash": item.hash,
-                    "embedding_model": model_id if item.vector is not None else None,
-                    "supersedes": replaced[0] if replaced else None,
-                    "seq": seq,
-                }
-                row_id = conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0]
-                self._write_entities(conn, row_id, item.entities)
-                if not item.relations:  # the client's relations win over those read from the text
-                    self._write_relations(conn, row_id, item.extracted)
-                if item.vector is not None:
-                    conn.execute(
-                        "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
-                        (row_id, item.vector.astype(np.float32).tobytes()),
-                    )
-                changes = {
-                    "text": {"old": None, "new": item.text},
-                    "type": {"old": None, "new": item.type},
-                    "tags": {"old": None, "new": item.tags},
-                    "entities": {"old": None, "new": item.entities},
-                    "relations": {"old": None, "new": item.relations},
-                    "occurred_at": {"old": None, "new": item.occurred_at},
-                    "metadata": {"old": None, "new": item.metadata},
-                    "status": {"old": None, "new": "active"},
-                }
-                for key in ("role", "subject", "state", "due_at", "parent_id"):
-                    if getattr(item, key) is not None:
-                        changes[key] = {"old": None, "new": getattr(item, key)}
-                if replaced:
-                    changes["supersedes"] = {"old": None, "new": replaced[0]}
-                self._record(conn, memory_id, 1, "add", now, client, changes)
-                superseded = [
-                    Superseded(id=old_id, reason=reasons[old_id])
-                    for old_id in replaced
-                    if self._supersede(conn, old_id, memory_id, now, client, seq, reasons[old_id])
-                ]
-                self.changes.queue(conn, [memory_id])
-                batch_ids[item.hash] = memory_id
-                outcomes.append(AddOutcome(id=memory_id, created=True, superseded=superseded))
-                created_rows.append(row_id)
-            context.refresh(conn, created_rows)
-        return outcomes
-
-    def update(
-        self,
-        memory_id: str,
-        new_values: dict[str, Any],
-        *,
-        vector: np.ndarray | None,
-        model_id: str | None,
-        client: str | None,
-        extracted: list[dict[str, Any]] | None = None,
-    ) -> Memory:
-        """Apply changed fields as a new version. ``new_values`` holds plain Python values;
-        ``extracted``, when given, replaces the relations read from the text."""
-        check_ids([memory_id])
-        now = now_stored()
-        with self.write() as conn:
-            current = self._current(conn, memory_id)
-            if current.status == "deleted":
-                raise NotFound(f"memory {memory_id} was deleted; add it again instead of updating it")
-            before = current.model_dump()
-            changes: dict[str, dict[str, Any]] = {}
-            for key, value in new_values.items():
-                old = before[key] if key != "relations" else [r for r in before["relations"]]
-                if old != value:
-                    changes[key] = {"old": old, "new": value}
-            if not changes:
-                return current
-            if "text" in changes:
-                duplicate = self._live_id_by_hash(conn, content_hash(new_values["text"]))
-                if duplicate and duplicate != memory_id:
-                    raise Conflict(f"memory {duplicate} already holds exactly this text; update or delete that one instead")
-            seq = self._next_seq(conn)
-            assignments = {k: v["new"] for k, v in changes.items()}
-            columns = {key: to_column(key, value) for key, value in assignments.items()}
-            if "text" in assignments:
-                columns["content_hash"] = content_hash(assignments["text"])
-            if vector is not None:
-                columns["embedding_model"] = model_id
-            columns.update({"version": current.version + 1, "updated_at": now, "seq": seq})
-            moved_from = context.keys_of(
-                conn, [r for (r,) in conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,))]
-            )
-            sets = ", ".join(f"{name} = ?" for name in columns)
-            conn.execute(f"UPDATE memories SET {sets} WHERE id = ?", [*columns.values(), memory_id])
-            row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory_id,)).fetchone()[0]
-            if vector is not None:
-                conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute(
-                    "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
-                )
-            if "entities" in assignments:
-                conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
-                self._entities_removed(conn)
-                self._write_entities(conn, row_id, assignments["entities"])
-            if extracted is not None:
-                conn.execute("DELETE FROM memory_relations WHERE memory_rowid = ?", (row_id,))
-                self._write_relations(conn, row_id, extracted)
-            if "text" in assignments or "occurred_at" in assignments:
-                context.refresh(conn, [row_id])
-                context.refresh_threads(conn, moved_from)  # a new day can move it out of an inferred thread
-            self._record(conn, memory_id, current.version + 1, "update", now, client, changes)
-            self.changes.queue(conn, [memory_id])
-            return self._current(conn, memory_id)
-
-    def set_status(
-        self, ids: Sequence[str], *, to: MemoryStatus, allowed_from: tuple[MemoryStatus, ...], op: str, client: str | None
-    ) -> list[Memory]:
-        check_ids(ids)
-        now = now_stored()
-        with self.write() as conn:
-            currents = [self._current(conn, i) for i in ids]
-            wrong = [m for m in currents if m.status not in allowed_from]
-            if wrong:
-                detail = ", ".join(f"{m.id} is {m.status}" for m in wrong[:10])
-                tombstone = (
-                    "; a deleted memory is a tombstone and cannot come back, but its text stays in its history "
-                    "until it is purged, to be added again as a new memory"
-                    if to == "active" and any(m.status == "deleted" for m in wrong)
-                    else ""
-                )
-                raise Conflict(f"cannot {op}: {detail} (only {' or '.join(allowed_from)} memories can be {op}d{tombstone})")
-            seq = self._next_seq(conn)
-            for memory in currents:
-                try:
-                    conn.execute(
-                        "UPDATE memories SET status = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
-                        (to, now, seq, memory.id),
-                    )
-                except sqlite3.IntegrityError:
-                    duplicate = self._live_id_by_hash(conn, memory.content_hash)
-                    raise Conflict(
-                        f"cannot {op} {memory.id}: memory {duplicate} with the same text is live; delete it first"
-                    ) from None
-                if to == "deleted":
-                    row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
-                    conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                    conn.execute("DELETE FROM memory_entities WHERE memory_rowid = ?", (row_id,))
-                    self._entities_removed(conn)
-                changes: dict[str, Any] = {"status": {"old": memory.status, "new": to}}
-                if to == "active" and memory.superseded_by:
-                    changes.update(self._unlink(conn, memory, now, client, seq))
-                self._record(conn, memory.id, memory.version + 1, op, now, client, changes)
-                self.changes.queue(conn, [memory.id])
-            placeholders = ",".join("?" * len(ids))
-            context.refresh(
-                conn, [r[0] for r in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
-            )
-            return [self._current(conn, i) for i in ids]
-
     def purge(self, ids: Sequence[str], *, client: str | None) -> None:
-        """Erase memories for good: the row, its vector and entities go; one 'purge' version row stays as the trace."""
-        check_ids(ids)
-        now = now_stored()
-        with self.write() as conn:
-            currents = [self._current(conn, i) for i in ids]
-            placeholders = ",".join("?" * len(ids))
-            threads = context.keys_of(
-                conn, [r for (r,) in conn.execute(f"SELECT row_id FROM memories WHERE id IN ({placeholders})", list(ids))]
-            )
-            self._next_seq(conn)
-            for memory in currents:
-                row_id = conn.execute("SELECT row_id FROM memories WHERE id = ?", (memory.id,)).fetchone()[0]
-                conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute("DELETE FROM memories WHERE id = ?", (memory.id,))
-                # The content is erased from history too: purge means the text must not survive anywhere.
-                conn.execute("UPDATE memory_versions SET changes = '{}' WHERE memory_id = ?", (memory.id,))
-                self._record(
-                    conn, memory.id, memory.version + 1, "purge", now, client, {"status": {"old": memory.status, "new": None}}
-                )
-                self.changes.queue(conn, [memory.id])
-            context.refresh_threads(conn, threads)
-            conn.execute("UPDATE cube_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vector_epoch'")
-            self._entities_removed(conn)  # the purged rows' entities went with them (trigger)
+        """Erase memories for good (``MemoryWriter.purge``), then scrub what SQLite keeps of erased text."""
+        super().purge(ids, client=client)
         self._scrub()
 
     def _scrub(self) -> None:
@@ -1040,156 +792,6 @@ class CubeStore:
                 if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
                     self._conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def store_vectors(self, rows: Sequence[tuple[int, np.ndarray]], model_id: str) -> None:
-        """Replace vectors (re-embedding after a model change)."""
-        with self.write() as conn:
-            seq = self._next_seq(conn)
-            for row_id, vector in rows:
-                conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
-                conn.execute(
-                    "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
-                )
-                conn.execute("UPDATE memories SET embedding_model = ?, seq = ? WHERE row_id = ?", (model_id, seq, row_id))
-
-    # -- helpers --------------------------------------------------------------------
-
-    def _superseded_by_new(self, conn: sqlite3.Connection, item: NewMemory) -> tuple[list[str], dict[str, str]]:
-        """Active memories a new preference or fact replaces, with the reason: same subject key and
-        role (read here, in the write transaction), or judged by the cube (``item.supersede``)."""
-        if item.type not in SUPERSEDING_TYPES:
-            return [], {}
-        reasons = {i: item.reasons.get(i, "judged to be replaced") for i in item.supersede}
-        if item.subject is not None:
-            rows = conn.execute(
-                "SELECT id FROM memories WHERE status = 'active' AND type = ? AND subject = ? AND role IS ? ORDER BY row_id",
-                (item.type, item.subject, item.role),
-            ).fetchall()
-            role = f" and role '{item.role}'" if item.role else ""
-            for (memory_id,) in rows:
-                reasons.setdefault(memory_id, f"same subject '{item.subject}'{role}, given by the client")
-        return list(reasons), reasons
-
-    def _supersede(
-        self, conn: sqlite3.Connection, old_id: str, new_id: str, now: str, client: str | None, seq: int, reason: str | None
-    ) -> bool:
-        """Archive ``old_id`` in favour of ``new_id``: a new version of the old, never a silent overwrite.
-        The version row keeps the reason; ``memcube doctor`` tells these from the rule before issue 18,
-        which gave none (``reason=None`` writes such a row, as that rule did)."""
-        old = self._current(conn, old_id)
-        if old.status != "active":
-            return False
-        conn.execute(
-            "UPDATE memories SET status = 'archived', superseded_by = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
-            (new_id, now, seq, old_id),
-        )
-        self._record(
-            conn,
-            old_id,
-            old.version + 1,
-            "supersede",
-            now,
-            client,
-            {
-                "status": {"old": "active", "new": "archived"},
-                "superseded_by": {"old": None, "new": new_id},
-                **({"reason": {"old": None, "new": reason}} if reason is not None else {}),
-            },
-        )
-        self.changes.queue(conn, [old_id])
-        return True
-
-    def _restate(self, conn: sqlite3.Connection, item: NewMemory, now: str, client: str | None, seq: int) -> bool:
-        """Confirm the live memory ``item`` restates: one more access, and a version row that keeps the
-        new wording and its ``occurred_at``. False when that memory is no longer live (then add ``item``)."""
-        assert item.restates is not None
-        current = self._current(conn, item.restates)
-        if current.status != "active":
-            return False
-        conn.execute(
-            "UPDATE memories SET access_count = access_count + 1, last_access = ?, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
-            (now, now, seq, current.id),
-        )
-        said = {
-            "text": item.text,
-            "occurred_at": item.occurred_at,
-            "session_id": item.session_id,
-            "reason": item.reasons.get(current.id),
-        }
-        self._record(
-            conn,
-            current.id,
-            current.version + 1,
-            "restate",
-            now,
-            client,
-            {
-                "restated": {"old": None, "new": {k: v for k, v in said.items() if v is not None}},
-                "access_count": {"old": current.access_count, "new": current.access_count + 1},
-            },
-        )
-        return True
-
-    def _unlink(self, conn: sqlite3.Connection, older: Memory, now: str, client: str | None, seq: int) -> dict[str, Any]:
-        """Undo a supersession as ``older`` comes back: clear its ``superseded_by`` and the newer one's
-        ``supersedes`` (a version of the newer); the graph drops the SUPERSEDES link on resync. Returns
-        the change to record on ``older``."""
-        conn.execute("UPDATE memories SET superseded_by = NULL WHERE id = ?", (older.id,))
-        newer_row = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?", (older.superseded_by,)).fetchone()
-        if newer_row is not None:
-            newer = row_to_memory(self.cube, newer_row)
-            if newer.supersedes == older.id:
-                conn.execute(
-                    "UPDATE memories SET supersedes = NULL, version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
-                    (now, seq, newer.id),
-                )
-                self._record(
-                    conn, newer.id, newer.version + 1, "unlink", now, client, {"supersedes": {"old": older.id, "new": None}}
-                )
-                self.changes.queue(conn, [newer.id])
-        return {"superseded_by": {"old": older.superseded_by, "new": None}}
-
-    def _reactivate(self, conn: sqlite3.Connection, memory_id: str, now: str, client: str | None, seq: int) -> None:
-        current = self._current(conn, memory_id)
-        if current.status != "archived":
-            return
-        conn.execute(
-            "UPDATE memories SET status = 'active', version = version + 1, updated_at = ?, seq = ? WHERE id = ?",
-            (now, seq, memory_id),
-        )
-        changes: dict[str, Any] = {"status": {"old": "archived", "new": "active"}}
-        if current.superseded_by:
-            changes.update(self._unlink(conn, current, now, client, seq))
-        self._record(conn, memory_id, current.version + 1, "restore", now, client, changes)
-        self.changes.queue(conn, [memory_id])
-
-    def add_feedback(self, memory_id: str, entry: FeedbackEntry, *, client: str | None) -> Memory:
-        """Append an entry to a task's log; recorded as a version."""
-        check_ids([memory_id])
-        with self.write() as conn:
-            current = self._current(conn, memory_id)
-            if current.type != "task":
-                raise InvalidInput(f"memory {memory_id} is a {current.type}; feedback entries belong to tasks")
-            if current.status == "deleted":
-                raise NotFound(f"memory {memory_id} was deleted")
-            seq = self._next_seq(conn)
-            conn.execute(
-                "INSERT INTO memory_feedback(memory_id, at, tried, result, client) VALUES (?, ?, ?, ?, ?)",
-                (memory_id, entry.at, entry.tried, entry.result, client),
-            )
-            conn.execute(
-                "UPDATE memories SET version = version + 1, updated_at = ?, seq = ? WHERE id = ?", (now_stored(), seq, memory_id)
-            )
-            self._record(
-                conn,
-                memory_id,
-                current.version + 1,
-                "feedback",
-                now_stored(),
-                client,
-                {"feedback": {"old": None, "new": entry.model_dump(exclude={"client"})}},
-            )
-        return self.get_many([memory_id])[0]
 
     def record_denial(self, *, client: str | None, action: str, need: str) -> None:
         """Keep a refused call: its client and action cut to ``DENIAL_CHARS``, the newest ``MAX_DENIALS`` only.
@@ -1280,35 +882,6 @@ class CubeStore:
             ).fetchall()
         return [{"memory_id": m, "version": v, "op": op, "at": at, "client": c} for m, v, op, at, c in rows]
 
-    def _live_id_by_hash(self, conn: sqlite3.Connection, hash_: str) -> str | None:
-        row = conn.execute("SELECT id FROM memories WHERE content_hash = ? AND status != 'deleted'", (hash_,)).fetchone()
-        return row[0] if row else None
-
-    def _current(self, conn: sqlite3.Connection, memory_id: str) -> Memory:
-        row = conn.execute(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ?", (memory_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no memory {memory_id} in cube '{self.cube}'")
-        return row_to_memory(self.cube, row)
-
-    def _entities_removed(self, conn: sqlite3.Connection) -> None:
-        """Note that entity rows left the cube: readers that follow only what was added (``entity_key_delta``) start over."""
-        conn.execute(
-            "INSERT INTO cube_meta(key, value) VALUES ('entity_epoch', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-        )
-
-    def _write_relations(self, conn: sqlite3.Connection, row_id: int, relations: Sequence[dict[str, Any]]) -> None:
-        rows = []
-        for rel in relations:
-            source, target = normalize(rel["source"]), normalize(rel["target"])
-            if source and target and source != target:
-                rows.append((row_id, rel["source"], source, rel["type"], rel["target"], target, int(bool(rel.get("ended")))))
-        conn.executemany(
-            "INSERT OR IGNORE INTO memory_relations(memory_rowid, source, source_norm, type, target, target_norm, ended) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-
     def unread_relations(self, limit: int) -> tuple[list[tuple[int, str]], int]:
         """Memories written before relations were read from texts (schema 11) that still wait for it:
         up to ``limit`` (row id, text) of live memories without client relations, and how many are left."""
@@ -1329,8 +902,9 @@ class CubeStore:
         """Store relations read from older memories (``unread_relations``) and queue their graph work;
         ``done``: none are left, drop the mark."""
         with self.write() as conn:
+            tables = SqliteWriteTables(self.cube, conn, self.changes)
             for row_id, relations in rows:
-                self._write_relations(conn, row_id, relations)
+                tables.insert_relations(row_id, relation_rows(relations))
                 if relations:
                     self.changes.queue_rows(conn, [row_id])
             if rows:
@@ -1365,29 +939,3 @@ class CubeStore:
                 target = normalize(rel["object"])
                 peers.append(RelationPeer(source, rel["predicate"], target, memory_id, rel.get("valid_from") or when, False))
         return peers
-
-    def _write_entities(self, conn: sqlite3.Connection, row_id: int, names: Sequence[str]) -> None:
-        rows: dict[str, str] = {}
-        for name in names:
-            key = normalize(name)
-            if key:
-                rows.setdefault(key, name)
-        conn.executemany(
-            "INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)",
-            [(row_id, n, k) for k, n in rows.items()],
-        )
-
-    def _record(
-        self,
-        conn: sqlite3.Connection,
-        memory_id: str,
-        version: int,
-        op: str,
-        at: str,
-        client: str | None,
-        changes: dict[str, Any],
-    ) -> None:
-        conn.execute(
-            "INSERT INTO memory_versions(memory_id, version, op, at, client, changes) VALUES (?, ?, ?, ?, ?, ?)",
-            (memory_id, version, op, at, client, _dumps(changes)),
-        )

@@ -27,7 +27,7 @@ of every memory in those memories' threads.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 WINDOW = 2  # neighbours on each side
 LIVE = ("active", "archived")
@@ -82,8 +82,7 @@ def _refresh_thread(conn: sqlite3.Connection, key: str) -> None:
         "SELECT row_id, text, status FROM memories WHERE thread = ? ORDER BY coalesce(occurred_at, ''), row_id",
         (key,),
     ).fetchall()
-    live = [(row_id, text) for row_id, text, status in rows if status in LIVE]
-    wanted = {row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)}
+    wanted = windows(rows)
     all_ids = [r for r, _, _ in rows]
     current: dict[int, str] = {}
     for start in range(0, len(all_ids), 500):
@@ -100,6 +99,12 @@ def _refresh_thread(conn: sqlite3.Connection, key: str) -> None:
             conn.execute("DELETE FROM memory_context_fts WHERE rowid = ?", (row_id,))
         if row_id in wanted:
             conn.execute("INSERT INTO memory_context_fts(rowid, text) VALUES (?, ?)", (row_id, wanted[row_id]))
+
+
+def windows(thread: Sequence[tuple[int, str, str]]) -> dict[int, str]:
+    """The context window of each live memory of one thread, from its ``(row_id, text, status)`` rows in thread order."""
+    live = [(row_id, text) for row_id, text, status in thread if status in LIVE]
+    return {row_id: "\n".join(t for _, t in live[max(0, i - WINDOW) : i + WINDOW + 1]) for i, (row_id, _) in enumerate(live)}
 
 
 def thread_neighbours(

@@ -38,6 +38,15 @@ _INT4 = 2**31 - 1
 _DRAIN_S = 0.005
 
 
+def lock_cube(conn: psycopg.Connection[Any], cube_id: int) -> None:
+    """Hold the cube's write lock to the end of the caller's transaction (taken again in one, it is held once more).
+
+    Every write to a cube takes it first (``memory.store.postgres.cube_store``), so writers on any
+    server queue as SQLite's ``BEGIN IMMEDIATE`` makes them queue; the log's ``queue`` takes it too.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOG_LOCK_CLASS, cube_id % _INT4))
+
+
 def newest_change(conn: psycopg.Connection[Any], cube_id: int) -> int:
     """The sequence number of the cube's newest change (0: none): what caches of a cube's reads key on."""
     row = conn.execute("SELECT coalesce(max(seq), 0) FROM change_log WHERE cube = %s", (cube_id,)).fetchone()
@@ -60,7 +69,7 @@ class PostgresChangeLog:
             return
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
             raise RuntimeError("queue() joins the caller's write: call it inside a transaction")
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOG_LOCK_CLASS, self.cube_id % _INT4))
+        lock_cube(conn, self.cube_id)
         conn.execute(
             "INSERT INTO change_log (cube, memory_id, op) SELECT %s, unnest(%s::text[]), 'sync'",
             (self.cube_id, ids),

@@ -30,6 +30,7 @@ from memory.errors import InvalidInput
 from memory.store import export
 from memory.store.cube_store import CubeStore
 from memory.store.postgres.change_log import PostgresChangeLog
+from memory.store.postgres.cube_store import ensure_cube
 from memory.store.postgres.schema import EMBEDDING_DIM
 from memory.store.postgres.vectors import vector_text
 from memory.store.rows import JSON_FIELDS
@@ -59,7 +60,7 @@ def copy_cube(
 
     ``conn`` is an autocommit connection to a migrated store; each batch commits on its own.
     """
-    cube_id = _cube_id(conn, name)
+    cube_id = ensure_cube(conn, name)
     report = CopyReport(name)
     total = sum(store.export_totals().values())
     done = 0
@@ -116,14 +117,6 @@ def copy_cube(
         for status, n in conn.execute("SELECT status, n FROM memory_status_counts WHERE cube = %s AND n > 0", (cube_id,))
     }
     return report
-
-
-def _cube_id(conn: psycopg.Connection[Any], name: str) -> int:
-    row = conn.execute(
-        "INSERT INTO cubes (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id", (name,)
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _meta(conn: psycopg.Connection[Any], cube_id: int, key: str) -> str | None:
