@@ -24,7 +24,7 @@ cores): unit vectors of 384 dimensions in clusters (a cluster's memories have co
 memory. Uniformly random vectors would be the hardest case for HNSW and unlike real text.
 
 The last line is ``RESULT memories=... load_rows_per_s=... index_s=... ef_search=... p50_ms=... p95_ms=... recall10=...
-search_p50_ms=... search_p95_ms=...``
+search_p50_ms=... search_p95_ms=... writers=... adds_per_s=... sqlite_memories=... sqlite_adds_per_s=...``
 for the engine's own ``ef_search`` (``memory.store.postgres.vectors.ef_for``).
 """
 
@@ -34,6 +34,7 @@ import argparse
 import io
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +140,84 @@ def whole_search(url: str, cube: int, questions: list[str], vectors: np.ndarray)
         scores.close()
 
 
+def _new_memory(text: str, vector: np.ndarray) -> Any:
+    from memory.store.writer import NewMemory
+
+    return NewMemory(
+        text=text,
+        type="fact",
+        tags=[],
+        entities=[],
+        relations=[],
+        occurred_at=None,
+        metadata={},
+        importance=0.5,
+        confidence=1.0,
+        vector=vector,
+    )
+
+
+def _write_adds(job: tuple[str, str, int, int]) -> None:
+    """One writer process: ``count`` adds of one memory each to the cube at ``where`` (a URL or a file)."""
+    engine, where, writer, count = job
+    rng = np.random.default_rng(1000 + writer)
+    vectors = unit(rng.standard_normal((count, EMBEDDING_DIM)))
+    if engine == "postgres":
+        from memory.store.postgres.cube_store import PostgresCubeStore
+
+        store: Any = PostgresCubeStore(where, "bench", follower=f"bench-{writer}")
+    else:
+        from memory.store.cube_store import CubeStore
+
+        store = CubeStore("bench", Path(where))
+    try:
+        for i in range(count):
+            store.add(
+                [_new_memory(f"writer {writer} says note {i} about the offsite", vectors[i])],
+                client=f"w{writer}",
+                model_id="bench",
+            )
+    finally:
+        store.close()
+
+
+def concurrent_adds(engine: str, where: str, writers: int, adds: int) -> float:
+    """Adds per second, all writers together, each a process of its own started before the clock."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(writers) as pool:
+        pool.map(_new_memory_warm, range(writers))  # imports done in every process before timing
+        started = time.perf_counter()
+        pool.map(_write_adds, [(engine, where, w, adds) for w in range(writers)])
+        return writers * adds / (time.perf_counter() - started)
+
+
+def _new_memory_warm(_: int) -> None:
+    import memory.store.cube_store
+    import memory.store.postgres.cube_store  # noqa: F401
+
+
+def sqlite_cube(folder: Path, vectors: np.ndarray, texts: list[str]) -> Path:
+    """A SQLite cube of these memories (one transaction per 1,000), for the side-by-side writers."""
+    from memory.store.cube_store import CubeStore
+
+    path = folder / "memory.db"
+    store = CubeStore("bench", path)
+    try:
+        store.ensure_vector_table("bench", EMBEDDING_DIM)
+        for start in range(0, len(vectors), 1000):
+            store.add(
+                [_new_memory(f"{texts[i]} [{i}]", vectors[i]) for i in range(start, min(len(vectors), start + 1000))],
+                client="bench",
+                model_id="bench",
+            )
+            if start % 20_000 == 0:
+                log(f"  SQLite cube: {start + 1000:,} / {len(vectors):,}")
+    finally:
+        store.close()
+    return path
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -149,10 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memories", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--url", help="a PostgreSQL with pgvector whose role may create databases (default: an embedded one)")
-    parser.add_argument("--quick", action="store_true", help="3,000 memories, 30 queries")
+    parser.add_argument("--writers", type=int, default=4, help="servers adding at once")
+    parser.add_argument("--adds", type=int, default=200, help="memories each writer adds")
+    parser.add_argument("--sqlite-memories", type=int, default=100_000, help="the SQLite cube the same writers add to")
+    parser.add_argument("--quick", action="store_true", help="3,000 memories, 30 queries, 50 adds per writer, SQLite 3,000")
     args = parser.parse_args(argv)
     if args.quick:
-        args.memories, args.queries = 3_000, 30
+        args.memories, args.queries, args.adds, args.sqlite_memories = 3_000, 30, 50, 3_000
 
     from foundation import make_memories, make_queries
 
@@ -189,10 +271,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ef:>10} {results[ef][0]:>8.2f} {results[ef][1]:>8.2f} {results[ef][2]:>10.3f}")
         search_p50, search_p95 = whole_search(url, cube, questions, queries)
         print(f"whole ranking on the store (hybrid_search, limit 10): p50 {search_p50:.1f} ms, p95 {search_p95:.1f} ms")
+        # Rows were loaded with their own ids: the identity column numbers on from the highest.
+        conn.execute("SELECT setval(pg_get_serial_sequence('memories', 'row_id'), (SELECT max(row_id) FROM memories))")
+        adds_per_s = concurrent_adds("postgres", url, args.writers, args.adds)
+        print(f"{args.writers} servers adding at once to the store's cube of {args.memories:,}: {adds_per_s:.0f} adds/s")
+    with tempfile.TemporaryDirectory() as folder:
+        log(f"building a SQLite cube of {args.sqlite_memories:,} memories")
+        sqlite_vectors = clustered(args.sqlite_memories, rng)
+        sqlite_texts = [m["text"] for m in make_memories(args.sqlite_memories)]
+        path = sqlite_cube(Path(folder), sqlite_vectors, sqlite_texts)
+        sqlite_adds_per_s = concurrent_adds("sqlite", str(path), args.writers, args.adds)
+        print(
+            f"{args.writers} servers adding at once to a SQLite cube of {args.sqlite_memories:,}: {sqlite_adds_per_s:.0f} adds/s"
+        )
     p50, p95, recall = results[own]
     print(
         f"RESULT memories={args.memories} load_rows_per_s={rate:.0f} index_s={index_s:.1f} ef_search={own} "
-        f"p50_ms={p50:.2f} p95_ms={p95:.2f} recall10={recall:.3f} search_p50_ms={search_p50:.1f} search_p95_ms={search_p95:.1f}"
+        f"p50_ms={p50:.2f} p95_ms={p95:.2f} recall10={recall:.3f} search_p50_ms={search_p50:.1f} search_p95_ms={search_p95:.1f} "
+        f"writers={args.writers} adds_per_s={adds_per_s:.0f} sqlite_memories={args.sqlite_memories} "
+        f"sqlite_adds_per_s={sqlite_adds_per_s:.0f}"
     )
     return 0
 

@@ -70,8 +70,21 @@ class TypesConfig(BaseModel):
     custom: list[str] = Field(default_factory=list)
 
 
+class StoreConfig(BaseModel):
+    """Where cubes live: the data folder (no ``url``), or a PostgreSQL store several servers share.
+
+    The URL is libpq's (``postgresql://user@host:5432/db?sslmode=verify-full``); its password
+    comes from ``PGPASSWORD`` or ``~/.pgpass``, not from here (memory.store.postgres.connect).
+    ``MEMCUBE_STORE`` overrides it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None
+
+
 class HomeConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
+    store: StoreConfig = StoreConfig()
     types: TypesConfig = TypesConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     access: AccessConfig = AccessConfig()
@@ -120,6 +133,9 @@ def load_config(home: Path) -> HomeConfig:
     local = setting("MEMCUBE_LOCAL_MODEL")
     if local:
         config.local_model.path = local
+    store = setting("MEMCUBE_STORE")
+    if store:
+        config.store.url = store
     return config
 
 

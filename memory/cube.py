@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,11 +58,14 @@ from memory.retrieval.search import context_turns, embedding_text, hybrid_search
 from memory.store.browse import MAX_PAGE, BrowseFilter, decode_cursor, encode_cursor
 from memory.store.contract import SearchSource, VectorScores
 from memory.store.cube_store import CubeStore
-from memory.store.schema import SCHEMA_VERSION
+from memory.store.engines import AnyCubeStore
 from memory.store.vector_mirror import VectorMirror
 from memory.store.writer import NewMemory, check_ids
 from memory.supersession import REPLACE_COSINE, RESTATE_COSINE, Candidate, decide
 from memory.timeutil import now_stored, parse_moment, stored_from_input
+
+if TYPE_CHECKING:
+    from memory.store.postgres.cube_store import PostgresCubeStore
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +137,22 @@ class _AliasCache:
 
 
 class MemCube:
-    def __init__(self, name: str, folder: Path, embedder: Embedder, *, custom_types: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        folder: Path,
+        embedder: Embedder,
+        *,
+        custom_types: Sequence[str] = (),
+        store: PostgresCubeStore | None = None,
+    ) -> None:
+        """A cube in ``folder`` (its SQLite file and Kuzu graph), or, given ``store``, a cube of the
+        PostgreSQL store whose local graph lives in ``folder``."""
         self.name = name
         self.custom_types = frozenset(custom_types)
         self.folder = folder
         self.embedder = embedder
-        self.store = CubeStore(name, folder / "memory.db")
+        self.store: AnyCubeStore = store if store is not None else CubeStore(name, folder / "memory.db")
         try:
             self.graph_store = GraphStore(folder / "graph" / "graph.kuzu")
             # A restored backup carries no graph: the first use derives it from SQLite.
@@ -148,13 +161,27 @@ class MemCube:
             self.store.close()  # a cube that did not open holds no file (its opener may try again)
             raise
         self.mirror = VectorMirror()
-        # Where the ranking reads from, when not this folder's own store (``read_ranking_from``).
+        # Where the ranking reads from, when not this folder's own store: the PostgreSQL store's
+        # cube (its own row ids), or another engine's copy (``read_ranking_from``, whose are not).
         self._ranking_reads: tuple[SearchSource, VectorScores] | None = None
+        self._reads_own_rows = True
+        if store is not None:
+            self._ranking_reads = store.ranking_reads()
         self._vectors_ready = False
         self._vector_lock = threading.Lock()
         self._pending_access: Counter[int] = Counter()
         self._access_lock = threading.Lock()
         self._aliases: _AliasCache | None = None
+
+    @property
+    def folder_store(self) -> CubeStore:
+        """The cube's SQLite file, for work only a data folder's cube has (imports, repairs of the file)."""
+        if not isinstance(self.store, CubeStore):
+            raise Unavailable(
+                f"cube '{self.name}' lives in the PostgreSQL store, and this works on a data folder's cube: "
+                "`memcube doctor --store` checks the store"
+            )
+        return self.store
 
     def close(self) -> None:
         self.flush_access()
@@ -293,10 +320,13 @@ class MemCube:
         """
         if not items:
             return
-        self.store.sync_mirror(self.mirror)
         vectors = [item.vector for item in items if item.vector is not None]
         assert len(vectors) == len(items), "every new memory is embedded before it is judged"
-        close_rows = self.mirror.close_active(np.stack(vectors), SUPERSEDE_SIMILARITY)
+        if isinstance(self.store, CubeStore):
+            self.store.sync_mirror(self.mirror)
+            close_rows = self.mirror.close_active(np.stack(vectors), SUPERSEDE_SIMILARITY)
+        else:
+            close_rows = self.store.close_active(np.stack(vectors), SUPERSEDE_SIMILARITY)
         wanted = sorted({row_id for close in close_rows for row_id in close})
         if not wanted:
             return
@@ -389,13 +419,20 @@ class MemCube:
         (issue 28), and how bench/locomo.py --engine postgres compares the engines' searches.
         """
         self._ranking_reads = (source, vectors)
+        self._reads_own_rows = False
 
     def _ranked(self, q: SearchQuery) -> list[SearchHit]:
         """The hybrid ranking alone (no time words): ``retrieval.search.hybrid_search`` on this cube."""
-        own = self._ranking_reads is None
+        own = self._reads_own_rows
         if own and "vector" in q.signals:
             self.ensure_vectors()
-        source, vectors = (self.store, self.mirror) if self._ranking_reads is None else self._ranking_reads
+        source: SearchSource
+        vectors: VectorScores
+        if self._ranking_reads is not None:
+            source, vectors = self._ranking_reads
+        else:
+            assert isinstance(self.store, CubeStore)
+            source, vectors = self.store, self.mirror
         hits, row_ids = hybrid_search(
             source,
             vectors,
@@ -582,7 +619,7 @@ class MemCube:
             entities=counts["entities"],
             relations=counts["relations"],
             embedding_model=self.store.meta("embedding_model"),
-            schema_version=SCHEMA_VERSION,
+            schema_version=self.store.schema_version,
             graph_pending=counts["graph_pending"],
             path=str(self.folder),
         )

@@ -128,7 +128,7 @@ def _compare_rescued(path: Path, known: set[str], report: DoctorReport) -> None:
 def check_cube(cube: MemCube, *, rebuild_graph: bool = False, reembed: bool = False, dry_run: bool = False) -> DoctorReport:
     """``dry_run`` lists what the supersession repair (issue 18) would restore, without restoring it."""
     report = DoctorReport(cube.name)
-    store = cube.store
+    store = cube.folder_store
     repaired, unreadable = repair_rows(cube)
     if repaired:
         report.problem(f"{repaired} memories held fields that no reader can take (they jam search and the graph outbox)")
@@ -205,7 +205,7 @@ def _graph_only_memories(cube: MemCube, report: DoctorReport) -> set[str]:
 
 
 def _check_graph(cube: MemCube, report: DoctorReport, *, rebuild_graph: bool) -> None:
-    store = cube.store
+    store = cube.folder_store
     try:
         if rebuild_graph:
             count = cube.rebuild_graph()

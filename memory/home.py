@@ -5,6 +5,10 @@ Layout::
     <home>/config.toml            optional settings (see memory.config)
     <home>/cubes/<cube>/memory.db SQLite: memories, versions, FTS5, sqlite-vec (source of truth)
     <home>/cubes/<cube>/graph/    Kuzu graph, derived from memory.store.connection
+
+With a PostgreSQL store configured (``[store] url``, ``MEMCUBE_STORE``), the cubes' memories
+live in the store, shared by every server on it; the data folder keeps each cube's local
+Kuzu graph (``cubes/<cube>/graph/``), which follows the store's change log.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from memory.access_rules import AccessConfig
 from memory.config import DEFAULT_CUBE, check_cube_name, default_home, load_config
 from memory.cube import MemCube
 from memory.errors import InvalidInput, MemCubeError, NotFound, Unavailable
@@ -23,18 +30,31 @@ from memory.models import CubeStats, DamagedCube, check_known_type
 from memory.retrieval.embedder import Embedder
 from memory.store import db_file, filemodes
 
+if TYPE_CHECKING:
+    from memory.store.postgres.shared_store import SharedStore
+
 log = logging.getLogger(__name__)
 # How long opening a cube goes on trying while another process holds its file locked (``MemoryHome._open``).
 OPEN_RETRY_S = 15.0
 
 
 class MemoryHome:
-    def __init__(self, root: Path | str | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, *, embedder: Embedder | None = None, folder_only: bool = False) -> None:
+        """``folder_only``: the data folder's own cubes even when a store is configured (``memcube migrate`` reads them)."""
         self.root = Path(root).expanduser() if root is not None else default_home()
         self.config = load_config(self.root)
         self.embedder = embedder or Embedder(self.config.embedding.model_dir, compute=self.config.embedding.compute)
         self._cubes: dict[str, MemCube] = {}
         self._lock = threading.Lock()
+        self.store: SharedStore | None = None
+        if self.config.store.url and not folder_only:
+            from memory.store.postgres.shared_store import SharedStore  # the driver loads only for a store
+
+            self.store = SharedStore(self.config.store.url, server=f"{socket.gethostname()}:{self.root.resolve()}")
+
+    def access_rules(self) -> AccessConfig:
+        """The rules every call is checked against: the store's, shared by its servers, else config.toml's ``[access]``."""
+        return self.store.access if self.store is not None else self.config.access
 
     @property
     def cubes_dir(self) -> Path:
@@ -50,6 +70,8 @@ class MemoryHome:
             check_known_type(type_, self.custom_types)
 
     def cube_names(self) -> list[str]:
+        if self.store is not None:
+            return self.store.cube_names()
         if not self.cubes_dir.is_dir():
             return []
         # A symbolic link counts too: listed, so that it is reported as damaged (issue 26).
@@ -78,8 +100,12 @@ class MemoryHome:
             cube = self._cubes.get(name)
             if cube is not None:
                 return cube
-            self._check_spelling(name)
             folder = self.cubes_dir / name
+            if self.store is not None:
+                cube = self._open_shared(name, folder, create=create)
+                self._cubes[name] = cube
+                return cube
+            self._check_spelling(name)
             if not (folder / "memory.db").is_file() and not create and name != DEFAULT_CUBE:
                 # No list of the cubes there are: a caller may not be allowed to know them (issue 26).
                 raise NotFound(f"no cube '{name}'; adding a memory to it creates it")
@@ -93,6 +119,15 @@ class MemoryHome:
             cube = self._open(name, folder)
             self._cubes[name] = cube
             return cube
+
+    def _open_shared(self, name: str, folder: Path, *, create: bool) -> MemCube:
+        """A cube of the PostgreSQL store, with its local graph in this data folder."""
+        assert self.store is not None
+        if not create and name != DEFAULT_CUBE and name not in self.store.cube_names():
+            raise NotFound(f"no cube '{name}'; adding a memory to it creates it")
+        filemodes.private_dir(folder)
+        filemodes.private_dir(folder / "graph")
+        return MemCube(name, folder, self.embedder, custom_types=self.custom_types, store=self.store.open_cube(name))
 
     def _open(self, name: str, folder: Path) -> MemCube:
         """``MemCube(...)``, again while SQLite says the file is locked: a lock is not damage.
@@ -126,6 +161,8 @@ class MemoryHome:
         check_cube_name(name)
         if name == DEFAULT_CUBE or name in self._cubes or (self.cubes_dir / name / "memory.db").is_file():
             return False
+        if self.store is not None:
+            return name not in self.store.cube_names()
         try:
             self._check_spelling(name)
         except InvalidInput:
@@ -164,6 +201,8 @@ class MemoryHome:
                 log.error("cube %s did not close cleanly: %s", cube.name, exc)
                 cube.graph_store.close()
                 cube.store.close()
+        if self.store is not None:
+            self.store.close()
 
 
 def damage_reason(name: str, exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from memory.models import Memory
-from memory.store.cube_store import CubeStore
+from memory.store.engines import AnyCubeStore
 from memory.timeutil import now_utc, shifted_stored, to_stored
 
 DEFAULT_BUDGET_TOKENS = 1_500
@@ -80,7 +80,7 @@ def _task_line(task: Memory, now: str) -> str:
 
 
 def build_profile(
-    store: CubeStore, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: datetime | None = None
+    store: AnyCubeStore, *, role: str | None = None, budget_tokens: int = DEFAULT_BUDGET_TOKENS, now: datetime | None = None
 ) -> Profile:
     moment = now or now_utc()
     now_s = to_stored(moment)

@@ -59,8 +59,8 @@ class AccessControl:
         self.home = home
 
     @property
-    def rules(self):  # read on each call: the rules live in the home's config
-        return self.home.config.access
+    def rules(self):  # read on each call: the home's config, or the store's rules (refreshed in the background)
+        return self.home.access_rules()
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         method = getattr(ctx, "method", None)

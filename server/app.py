@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from pydantic import ValidationError
 
 from memory import MemoryHome, language
@@ -60,6 +61,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
     memory_home = home if isinstance(home, MemoryHome) else MemoryHome(home)
     scheduler = Scheduler(memory_home)  # the local model loads on first use, never here
     runtime = ToolRuntime(memory_home, events=scheduler.notify)
+    runtime.bus = InMemorySubscriptionBus()  # the server's own; kept so notices can come from no request
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolRuntime]) -> AsyncIterator[ToolRuntime]:
@@ -69,6 +71,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
                 # first search does not pay for it; initialize never waits for it.
                 tasks.start_soon(_warm_up, memory_home)
             tasks.start_soon(runtime.run_graph_sync)
+            tasks.start_soon(runtime.run_store_changes)
             tasks.start_soon(scheduler.run)
             try:
                 yield runtime
@@ -95,6 +98,7 @@ def build_server(home: MemoryHome | Path | str | None = None, *, warm_up: bool =
             AppsOffer(),
         ],
         extensions=[MemoryAppsExtension()],
+        subscriptions=runtime.bus,
     )
     mcp.middleware.append(UnknownArguments(mcp))  # needs the server itself, to read the tools' published arguments
     memory_tools.register(mcp, runtime)

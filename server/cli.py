@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from memory.defaults import DEFAULT_CUBE
+from memory.errors import InvalidInput
 
 # Commands that read or change what a home already holds. Given a --home (or MEMCUBE_HOME) that
 # does not exist they refuse: a mistyped path would otherwise answer from a new, empty home.
@@ -211,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--home", type=Path, default=None, help="data directory (default: $MEMCUBE_HOME or the platform data folder)"
     )
+    parser.add_argument(
+        "--store",
+        dest="store_url",
+        metavar="URL",
+        default=None,
+        help="keep cubes in a PostgreSQL store several servers share (postgresql://user@host/db; default: [store] url in "
+        "config.toml, or MEMCUBE_STORE; without one, the data folder); the password comes from PGPASSWORD or ~/.pgpass",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
     parser.add_argument("--debug", action="store_true", help="show a traceback when a command fails")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -285,9 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     from server import cli_portable
 
     cli_portable.register(commands, with_home)
-    from server import cli_migrate
+    from server import cli_access, cli_migrate
 
     cli_migrate.register(commands)
+    cli_access.register(commands)
     from server.ui import cli as ui_cli
 
     ui_cli.register(commands)
@@ -311,7 +321,24 @@ def main(argv: list[str] | None = None) -> int:
     if (problem := missing_home(args)) is not None:
         fail(problem)
         return 2
+    if args.store_url is not None and (problem := _use_store(args.store_url)) is not None:
+        fail(problem)
+        return 2
     return run(args.func, args)
+
+
+def _use_store(url: str) -> str | None:
+    """Serve from the store ``url`` (as MEMCUBE_STORE would); the reason to refuse it, if any."""
+    try:
+        from memory.store.postgres.connect import refuse_password_on_command_line
+    except ImportError:
+        return "the PostgreSQL store needs the postgres extra: pip install 'memcube-mcp[postgres]'"
+    try:
+        refuse_password_on_command_line(url)
+    except InvalidInput as exc:
+        return str(exc)
+    os.environ["MEMCUBE_STORE"] = url  # every home this process opens reads it (memory.config.load_config)
+    return None
 
 
 if __name__ == "__main__":

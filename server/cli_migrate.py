@@ -52,7 +52,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 2
     if args.to:
         refuse_password_on_command_line(args.to)
-    home = MemoryHome(getattr(args, "home", None))
+    home = MemoryHome(getattr(args, "home", None), folder_only=True)
     try:
         names = home.cube_names()
         if args.cube_given and args.cube not in names:
@@ -63,7 +63,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             for name in [args.cube] if args.cube_given else names:
                 bar = ProgressBar(f"cube {name}")
                 try:
-                    report = copy_cube(home.cube(name).store, conn, name, progress=bar)
+                    report = copy_cube(home.cube(name).folder_store, conn, name, progress=bar)
                 except KeyboardInterrupt:
                     bar.close()
                     fail(f"copy of cube {name!r} interrupted: what was copied stays; run the same command again to go on")

@@ -25,7 +25,7 @@ class CompletionAccess:
         if getattr(ctx, "method", None) != "completion/complete":
             return await call_next(ctx)
         params = getattr(ctx, "params", None) or {}
-        rules = self.home.config.access
+        rules = self.home.access_rules()
         client = client_name(ctx)
         context = params.get("context") if isinstance(params, dict) else None
         arguments = (context or {}).get("arguments") or {} if isinstance(context, dict) else {}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from pydantic import ValidationError
 
 from memory import MemCube, MemCubeError, MemoryHome
@@ -32,6 +33,11 @@ STARTUP_GRACE_S = 0.5  # let the handshake and first calls go first
 QUIET_S = 2.0
 # While a cube's graph is paused for want of disk space, this long between tries to catch up (issue 26).
 GRAPH_RETRY_S = 5.0
+# With a PostgreSQL store: how long one wait for other servers' notifications lasts (also how often the
+# access rules are read again, and the most a shutdown waits for the listening thread), and the pause
+# before listening again after the store could not be reached.
+LISTEN_WAIT_S = 0.5
+LISTEN_RETRY_S = 5.0
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -47,6 +53,8 @@ class ToolRuntime:
         self._writes = 0  # writes so far: the graph loop compares it with the count it last applied
         # 2025-era clients that subscribed to a resource URI (server/subscriptions.py).
         self.subscribers = Subscribers()
+        # The server's ``subscriptions/listen`` fan-out, for notices that come from no request (other servers' writes).
+        self.bus: SubscriptionBus | None = None
 
     def cube(self, name: str, *, create: bool = False) -> MemCube:
         return self.home.cube(name, create=create)
@@ -107,10 +115,19 @@ class ToolRuntime:
     async def changed(self, ctx: Context, cube: str, ids: list[str], *, listing: bool = False) -> None:
         """A write happened: schedule graph work and tell subscribers which resources changed."""
         self.graph_changed()
+        await self._tell_subscribers(cube, ids, ctx.notify_resource_updated)
+        if listing:
+            try:
+                await ctx.notify_resources_changed()
+            except Exception:
+                log.debug("resource list-changed publish failed", exc_info=True)
+
+    async def _tell_subscribers(self, cube: str, ids: Sequence[str], publish: Callable[[str], Awaitable[None]]) -> None:
+        """Notify ``subscriptions/listen`` streams (through ``publish``) and 2025-era subscribers of the changed resources."""
         uris = [f"memory://{cube}/items/{i}" for i in ids] + [f"memory://{cube}/recent", f"memory://{cube}/stats"]
         for uri in uris:
             try:
-                await ctx.notify_resource_updated(uri)
+                await publish(uri)
             except Exception:  # a notification must never fail the write that caused it
                 log.debug("resource-updated publish failed for %s", uri, exc_info=True)
             for session in self.subscribers.of(uri):
@@ -118,11 +135,41 @@ class ToolRuntime:
                     await session.send_resource_updated(uri)
                 except Exception:  # a client gone away; the SDK usually drops these itself
                     self.subscribers.remove(uri, session)
-        if listing:
+
+    # -- other servers' writes (a PostgreSQL store) --------------------------------------
+
+    async def run_store_changes(self) -> None:
+        """With a PostgreSQL store, hear the other servers' commits (``LISTEN``, no polling): bring the
+        graph up to date and tell this server's subscribers, as for a write made here. Between
+        notifications, the store's access rules are read again, off the event loop."""
+        store = self.home.store
+        if store is None or self.bus is None:
+            return
+        bus = self.bus
+
+        async def publish(uri: str) -> None:
+            await bus.publish(ResourceUpdated(uri=uri))
+
+        while True:
             try:
-                await ctx.notify_resources_changed()
-            except Exception:
-                log.debug("resource list-changed publish failed", exc_info=True)
+                listener = await anyio.to_thread.run_sync(store.listen)
+            except Exception as exc:  # the store is unreachable now: calls say so themselves; try again later
+                log.warning("not hearing other servers' changes (%s); trying again in %.0f s", exc, LISTEN_RETRY_S)
+                await anyio.sleep(LISTEN_RETRY_S)
+                continue
+            try:
+                while True:
+                    heard = await anyio.to_thread.run_sync(listener.wait, LISTEN_WAIT_S)
+                    if not heard:
+                        await anyio.to_thread.run_sync(store.refresh_access)
+                        continue
+                    self.graph_changed()
+                    for cube, ids in (await anyio.to_thread.run_sync(store.changed_since, heard)).items():
+                        await self._tell_subscribers(cube, ids, publish)
+            except Exception as exc:  # the connection broke: listen again (what was missed in between is not told)
+                log.warning("stopped hearing other servers' changes (%s); listening again", exc)
+            finally:
+                await anyio.to_thread.run_sync(listener.close)
 
     # -- background graph work --------------------------------------------------------
 

@@ -50,7 +50,7 @@ from memory.retrieval.time_words import resolve as resolve_time
 from memory.retrieval.word_forms import with_forms
 from memory.stopwords import STOPWORDS
 from memory.store.contract import FtsTable, QueryCosines, SearchReads, SearchSource, VectorScores
-from memory.store.cube_store import CubeStore
+from memory.store.engines import AnyCubeStore
 
 # Weights of the signals in the fused score (see the module docstring for their scales).
 # Chosen on a grid over bench/locomo.py by directions that held across the grid, not by its
@@ -524,7 +524,7 @@ def _each_speaker_in_turn(ranked: list[ScoredRow], said: dict[int, str]) -> list
     return out + others
 
 
-def context_turns(store: CubeStore, hits: list[SearchHit], turns: int, *, include_archived: bool = False) -> list[ContextTurn]:
+def context_turns(store: AnyCubeStore, hits: list[SearchHit], turns: int, *, include_archived: bool = False) -> list[ContextTurn]:
     """The thread neighbours of each hit (``turns`` on each side), without the hits themselves or repeats."""
     if turns <= 0 or not hits:
         return []

@@ -97,6 +97,8 @@ class ProfileRows:
 class CubeStore(WritesThroughWriter):
     """One cube's ``memory.db``. Methods are blocking; call them from worker threads."""
 
+    schema_version = schema.SCHEMA_VERSION
+
     def __init__(self, cube: str, path: Path) -> None:
         self.cube = cube
         self.path = path

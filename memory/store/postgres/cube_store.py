@@ -13,17 +13,22 @@ the reads here, one more serves the change log's follower, each behind its lock.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from memory.errors import NotFound
 from memory.models import FeedbackEntry, Memory
 from memory.store.postgres.change_log import PostgresChangeLog, lock_cube
 from memory.store.postgres.connect import connect
+from memory.store.postgres.schema import SCHEMA_VERSION
+from memory.store.postgres.search_source import PostgresSearchSource, PostgresVectorScores
+from memory.store.postgres.vectors import PostgresVectors
 from memory.store.postgres.write_tables import MEMORY_SELECT, PostgresWriteTables
 from memory.store.rows import row_to_memory
 from memory.store.writer import MemoryWriter, WritesThroughWriter, check_ids
@@ -41,8 +46,15 @@ def ensure_cube(conn: psycopg.Connection[Any], name: str) -> int:
 class PostgresCubeStore(WritesThroughWriter):
     """The cube ``name`` of the store at ``url`` (migrated), as the server ``follower`` follows its changes."""
 
+    schema_version = SCHEMA_VERSION
+    # Close memories a new fact or preference is judged against (``close_active``): the nearest
+    # this many by the index. The data folder's mirror compares with every memory instead.
+    CLOSE_CANDIDATES = 50
+
     def __init__(self, url: str, name: str, *, follower: str) -> None:
         self.cube = name
+        self.url = url
+        self._ranking: tuple[PostgresSearchSource, PostgresVectorScores] | None = None
         self._conn = connect(url)
         self._lock = threading.RLock()
         try:
@@ -52,12 +64,36 @@ class PostgresCubeStore(WritesThroughWriter):
             self._conn.close()
             raise
         self.changes = PostgresChangeLog(self._log_conn, self.cube_id, follower)
+        self._vectors = PostgresVectors(self._conn, self.cube_id)
         self._writer = MemoryWriter(name, self._tables)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._ranking is not None:
+                self._ranking[0].close()
+                self._ranking[1].close()
         self._log_conn.close()
+
+    def ranking_reads(self) -> tuple[PostgresSearchSource, PostgresVectorScores]:
+        """Where a search of this cube reads (``hybrid_search``'s source and vector signal): connections of their own."""
+        with self._lock:
+            if self._ranking is None:
+                self._ranking = (PostgresSearchSource(self.url, self.cube_id), PostgresVectorScores(self.url, self.cube_id))
+            return self._ranking
+
+    def close_active(self, queries: np.ndarray, threshold: float) -> list[dict[int, float]]:
+        """For each query vector, the active memories with a cosine of at least ``threshold``: ``{row_id: cosine}``
+        (among the ``CLOSE_CANDIDATES`` nearest by the index)."""
+        with self._lock:
+            return [
+                {row_id: cosine for row_id, cosine in self._vectors.nearest(query, self.CLOSE_CANDIDATES) if cosine >= threshold}
+                for query in queries
+            ]
+
+    def merge_fulltext(self, *, force: bool = False) -> bool:
+        """Nothing to merge: PostgreSQL's GIN indexes keep their pending entries merged themselves (autovacuum)."""
+        return False
 
     @contextmanager
     def write(self) -> Iterator[psycopg.Connection[Any]]:
@@ -119,6 +155,15 @@ class PostgresCubeStore(WritesThroughWriter):
         if not rows:
             raise NotFound(f"no memory {memory_id} in cube '{self.cube}'")
         return [{"version": v, "op": op, "at": at, "client": c, "changes": ch} for v, op, at, c, ch in rows]
+
+    def stored_vectors(self) -> list[tuple[str, np.ndarray]]:
+        """``(memory id, vector)`` of every memory that has one, in row order (an export's vectors)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, embedding::text FROM memories WHERE cube = %s AND embedding IS NOT NULL ORDER BY row_id",
+                (self.cube_id,),
+            ).fetchall()
+        return [(str(memory_id), np.array(json.loads(text), dtype=np.float32)) for memory_id, text in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

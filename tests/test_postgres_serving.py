@@ -1,0 +1,106 @@
+"""Serving cubes from the PostgreSQL store (issue 28): one memory, several servers.
+
+Each server is a real MCP server (in-process ``mcp.Client``) over its own data folder whose
+``config.toml`` names one store (``[store] url``), on a real PostgreSQL 18 with pgvector, the
+real embedding model. What one server writes, another finds at once; its graph, its
+subscribers and its access rules follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from memory import MemoryHome
+from server.app import build_server
+from support import CLIENT_INFO, error, ok, read_json
+
+pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
+
+
+def store_home(folder: Path, url: str, embedder: Any) -> MemoryHome:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(f"[store]\nurl = {url!r}\n", encoding="utf-8")
+    return MemoryHome(folder, embedder=embedder)
+
+
+@pytest.fixture
+def servers(tmp_path: Path, postgres_database: str, shared_embedder: Any) -> Callable[..., AbstractAsyncContextManager[Client]]:
+    """Open a client on a new server whose data folder is ``tmp_path / name``, on this test's store."""
+
+    @asynccontextmanager
+    async def open_server(name: str, **options: Any) -> AsyncIterator[Client]:
+        home = store_home(tmp_path / name, postgres_database, shared_embedder)
+        try:
+            async with Client(build_server(home, warm_up=False), client_info=CLIENT_INFO, **options) as client:
+                yield client
+        finally:
+            home.close()
+
+    return open_server
+
+
+async def eventually(check: Callable[[], Any], within_s: float = 1.0) -> Any:
+    """Call ``check`` until it returns something true; fail after ``within_s``."""
+    with anyio.fail_after(within_s):
+        while not (found := await check()):
+            await anyio.sleep(0.02)
+    return found
+
+
+async def test_a_cube_in_the_store_answers_every_kind_of_call(servers) -> None:
+    async with servers("laptop") as client:
+        added = await ok(client, "memory_add", text="Grace is Maya's mentor at Stripe.", tags=["work"])
+        [memory_id] = added["ids"]
+        found = await ok(client, "memory_search", query="Who mentors Maya?")
+        assert found["hits"][0]["id"] == memory_id
+        got = await ok(client, "memory_get", ids=[memory_id])
+        assert got["memories"][0]["tags"] == ["work"]
+        await ok(client, "memory_update", id=memory_id, text="Grace is Maya's mentor at Google.")
+        history = await ok(client, "memory_history", id=memory_id)
+        assert [v["op"] for v in history["versions"]] == ["add", "update"]
+        graph = await ok(client, "memory_graph", entity="Maya")
+        assert any(m["id"] == memory_id for m in graph["memories"])
+        await ok(client, "memory_archive", ids=[memory_id])
+        assert (await read_json(client, "memory://default/stats"))["archived"] == 1
+        assert "no memory" in await error(client, "memory_get", ids=["mem_01aaaaaaaaaaaaaaaaaaaaaaaa"])
+
+
+async def test_two_servers_on_one_store_share_one_memory(servers) -> None:
+    async with servers("laptop") as laptop, servers("desktop") as desktop:
+        [memory_id] = (await ok(laptop, "memory_add", text="The team offsite is in Lisbon in May."))["ids"]
+
+        async def desktop_finds(word: str) -> bool:
+            hits = (await ok(desktop, "memory_search", query="Where is the team offsite?"))["hits"]
+            return bool(hits) and hits[0]["id"] == memory_id and word in hits[0]["text"]
+
+        await eventually(lambda: desktop_finds("Lisbon"))
+        await ok(laptop, "memory_update", id=memory_id, text="The team offsite is in Porto in May.")
+        await eventually(lambda: desktop_finds("Porto"))
+        graph = await ok(desktop, "memory_graph", entity="Porto")
+        assert [m["id"] for m in graph["memories"]] == [memory_id]
+        await ok(laptop, "memory_archive", ids=[memory_id])
+
+        async def desktop_misses() -> bool:
+            hits = (await ok(desktop, "memory_search", query="Where is the team offsite?"))["hits"]
+            return memory_id not in [h["id"] for h in hits]
+
+        await eventually(desktop_misses)
+
+
+async def test_a_subscriber_on_one_server_hears_a_write_on_another(servers) -> None:
+    async with servers("laptop") as laptop, servers("desktop") as desktop:
+        [memory_id] = (await ok(laptop, "memory_add", text="Zoe kayaks on Sundays."))["ids"]
+        uri = f"memory://default/items/{memory_id}"
+        await anyio.sleep(0.6)  # the desktop's listener is up (it starts with the server)
+        async with desktop.listen(resource_subscriptions=[uri]) as subscription:
+            await ok(laptop, "memory_update", id=memory_id, text="Zoe kayaks on Saturdays.")
+            with anyio.fail_after(2):
+                event = await subscription.__anext__()
+        assert uri in str(event)
