@@ -16,10 +16,10 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from support import CLIENT_INFO, error, ok, read_json
 
 from memory import MemoryHome
 from server.app import build_server
-from support import CLIENT_INFO, error, ok, read_json
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 

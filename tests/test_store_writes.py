@@ -95,14 +95,21 @@ def _postgres(url: str, name: str = "writes", follower: str = "graph@test") -> I
         store.close()
 
 
-@pytest.fixture(params=ENGINES)
-def cube(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cube]:
+@contextmanager
+def engine_cube(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cube]:
+    """The cube of the engine a test is parametrised with (``ENGINES``)."""
     if request.param == "sqlite":
         with _sqlite(tmp_path) as made:
             yield made
     else:
         with _postgres(request.getfixturevalue("postgres_database")) as made:
             yield made
+
+
+@pytest.fixture(params=ENGINES)
+def cube(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cube]:
+    with engine_cube(request, tmp_path) as made:
+        yield made
 
 
 def _vector(seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The cube's entity graph in Kuzu, derived from SQLite.
+"""The cube's entity graph in Kuzu, derived from SQLite (or a cube of the PostgreSQL store: ``GraphSource``).
 
 Nodes: ``Memory`` (live, active memories only) and ``Entity`` (keyed by normalised name).
 Edges: ``MENTIONS`` (memory to entity), ``RELATED`` (entity to entity, with predicate,
@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -31,7 +31,8 @@ from memory.graph import disk_room
 from memory.graph.derive import GraphRows, derive, in_graph, relation_keys, row_links
 from memory.models import EntityView, GraphMemoryRef, GraphRelation
 from memory.store import filemodes
-from memory.store.cube_store import CubeStore, GraphRow
+from memory.store.contract import Change
+from memory.store.cube_store import GraphRow, RelationPeer
 from memory.timeutil import now_stored
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,25 @@ LOCK_TIMEOUT_S = 30.0
 LOCK_POLL_S = 0.02  # how often a process waiting for the graph tries its lock again
 HOLD_S = 2.0  # the longest apply_outbox keeps the graph before letting other processes in
 BATCH = 5000  # outbox entries per graph transaction: each pays a commit that grows slowly with the graph
+
+
+class GraphSource(Protocol):
+    """What the graph reads of a cube: the change log it follows and the rows it derives from.
+
+    The data folder's ``CubeStore`` and the PostgreSQL store's ``PostgresCubeStore`` both serve
+    it, so a local graph can follow a cube in either."""
+
+    def outbox_batch(self, limit: int) -> list[Change]: ...
+
+    def outbox_done(self, up_to_seq: int, *, rebuilt: bool = False) -> None: ...
+
+    def outbox_high(self) -> int: ...
+
+    def graph_member_ids(self) -> list[str]: ...
+
+    def graph_rows(self, ids: Sequence[str]) -> dict[str, GraphRow]: ...
+
+    def relation_peers(self, keys: Sequence[tuple[str, str]]) -> list[RelationPeer]: ...
 
 
 def _process_lock(path: Path) -> FileLock:
@@ -248,7 +268,7 @@ class GraphStore:
 
     # -- deriving from SQLite -------------------------------------------------------
 
-    def apply_outbox(self, store: CubeStore, limit: int = BATCH, hold_s: float = HOLD_S) -> int:
+    def apply_outbox(self, store: GraphSource, limit: int = BATCH, hold_s: float = HOLD_S) -> int:
         """Bring the graph up to date with queued changes; returns how many were applied.
 
         Batches of ``limit`` follow each other in one session until the outbox is empty or
@@ -277,7 +297,7 @@ class GraphStore:
                     break
         return applied
 
-    def rebuild(self, store: CubeStore) -> int:
+    def rebuild(self, store: GraphSource) -> int:
         """Drop the graph and derive it again from every memory in SQLite."""
         with self._session() as conn:
             keep = disk_room.graph_bytes(self.path)  # the old graph stays on disk until the commit
@@ -315,7 +335,7 @@ class GraphStore:
             store.outbox_done(high, rebuilt=True)
         return len(ids)
 
-    def _resync(self, store: CubeStore, memory_ids: list[str]) -> None:
+    def _resync(self, store: GraphSource, memory_ids: list[str]) -> None:
         """Re-derive these memories' part of the graph with a fixed number of statements."""
         memory_ids = self._with_relation_peers(store, memory_ids)
         rows, outside = self._with_link_ends(store, store.graph_rows(memory_ids))
@@ -358,7 +378,7 @@ class GraphStore:
                 _rollback(conn)
                 raise
 
-    def _with_relation_peers(self, store: CubeStore, memory_ids: list[str]) -> list[str]:
+    def _with_relation_peers(self, store: GraphSource, memory_ids: list[str]) -> list[str]:
         """``memory_ids`` and the memories whose exclusive relations they may end or have ended
         (same source and type), so that a newer memory closes the older relation, and a deleted or
         changed one opens again what it had closed."""
@@ -372,7 +392,7 @@ class GraphStore:
                 ids.append(memory_id)
         return ids
 
-    def _with_link_ends(self, store: CubeStore, rows: dict[str, GraphRow]) -> tuple[dict[str, GraphRow], set[str]]:
+    def _with_link_ends(self, store: GraphSource, rows: dict[str, GraphRow]) -> tuple[dict[str, GraphRow], set[str]]:
         """``rows`` plus the rows of the memories their SUPERSEDES links name that belong in the graph
         but have no node yet (queued in a later batch): derived together, the link is not lost
         when only the older one's row names it (a newer memory that replaced several).

@@ -48,6 +48,29 @@ class ChangeFeed(Protocol[ConnectionT_contra]):
     def count(self) -> int: ...
 
 
+class _FollowsChanges(Protocol):
+    @property
+    def changes(self) -> ChangeFeed[Any]: ...
+
+
+class GraphOutbox:
+    """A store's change log as its local graph follows it (``memory.graph.graph_store``), on either engine.
+
+    SQLite's log is a queue that one graph empties; the PostgreSQL store keeps every change
+    and each server's graph its own place in it (``change_cursors``)."""
+
+    def outbox_batch(self: _FollowsChanges, limit: int) -> list[Change]:
+        """The oldest changes the graph has not applied (``ChangeFeed.pending``)."""
+        return self.changes.pending(limit)
+
+    def outbox_done(self: _FollowsChanges, up_to_seq: int, *, rebuilt: bool = False) -> None:
+        """The graph applied the changes up to ``up_to_seq``; ``rebuilt``: it was derived anew (a rebuild's request is answered)."""
+        self.changes.done(up_to_seq, rebuilt=rebuilt)
+
+    def outbox_high(self: _FollowsChanges) -> int:
+        return self.changes.high()
+
+
 FtsTable = Literal["memory_fts", "memory_context_fts"]
 # What a search shows of a hit, by row id: (id, text, type, tags as stored JSON, occurred_at,
 # created_at, status, state, due_at, parent_id).

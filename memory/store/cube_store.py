@@ -14,7 +14,7 @@ import logging
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from memory.store import threads as context
 from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
 from memory.store.bulk_import import ImportRow
 from memory.store.change_log import ChangeLog
-from memory.store.contract import Change, HitRow
+from memory.store.contract import GraphOutbox, HitRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, row_to_memory
 from memory.store.search_reads import SearchView
@@ -94,7 +94,7 @@ class ProfileRows:
     facts: list[Memory]
 
 
-class CubeStore(WritesThroughWriter):
+class CubeStore(GraphOutbox, WritesThroughWriter):
     """One cube's ``memory.db``. Methods are blocking; call them from worker threads."""
 
     schema_version = schema.SCHEMA_VERSION
@@ -372,14 +372,9 @@ class CubeStore(WritesThroughWriter):
             rows = dict(
                 conn.execute(f"SELECT id, row_id FROM memories WHERE id IN ({','.join('?' * len(ids))})", list(ids)).fetchall()
             )
-            wanted: list[tuple[str, int, int]] = []
-            for memory_id in ids:
-                row_id = rows.get(memory_id)
-                if row_id is None:
-                    continue
-                for neighbour, offset in context.thread_neighbours(conn, row_id, turns, turns, statuses):
-                    wanted.append((memory_id, neighbour, offset))
-        return wanted
+            return context.neighbours_by_id(
+                ids, rows, lambda row_id: context.thread_neighbours(conn, row_id, turns, turns, statuses)
+            )
 
     def nearest(self, vector: np.ndarray, k: int, *, include_archived: bool = False) -> list[tuple[int, float]]:
         """The ``k`` nearest memories by sqlite-vec's own KNN: the reference the RAM mirror is held to."""
@@ -590,18 +585,7 @@ class CubeStore(WritesThroughWriter):
                 tables.record(memory_id, version + 1, "repair", now, client, changes)
                 tables.queue([memory_id])
 
-    # -- the change log (graph outbox): see ``self.changes`` -------------------------
-
-    def outbox_batch(self, limit: int) -> list[Change]:
-        """The oldest queued graph changes (``ChangeLog.pending``)."""
-        return self.changes.pending(limit)
-
-    def outbox_done(self, up_to_seq: int, *, rebuilt: bool = False) -> None:
-        """Drop queued graph changes up to ``up_to_seq`` (applied); after a rebuild, clear its flag too."""
-        self.changes.done(up_to_seq, rebuilt=rebuilt)
-
-    def outbox_high(self) -> int:
-        return self.changes.high()
+    # -- the change log (graph outbox): see ``self.changes``, and ``GraphOutbox`` -----
 
     def graph_member_ids(self) -> list[str]:
         """Memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link)."""
@@ -631,29 +615,12 @@ class CubeStore(WritesThroughWriter):
                 f"WHERE id IN ({','.join('?' * len(ids))})",
                 list(ids),
             ).fetchall()
-            extracted: dict[int, list[dict[str, Any]]] = {}
             found = self._conn.execute(
                 "SELECT memory_rowid, source, type, target, ended FROM memory_relations "
                 "WHERE memory_rowid IN (SELECT value FROM json_each(?))",
                 (json.dumps([r[9] for r in rows]),),
-            )
-            for row_id, source, type_, target, ended in found:
-                extracted.setdefault(row_id, []).append({"source": source, "type": type_, "target": target, "ended": bool(ended)})
-        return {
-            r[0]: GraphRow(
-                id=r[0],
-                status=r[1],
-                type=r[2],
-                entities=json.loads(r[3] or "[]"),
-                relations=json.loads(r[4] or "[]"),
-                supersedes=r[5],
-                superseded_by=r[6],
-                extracted=extracted.get(r[9], []),
-                at=r[7],
-                updated_at=r[8],
-            )
-            for r in rows
-        }
+            ).fetchall()
+        return graph_rows_of(rows, found)
 
     # -- access counts and re-embedding -----------------------------------------------
 
@@ -932,12 +899,45 @@ class CubeStore(WritesThroughWriter):
                 f"SELECT m.id, {at}, j.value FROM memories m, json_each(m.relations) j "
                 "WHERE m.status = 'active' AND m.relations != '[]'"
             ).fetchall()
-        peers = [RelationPeer(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
-        key_set = set(keys)
-        for memory_id, when, value in client:
-            rel = json.loads(value)
-            source = normalize(rel["subject"])
-            if (source, rel["predicate"]) in key_set:
-                target = normalize(rel["object"])
-                peers.append(RelationPeer(source, rel["predicate"], target, memory_id, rel.get("valid_from") or when, False))
-        return peers
+        return relation_peers_of(rows, client, keys)
+
+
+def relation_peers_of(
+    extracted: Iterable[Sequence[Any]], client: Iterable[Sequence[Any]], keys: Sequence[tuple[str, str]]
+) -> list[RelationPeer]:
+    """``relation_peers`` from what either engine reads: the relations read from texts that match a key,
+    ``(source norm, type, target norm, memory id, at, ended)``, and every client relation of a live
+    memory, ``(memory id, at, relation as JSON text)``, kept where its normalised (subject, predicate) is a key."""
+    peers = [RelationPeer(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in extracted]
+    key_set = set(keys)
+    for memory_id, when, value in client:
+        rel = json.loads(value)
+        source = normalize(rel["subject"])
+        if (source, rel["predicate"]) in key_set:
+            target = normalize(rel["object"])
+            peers.append(RelationPeer(source, rel["predicate"], target, memory_id, rel.get("valid_from") or when, False))
+    return peers
+
+
+def graph_rows_of(rows: Iterable[Sequence[Any]], extracted: Iterable[Sequence[Any]]) -> dict[str, GraphRow]:
+    """``graph_rows`` from what either engine reads: memory rows ``(id, status, type, entities JSON,
+    relations JSON, supersedes, superseded_by, at, updated_at, row id)`` and their relations read
+    from texts, ``(row id, source, type, target, ended)`` in the order each memory lists them."""
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    for row_id, source, type_, target, ended in extracted:
+        by_row.setdefault(row_id, []).append({"source": source, "type": type_, "target": target, "ended": bool(ended)})
+    return {
+        r[0]: GraphRow(
+            id=r[0],
+            status=r[1],
+            type=r[2],
+            entities=json.loads(r[3] or "[]"),
+            relations=json.loads(r[4] or "[]"),
+            supersedes=r[5],
+            superseded_by=r[6],
+            extracted=by_row.get(r[9], []),
+            at=r[7],
+            updated_at=r[8],
+        )
+        for r in rows
+    }

@@ -27,7 +27,7 @@ of every memory in those memories' threads.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 WINDOW = 2  # neighbours on each side
 LIVE = ("active", "archived")
@@ -117,7 +117,26 @@ def thread_neighbours(
     key, occurred_at = row
     earlier = _walk(conn, key, (occurred_at or "", row_id), statuses, before, backwards=True)
     later = _walk(conn, key, (occurred_at or "", row_id), statuses, after, backwards=False)
+    return with_offsets(earlier, later)
+
+
+def with_offsets(earlier: Sequence[int], later: Sequence[int]) -> list[tuple[int, int]]:
+    """Neighbours found walking back (``earlier``) and forth (``later``), each nearest first, as
+    ``(row_id, offset)`` in thread order, offset < 0 before the memory."""
     return [(r, -(i + 1)) for i, r in enumerate(earlier)][::-1] + [(r, i + 1) for i, r in enumerate(later)]
+
+
+def neighbours_by_id(
+    ids: Sequence[str], row_ids: Mapping[str, int], neighbours: Callable[[int], list[tuple[int, int]]]
+) -> list[tuple[str, int, int]]:
+    """``thread_neighbours_of`` for either engine: each known memory's ``neighbours(row id)``, as
+    ``(memory id, neighbour row id, offset)`` in the order of ``ids``."""
+    wanted: list[tuple[str, int, int]] = []
+    for memory_id in ids:
+        row_id = row_ids.get(memory_id)
+        if row_id is not None:
+            wanted.extend((memory_id, neighbour, offset) for neighbour, offset in neighbours(row_id))
+    return wanted
 
 
 def _walk(

@@ -13,7 +13,6 @@ the reads here, one more serves the change log's follower, each behind its lock.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,9 +25,9 @@ from memory.errors import NotFound
 from memory.models import FeedbackEntry, Memory
 from memory.store.postgres.change_log import PostgresChangeLog, lock_cube
 from memory.store.postgres.connect import connect
+from memory.store.postgres.graph_reads import PostgresGraphReads
 from memory.store.postgres.schema import SCHEMA_VERSION
 from memory.store.postgres.search_source import PostgresSearchSource, PostgresVectorScores
-from memory.store.postgres.vectors import PostgresVectors
 from memory.store.postgres.write_tables import MEMORY_SELECT, PostgresWriteTables
 from memory.store.rows import row_to_memory
 from memory.store.writer import MemoryWriter, WritesThroughWriter, check_ids
@@ -43,7 +42,7 @@ def ensure_cube(conn: psycopg.Connection[Any], name: str) -> int:
     return int(row[0])
 
 
-class PostgresCubeStore(WritesThroughWriter):
+class PostgresCubeStore(PostgresGraphReads, WritesThroughWriter):
     """The cube ``name`` of the store at ``url`` (migrated), as the server ``follower`` follows its changes."""
 
     schema_version = SCHEMA_VERSION
@@ -64,7 +63,6 @@ class PostgresCubeStore(WritesThroughWriter):
             self._conn.close()
             raise
         self.changes = PostgresChangeLog(self._log_conn, self.cube_id, follower)
-        self._vectors = PostgresVectors(self._conn, self.cube_id)
         self._writer = MemoryWriter(name, self._tables)
 
     def close(self) -> None:
@@ -85,11 +83,10 @@ class PostgresCubeStore(WritesThroughWriter):
     def close_active(self, queries: np.ndarray, threshold: float) -> list[dict[int, float]]:
         """For each query vector, the active memories with a cosine of at least ``threshold``: ``{row_id: cosine}``
         (among the ``CLOSE_CANDIDATES`` nearest by the index)."""
-        with self._lock:
-            return [
-                {row_id: cosine for row_id, cosine in self._vectors.nearest(query, self.CLOSE_CANDIDATES) if cosine >= threshold}
-                for query in queries
-            ]
+        return [
+            {row_id: cosine for row_id, cosine in self.nearest(query, self.CLOSE_CANDIDATES) if cosine >= threshold}
+            for query in queries
+        ]
 
     def merge_fulltext(self, *, force: bool = False) -> bool:
         """Nothing to merge: PostgreSQL's GIN indexes keep their pending entries merged themselves (autovacuum)."""
@@ -160,10 +157,10 @@ class PostgresCubeStore(WritesThroughWriter):
         """``(memory id, vector)`` of every memory that has one, in row order (an export's vectors)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, embedding::text FROM memories WHERE cube = %s AND embedding IS NOT NULL ORDER BY row_id",
+                "SELECT id, embedding::real[] FROM memories WHERE cube = %s AND embedding IS NOT NULL ORDER BY row_id",
                 (self.cube_id,),
             ).fetchall()
-        return [(str(memory_id), np.array(json.loads(text), dtype=np.float32)) for memory_id, text in rows]
+        return [(str(memory_id), np.asarray(values, dtype=np.float32)) for memory_id, values in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

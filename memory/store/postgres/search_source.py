@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import psycopg
@@ -47,19 +47,24 @@ class PostgresSearchSource:
             yield PostgresSearchView(self._side, self.cube_id)
 
     def hit_rows(self, row_ids: Sequence[int]) -> dict[int, HitRow]:
-        if not row_ids:
-            return {}
         with self._locks[0]:
-            found = self._main.execute(
-                "SELECT row_id, id, text, type, tags::text, occurred_at, created_at, status, state, due_at, parent_id "
-                "FROM memories WHERE cube = %s AND row_id = ANY(%s)",
-                (self.cube_id, list(row_ids)),
-            ).fetchall()
-        return {int(row[0]): cast(HitRow, tuple(row[1:])) for row in found}
+            return hit_rows(self._main, self.cube_id, row_ids)
 
     def close(self) -> None:
         self._main.close()
         self._side.close()
+
+
+def hit_rows(conn: psycopg.Connection[Any], cube_id: int, row_ids: Sequence[int]) -> dict[int, HitRow]:
+    """What a search hit shows, by row id (``contract.HitRow``: tags as stored JSON text)."""
+    if not row_ids:
+        return {}
+    found = conn.execute(
+        "SELECT row_id, id, text, type, tags::text, occurred_at, created_at, status, state, due_at, parent_id "
+        "FROM memories WHERE cube = %s AND row_id = ANY(%s)",
+        (cube_id, list(row_ids)),
+    ).fetchall()
+    return {int(row[0]): cast(HitRow, tuple(row[1:])) for row in found}
 
 
 @dataclass(frozen=True)

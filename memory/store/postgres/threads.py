@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from memory.store.threads import windows
+from memory.store.threads import windows, with_offsets
 
 
 def keys_of(conn: psycopg.Connection[Any], cube_id: int, row_ids: Sequence[int]) -> set[str]:
@@ -69,3 +69,44 @@ def _refresh_thread(conn: psycopg.Connection[Any], cube_id: int, key: str) -> No
             "INSERT INTO memory_context (row_id, cube, text) VALUES (%s, %s, %s)",
             [(r, cube_id, wanted[r]) for r in changed if r in wanted],
         )
+
+
+def thread_neighbours(
+    conn: psycopg.Connection[Any], cube_id: int, row_id: int, before: int, after: int, statuses: Sequence[str]
+) -> list[tuple[int, int]]:
+    """The live neighbours of a memory in its thread as ``(row_id, offset)``, offset < 0 before it
+    (``memory.store.threads.thread_neighbours``)."""
+    row = conn.execute("SELECT thread, occurred_at FROM memories WHERE cube = %s AND row_id = %s", (cube_id, row_id)).fetchone()
+    if row is None or row[0] is None:
+        return []
+    start = (str(row[1] or ""), row_id)
+    earlier = _walk(conn, cube_id, str(row[0]), start, statuses, before, backwards=True)
+    later = _walk(conn, cube_id, str(row[0]), start, statuses, after, backwards=False)
+    return with_offsets(earlier, later)
+
+
+def _walk(
+    conn: psycopg.Connection[Any],
+    cube_id: int,
+    key: str,
+    start: tuple[str, int],
+    statuses: Sequence[str],
+    count: int,
+    *,
+    backwards: bool,
+) -> list[int]:
+    """Up to ``count`` row ids of the thread, nearest first, going back or forth from ``start`` (thread order).
+
+    COLLATE "C" on the times, in the comparisons as in the order: byte by byte, as SQLite compares them.
+    """
+    if count <= 0:
+        return []
+    beyond, order = ("<", "DESC") if backwards else (">", "ASC")  # one of two fixed pairs: no value of the caller's
+    when = "coalesce(occurred_at, '') COLLATE \"C\""
+    rows = conn.execute(
+        "SELECT row_id FROM memories WHERE cube = %(cube)s AND thread = %(key)s AND status = ANY(%(statuses)s) "
+        f"AND ({when} {beyond} %(when)s OR ({when} = %(when)s AND row_id {beyond} %(row)s)) "
+        f"ORDER BY {when} {order}, row_id {order} LIMIT %(count)s",
+        {"cube": cube_id, "key": key, "statuses": list(statuses), "when": start[0], "row": start[1], "count": count},
+    ).fetchall()
+    return [int(r) for (r,) in rows]
