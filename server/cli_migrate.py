@@ -5,7 +5,8 @@ memcube migrate --to postgresql://memcube@db.example/memcube [--cube NAME]
 Each cube is copied whole (``memory.store.postgres.cube_copy``): ids, versions, vectors,
 entities, relations, history. The copy is resumable and incremental: run the same command
 again after an interruption, or after the folder was written since, and it carries only what
-is not in the store yet. The folder is only read.
+is not in the store yet. The folder is only read, except that relations a cube from before
+schema 11 has not yet read from its older memories' texts are read (and kept) first.
 """
 
 from __future__ import annotations
@@ -61,9 +62,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         with connect(url) as conn:
             migrate_schema(conn)
             for name in [args.cube] if args.cube_given else names:
+                cube = home.cube(name)
+                # Relations not yet read from older memories' texts (schema 11) are read first: the
+                # store's cubes never wait for that reading.
+                if cube.folder_store.meta("relations_unread_below") is not None:
+                    print(f"cube {name}: reading relations from older memories first", file=sys.stderr)
+                    cube.read_old_relations()
                 bar = ProgressBar(f"cube {name}")
                 try:
-                    report = copy_cube(home.cube(name).folder_store, conn, name, progress=bar)
+                    report = copy_cube(cube.folder_store, conn, name, progress=bar)
                 except KeyboardInterrupt:
                     bar.close()
                     fail(f"copy of cube {name!r} interrupted: what was copied stays; run the same command again to go on")

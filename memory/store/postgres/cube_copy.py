@@ -35,6 +35,13 @@ from memory.store.postgres.schema import EMBEDDING_DIM
 from memory.store.postgres.vectors import vector_text
 from memory.store.rows import JSON_FIELDS
 
+# The data folder's own bookkeeping in cube_meta, about its file and not the cube: its vector
+# mirror's epoch, its keyword indexes' last merge, a graph to rebuild after a restored backup,
+# and memories whose relations were not yet read from their texts (by SQLite row id:
+# ``memcube migrate`` reads them before copying).
+FOLDER_BOOKKEEPING = frozenset(
+    {"vector_epoch", "graph_rebuild", "relations_unread_below", "relations_unread_from", "fulltext_merged_at_row"}
+)
 COPY_MARK = "copy."  # cube_meta keys of the copy's own progress (never a key of the source cube)
 BATCH = 500
 _COPIED_COLUMNS = tuple(c for c in export.MEMORY_COLUMNS if c != "row_id")
@@ -108,7 +115,8 @@ def copy_cube(
     _refresh_touched_threads(store, conn, cube_id)
     with conn.transaction():
         for key, value in store.export_settings().items():
-            _set_meta(conn, cube_id, key, value)
+            if key not in FOLDER_BOOKKEEPING:
+                _set_meta(conn, cube_id, key, value)
     # A bulk load leaves the planner without statistics until autovacuum comes by: joins on the
     # entity tables then took 8 ms instead of 0.6 ms on a LoCoMo cube.
     conn.execute("ANALYZE memories, memory_entities, memory_relations, memory_context")
