@@ -24,6 +24,7 @@ from memory.errors import NotFound
 from memory.models import FeedbackEntry, Memory
 from memory.store.postgres.change_log import PostgresChangeLog, lock_cube
 from memory.store.postgres.connect import connect
+from memory.store.postgres.memory_reads import PostgresMemoryReads
 from memory.store.postgres.write_tables import MEMORY_SELECT, PostgresWriteTables
 from memory.store.rows import row_to_memory
 from memory.store.writer import MemoryWriter, WritesThroughWriter, check_ids
@@ -38,7 +39,7 @@ def ensure_cube(conn: psycopg.Connection[Any], name: str) -> int:
     return int(row[0])
 
 
-class PostgresCubeStore(WritesThroughWriter):
+class PostgresCubeStore(PostgresMemoryReads, WritesThroughWriter):
     """The cube ``name`` of the store at ``url`` (migrated), as the server ``follower`` follows its changes."""
 
     def __init__(self, url: str, name: str, *, follower: str) -> None:
