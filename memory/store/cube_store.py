@@ -28,11 +28,20 @@ from memory.models import FeedbackEntry, Memory, MemoryStatus
 from memory.store import bulk_import, export, fulltext_merge, maintenance, schema
 from memory.store import connection as db
 from memory.store import threads as context
-from memory.store.browse import CREATED_AT_COLUMN, BrowseFilter
+from memory.store.browse import BrowseFilter, count_query, page_end, page_query
 from memory.store.bulk_import import ImportRow
 from memory.store.change_log import ChangeLog
 from memory.store.contract import GraphOutbox, HitRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
+from memory.store.filter_sql import SQLITE
+from memory.store.read_rules import (
+    MAX_DENIALS,
+    ProfileRows,
+    by_row_id,
+    goals_and_tasks_query,
+    kept_denial,
+    profile_sections,
+)
 from memory.store.rows import FIELDS, MEMORY_COLUMNS, row_to_memory
 from memory.store.search_reads import SearchView
 from memory.store.sqlite_tables import SqliteWriteTables
@@ -44,8 +53,6 @@ log = logging.getLogger(__name__)
 # Below this much free space, a database that SQLite cannot open is taken for a full disk:
 # opening makes the -shm file (32 KiB) and may need to grow the WAL.
 OPEN_ROOM_BYTES = 1024 * 1024
-MAX_DENIALS = 1000  # refused calls kept per cube (the newest)
-DENIAL_CHARS = 200  # of a refused call's client name and action
 
 
 # The memories that have a node in the graph: active ones, and superseded ones (the far end of a SUPERSEDES link).
@@ -80,18 +87,6 @@ class RelationPeer:
     memory_id: str
     at: str
     ended: bool
-
-
-@dataclass
-class ProfileRows:
-    """The memories each section of the profile draws from."""
-
-    goals: list[Memory]
-    open_tasks: list[Memory]
-    upcoming: list[Memory]
-    preferences: list[Memory]
-    done: list[Memory]
-    facts: list[Memory]
 
 
 class CubeStore(GraphOutbox, WritesThroughWriter):
@@ -410,22 +405,9 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
 
     def goals_and_tasks(self, states: Sequence[str], role: str | None) -> list[Memory]:
         """Active goals and tasks in these states (with a role: that role's and those without one), open ones first."""
-        placeholders = ",".join("?" * len(states))
-        params: list[Any] = [*states]
-        role_sql = ""
-        if role:
-            role_sql = " AND (role IS NULL OR role = ?)"
-            params.append(role)
+        where, params = goals_and_tasks_query(states, role, SQLITE)
         with self._lock:
-            ids = [
-                r[0]
-                for r in self._conn.execute(
-                    f"SELECT id FROM memories WHERE status = 'active' AND type IN ('goal', 'task') AND state IN ({placeholders}){role_sql} "
-                    "ORDER BY type, CASE state WHEN 'done' THEN 1 WHEN 'achieved' THEN 1 WHEN 'dropped' THEN 1 ELSE 0 END, "
-                    "due_at IS NULL, due_at, created_at",
-                    params,
-                )
-            ]
+            ids = [r[0] for r in self._conn.execute(f"SELECT id FROM memories WHERE {where}", params)]
         return self.get_many(ids) if ids else []
 
     def live_versions(self) -> dict[str, int]:
@@ -434,31 +416,18 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
             return dict(conn.execute("SELECT id, version FROM memories WHERE status = 'active'").fetchall())
 
     def profile_sections(self, *, role: str | None, now: str, horizon: str, done_since: str, top_facts: int) -> ProfileRows:
-        """The memories each section of the profile draws from, in the section's order."""
-        role_sql, role_params = ("(role IS NULL OR role = ?)", [role]) if role else ("1", [])
+        """The memories each section of the profile draws from, in the section's order (``read_rules.profile_sections``)."""
 
-        def load(where: str, params: list[object], order: str, limit: int = 200) -> list[Memory]:
+        def load(where: str, params: list[object], order: str, limit: int) -> list[Memory]:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE status = 'active' AND {where} AND {role_sql} ORDER BY {order} LIMIT ?",
-                    [*params, *role_params, limit],
+                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {where} ORDER BY {order} LIMIT ?", [*params, limit]
                 ).fetchall()
             memories = [row_to_memory(self.cube, row) for row in rows]
             self._attach_feedback(memories)
             return memories
 
-        return ProfileRows(
-            goals=load("type = 'goal' AND state = 'active'", [], "importance DESC, updated_at DESC"),
-            open_tasks=load(
-                "type = 'task' AND state IN ('todo', 'in_progress', 'blocked')",
-                [],
-                "CASE state WHEN 'blocked' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, due_at IS NULL, due_at, importance DESC",
-            ),
-            upcoming=load("type != 'task' AND occurred_at > ? AND occurred_at <= ?", [now, horizon], "occurred_at"),
-            preferences=load("type = 'preference'", [], "role IS NOT NULL, role, importance DESC, updated_at DESC"),
-            done=load("type = 'task' AND state = 'done' AND updated_at >= ?", [done_since], "updated_at DESC", 20),
-            facts=load("type = 'fact'", [], "access_count DESC, importance DESC, updated_at DESC", top_facts),
-        )
+        return profile_sections(load, SQLITE, role=role, now=now, horizon=horizon, done_since=done_since, top_facts=top_facts)
 
     # -- maintenance (memcube doctor) ---------------------------------------------------
 
@@ -649,17 +618,14 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
         return [row_to_memory(self.cube, row) for row in rows]
 
     def iter_all(self, batch: int = 500) -> Iterator[Memory]:
-        last = 0
-        while True:
+        def read(after: int) -> list[Any]:
             with self._lock:
-                rows = self._conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (last, batch)
+                return self._conn.execute(
+                    f"SELECT {MEMORY_COLUMNS} FROM memories WHERE row_id > ? ORDER BY row_id LIMIT ?", (after, batch)
                 ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield row_to_memory(self.cube, row)
-            last = rows[-1][0]
+
+        for row in by_row_id(read):
+            yield row_to_memory(self.cube, row)
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         check_ids([memory_id])
@@ -763,16 +729,11 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def record_denial(self, *, client: str | None, action: str, need: str) -> None:
-        """Keep a refused call: its client and action cut to ``DENIAL_CHARS``, the newest ``MAX_DENIALS`` only.
-
-        Whoever is refused chooses what is written here (a client name, a tool name of any
-        length): unbounded, a client with no rights at all could fill the owner's disk (R1).
-        """
-        client = client[:DENIAL_CHARS] if client is not None else None
+        """Keep a refused call (``read_rules.kept_denial``), the newest ``MAX_DENIALS`` only."""
         with self.write() as conn:
             cursor = conn.execute(
                 "INSERT INTO access_denials(at, client, action, need) VALUES (?, ?, ?, ?)",
-                (now_stored(), client, action[:DENIAL_CHARS], need[:DENIAL_CHARS]),
+                (now_stored(), *kept_denial(client, action, need)),
             )
             conn.execute("DELETE FROM access_denials WHERE seq <= ?", ((cursor.lastrowid or 0) - MAX_DENIALS,))
 
@@ -788,32 +749,18 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
     def page(
         self, browse: BrowseFilter, *, after: tuple[str, int] | None, limit: int
     ) -> tuple[list[Memory], tuple[str, int] | None]:
-        """One page of memories, newest first, and the cursor of the next page (None at the end).
-
-        A keyset cursor ``(created_at, row_id)`` of the last row seen: each page is an index
-        range read, so the 1,000th page costs what the first does.
-        """
-        where, params = browse.sql()
-        if after is not None:
-            where.append("(created_at < ? OR (created_at = ? AND row_id < ?))")
-            params += [after[0], after[0], after[1]]
-        sql = f"SELECT {MEMORY_COLUMNS} FROM memories" + (" WHERE " + " AND ".join(where) if where else "")
+        """One page of memories, newest first, and the cursor of the next page (None at the end): ``browse.page_query``."""
+        statement, params = page_query(browse, MEMORY_COLUMNS, after=after, limit=limit)
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY created_at DESC, row_id DESC LIMIT ?", [*params, limit + 1]).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
+            rows, cursor = page_end(self._conn.execute(statement, params).fetchall(), limit)
         memories = [row_to_memory(self.cube, row) for row in rows]
         self._attach_feedback(memories)
-        return memories, ((rows[-1][CREATED_AT_COLUMN], rows[-1][0]) if more and rows else None)
+        return memories, cursor
 
     def count_matching(self, browse: BrowseFilter) -> int:
-        where, params = browse.sql()
+        statement, params = count_query(browse)
         with self._lock:
-            return int(
-                self._conn.execute(
-                    "SELECT count(*) FROM memories" + (" WHERE " + " AND ".join(where) if where else ""), params
-                ).fetchone()[0]
-            )
+            return int(self._conn.execute(statement, params).fetchone()[0])
 
     def facets(self) -> dict[str, list[str]]:
         """The types, roles and tags in use among memories not deleted, for filter menus."""

@@ -26,6 +26,7 @@ from memory.models import FeedbackEntry, Memory
 from memory.store.postgres.change_log import PostgresChangeLog, lock_cube
 from memory.store.postgres.connect import connect
 from memory.store.postgres.graph_reads import PostgresGraphReads
+from memory.store.postgres.memory_reads import PostgresMemoryReads
 from memory.store.postgres.schema import SCHEMA_VERSION
 from memory.store.postgres.search_source import PostgresSearchSource, PostgresVectorScores
 from memory.store.postgres.write_tables import MEMORY_SELECT, PostgresWriteTables
@@ -42,7 +43,7 @@ def ensure_cube(conn: psycopg.Connection[Any], name: str) -> int:
     return int(row[0])
 
 
-class PostgresCubeStore(PostgresGraphReads, WritesThroughWriter):
+class PostgresCubeStore(PostgresGraphReads, PostgresMemoryReads, WritesThroughWriter):
     """The cube ``name`` of the store at ``url`` (migrated), as the server ``follower`` follows its changes."""
 
     schema_version = SCHEMA_VERSION
