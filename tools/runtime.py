@@ -169,7 +169,8 @@ class ToolRuntime:
             except Exception as exc:  # the connection broke: listen again (what was missed in between is not told)
                 log.warning("stopped hearing other servers' changes (%s); listening again", exc)
             finally:
-                await anyio.to_thread.run_sync(listener.close)
+                with anyio.CancelScope(shield=True):  # the server is stopping: close its connection all the same
+                    await anyio.to_thread.run_sync(listener.close)
 
     # -- background graph work --------------------------------------------------------
 
