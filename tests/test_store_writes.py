@@ -397,3 +397,21 @@ def test_updates_of_one_memory_from_several_servers_each_make_a_version(postgres
         history = servers[1].store.history(memory_id)
         assert [h["version"] for h in history] == list(range(1, 47))  # no version written twice, none lost
         assert servers[2].store.get_many([memory_id])[0].version == 46
+
+
+@pytest.mark.postgres
+def test_a_word_counted_before_another_server_wrote_does_not_break_the_ranking(postgres_database: str) -> None:
+    """The store's BM25 keeps the document count and each word's count for a while; a count of
+    memories taken before another server added some must not make a word's weight impossible."""
+    from memory.models import SearchQuery
+    from memory.retrieval.search import keyword_terms
+    from memory.store.postgres.search_view import PostgresSearchView
+
+    with _postgres(postgres_database) as laptop, _postgres(postgres_database, follower="desktop") as desktop:
+        q = SearchQuery(query="kayak trip")
+        with laptop.store.write() as conn:
+            assert PostgresSearchView(conn, laptop.store.cube_id).keyword_candidates(q, keyword_terms(q.query), 10) == []
+        memory_id = add_one(desktop, new("The kayak trip is on Sunday."))
+        with laptop.store.write() as conn:
+            found = PostgresSearchView(conn, laptop.store.cube_id).keyword_candidates(q, keyword_terms(q.query), 10)
+        assert [row_id for row_id, _, _ in found] == laptop.store.row_ids_of([memory_id])

@@ -285,7 +285,10 @@ class PostgresSearchView:
         found: dict[str, float] = {}
         for lexeme in lexemes:
             df = counted[lexeme] = self._frequency(table, lexeme, total)
-            found[lexeme] = max(MIN_IDF, math.log((total - df + 0.5) / (df + 0.5)))
+            # The two counts are kept for a while each (``_Kept``): memories added since one was
+            # counted (by any server) can make a word seem to be in more memories than there are.
+            documents = max(total, df)
+            found[lexeme] = max(MIN_IDF, math.log((documents - df + 0.5) / (df + 0.5)))
         return found
 
     def _frequency(self, table: FtsTable, lexeme: str, total: int) -> int:
