@@ -136,6 +136,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Check each cube: SQLite integrity, vectors and FTS against memories, the graph against SQLite."""
     if args.store is not None:
         return _doctor_store(args.store)
+    from memory.config import default_home, load_config
+
+    configured = load_config(Path(args.home).expanduser() if getattr(args, "home", None) else default_home()).store.url
+    if configured:  # the home's cubes live in the store: check it (the folder holds only their graphs)
+        return _doctor_store(configured, from_config=True)
     from memory.doctor import check_home_cube
     from memory.doctor_checks import check_home
     from server.cli_output import progress
@@ -157,8 +162,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def _doctor_store(given: str) -> int:
-    """``memcube doctor --store [URL]``: check a PostgreSQL store (the URL, else MEMCUBE_STORE)."""
+def _doctor_store(given: str, *, from_config: bool = False) -> int:
+    """``memcube doctor --store [URL]``: check a PostgreSQL store (the URL, else MEMCUBE_STORE);
+    ``from_config``: the URL is the home's ``[store] url`` (or MEMCUBE_STORE), not the command line's."""
     from memory.config import setting
 
     url = given or setting("MEMCUBE_STORE")
@@ -171,7 +177,7 @@ def _doctor_store(given: str) -> int:
     except ImportError:
         print("memcube: the PostgreSQL store needs the postgres extra: pip install 'memcube-mcp[postgres]'", file=sys.stderr)
         return 2
-    if given:
+    if given and not from_config:
         refuse_password_on_command_line(given)
     report = check_store(url)
     print(report.render())

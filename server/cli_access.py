@@ -40,25 +40,17 @@ def cmd_access(args: argparse.Namespace) -> int:
         fail("grant needs the role the servers log in as: memcube access grant ROLE")
         return 2
     try:
-        from memory.store.postgres import migrate
-        from memory.store.postgres.access import grant_server_role, load_access, save_access
-        from memory.store.postgres.connect import connect, redacted
+        from memory.store.postgres.access import administer
+        from memory.store.postgres.connect import redacted
     except ImportError:
         fail("the PostgreSQL store needs the postgres extra: pip install 'memcube-mcp[postgres]'")
         return 2
-    import psycopg
-
-    with connect(url) as conn:
-        try:
-            migrate(conn)
-            if args.action == "push":
-                save_access(conn, config.access)
-                print(f"{redacted(url)} now enforces the [access] rules of {home / 'config.toml'}")
-            elif args.action == "grant":
-                grant_server_role(conn, args.role)
-                print(f"role {args.role!r} may now serve cubes from {redacted(url)} and read (not change) its access rules")
-        except psycopg.Error as exc:
-            fail(f"{redacted(url)}: {str(exc).strip().splitlines()[0]}")
-            return 1
-        print(json.dumps(load_access(conn).model_dump(), indent=2))
+    rules = administer(
+        url, push=config.access if args.action == "push" else None, grant=args.role if args.action == "grant" else None
+    )
+    if args.action == "push":
+        print(f"{redacted(url)} now enforces the [access] rules of {home / 'config.toml'}")
+    elif args.action == "grant":
+        print(f"role {args.role!r} may now serve cubes from {redacted(url)} and read (not change) its access rules")
+    print(json.dumps(rules.model_dump(), indent=2))
     return 0

@@ -150,8 +150,13 @@ class StdioFront:
     def _run_backend(self) -> None:
         try:
             self._backend(self._next_for_backend, self._from_backend)
-        except BaseException:
-            log.exception("the MCP server stopped with an error")
+        except BaseException as exc:
+            from memory.errors import MemCubeError  # imported by the backend by now; not before (a fast start)
+
+            if isinstance(exc, MemCubeError):  # a reason a person can act on (a store out of reach): one line
+                log.error("%s", exc)
+            else:
+                log.exception("the MCP server stopped with an error")
             os._exit(1)
 
 

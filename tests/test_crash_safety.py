@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow  # fifty rounds of starting and killing a real ser
 class Writer:
     """A `memcube serve` being fed memory_add calls; remembers which ones it acknowledged."""
 
-    def __init__(self, home: Path, round_no: int) -> None:
+    def __init__(self, home: Path, round_no: int, env: dict[str, str] | None = None) -> None:
         self.round_no = round_no
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve"],
@@ -42,7 +42,7 @@ class Writer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "MEMCUBE_HOME": str(home)},
+            env={**os.environ, "MEMCUBE_HOME": str(home), **(env or {})},
         )
         self.acknowledged: list[str] = []
         self.texts: dict[int, list[str]] = {}

@@ -104,3 +104,49 @@ async def test_a_subscriber_on_one_server_hears_a_write_on_another(servers) -> N
             with anyio.fail_after(2):
                 event = await subscription.__anext__()
         assert uri in str(event)
+
+
+async def test_the_stores_access_rules_hold_on_every_server(servers, postgres_database: str) -> None:
+    from memory.access_rules import AccessConfig
+    from memory.store.postgres.access import administer
+
+    async with servers("laptop") as laptop, servers("desktop") as desktop:
+        await ok(laptop, "memory_add", text="The safe's code is 4417.", cube="private")
+        await ok(desktop, "memory_search", query="safe code", cube="private")  # no rules yet: open to every client
+        rules = AccessConfig.model_validate({"default": "write", "clients": {CLIENT_INFO.name: {"private": "none"}}})
+        await anyio.to_thread.run_sync(lambda: administer(postgres_database, push=rules))
+
+        async def refused_on(client: Client) -> bool:
+            result = await client.call_tool("memory_search", {"query": "safe code", "cube": "private"})
+            return result.is_error
+
+        await eventually(lambda: refused_on(laptop), within_s=3.0)  # each server reads the rules again within 0.5 s
+        await eventually(lambda: refused_on(desktop), within_s=3.0)
+        assert "private" not in str(await read_json(desktop, "memory://cubes"))
+        assert (await ok(desktop, "memory_search", query="anything"))["cube"] == "default"  # other cubes stay open
+
+
+async def test_a_server_on_its_own_role_serves_and_cannot_change_the_rules(
+    tmp_path: Path, postgres_url: str, postgres_database: str, shared_embedder: Any
+) -> None:
+    """The deployment the README describes: the admin creates the tables and grants the servers' role."""
+    from postgres_support import login_role
+    from psycopg import conninfo
+
+    from memory.errors import Unavailable
+    from memory.store.postgres.access import administer
+
+    with login_role(postgres_url, postgres_database, "memcube_server") as server_url:
+        administer(postgres_database, grant=str(conninfo.conninfo_to_dict(server_url)["user"]))
+        home = store_home(tmp_path / "server", server_url, shared_embedder)
+        try:
+            async with Client(build_server(home, warm_up=False), client_info=CLIENT_INFO) as client:
+                [memory_id] = (await ok(client, "memory_add", text="Otto waters the ferns on Fridays."))["ids"]
+                hits = (await ok(client, "memory_search", query="Who waters the ferns?"))["hits"]
+                assert hits[0]["id"] == memory_id
+                graph = await ok(client, "memory_graph", entity="Otto")
+                assert [m["id"] for m in graph["memories"]] == [memory_id]
+        finally:
+            home.close()
+        with pytest.raises(Unavailable, match="permission denied|may not change"):
+            administer(server_url, push=home.config.access)

@@ -158,10 +158,13 @@ class ToolRuntime:
                 await anyio.sleep(LISTEN_RETRY_S)
                 continue
             try:
+                rules_read = anyio.current_time()
                 while True:
                     heard = await anyio.to_thread.run_sync(listener.wait, LISTEN_WAIT_S)
-                    if not heard:
+                    if anyio.current_time() - rules_read >= LISTEN_WAIT_S:
                         await anyio.to_thread.run_sync(store.refresh_access)
+                        rules_read = anyio.current_time()
+                    if not heard:
                         continue
                     self.graph_changed()
                     for cube, ids in (await anyio.to_thread.run_sync(store.changed_since, heard)).items():

@@ -84,3 +84,21 @@ def grant_server_role(conn: psycopg.Connection[Any], role: str) -> None:
         tables = sql.SQL(", ").join(map(sql.Identifier, (*ACCESS_TABLES, "schema_version")))
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(tables, name))
         conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, name))
+
+
+def administer(url: str, *, push: AccessConfig | None = None, grant: str | None = None) -> AccessConfig:
+    """``memcube access``: replace the store's rules with ``push`` and/or let the role ``grant`` serve;
+    returns the rules the store holds then. A refusal of the database is one line (``Unavailable``)."""
+    from memory.store.postgres.connect import connect, redacted
+    from memory.store.postgres.schema import migrate
+
+    with connect(url) as conn:
+        try:
+            migrate(conn)
+            if push is not None:
+                save_access(conn, push)
+            if grant is not None:
+                grant_server_role(conn, grant)
+            return load_access(conn)
+        except psycopg.Error as error:
+            raise Unavailable(f"{redacted(url)}: {str(error).strip().splitlines()[0]}") from None

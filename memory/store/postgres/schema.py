@@ -324,6 +324,14 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
     """
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise RuntimeError("migrate() commits each migration itself: call it outside a transaction")
+    # Up to date: nothing to create, which a server's own role (no CREATE rights) must find without trying.
+    if (current := _version_if_any(conn)) is not None and current >= SCHEMA_VERSION:
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"this database was written by a newer MemCube (schema {current}, this one knows {SCHEMA_VERSION}); "
+                "upgrade memcube-mcp"
+            )
+        return current
     with conn.transaction(), _rights_explained(conn, "create MemCube's tables"):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         create_extension(conn, "vector")  # first: the tables need its type
@@ -379,6 +387,12 @@ def _rights_explained(conn: psycopg.Connection[Any], action: str) -> Iterator[No
             f"the database role {conn.info.user!r} may not {action} in database {conn.info.dbname!r} "
             f"({_first_line(error)}): grant it CREATE on the database and its schema, or migrate as their owner"
         ) from error
+
+
+def _version_if_any(conn: psycopg.Connection[Any]) -> int | None:
+    """The schema's version, or None when the database has no ``schema_version`` table yet."""
+    row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    return _version(conn) if row is not None and row[0] else None
 
 
 def _version(conn: psycopg.Connection[Any]) -> int:
