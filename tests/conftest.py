@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.server.mcpserver.tools.base import Tool
-from support import CLIENT_INFO
+from support import CLIENT_INFO, ENGINES
 
 from memory import MemoryHome
 from memory.retrieval.embedder import Embedder
@@ -68,8 +68,27 @@ def shared_embedder() -> Embedder:
 
 
 @pytest.fixture
-def home(tmp_path, shared_embedder) -> MemoryHome:
-    """A MemCube home in this test's temporary directory, closed afterwards."""
+def folder_home(tmp_path, shared_embedder) -> MemoryHome:
+    """A MemCube home in this test's temporary directory (a data folder's cubes), closed afterwards."""
+    memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
+    yield memory_home
+    memory_home.close()
+
+
+@pytest.fixture
+def home(folder_home) -> MemoryHome:
+    """The home a test works on: a data folder; modules whose tests hold on both engines override it with ``engine_home``."""
+    return folder_home
+
+
+@pytest.fixture(params=ENGINES)
+def engine_home(request, tmp_path, shared_embedder) -> Iterator[MemoryHome]:
+    """A MemCube home on each engine: a data folder (SQLite), and a fresh database of the test
+    PostgreSQL named by ``[store] url`` (postgres tier). A module whose tool tests must hold on
+    both engines overrides ``home`` with it: ``@pytest.fixture def home(engine_home): return engine_home``."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_database")
+        (tmp_path / "config.toml").write_text(f"[store]\nurl = {url!r}\n", encoding="utf-8")
     memory_home = MemoryHome(tmp_path, embedder=shared_embedder)
     yield memory_home
     memory_home.close()

@@ -20,6 +20,12 @@ from server.app import build_server
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 UNKNOWN = "mem_" + "0" * 26  # well-formed, but no such memory
 
 

@@ -23,6 +23,12 @@ import pytest
 from support import CLIENT_NAME, add, error, get, ok, search_ids
 from ui_support import seeded_ui
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 NOW = "2026-03-18T12:00:00Z"
 CLEARABLE_FIELDS = ("occurred_at", "due_at", "role", "subject", "parent_id")  # as memory.models says, written out
 

@@ -16,6 +16,12 @@ from memory import MemoryHome
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 ENTITIES = ResourceTemplateReference(type="ref/resource", uri="memory://{cube}/entities/{name}")
 PROFILE_ROLE = ResourceTemplateReference(type="ref/resource", uri="memory://{cube}/profile/{role}")
 RECALL = PromptReference(type="ref/prompt", name="recall")

@@ -8,6 +8,13 @@ import pytest
 from support import add, error, get, ok, read_json, search
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 NOW = "2026-11-25T17:00:00Z"
 
 

@@ -8,6 +8,12 @@ from support import add, ok, read_json, without
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 # The foundation's tools; later features may add more, each held to the same rules.
 TOOLS = {
     "memory_add",

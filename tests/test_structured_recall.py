@@ -23,6 +23,12 @@ from memory.retrieval.task_words import read
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 ROOT = Path(__file__).resolve().parents[1]
 MEMCUBE = Path(sys.executable).with_name("memcube")
 NOW = datetime.fromisoformat(pm.NOW)

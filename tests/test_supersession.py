@@ -17,6 +17,11 @@ from memory.timeutil import now_stored
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 async def test_a_supersession_is_reported_with_the_memory_and_the_reason(client):
     old = await add(client, "Alice prefers tea over coffee", type="preference", entities=["Alice"])
     result = await ok(client, "memory_add", text="Alice now prefers coffee over tea", type="preference", entities=["Alice"])
@@ -104,7 +109,9 @@ def _old_rule_supersede(cube, older: str, newer: str) -> None:
         tables.set_columns(newer, {"supersedes": older})
 
 
-def test_doctor_restores_what_the_old_rule_hid_and_keeps_real_changes(home, capsys):
+def test_doctor_restores_what_the_old_rule_hid_and_keeps_real_changes(folder_home, capsys):
+    """A repair of a data folder's file (cubes of the PostgreSQL store never held the old rule's rows)."""
+    home = folder_home
     cube = home.cube("default", create=True)
     visit1, visit2, tea, coffee, dark, light = (
         o.id

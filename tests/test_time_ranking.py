@@ -18,6 +18,12 @@ import pytest
 
 from tests.support import ok
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 NOW = "2026-11-15T19:30:00Z"  # a Sunday
 
 

@@ -14,6 +14,13 @@ from support import CLIENT_NAME, add, error, get, ok, read_json, search, search_
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):
+    """Every tool test here runs on both engines: a data folder, and the PostgreSQL store (postgres tier)."""
+    return engine_home
+
+
 MEMORY_ID = re.compile(r"^mem_[0-9a-hjkmnp-tv-z]{26}$")
 
 

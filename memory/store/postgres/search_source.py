@@ -98,12 +98,12 @@ class PostgresVectorScores:
 
     def cosines(self, query: np.ndarray, *, include_archived: bool = False, allowed: np.ndarray | None = None) -> PostgresCosines:
         row_ids, matrix = self._spread_sample(include_archived)
-        if allowed is not None and len(row_ids):
-            keep = np.isin(row_ids, allowed)
-            matrix = matrix[keep]
-        scores = matrix @ query.astype(np.float32) if len(matrix) else np.zeros(0, dtype=np.float32)
-        mean = float(scores.mean()) if len(scores) else 0.0
-        std = float(scores.std()) if len(scores) else 0.0
+        every = matrix @ query.astype(np.float32) if len(matrix) else np.zeros(0, dtype=np.float32)
+        # A filter only narrows which memories may come back: the scale stays the whole cube's, as in
+        # the data folder's mirror (over a day's two memories a z-score would make noise of a 0.01 cosine).
+        mean = float(every.mean()) if len(every) else 0.0
+        std = float(every.std()) if len(every) else 0.0
+        scores = every[np.isin(row_ids, allowed)] if allowed is not None and len(row_ids) else every
         return PostgresCosines(scores, mean, std, self._vectors, query, include_archived, allowed)
 
     def _spread_sample(self, include_archived: bool) -> tuple[np.ndarray, np.ndarray]:
