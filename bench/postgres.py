@@ -24,7 +24,7 @@ cores): unit vectors of 384 dimensions in clusters (a cluster's memories have co
 memory. Uniformly random vectors would be the hardest case for HNSW and unlike real text.
 
 The last line is ``RESULT memories=... load_rows_per_s=... index_s=... ef_search=... p50_ms=... p95_ms=... recall10=...
-search_p50_ms=... search_p95_ms=... writers=... adds_per_s=... sqlite_memories=... sqlite_adds_per_s=...``
+search_p50_ms=... search_p95_ms=... tool_p50_ms=... tool_p95_ms=... writers=... adds_per_s=... sqlite_memories=... sqlite_adds_per_s=...``
 for the engine's own ``ef_search`` (``memory.store.postgres.vectors.ef_for``).
 """
 
@@ -90,14 +90,21 @@ def database(url: str | None) -> Iterator[str]:
         yield db
 
 
-def load(conn: psycopg.Connection[Any], cube: int, vectors: np.ndarray, texts: list[str]) -> tuple[float, float]:
-    """COPY the memories in without the HNSW index, then build it; returns (rows/s, index seconds)."""
+def load(conn: psycopg.Connection[Any], cube: int, vectors: np.ndarray, texts: list[str], model_id: str) -> tuple[float, float]:
+    """COPY the memories in without the HNSW index, then build it; returns (rows/s, index seconds).
+
+    The vectors are recorded as ``model_id``'s, so a server opening the cube does not re-embed them."""
     conn.execute("DROP INDEX memories_embedding")
+    conn.execute(
+        "INSERT INTO cube_meta (cube, key, value) VALUES (%s, 'embedding_model', %s), (%s, 'embedding_dim', %s)",
+        (cube, model_id, cube, str(EMBEDDING_DIM)),
+    )
     started = time.perf_counter()
     now = "2026-12-07T12:00:00Z"
     with conn.cursor() as cursor:
         with cursor.copy(
-            "COPY memories (row_id, cube, id, text, type, created_at, updated_at, content_hash, seq, embedding) FROM STDIN"
+            "COPY memories (row_id, cube, id, text, type, created_at, updated_at, content_hash, seq, embedding, embedding_model) "
+            "FROM STDIN"
         ) as copy:
             for start in range(0, len(vectors), CHUNK):
                 block = io.StringIO()
@@ -105,7 +112,7 @@ def load(conn: psycopg.Connection[Any], cube: int, vectors: np.ndarray, texts: l
                 lines = block.getvalue().splitlines()
                 copy.write(
                     "".join(
-                        f"{start + i + 1}\t{cube}\tm{start + i}\t{texts[start + i]}\tfact\t{now}\t{now}\th{start + i}\t1\t[{line}]\n"
+                        f"{start + i + 1}\t{cube}\tm{start + i}\t{texts[start + i]}\tfact\t{now}\t{now}\th{start + i}\t1\t[{line}]\t{model_id}\n"
                         for i, line in enumerate(lines)
                     )
                 )
@@ -218,6 +225,36 @@ def sqlite_cube(folder: Path, vectors: np.ndarray, texts: list[str]) -> Path:
     return path
 
 
+def tool_search(url: str, questions: list[str]) -> tuple[float, float]:
+    """p50 and p95 ms of ``memory_search`` calls through an in-process MCP client, on a server serving the store."""
+    import anyio
+    from mcp import Client
+
+    from memory import MemoryHome
+    from server.app import build_server
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "config.toml").write_text(f"[store]\nurl = {url!r}\n", encoding="utf-8")
+        home = MemoryHome(folder)
+
+        async def calls() -> list[float]:
+            async with Client(build_server(home, warm_up=False)) as client:
+                times = []
+                for number, question in enumerate(questions):
+                    started = time.perf_counter()
+                    result = await client.call_tool("memory_search", {"query": question, "cube": "bench"})
+                    assert not result.is_error, result.content
+                    if number:  # the first loads the model and counts the words
+                        times.append((time.perf_counter() - started) * 1000)
+                return times
+
+        try:
+            times = anyio.run(calls)
+        finally:
+            home.close()
+    return statistics.median(times), pct(times, 0.95)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -252,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         row = conn.execute("INSERT INTO cubes (name) VALUES ('bench') RETURNING id").fetchone()
         assert row is not None
         cube = int(row[0])
-        rate, index_s = load(conn, cube, vectors, texts)
+        from memory.retrieval.embedder import Embedder
+
+        rate, index_s = load(conn, cube, vectors, texts, Embedder().model_id)
         log(f"loaded at {rate:,.0f} rows/s; HNSW index built in {index_s:.1f} s")
         index = PostgresVectors(conn, cube)
         own = ef_for(K)
@@ -271,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ef:>10} {results[ef][0]:>8.2f} {results[ef][1]:>8.2f} {results[ef][2]:>10.3f}")
         search_p50, search_p95 = whole_search(url, cube, questions, queries)
         print(f"whole ranking on the store (hybrid_search, limit 10): p50 {search_p50:.1f} ms, p95 {search_p95:.1f} ms")
+        tool_p50, tool_p95 = tool_search(url, questions)
+        print(f"memory_search through MCP on a server serving the store: p50 {tool_p50:.1f} ms, p95 {tool_p95:.1f} ms")
         # Rows were loaded with their own ids: the identity column numbers on from the highest.
         conn.execute("SELECT setval(pg_get_serial_sequence('memories', 'row_id'), (SELECT max(row_id) FROM memories))")
         adds_per_s = concurrent_adds("postgres", url, args.writers, args.adds)
@@ -288,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"RESULT memories={args.memories} load_rows_per_s={rate:.0f} index_s={index_s:.1f} ef_search={own} "
         f"p50_ms={p50:.2f} p95_ms={p95:.2f} recall10={recall:.3f} search_p50_ms={search_p50:.1f} search_p95_ms={search_p95:.1f} "
-        f"writers={args.writers} adds_per_s={adds_per_s:.0f} sqlite_memories={args.sqlite_memories} "
+        f"tool_p50_ms={tool_p50:.1f} tool_p95_ms={tool_p95:.1f} writers={args.writers} adds_per_s={adds_per_s:.0f} sqlite_memories={args.sqlite_memories} "
         f"sqlite_adds_per_s={sqlite_adds_per_s:.0f}"
     )
     return 0
