@@ -21,7 +21,7 @@ from support import CLIENT_INFO, error, ok, read_json
 from memory import MemoryHome
 from server.app import build_server
 
-pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
+pytestmark = pytest.mark.postgres
 
 
 def store_home(folder: Path, url: str, embedder: Any) -> MemoryHome:
@@ -54,6 +54,7 @@ async def eventually(check: Callable[[], Any], within_s: float = 1.0) -> Any:
     return found
 
 
+@pytest.mark.anyio
 async def test_a_cube_in_the_store_answers_every_kind_of_call(servers) -> None:
     async with servers("laptop") as client:
         added = await ok(client, "memory_add", text="Grace is Maya's mentor at Stripe.", tags=["work"])
@@ -72,6 +73,7 @@ async def test_a_cube_in_the_store_answers_every_kind_of_call(servers) -> None:
         assert "no memory" in await error(client, "memory_get", ids=["mem_01aaaaaaaaaaaaaaaaaaaaaaaa"])
 
 
+@pytest.mark.anyio
 async def test_two_servers_on_one_store_share_one_memory(servers) -> None:
     async with servers("laptop") as laptop, servers("desktop") as desktop:
         [memory_id] = (await ok(laptop, "memory_add", text="The team offsite is in Lisbon in May."))["ids"]
@@ -94,6 +96,7 @@ async def test_two_servers_on_one_store_share_one_memory(servers) -> None:
         await eventually(desktop_misses)
 
 
+@pytest.mark.anyio
 async def test_a_subscriber_on_one_server_hears_a_write_on_another(servers) -> None:
     async with servers("laptop") as laptop, servers("desktop") as desktop:
         [memory_id] = (await ok(laptop, "memory_add", text="Zoe kayaks on Sundays."))["ids"]
@@ -106,6 +109,7 @@ async def test_a_subscriber_on_one_server_hears_a_write_on_another(servers) -> N
         assert uri in str(event)
 
 
+@pytest.mark.anyio
 async def test_the_stores_access_rules_hold_on_every_server(servers, postgres_database: str) -> None:
     from memory.access_rules import AccessConfig
     from memory.store.postgres.access import administer
@@ -126,6 +130,7 @@ async def test_the_stores_access_rules_hold_on_every_server(servers, postgres_da
         assert (await ok(desktop, "memory_search", query="anything"))["cube"] == "default"  # other cubes stay open
 
 
+@pytest.mark.anyio
 async def test_a_server_on_its_own_role_serves_and_cannot_change_the_rules(
     tmp_path: Path, postgres_url: str, postgres_database: str, shared_embedder: Any
 ) -> None:
@@ -150,3 +155,22 @@ async def test_a_server_on_its_own_role_serves_and_cannot_change_the_rules(
             home.close()
         with pytest.raises(Unavailable, match="permission denied|may not change"):
             administer(server_url, push=home.config.access)
+
+
+def test_what_only_a_data_folder_has_says_so_on_a_store_home(
+    tmp_path: Path, postgres_database: str, shared_embedder: Any
+) -> None:
+    from memory.errors import InvalidInput, Unavailable
+    from memory.io.backup import backup_home
+
+    home = store_home(tmp_path / "home", postgres_database, shared_embedder)
+    try:
+        cube = home.cube("default")
+        cube.add([{"text": "Rosa repots the basil in April."}])
+        with pytest.raises(InvalidInput, match="pg_dump"):
+            backup_home(home, tmp_path / "backup")
+        with pytest.raises(Unavailable, match="lives in the PostgreSQL store"):
+            cube.folder_store.integrity()
+        assert home.cube_names() == ["default"] and not (tmp_path / "home" / "cubes" / "default" / "memory.db").exists()
+    finally:
+        home.close()

@@ -27,6 +27,11 @@ class BackupReport:
 
 
 def backup_home(home: MemoryHome, destination: Path | str) -> BackupReport:
+    if home.store is not None:  # the folder holds only derived graphs; the memories are the database's
+        raise InvalidInput(
+            "this home's cubes live in the PostgreSQL store: back the database up with its own tools "
+            "(pg_dump, or the managed service's backups); `memcube export` writes one cube to an archive"
+        )
     target = Path(destination).expanduser()
     if target.exists() and any(target.iterdir()):
         raise InvalidInput(f"{target} is not empty; back up into a new folder")
