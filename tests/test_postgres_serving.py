@@ -174,3 +174,34 @@ def test_what_only_a_data_folder_has_says_so_on_a_store_home(
         assert home.cube_names() == ["default"] and not (tmp_path / "home" / "cubes" / "default" / "memory.db").exists()
     finally:
         home.close()
+
+
+def test_the_way_back_a_store_cube_exported_imports_into_a_data_folder(
+    tmp_path: Path, postgres_database: str, shared_embedder: Any
+) -> None:
+    """``memcube --store URL export`` then ``memcube import`` in a folder home: the memories, their
+    history, vectors and graph come back to a data folder as they were in the store."""
+    from test_portable import QUERIES, VOLATILE, _fill, _search
+
+    from memory.io.archive import export_cube, import_archive
+
+    store = store_home(tmp_path / "store-home", postgres_database, shared_embedder)
+    folder = MemoryHome(tmp_path / "folder-home", embedder=shared_embedder)
+    try:
+        source = store.cube("work", create=True)
+        ids = _fill(source)
+        archive = tmp_path / "work.memcube"
+        export_cube(source, archive, with_vectors=True)
+        result = import_archive(folder, archive)
+        assert (result.imported, result.vectors_reused, result.reembedded) == (len(ids), len(ids), 0)
+        target = folder.cube("work")
+        moved = source.store.get_many(list(ids.values()))
+        restored = target.store.get_many(list(ids.values()))
+        assert [m.model_dump(exclude=VOLATILE) for m in restored] == [m.model_dump(exclude=VOLATILE) for m in moved]
+        for memory_id in ids.values():
+            assert target.history(memory_id)[:-1] == source.history(memory_id)  # plus the import's own version
+        assert {q: _search(target, q) for q in QUERIES} == {q: _search(source, q) for q in QUERIES}
+        assert [r.object for r in target.graph("Carol").relations] == ["Lisbon"]
+    finally:
+        store.close()
+        folder.close()
