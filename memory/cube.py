@@ -153,10 +153,14 @@ class MemCube:
         self.folder = folder
         self.embedder = embedder
         self.store: AnyCubeStore = store if store is not None else CubeStore(name, folder / "memory.db")
+        graph_path = folder / "graph" / "graph.kuzu"
+        # A server new to a store's cube (or whose graph folder went) has no graph yet: it derives
+        # one from the store's memories, rather than replaying a change log as long as the cube's life.
+        first_graph = store is not None and not graph_path.exists()
         try:
-            self.graph_store = GraphStore(folder / "graph" / "graph.kuzu")
+            self.graph_store = GraphStore(graph_path)
             # A restored backup carries no graph: the first use derives it from SQLite.
-            self.graph_store.needs_rebuild = self.store.meta("graph_rebuild") == "1"
+            self.graph_store.needs_rebuild = first_graph or self.store.meta("graph_rebuild") == "1"
         except BaseException:
             self.store.close()  # a cube that did not open holds no file (its opener may try again)
             raise

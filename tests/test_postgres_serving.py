@@ -205,3 +205,22 @@ def test_the_way_back_a_store_cube_exported_imports_into_a_data_folder(
     finally:
         store.close()
         folder.close()
+
+
+def test_a_server_whose_graph_folder_went_derives_it_again_from_the_store(
+    tmp_path: Path, postgres_database: str, shared_embedder: Any
+) -> None:
+    import shutil
+
+    home = store_home(tmp_path / "laptop", postgres_database, shared_embedder)
+    try:
+        [added] = home.cube("default").add([{"text": "Nadia fixed the garden fence.", "entities": ["Nadia"]}])
+        assert [m.id for m in home.cube("default").graph("Nadia").memories] == [added.id]  # the change log is applied
+    finally:
+        home.close()
+    shutil.rmtree(tmp_path / "laptop" / "cubes" / "default" / "graph")  # its place in the log is kept in the store
+    again = store_home(tmp_path / "laptop", postgres_database, shared_embedder)
+    try:
+        assert [m.id for m in again.cube("default").graph("Nadia").memories] == [added.id]
+    finally:
+        again.close()
