@@ -79,8 +79,10 @@ class SqliteWriteTables:
     def delete_memory(self, memory_id: str) -> None:
         self._conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
 
-    def put_vector(self, row_id: int, vector: np.ndarray) -> None:
-        self._conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
+    def put_vector(self, row_id: int, vector: np.ndarray, *, replace: bool = True) -> None:
+        """Store a memory's vector; ``replace=False``: it has none yet (a new row), so nothing to delete first."""
+        if replace:
+            self._conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (row_id,))
         self._conn.execute(
             "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)", (row_id, vector.astype(np.float32).tobytes())
         )

@@ -158,7 +158,7 @@ class MemoryWriter:
                 if not item.relations:  # the client's relations win over those read from the text
                     t.insert_relations(row_id, relation_rows(item.extracted))
                 if item.vector is not None:
-                    t.put_vector(row_id, item.vector)
+                    t.put_vector(row_id, item.vector, replace=False)
                 changes = {
                     "text": {"old": None, "new": item.text},
                     "type": {"old": None, "new": item.type},

@@ -111,7 +111,7 @@ class PostgresWriteTables:
     def delete_memory(self, memory_id: str) -> None:
         self._conn.execute("DELETE FROM memories WHERE cube = %s AND id = %s", (self.cube_id, memory_id))
 
-    def put_vector(self, row_id: int, vector: np.ndarray) -> None:
+    def put_vector(self, row_id: int, vector: np.ndarray, *, replace: bool = True) -> None:
         if vector.shape != (EMBEDDING_DIM,):
             raise InvalidInput(
                 f"the PostgreSQL store holds {EMBEDDING_DIM}-dimensional vectors and this one has {vector.shape[0]}: "
