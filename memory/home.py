@@ -48,8 +48,13 @@ class MemoryHome:
         self._lock = threading.Lock()
         self.store: SharedStore | None = None
         if self.config.store.url and not folder_only:
-            from memory.store.postgres.shared_store import SharedStore  # the driver loads only for a store
-
+            try:
+                from memory.store.postgres.shared_store import SharedStore  # the driver loads only for a store
+            except ImportError:
+                raise Unavailable(
+                    "a PostgreSQL store is configured ([store] url or MEMCUBE_STORE) and its driver is not installed: "
+                    "uv sync --extra postgres (or pip install 'memcube-mcp[postgres]')"
+                ) from None
             self.store = SharedStore(self.config.store.url, server=f"{socket.gethostname()}:{self.root.resolve()}")
 
     def access_rules(self) -> AccessConfig:

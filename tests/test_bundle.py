@@ -56,12 +56,15 @@ def test_the_manifest_runs_the_server_and_asks_for_the_data_folder_and_model():
         "MEMCUBE_HOME": "${user_config.data_folder}",
         "MEMCUBE_EMBEDDING_MODEL": "${user_config.embedding_model}",
         "MEMCUBE_LOCAL_MODEL": "${user_config.local_model}",
+        "MEMCUBE_STORE": "${user_config.store_url}",
     }
     assert {k: (v["type"], v["required"]) for k, v in manifest["user_config"].items()} == {
         "data_folder": ("directory", False),
         "embedding_model": ("directory", False),
         "local_model": ("string", False),
+        "store_url": ("string", False),
     }
+    assert config["args"][config["args"].index("--extra") + 1] == "postgres"  # the store's driver is installed
     assert set(manifest["compatibility"]["platforms"]) == {"darwin", "linux", "win32"}
     assert manifest["compatibility"]["runtimes"]["python"] == ">=3.11"
 
@@ -73,8 +76,9 @@ def test_an_unset_bundle_setting_reaches_the_server_as_not_set(monkeypatch, tmp_
     monkeypatch.setenv("MEMCUBE_EMBEDDING_MODEL", "${user_config.embedding_model}")
     monkeypatch.setenv("MEMCUBE_HOME", "${user_config.data_folder}")
     monkeypatch.setenv("MEMCUBE_LOCAL_MODEL", "${user_config.local_model}")
+    monkeypatch.setenv("MEMCUBE_STORE", "${user_config.store_url}")
     config = load_config(tmp_path)
-    assert (config.embedding.model_dir, config.local_model.path) == (None, None)
+    assert (config.embedding.model_dir, config.local_model.path, config.store.url) == (None, None, None)
     assert "${" not in str(default_home())
 
 
@@ -188,3 +192,15 @@ def test_a_packed_bundle_starts_and_answers_tools_list(tmp_path):
     # left empty) and wrote to the configured data folder.
     assert not answers[3]["result"].get("isError"), answers[3]
     assert (tmp_path / "data" / "cubes" / "default" / "memory.db").is_file()
+
+
+def test_a_store_configured_without_its_driver_says_how_to_install_it(monkeypatch, tmp_path):
+    import sys
+
+    from memory import MemoryHome
+    from memory.errors import Unavailable
+
+    monkeypatch.setitem(sys.modules, "memory.store.postgres.shared_store", None)  # as if psycopg were not installed
+    monkeypatch.setenv("MEMCUBE_STORE", "postgresql://memcube@db.example/memcube")
+    with pytest.raises(Unavailable, match="--extra postgres"):
+        MemoryHome(tmp_path)
