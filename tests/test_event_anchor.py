@@ -14,6 +14,12 @@ import pytest
 from memory.retrieval.event_anchor import read_event
 from tests.support import ok
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 NOW = "2026-04-20T12:00:00Z"
 
 MEMORIES = [

@@ -21,6 +21,12 @@ from memory.retrieval.relevance import FLOOR, HIGH, strength
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 # Names and topics of the month, repeated: what a pasted, keyword-stuffed note looks like.
 _CHUNK = (
     "Marco Bianchi code reviews morning preference. Priya Raman design review icons. Dentist appointment booking. "

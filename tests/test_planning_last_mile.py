@@ -17,6 +17,12 @@ from memory import SearchQuery
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
 # Goals beside the month's two: one in words no goal question shares, one achieved, one dropped.
 MORE_GOALS = [
     {"text": "Learn enough Italian to order dinner in Rome without pointing at the menu", "type": "goal"},

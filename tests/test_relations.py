@@ -22,6 +22,11 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
+def home(engine_home):  # these tool tests run on both engines (the PostgreSQL one in the postgres tier)
+    return engine_home
+
+
+@pytest.fixture
 def cube(home):
     return home.cube(create=True)
 
