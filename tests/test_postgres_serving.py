@@ -124,8 +124,9 @@ async def test_the_stores_access_rules_hold_on_every_server(servers, postgres_da
             result = await client.call_tool("memory_search", {"query": "safe code", "cube": "private"})
             return result.is_error
 
-        await eventually(lambda: refused_on(laptop), within_s=3.0)  # each server reads the rules again within 0.5 s
-        await eventually(lambda: refused_on(desktop), within_s=3.0)
+        # Each server hears the change (NOTIFY at commit) and reads the rules again, polling nothing.
+        await eventually(lambda: refused_on(laptop), within_s=1.0)
+        await eventually(lambda: refused_on(desktop), within_s=1.0)
         assert "private" not in str(await read_json(desktop, "memory://cubes"))
         assert (await ok(desktop, "memory_search", query="anything"))["cube"] == "default"  # other cubes stay open
 

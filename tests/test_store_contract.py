@@ -181,3 +181,25 @@ def test_a_listener_hears_a_change_committed_by_another_server(postgres_database
             assert heard == {"contract": other.changes.high()}
     finally:
         listener.close()
+
+
+@pg
+def test_a_listener_hears_that_the_access_rules_changed(postgres_database: str) -> None:
+    import psycopg
+
+    from memory.access_rules import AccessConfig
+    from memory.store.postgres.access import save_access
+    from memory.store.postgres.change_log import ChangeListener
+
+    with _postgres(postgres_database) as other:  # migrates the database
+        listener = ChangeListener(postgres_database)
+        try:
+            with other.write() as conn:
+                other.changes.queue(conn, ["m-1"])
+            assert listener.wait(5) == {"contract": other.changes.high()} and not listener.rules_changed()
+            with psycopg.connect(postgres_database, autocommit=True) as admin:
+                save_access(admin, AccessConfig(default="read"))
+            assert listener.wait(5) == {}  # no cube changed...
+            assert listener.rules_changed() and not listener.rules_changed()  # ...the rules did, once
+        finally:
+            listener.close()

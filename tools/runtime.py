@@ -33,9 +33,9 @@ STARTUP_GRACE_S = 0.5  # let the handshake and first calls go first
 QUIET_S = 2.0
 # While a cube's graph is paused for want of disk space, this long between tries to catch up (issue 26).
 GRAPH_RETRY_S = 5.0
-# With a PostgreSQL store: how long one wait for other servers' notifications lasts (also how often the
-# access rules are read again, and the most a shutdown waits for the listening thread), and the pause
-# before listening again after the store could not be reached.
+# With a PostgreSQL store: how long one wait for other servers' notifications lasts (the most a
+# shutdown waits for the listening thread), and the pause before listening again after the store
+# could not be reached.
 LISTEN_WAIT_S = 0.5
 LISTEN_RETRY_S = 5.0
 
@@ -140,8 +140,8 @@ class ToolRuntime:
 
     async def run_store_changes(self) -> None:
         """With a PostgreSQL store, hear the other servers' commits (``LISTEN``, no polling): bring the
-        graph up to date and tell this server's subscribers, as for a write made here. Between
-        notifications, the store's access rules are read again, off the event loop."""
+        graph up to date and tell this server's subscribers, as for a write made here. A change of
+        the store's access rules is heard the same way; they are read again, off the event loop."""
         store = self.home.store
         if store is None or self.bus is None:
             return
@@ -158,12 +158,10 @@ class ToolRuntime:
                 await anyio.sleep(LISTEN_RETRY_S)
                 continue
             try:
-                rules_read = anyio.current_time()
                 while True:
                     heard = await anyio.to_thread.run_sync(listener.wait, LISTEN_WAIT_S)
-                    if anyio.current_time() - rules_read >= LISTEN_WAIT_S:
+                    if listener.rules_changed():
                         await anyio.to_thread.run_sync(store.refresh_access)
-                        rules_read = anyio.current_time()
                     if not heard:
                         continue
                     self.graph_changed()

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from memory.store.contract import Change
-from memory.store.postgres.schema import CHANGES_CHANNEL, STORED_NOW
+from memory.store.postgres.schema import ACCESS_CHANNEL, CHANGES_CHANNEL, STORED_NOW
 
 # pg_advisory_xact_lock(class, cube): the class keeps these locks apart from any other tool's
 # ("mc" in ASCII); two cubes whose ids collide modulo 2^31 only wait for each other.
@@ -115,11 +115,22 @@ class PostgresChangeLog:
 
 
 class ChangeListener:
-    """Notifications of committed changes, on a connection of its own (``LISTEN`` needs one that stays open)."""
+    """Notifications of committed changes, on a connection of its own (``LISTEN`` needs one that stays open).
+
+    It also hears changes of the access rules (``ACCESS_CHANNEL``): ``rules_changed`` says
+    whether one came since it was last asked.
+    """
 
     def __init__(self, url: str) -> None:
         self._conn = psycopg.connect(url, autocommit=True)
-        self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGES_CHANNEL)))
+        for channel in (CHANGES_CHANNEL, ACCESS_CHANNEL):
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._rules_changed = False
+
+    def rules_changed(self) -> bool:
+        """Whether the access rules changed since the last call (heard by ``wait``)."""
+        changed, self._rules_changed = self._rules_changed, False
+        return changed
 
     def wait(self, timeout: float) -> dict[str, int]:
         """Block up to ``timeout`` seconds for changes; returns cube name -> the highest seq announced.
@@ -133,6 +144,9 @@ class ChangeListener:
         if heard:
             heard += self._conn.notifies(timeout=_DRAIN_S)
         for notify in heard:
+            if notify.channel == ACCESS_CHANNEL:
+                self._rules_changed = True
+                continue
             payload = json.loads(notify.payload)
             cube, seq = str(payload["cube"]), int(payload["seq"])
             announced[cube] = max(seq, announced.get(cube, 0))

@@ -33,6 +33,8 @@ EMBEDDING_DIM = 384
 
 # What other servers LISTEN on; each payload is JSON {"cube": name, "seq": highest change_log.seq}.
 CHANGES_CHANNEL = "memcube_changes"
+# What servers LISTEN on for a change of the access rules (no payload: they read the rules again).
+ACCESS_CHANNEL = "memcube_access"
 
 # pg_advisory_xact_lock key: held by each migration's transaction, so two servers never run
 # one migration twice. An arbitrary constant ("memcube" in ASCII) that no other tool uses.
@@ -311,8 +313,24 @@ _V4 = (
         REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION memcube_count_statuses()""",
 )
 
+# Version 5: a change of the access rules is announced at commit (``ACCESS_CHANNEL``), so each
+# server reads them again when they change, instead of asking the database now and then.
+_V5 = (
+    """CREATE FUNCTION memcube_notify_access() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('"""
+    + ACCESS_CHANNEL
+    + """', '');
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER access_rules_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON access_rules
+        FOR EACH STATEMENT EXECUTE FUNCTION memcube_notify_access()""",
+    """CREATE TRIGGER access_default_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON access_default
+        FOR EACH STATEMENT EXECUTE FUNCTION memcube_notify_access()""",
+)
+
 # Each migration: its statements, run in order in one transaction. Append; never edit a released one.
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -5,9 +5,9 @@ follows the cube's change log under that name (``graph@<server>``): each server'
 graph keeps its own place in the log, whatever the others have applied.
 
 The access rules every server enforces are the store's (``access_rules``), read when the
-store opens and again by ``refresh_access``, which the server's change listener calls
-between notifications (``tools.runtime.ToolRuntime.run_store_changes``), so no request
-waits on the database for them. ``listen`` and ``changed_since`` tell a server which
+store opens, when a listener starts, and by ``refresh_access`` when the listener hears that
+they changed (``tools.runtime.ToolRuntime.run_store_changes``; the schema's triggers announce
+every change at commit), so no request waits on the database for them. ``listen`` and ``changed_since`` tell a server which
 memories other servers changed, so it can tell its clients' subscriptions.
 """
 
@@ -51,9 +51,12 @@ class SharedStore:
             self.access = load_access(self._conn)
 
     def listen(self) -> ChangeListener:
-        """A listener for other servers' commits; changes before this call are not reported by ``changed_since``."""
+        """A listener for other servers' commits and rule changes; changes before this call are not
+        reported by ``changed_since``, and the rules are read again (any change missed while no
+        listener was up is then in)."""
         listener = ChangeListener(self.url)
         with self._lock:
+            self.access = load_access(self._conn)
             self._heard = {
                 str(name): int(seq)
                 for name, seq in self._conn.execute(
