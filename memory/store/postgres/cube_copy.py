@@ -31,6 +31,7 @@ from memory.store import export
 from memory.store.cube_store import CubeStore
 from memory.store.postgres.change_log import PostgresChangeLog
 from memory.store.postgres.cube_store import ensure_cube
+from memory.store.postgres.memory_reads import meta, set_meta
 from memory.store.postgres.schema import EMBEDDING_DIM
 from memory.store.postgres.vectors import vector_text
 from memory.store.rows import JSON_FIELDS
@@ -116,7 +117,7 @@ def copy_cube(
     with conn.transaction():
         for key, value in store.export_settings().items():
             if key not in FOLDER_BOOKKEEPING:
-                _set_meta(conn, cube_id, key, value)
+                set_meta(conn, cube_id, key, value)
     # A bulk load leaves the planner without statistics until autovacuum comes by: joins on the
     # entity tables then took 8 ms instead of 0.6 ms on a LoCoMo cube.
     conn.execute("ANALYZE memories, memory_entities, memory_relations, memory_context")
@@ -127,26 +128,14 @@ def copy_cube(
     return report
 
 
-def _meta(conn: psycopg.Connection[Any], cube_id: int, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM cube_meta WHERE cube = %s AND key = %s", (cube_id, key)).fetchone()
-    return str(row[0]) if row and row[0] is not None else None
-
-
-def _set_meta(conn: psycopg.Connection[Any], cube_id: int, key: str, value: str | None) -> None:
-    conn.execute(
-        "INSERT INTO cube_meta (cube, key, value) VALUES (%s, %s, %s) ON CONFLICT (cube, key) DO UPDATE SET value = excluded.value",
-        (cube_id, key, value),
-    )
-
-
 def _mark(conn: psycopg.Connection[Any], cube_id: int, part: str, start: tuple[int, ...]) -> tuple[int, ...]:
     """How far an earlier copy got with ``part`` (``start`` when none did)."""
-    found = _meta(conn, cube_id, COPY_MARK + part)
+    found = meta(conn, cube_id, COPY_MARK + part)
     return tuple(int(x) for x in found.split(":")) if found else start
 
 
 def _set_mark(conn: psycopg.Connection[Any], cube_id: int, part: str, at: tuple[int, ...]) -> None:
-    _set_meta(conn, cube_id, COPY_MARK + part, ":".join(str(x) for x in at))
+    set_meta(conn, cube_id, COPY_MARK + part, ":".join(str(x) for x in at))
 
 
 def _stored(column: str, value: Any) -> Any:
@@ -239,7 +228,7 @@ def _touch_threads(conn: psycopg.Connection[Any], cube_id: int, memory_ids: Sequ
 def _refresh_touched_threads(store: CubeStore, conn: psycopg.Connection[Any], cube_id: int) -> None:
     """Copy the context windows of every memory in the threads this copy (or one cut off before it) touched."""
     key = COPY_MARK + "threads"
-    touched = _meta(conn, cube_id, key)
+    touched = meta(conn, cube_id, key)
     threads = sorted(json.loads(touched)) if touched else []
     windows = store.export_thread_context(threads)
     with conn.transaction():

@@ -22,11 +22,11 @@ import numpy as np
 import psycopg
 
 from memory.errors import NotFound
-from memory.models import FeedbackEntry, Memory
+from memory.models import Memory
 from memory.store.postgres.change_log import PostgresChangeLog, lock_cube
 from memory.store.postgres.connect import connect
 from memory.store.postgres.graph_reads import PostgresGraphReads
-from memory.store.postgres.memory_reads import PostgresMemoryReads
+from memory.store.postgres.memory_reads import PostgresMemoryReads, meta
 from memory.store.postgres.schema import SCHEMA_VERSION
 from memory.store.postgres.search_source import PostgresSearchSource, PostgresVectorScores
 from memory.store.postgres.write_tables import MEMORY_SELECT, PostgresWriteTables
@@ -117,19 +117,13 @@ class PostgresCubeStore(PostgresGraphReads, PostgresMemoryReads, WritesThroughWr
 
     def meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM cube_meta WHERE cube = %s AND key = %s", (self.cube_id, key)).fetchone()
-        return str(row[0]) if row and row[0] is not None else None
+            return meta(self._conn, self.cube_id, key)
 
     def get_many(self, ids: Sequence[str], *, include_deleted: bool = True) -> list[Memory]:
         check_ids(ids)
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {MEMORY_SELECT} FROM memories WHERE cube = %s AND id = ANY(%s)", (self.cube_id, list(ids))
-            ).fetchall()
-            feedback = self._conn.execute(
-                "SELECT memory_id, at, tried, result, client FROM memory_feedback WHERE cube = %s AND memory_id = ANY(%s) "
-                "ORDER BY seq",
-                (self.cube_id, [r[1] for r in rows if r[4] == "task"]),
             ).fetchall()
         memories = {row[1]: row_to_memory(self.cube, row) for row in rows}
         by_id = {i: m for i, m in memories.items() if include_deleted or m.status != "deleted"}
@@ -139,9 +133,9 @@ class PostgresCubeStore(PostgresGraphReads, PostgresMemoryReads, WritesThroughWr
                 f"no memory {', '.join(missing[:10])} in cube '{self.cube}'"
                 + (" (it was deleted)" if any(i in memories for i in missing) else "")
             )
-        for memory_id, at, tried, result, client in feedback:
-            memories[memory_id].feedback.append(FeedbackEntry(at=at, tried=tried, result=result, client=client))
-        return [by_id[i] for i in ids]
+        found = [by_id[i] for i in ids]
+        self._attach_feedback(found)
+        return found
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         check_ids([memory_id])

@@ -27,6 +27,7 @@ from memory.store.contract import GraphOutbox, HitRow
 from memory.store.cube_store import IN_GRAPH, GraphRow, RelationPeer, graph_rows_of, relation_peers_of
 from memory.store.postgres import threads
 from memory.store.postgres.change_log import PostgresChangeLog
+from memory.store.postgres.memory_reads import set_meta
 from memory.store.postgres.search_source import hit_rows
 from memory.store.postgres.vectors import PostgresVectors
 from memory.store.postgres.write_tables import PostgresWriteTables
@@ -196,11 +197,7 @@ class PostgresGraphReads(GraphOutbox):
             ).fetchall()
             self.changes.queue(conn, [str(i) for (i,) in ids])
             if rows:
-                conn.execute(
-                    "INSERT INTO cube_meta (cube, key, value) VALUES (%s, 'relations_unread_from', %s) "
-                    "ON CONFLICT (cube, key) DO UPDATE SET value = excluded.value",
-                    (self.cube_id, str(max(r for r, _ in rows) + 1)),
-                )
+                set_meta(conn, self.cube_id, "relations_unread_from", str(max(r for r, _ in rows) + 1))
             if done:
                 conn.execute(
                     "DELETE FROM cube_meta WHERE cube = %s AND key IN ('relations_unread_below', 'relations_unread_from')",

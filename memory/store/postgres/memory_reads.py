@@ -33,6 +33,12 @@ from memory.timeutil import now_stored
 _C = POSTGRES.byte_order  # after a text column: SQLite's (byte) order
 
 
+def meta(conn: psycopg.Connection[Any], cube_id: int, key: str) -> str | None:
+    """One setting of the cube ``cube_id`` (None: not set)."""
+    row = conn.execute("SELECT value FROM cube_meta WHERE cube = %s AND key = %s", (cube_id, key)).fetchone()
+    return str(row[0]) if row and row[0] is not None else None
+
+
 def set_meta(conn: psycopg.Connection[Any], cube_id: int, key: str, value: str | None) -> None:
     """Set one setting of the cube ``cube_id`` in the caller's transaction."""
     conn.execute(
@@ -97,10 +103,8 @@ class PostgresMemoryReads:
                 f"makes {dim}: use a {EMBEDDING_DIM}-dimensional model (the default, all-MiniLM-L6-v2) with this store"
             )
         with self.write() as conn:
-            row = conn.execute(
-                "SELECT value FROM cube_meta WHERE cube = %s AND key = 'embedding_model'", (self.cube_id,)
-            ).fetchone()
-            changed = row is not None and row[0] != model_id
+            current = meta(conn, self.cube_id, "embedding_model")
+            changed = current is not None and current != model_id
             self.set_meta(conn, "embedding_model", model_id)
             self.set_meta(conn, "embedding_dim", str(dim))
         return changed
