@@ -52,12 +52,13 @@ class AccessConfig(BaseModel):
         return _RANK[self.level(client, cube)] >= _RANK[need]
 
 
-def hidden(client: str | None, cube: str, config: object) -> str:
+def hidden(client: str | None, cube: str, rules: str) -> str:
     """The answer for a cube a client may not read or that does not exist: the same for both (issue 26).
 
     Every boundary (MCP, the UI) says this, so no caller learns which cubes it is refused exist.
+    ``rules``: where the rules that grant access are (``MemoryHome.access_rules_place``).
     """
     return (
         f"client {client or '(unnamed)'!r} may not read cube '{cube}', or no cube '{cube}' exists"
-        f" (adding a memory makes a cube; the [access] section of {config} grants access)"
+        f" (adding a memory makes a cube; {rules} grant access)"
     )

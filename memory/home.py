@@ -62,6 +62,13 @@ class MemoryHome:
         return self.store.access if self.store is not None else self.config.access
 
     @property
+    def access_rules_place(self) -> str:
+        """Where ``access_rules`` come from, as a refusal names it."""
+        if self.store is not None:
+            return "the store's access rules (`memcube access show`, changed with `memcube access push`)"
+        return f"the [access] rules of {self.root / 'config.toml'}"
+
+    @property
     def cubes_dir(self) -> Path:
         return self.root / "cubes"
 

@@ -80,7 +80,7 @@ class AccessControl:
             if self.rules.allows(client, cube, need):
                 if not must_exist or not await anyio.to_thread.run_sync(self.home.unknown, cube):
                     continue
-                message = hidden(client, cube, self.home.root / "config.toml")
+                message = hidden(client, cube, self.home.access_rules_place)
             else:
                 await anyio.to_thread.run_sync(self._record, cube, client, action, need)
                 message = self._refusal(client, cube, need)
@@ -92,10 +92,10 @@ class AccessControl:
     def _refusal(self, client: str | None, cube: str, need: str) -> str:
         level = self.rules.level(client, cube)
         if level == "none":  # not even readable: said as of a cube that does not exist
-            return hidden(client, cube, self.home.root / "config.toml")
+            return hidden(client, cube, self.home.access_rules_place)
         return (
             f"client {client or '(unnamed)'!r} may not {need} cube '{cube}'"
-            f" (its access is '{level}'); the [access] section of {self.home.root / 'config.toml'} grants it"
+            f" (its access is '{level}'); {self.home.access_rules_place} grant it"
         )
 
     def _record(self, cube: str, client: str | None, action: str, need: str) -> None:

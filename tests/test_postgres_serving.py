@@ -225,3 +225,23 @@ def test_a_server_whose_graph_folder_went_derives_it_again_from_the_store(
         assert [m.id for m in again.cube("default").graph("Nadia").memories] == [added.id]
     finally:
         again.close()
+
+
+def test_the_browser_follows_the_stores_access_rules(tmp_path: Path, postgres_database: str, shared_embedder: Any) -> None:
+    """The memory browser (``memcube ui``) on a store home checks the store's rules, not config.toml's."""
+    from memory.access_rules import AccessConfig
+    from memory.store.postgres.access import administer
+    from server.ui.security import UI_CLIENT
+    from server.ui.service import Forbidden, UiService
+
+    home = store_home(tmp_path / "home", postgres_database, shared_embedder)
+    try:
+        home.cube("private", create=True).add([{"text": "The safe's code is 4417."}])
+        service = UiService(home)
+        assert service.cube("private", "read", action="list").name == "private"
+        administer(postgres_database, push=AccessConfig.model_validate({"clients": {UI_CLIENT: {"private": "none"}}}))
+        home.store.refresh_access()  # what the server's listener does when it hears the change
+        with pytest.raises(Forbidden, match="store's access rules"):
+            service.cube("private", "read", action="list")
+    finally:
+        home.close()

@@ -62,7 +62,7 @@ class UiService:
     # -- access -----------------------------------------------------------------------
 
     def level(self, cube: str) -> str:
-        return self.home.config.access.level(UI_CLIENT, cube)
+        return self.home.access_rules().level(UI_CLIENT, cube)
 
     def cube(self, name: str, need: Need, *, action: str):
         """The cube, once the rules allow ``need`` on it; a refusal is recorded and raised.
@@ -71,22 +71,19 @@ class UiService:
         (``memory.access_rules.hidden``, 403), so the page never learns which cubes exist (issue 26).
         """
         check_cube_name(name)
-        config = self.home.root / "config.toml"
+        rules = self.home.access_rules_place
         creates = need == "write" and action == "import"
-        if not self.home.config.access.allows(UI_CLIENT, name, need):
+        if not self.home.access_rules().allows(UI_CLIENT, name, need):
             if name in self.home.cube_names():
                 try:
                     self.home.cube(name).store.record_denial(client=UI_CLIENT, action=f"ui {action}", need=need)
                 except Exception:  # recording must not turn a refusal into a crash
                     log.exception("could not record a refused UI call in cube %s", name)
             if self.level(name) == "none":
-                raise Forbidden(hidden(UI_CLIENT, name, config))
-            raise Forbidden(
-                f"{UI_CLIENT!r} may not {need} cube '{name}' (its access is '{self.level(name)}'); "
-                f"the [access] section of {config} grants it"
-            )
+                raise Forbidden(hidden(UI_CLIENT, name, rules))
+            raise Forbidden(f"{UI_CLIENT!r} may not {need} cube '{name}' (its access is '{self.level(name)}'); {rules} grant it")
         if not creates and self.home.unknown(name):
-            raise Forbidden(hidden(UI_CLIENT, name, config))
+            raise Forbidden(hidden(UI_CLIENT, name, rules))
         return self.home.cube(name, create=creates)
 
     # -- lists ------------------------------------------------------------------------
@@ -101,7 +98,7 @@ class UiService:
         return [
             {"cube": name, "access": self.level(name)}
             for name in names
-            if self.home.config.access.allows(UI_CLIENT, name, "read")
+            if self.home.access_rules().allows(UI_CLIENT, name, "read")
         ]
 
     def memories(self, cube: str, filters: dict[str, Any], cursor: str | None, limit: int) -> dict[str, Any]:
