@@ -22,8 +22,17 @@ the search treats it as a strong preference, not a wall: see ``memory.retrieval.
   "October 2023", "last October" (the most recent one that has ended), "in the summer";
   seasons are the northern hemisphere's meteorological ones (spring March to May, summer June
   to August, autumn/fall September to November, winter December to February);
-- days: "2026-03-04", "March 4", "on Monday", "last Friday"; years: "in 2022";
-- "since <any of the above>" runs from its start to now.
+- days: "2026-03-04", "March 4", "on Monday", "last Friday", "on the 3rd" (the most recent 3rd);
+  years: "in 2022"; quarters and halves: "in Q3", "the third quarter of 2025", "last quarter",
+  "the first half of the year" (a quarter needs a preposition or its year: "the Q3 numbers" is no time);
+- hours: "in the past 48 hours", "3 hours ago"; "the week before last", "the other day" (up to a week
+  back), "a week or two ago", "a month or so ago", "three days back";
+- holidays kept on the same days everywhere: Christmas (Eve to Boxing Day), New Year's Eve and
+  Day, Halloween, Valentine's Day, Easter (Good Friday to Easter Monday), and Thanksgiving (the
+  United States': the fourth Thursday of November), with a preposition or "last"/"next";
+- "since <any of the above>" runs from its start to now, "before"/"until <it>" up to its start,
+  "after <it>" from its end ("before Monday's meeting" is Monday: bounded by an event of that day);
+- ranges: "between May 3 and May 9", "from Monday to Wednesday", "May 3 to 9", "in March through May".
 
 A bare word is never read as time: "a week in Lyon", "summer dress", "may", "Monday meetings"
 (a month, season or weekday needs a preposition, a determiner or a year). The parser is a
@@ -46,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 
 from memory.errors import InvalidInput
 from memory.models import TimeWindow
+from memory.retrieval.holidays import HOLIDAY_PATTERN, HOLIDAYS, holiday_key
 from memory.stopwords import STOPWORDS
 from memory.timeutil import to_stored
 
@@ -93,14 +103,14 @@ NUMBERS = {
 }
 # Loose quantities: the range of counts people mean by them.
 LOOSE = {"couple": (2, 3), "few": (2, 5), "several": (3, 7)}
-UNIT_DAYS = {"day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.44, "year": 365.25}
+UNIT_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.44, "year": 365.25}
 
 _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _MONTH_FULL = "|".join(sorted((m for m in MONTHS if len(m) > 3 or m == "may"), key=len, reverse=True))
 _WEEKDAY = "|".join(WEEKDAYS)
 _SEASON = "|".join(SEASONS)
 _COUNT = r"(?P<count>\d{1,3}|" + "|".join(NUMBERS) + r"|(?:a\s+)?(?:couple|few)(?:\s+of)?|several)"
-_UNIT = r"(?P<unit>day|week|fortnight|month|year)s?"
+_UNIT = r"(?P<unit>hour|day|week|fortnight|month|year)s?"
 _PREP = r"(?:(?:back\s+)?(?:in|during|over|within|throughout|from|since|for|of|on|at)\s+)"
 _END = r"(?:'s)?\b"
 # "early September", "mid-2024", "late last year", "the end of last month": a third of the period.
@@ -151,7 +161,9 @@ def _count(word: str) -> tuple[int, int]:
 
 
 def _back(now: datetime, count: int, unit: str) -> datetime:
-    """``count`` units before the start of ``now``'s day (months and years on the calendar)."""
+    """``count`` units before the start of ``now``'s day (months and years on the calendar; hours before ``now``)."""
+    if unit == "hour":
+        return now - timedelta(hours=count)
     today = _day(now)
     if unit in ("month", "year"):
         months = count * (12 if unit == "year" else 1)
@@ -174,17 +186,25 @@ def _g(match: re.Match[str], name: str) -> str:
 # -- one resolver per kind of phrase: (match, now) -> span -------------------------------------
 
 
+_SHIFTS = {"this": 0, "last": -1, "previous": -1, "next": 1, "coming": 1}
+
+
+def _quarter_start(moment: datetime) -> datetime:
+    return moment.replace(month=(moment.month - 1) // 3 * 3 + 1, day=1)
+
+
 def _calendar(match: re.Match[str], now: datetime) -> _Span:
-    word, unit = match.group("which").lower(), match.group("unit").lower()
+    """ "this/last/next week|weekend|month|quarter|year"; "the week before last" is two back."""
+    unit = match.group("unit").lower()
+    shift = -2 if _g(match, "before_last") else _SHIFTS[match.group("which").lower()]
     today = _day(now)
-    shift = {"this": 0, "last": -1, "previous": -1, "next": 1, "coming": 1}[word]
     if unit == "week":
         monday = today - timedelta(days=today.weekday())
         start = monday + timedelta(weeks=shift)
         span = _Span(start, start + timedelta(weeks=1))
-        if shift == -1:
-            # The week before this one where weeks start on Sunday too: the union of both readings.
-            sunday = today - timedelta(days=(today.weekday() + 1) % 7)
+        if shift < 0:
+            # The week that far back where weeks start on Sunday too: the union of both readings.
+            sunday = today - timedelta(days=(today.weekday() + 1) % 7) + timedelta(weeks=shift + 1)
             span = _Span(min(span.start, sunday - timedelta(weeks=1)), max(span.end, sunday))
         return span
     if unit == "weekend":
@@ -193,8 +213,36 @@ def _calendar(match: re.Match[str], now: datetime) -> _Span:
     if unit == "month":
         start = _add_months(today.replace(day=1), shift)
         return _Span(start, _add_months(start, 1))
+    if unit == "quarter":
+        start = _add_months(_quarter_start(today), 3 * shift)
+        return _Span(start, _add_months(start, 3))
     start = today.replace(month=1, day=1).replace(year=today.year + shift)
     return _Span(start, start.replace(year=start.year + 1))
+
+
+ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+_ORDINAL = "|".join(ORDINALS)
+
+
+def _part_of_year(match: re.Match[str], now: datetime) -> _Span | None:
+    """ "Q3", "the third quarter of 2025", "the first half of the year": a quarter or half of a year
+    (that year, or the most recent such part that has begun)."""
+    number = int(_g(match, "qn")) if _g(match, "qn") else ORDINALS[match.group("which").lower()]
+    months = 6 if _g(match, "half") else 3
+    if months == 6 and number > 2:
+        return None  # "the third half": no such part
+    year_text = _g(match, "year").lower()
+    if year_text.isdigit():
+        if not 1 <= int(year_text) <= 9999:
+            return None
+        years = [int(year_text)]
+    elif year_text:  # "this year", "last year", "the year"
+        years = [now.year - 1] if "last" in year_text else [now.year]
+    else:
+        years = [now.year - 1, now.year]
+    candidates = [_month_start(year, (number - 1) * months + 1) for year in years]
+    start = candidates[0] if len(candidates) == 1 else _most_recent_start(candidates, now)
+    return _Span(start, _capped(start, lambda s: _add_months(s, months)))
 
 
 def _so_far(match: re.Match[str], now: datetime) -> _Span:
@@ -222,9 +270,17 @@ def _rolling(match: re.Match[str], now: datetime) -> _Span:
 
 
 def _ago(match: re.Match[str], now: datetime) -> _Span:
-    """ "three days ago", "a few weeks ago": the moment that far back, with slack either side."""
+    """ "three days ago", "a few weeks back", "a month or so ago", "a week or two ago", "5 hours ago":
+    the moment that far back, with slack either side."""
     low, high = _count(match.group("count"))
     unit = match.group("unit").lower()
+    more = _g(match, "more").lower()
+    if more == "so":  # "a month or so ago": one to two months
+        high += 1
+    elif more:  # "a week or two ago"
+        high = max(high, NUMBERS[more])
+    if unit == "hour":
+        return _Span(now - timedelta(hours=high + 1), now - timedelta(hours=max(low - 1, 0)))
     size = UNIT_DAYS[unit]
     if unit == "day":
         slack = 1.0 if low == high and low > 1 else 0.0
@@ -244,6 +300,8 @@ def _named_day(match: re.Match[str], now: datetime) -> _Span:
         offset = 0
     elif word == "tomorrow":
         offset = 1
+    elif word.startswith("the day after"):
+        offset = 2
     elif word.startswith("the day before"):
         offset = -2
     else:  # yesterday, last night
@@ -261,9 +319,9 @@ def _weekday(match: re.Match[str], now: datetime) -> _Span:
         start = today + timedelta(days=ahead)
     elif which == "this":
         start = today - timedelta(days=today.weekday()) + timedelta(days=target)
-    else:  # on (the most recent, today included), last / past / previous (before today)
+    else:  # on / since / from (the most recent, today included), last / past / previous (before today)
         back = (today.weekday() - target) % 7
-        if back == 0 and which != "on":
+        if back == 0 and which in ("last", "past", "previous"):
             back = 7
         start = today - timedelta(days=back)
     return _Span(start, start + timedelta(days=1))
@@ -320,6 +378,49 @@ def _season(match: re.Match[str], now: datetime) -> _Span:
     return span(_most_recent_start(candidates, now))
 
 
+def _holiday(match: re.Match[str], now: datetime) -> _Span:
+    """ "over Christmas", "last Thanksgiving", "on New Year's Eve 2025": the holiday's days, the most
+    recent that has begun (or ended, after "last"; the next after "next")."""
+    days_of = HOLIDAYS[holiday_key(match.group("holiday"))]
+
+    def span(year: int) -> _Span:
+        first, days = days_of(year)
+        return _Span(first, first + timedelta(days=days))
+
+    if _g(match, "year"):
+        return span(int(match.group("year")))
+    which = _g(match, "which").lower()
+    spans = [span(year) for year in (now.year - 1, now.year, now.year + 1) if 2 <= year <= 9998]
+    if which == "next":
+        return min((s for s in spans if s.start > now), key=lambda s: s.start)
+    if which == "this":
+        return span(now.year)
+    ended = which in ("last", "past", "previous")
+    passed = [s for s in spans if (s.end if ended else s.start) <= now]
+    return max(passed, key=lambda s: s.start) if passed else spans[0]
+
+
+def _day_of_month(match: re.Match[str], now: datetime) -> _Span | None:
+    """ "on the 1st": the most recent day of that number, today included."""
+    day = int(match.group("day"))
+    if not 1 <= day <= 31:
+        return None
+    month = _day(now).replace(day=1)
+    for _ in range(12):
+        if day <= _days_in(month.year, month.month):
+            start = month.replace(day=day)
+            if start <= now:
+                return _Span(start, start + timedelta(days=1))
+        month = _add_months(month, -1)
+    raise ValueError("no such day")
+
+
+def _other_day(match: re.Match[str], now: datetime) -> _Span:
+    """ "the other day": a few days back, up to a week (loosely)."""
+    today = _day(now)
+    return _Span(today - timedelta(days=7), today)
+
+
 def _date(match: re.Match[str], now: datetime) -> _Span:
     start = datetime(int(match.group("y")), int(match.group("m")), int(match.group("d")), tzinfo=UTC)
     return _Span(start, _capped(start, lambda s: s + timedelta(days=1)))
@@ -365,30 +466,68 @@ def _p(pattern: str) -> re.Pattern[str]:
 _PHRASES: list[_Phrase] = [
     _Phrase(_p(r"\b(?:on\s+)?(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b"), _date, False),
     _Phrase(
-        _p(rf"\b(?:{_PREP}|the\s+)?(?:the\s+)?(?:past|last|previous|recent)\s+{_COUNT}\s+{_UNIT}{_END}"),
+        _p(rf"\b(?:{_PREP}|the\s+)?(?:the\s+|this\s+)?(?:past|last|previous|recent)\s+{_COUNT}\s+{_UNIT}{_END}"),
         _rolling,
         True,
     ),
     _Phrase(
-        _p(rf"\b(?:{_PREP}?(?:the\s+)?past|(?:{_PREP}the|the)\s+(?:last|previous))\s+{_UNIT}{_END}(?!\s+(?:of|before|after)\b)"),
+        _p(
+            rf"\b(?:{_PREP}?(?:the\s+|this\s+)?past|(?:{_PREP}the|the)\s+(?:last|previous))\s+{_UNIT}{_END}(?!\s+(?:of|before|after)\b)"
+        ),
         _rolling,
         True,
     ),
-    _Phrase(_p(rf"\b(?:about\s+|around\s+|roughly\s+)?{_COUNT}\s+{_UNIT}\s+ago\b"), _ago, True),
+    _Phrase(
+        _p(
+            rf"\b(?:about\s+|around\s+|roughly\s+)?{_COUNT}\s+{_UNIT}\s+(?:or\s+(?P<more>so|two|three)\s+)?"
+            r"(?:ago\b|back\b(?!\s+(?:in|to|from|at|on|home|then)\b))"
+        ),
+        _ago,
+        True,
+    ),
+    _Phrase(_p(r"\bthe\s+other\s+day\b"), _other_day, True),
     _Phrase(_p(r"\b(?P<side>earlier|later)\s+(?:this\s+(?P<unit>week|month|year)|today)\b"), _so_far, True),
     _Phrase(
         _p(
-            r"\b(?P<word>the\s+day\s+before\s+yesterday|today|tonight|this\s+morning|this\s+afternoon|this\s+evening|yesterday|last\s+night|tomorrow)(?:'s)?\b"
+            r"\b(?P<word>the\s+day\s+before\s+yesterday|the\s+day\s+after\s+tomorrow|today|tonight|this\s+morning|this\s+afternoon|this\s+evening|yesterday|last\s+night|tomorrow)(?:'s)?\b"
         ),
         _named_day,
         True,
     ),
+    # A quarter or half needs its year ("the first half of 2025", "Q3 of last year") or, for a quarter,
+    # a preposition ("in Q3"): "the Q3 numbers" and "the first half of the film" are no time.
     _Phrase(
         _p(
-            rf"\b(?:{_PREP}?(?:the\s+)?{_PART})?(?P<which>this|last|previous|next|coming)\s+(?P<unit>week|month|year|weekend)"
+            rf"\b{_PREP}?(?:the\s+)?(?:(?P<which>{_ORDINAL})\s+(?:(?P<quarter>quarter)|(?P<half>half))|q(?P<qn>[1-4]))"
+            r"(?:\s+of)?\s+(?P<year>\d{4}|(?:the|this|last)\s+year)\b"
+        ),
+        _part_of_year,
+        True,
+    ),
+    _Phrase(
+        _p(rf"\b(?:in|during|over|from|since|by)\s+(?:the\s+)?(?:(?P<which>{_ORDINAL})\s+quarter|q(?P<qn>[1-4]))\b(?!\s+of\b)"),
+        _part_of_year,
+        True,
+    ),
+    _Phrase(
+        _p(
+            rf"\b(?:{_PREP}?(?:the\s+)?{_PART})?(?P<which>this|last|previous|next|coming)\s+(?P<unit>week|month|quarter|year|weekend)"
             rf"{_END}(?!\s+(?:of|before)\b)"
         ),
         _calendar,
+        True,
+    ),
+    _Phrase(
+        _p(rf"\b(?:{_PREP}?the\s+)?(?P<unit>week|month|quarter|year|weekend)\s+before\s+(?P<before_last>last)\b"), _calendar, True
+    ),
+    _Phrase(
+        _p(
+            # "before/after/since the Christmas party" names an event: memory.retrieval.event_anchor reads it.
+            r"\b(?:(?:(?:back\s+)?(?:in|during|over|within|throughout|for|of|on|at|around))\s+(?:the\s+)?"
+            r"|(?:since|from|before|after|until|till)\s+(?!the\b)|(?P<which>last|this|next|past|previous)\s+)"
+            rf"(?P<holiday>{HOLIDAY_PATTERN})\b(?:,?\s+(?P<year>\d{{4}})\b)?"
+        ),
+        _holiday,
         True,
     ),
     _Phrase(
@@ -423,14 +562,21 @@ _PHRASES: list[_Phrase] = [
         _season,
         True,
     ),
-    _Phrase(_p(rf"\b(?:(?P<which>on|last|this|next|past|previous)\s+)(?P<weekday>{_WEEKDAY})(?!s\b)\b"), _weekday, True),
+    _Phrase(
+        _p(rf"\b(?:(?P<which>on|last|this|next|past|previous|since|from|before|after)\s+)(?P<weekday>{_WEEKDAY})(?!s\b)\b"),
+        _weekday,
+        True,
+    ),
+    _Phrase(
+        _p(rf"\bon\s+the\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th)\b(?!\s*(?:of\s+)?(?:{_MONTH})\b)(?!\s+[a-z])"), _day_of_month, True
+    ),
     _Phrase(_p(rf"\b(?:{_PREP}?(?:the\s+)?{_PART})(?P<year>\d{{4}})\b"), _year, False),
     _Phrase(_p(r"\b(?:in|during|of|back\s+in|from|throughout)\s+(?P<year>\d{4})\b"), _year, False),
+    # "since 2020", "before 2020": not "after 2000 steps".
+    _Phrase(_p(r"\b(?:since|before|after|until|till)\s+(?P<year>\d{4})\b(?!\s*(?:[a-z]|%))"), _year, False),
 ]
 
 
-_SINCE = re.compile(r"\bsince\s+$", re.I)
-_SINCE_WORD = re.compile(r"\s*since\b", re.I)
 # "the last retro", "latest news", "most recent visit", "when did I last see": the most recent one.
 _NOT_AFTER_LAST = (
     r"time|times|one|ones|night|week|weeks|weekend|month|months|year|years|day|days|fortnight|minute|minutes|hour|hours|few|couple|several|but|"
@@ -474,8 +620,9 @@ def _third(span: _Span, which: int) -> _Span:
 # Every phrase holds one of these words: a query without any is not read further (a 2,000-character
 # query costs ~15 ms through all the patterns, ~0.1 ms through this check).
 _ANY_TIME_WORD = re.compile(
-    r"\b(?:day|week|fortnight|month|year|ago|today|tonight|morning|afternoon|evening|yesterday|tomorrow|night|last|latest|"
-    rf"recent|newest|previous|\d{{4}}|{_MONTH}|{_WEEKDAY}|{_SEASON})",
+    r"\b(?:hour|day|week|fortnight|month|quarter|half|q[1-4]|year|ago|today|tonight|morning|afternoon|evening|yesterday|"
+    r"tomorrow|night|last|latest|recent|newest|previous|\d{4}|\d{1,2}(?:st|nd|rd|th)|christmas|xmas|boxing|easter|"
+    rf"halloween|thanksgiving|valentine|new\s+year|{_MONTH}|{_WEEKDAY}|{_SEASON})",
     re.I,
 )
 
@@ -501,6 +648,37 @@ def _read(query: str, now: datetime) -> tuple[_Span, re.Match[str], bool] | None
     return None
 
 
+# A time phrase bounded on one side: "since May" runs from its start to now, "before May" up to its
+# start, "after May" from its end (to now, when that is past).
+_BOUND_BEFORE = re.compile(r"\b(?P<bound>since|before|after|until|till|prior\s+to)\s+$", re.I)
+_BOUND_WORD = re.compile(r"\s*(?P<bound>since|before|after|until|till)\b", re.I)
+# A range: "between May 3 and May 9", "from Monday to Wednesday", "March through May".
+_RANGE_JOIN = re.compile(r"\s*(?:and|to|until|till|through|thru|-|–)\s+", re.I)
+_BARE_DAY = re.compile(r"(?:the\s+)?(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b(?!\s*(?:am|pm|:|%))", re.I)
+_POSSESSIVE = re.compile(r"['’]s\b")
+_RANGE_OPEN = re.compile(r"\b(?:between|from)\s+$", re.I)
+
+
+def _range_end(query: str, first: re.Match[str], now: datetime) -> tuple[_Span, int] | None:
+    """The span of a range's second phrase right after ``first`` ("... and May 9", "... to Wednesday",
+    "... and 25th" of a month-day), and where it ends in ``query``; None when no phrase follows."""
+    join = _RANGE_JOIN.match(query, first.end())
+    if join is None:
+        return None
+    rest = query[join.end() :]
+    day = _BARE_DAY.match(rest)
+    if day is not None and _g(first, "month") and _g(first, "day"):  # "May 3 to 9": the first one's month
+        trial = f"{first.group('month')} {day.group('day')}" + (f" {first.group('year')}" if _g(first, "year") else "")
+        read = _read(trial, now)
+        return (read[0], join.end() + day.end()) if read is not None else None
+    # A month or weekday alone is read as time after the join, as after a preposition.
+    for prefix in ("", "in ", "on "):
+        read = _read(prefix + rest, now)
+        if read is not None and read[1].start() == 0:
+            return read[0], join.end() + read[1].end() - len(prefix)
+    return None
+
+
 def resolve(query: str, now: datetime | None = None) -> tuple[TimeWindow | None, str]:
     """The time window a query names (or None), and the query without the time words."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -508,29 +686,51 @@ def resolve(query: str, now: datetime | None = None) -> tuple[TimeWindow | None,
         return None, query
     read = _read(query, now)
     span: _Span | None = None
+    since: datetime | None = None
+    until: datetime | None = None
     expression = ""
     cleaned = query
     if read is not None:
         span, match, _ = read
-        start = match.start()
-        since = _SINCE.search(query[:start])
-        if since:
-            start = since.start()
-        if since or _SINCE_WORD.match(match.group(0)):
-            span = _Span(span.start, max(now, span.end) if span.start > now else now)
-        expression = query[start : match.end()].strip()
-        cleaned = (query[:start] + " " + query[match.end() :]).strip()
+        start, end = match.start(), match.end()
+        before = _BOUND_BEFORE.search(query[:start])
+        bounded = before or _BOUND_WORD.match(match.group(0))  # "since" before the phrase, or its own first word
+        bound = bounded.group("bound").lower().split()[0] if bounded else ""
+        possessive = _POSSESSIVE.match(query, end)
+        if possessive and bound != "since":
+            bound = ""  # "before Monday's meeting": bounded by an event of that day, which the day holds
+            end = possessive.end()
+        if before:
+            start = before.start()
+        ranged = _range_end(query, match, now) if not bound else None
+        if ranged is not None:
+            opening = _RANGE_OPEN.search(query[:start])
+            start = opening.start() if opening else start
+            second, end = ranged
+            span = _Span(min(span.start, second.start), max(span.end, second.end))
+        since, until = span.start, span.end
+        if bound == "since":
+            until = max(now, span.end) if span.start > now else now
+        elif bound in ("before", "until", "till", "prior"):
+            since, until = None, span.start
+        elif bound == "after":
+            since, until = span.end, (now if span.end < now else None)
+        expression = query[start:end].strip()
+        cleaned = (query[:start] + " " + query[end:]).strip()
     latest = _LATEST.search(cleaned)
-    if span is None and latest is None:
+    if read is None and latest is None:
         return None, query
     latest_words = cleaned[latest.start() : latest.start(2)].strip() if latest else ""
     window = TimeWindow(expression=" ".join(w for w in (expression, latest_words) if w))
-    if span is not None:
-        window.since = to_stored(span.start)
-        window.until = to_stored(max(span.start, span.end - timedelta(microseconds=1)))  # the last second of the span
+    if since is not None:
+        window.since = to_stored(since)
+    if until is not None:
+        # Windows are inclusive: the span's last second ("until May": April 30th's).
+        last = until - timedelta(microseconds=1) if until > datetime.min.replace(tzinfo=UTC) else until
+        window.until = to_stored(max(since, last) if since is not None else last)
     if latest is not None:
         window.latest = True
-        if window.until is None:
+        if window.until is None and (since is None or since <= now):
             # "the last X" means the most recent X that already happened.
             window.until = to_stored(now)
         cleaned = (cleaned[: latest.start()] + " " + latest.group(2) + cleaned[latest.end() :]).strip()
