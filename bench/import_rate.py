@@ -5,7 +5,7 @@
 
 Builds two synthetic archives in a scratch folder (the texts of ``bench/foundation.py``'s
 ``make_memories``, with entities, some sessions and one ``add`` version each, as an export
-writes them):
+writes them, with an empty ``relations_read.jsonl``: the generated texts carry no relations):
 
 1. ``--records`` memories (default 100,000) **with vectors**: random unit vectors, and the
    manifest names this home's embedding model, so the import reuses them (the bound is
@@ -102,6 +102,9 @@ def build_archive(path: Path, n: int, *, model_id: str | None, dim: int, seed: i
                     for memory_id, vector in zip(ids[start : start + len(block)], block, strict=True):
                         encoded = base64.b64encode(vector.tobytes()).decode("ascii")
                         sink.write(json.dumps({"id": memory_id, "vector": encoded}).encode() + b"\n")
+        # An export carries the relations read from its texts (memory.io.archive_relations); these
+        # generated texts have none to carry. An archive without the member has them read on import.
+        archive.writestr("relations_read.jsonl", "")
         manifest = {
             "format": "memcube-archive",
             "format_version": 1,

@@ -7,13 +7,15 @@ documented in ``docs/archive-format.md``:
     memories.jsonl      one memory per line, every field, with its versions and feedback
     entities.jsonl      one entity per line with the ids of the memories that mention it
     relations.jsonl     one relation per line with the id of the memory it came from
+    relations_read.jsonl the relations read from the memories' texts (``memory.io.archive_relations``)
     vectors.jsonl       optional (--with-vectors): {"id", "vector"} base64 float32 LE
 
 Import restores memories with their ids, timestamps, status and history, and adds one
 ``import`` version row to each. Vectors in the archive are used only when they come from
 the very model the target home embeds with; otherwise the memories are re-embedded, which
-is how a cube moves from one embedding model to another. Entities, relations, the graph,
-the FTS and context indexes are derived from the memories, as always.
+is how a cube moves from one embedding model to another. The relations read from the texts
+come with the archive (read again from the texts when an older archive lacks them); entities,
+the graph, the FTS and context indexes are derived from the memories, as always.
 
 Import is idempotent: a memory whose id is already in the cube, or whose exact text is
 already live there, is skipped and counted. It scales to archives of 100,000 memories and
@@ -33,17 +35,19 @@ import os
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from memory.errors import InvalidInput, Unavailable
-from memory.io import limits
+from memory.io import archive_relations, limits
 from memory.io.archive_records import check_record
 from memory.io.archive_vectors import VectorSpool
 from memory.io.checked_spool import CheckedSpool
 from memory.io.progress import CHECKING, EMBEDDING, GRAPH, IMPORTING, Progress, silent
+from memory.relations import read_relations_many
 from memory.retrieval.search import embedding_text
 from memory.store import filemodes
 from memory.store.bulk_import import ImportRow
@@ -134,6 +138,7 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
             yield record
 
     entity_rows = _entities(cube, include_deleted)
+    read_relations = list(archive_relations.exported(cube.store.graph_rows, [m.id for m in memories if m.status != "deleted"]))
     relation_rows = [
         {**r.model_dump(mode="json"), "memory_id": m.id} for m in memories if m.status != "deleted" for r in m.relations
     ]
@@ -150,6 +155,8 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
             _jsonl(iter(entity_rows), sink)
         with archive.open(_member("relations.jsonl"), "w") as sink:
             _jsonl(iter(relation_rows), sink)
+        with archive.open(_member(archive_relations.MEMBER), "w") as sink:
+            _jsonl(iter(read_relations), sink)
         if with_vectors:
             with archive.open(_member("vectors.jsonl"), "w") as sink:
                 _jsonl(iter(vector_rows), sink)
@@ -165,9 +172,11 @@ def export_cube(cube: MemCube, path: Path | str, *, with_vectors: bool = False, 
                 "memories": count,
                 "entities": len(entity_rows),
                 "relations": len(relation_rows),
+                "relations_read": len(read_relations),
                 "vectors": len(vector_rows),
             },
-            "files": ["memories.jsonl", "entities.jsonl", "relations.jsonl"] + (["vectors.jsonl"] if with_vectors else []),
+            "files": ["memories.jsonl", "entities.jsonl", "relations.jsonl", archive_relations.MEMBER]
+            + (["vectors.jsonl"] if with_vectors else []),
         }
         archive.writestr(_member("manifest.json"), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(path)
@@ -252,7 +261,7 @@ def _manifest(archive: zipfile.ZipFile, path: Path | str) -> dict[str, Any]:
 
 def _records(
     archive: zipfile.ZipFile, name: str, budget: limits.Budget, *, limit: int = limits.MAX_RECORD_BYTES
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """The JSON objects of member ``name``, one a line, each at most ``limit`` bytes; the archive's ``budget`` pays for them."""
     try:
         info = archive.getinfo(name)
@@ -302,6 +311,8 @@ def import_archive(
     with _open(path) as archive, CheckedSpool(spool_folder) as checked:
         manifest = _manifest(archive, path)
         archived, links = _check_all(archive, checked, progress, _expected(manifest), budget)
+        with closing(_records(archive, archive_relations.MEMBER, budget)) as lines:  # closed if a bad line refuses the archive
+            read_relations = archive_relations.carried(archive, lines, archived)
         embedding = manifest.get("embedding")
         archive_model = embedding.get("model_id") if isinstance(embedding, dict) else None
         model_id = home.embedder.model_id
@@ -325,7 +336,7 @@ def import_archive(
             unfinished = {"source": path.name, "records": checked.count, "started_at": now_stored()}
             with target.folder_store.bulk_writes():
                 rows = _without_links(iter(checked), broken)
-                _write(target, rows, vectors, report, progress, source=path.name, unfinished=unfinished)
+                _write(target, rows, vectors, read_relations, report, progress, source=path.name, unfinished=unfinished)
     # Memories still without a vector from this model (written by a process that raced this one,
     # or already in the cube) are embedded now, so the import ends with every vector in place.
     stale = len(target.store.stale_embeddings(model_id, 1_000_000))
@@ -405,6 +416,7 @@ def _write(
     cube: MemCube,
     records: Iterator[ImportRow],
     vectors: VectorSpool,
+    read_relations: dict[str, list[dict[str, Any]]] | None,
     report: ImportReport,
     progress: Progress,
     *,
@@ -416,6 +428,9 @@ def _write(
     done = 0
     progress(IMPORTING, 0, report.total)
     for chunk in _chunks(records, vectors, cube.embedder.dim):
+        for item in chunk:
+            if read_relations is not None:
+                item.relations = read_relations.get(item.row["id"], [])
         _write_chunk(cube, chunk, report, note=note, at=at, unfinished=unfinished)
         done += len(chunk)
         progress(IMPORTING, done, report.total)
@@ -445,6 +460,19 @@ def _write_chunk(
         embedded = cube.embedder.embed([embedding_text(rows[i].row["text"]) for i in missing])
         for position, i in enumerate(missing):
             rows[i].vector = embedded[position]
+    # An archive written before it carried them: the relations are read from the texts, as a write reads them.
+    unread = [
+        i
+        for i, (item, hash_) in enumerate(zip(rows, hashes, strict=True))
+        if item.relations is None
+        and item.row["status"] != "deleted"
+        and not item.row["relations"]
+        and item.row["id"] not in taken
+        and hash_ not in live
+    ]
+    if unread:
+        for i, found in zip(unread, read_relations_many([rows[i].row["text"] for i in unread], cube.knows_entity()), strict=True):
+            rows[i].relations = found
     outcomes = cube.folder_store.import_rows(
         rows, model_id=model_id, client=IMPORT_CLIENT, note=note, at=at, unfinished=unfinished
     )

@@ -3,7 +3,8 @@
 ``memcube import`` writes a large archive in chunks (see ``memory.io.archive``). Each chunk
 is one transaction that stores each of its records in full, exactly as a single add
 would: the memory row (its FTS row follows through the trigger), its archived versions
-and one ``import`` version, its feedback log, its entity rows, its vector when it comes
+and one ``import`` version, its feedback log, its entity rows, the relations read from its
+text (``ImportRow.relations``), its vector when it comes
 with one (otherwise ``embedding_model`` stays NULL, which is what ``ensure_vectors`` looks
 for), a graph outbox entry, and the context windows of the threads it joins. A process
 killed between chunks therefore leaves whole records only, and importing the same
@@ -31,6 +32,7 @@ from memory.entities import normalize
 from memory.store import threads
 from memory.store.change_log import ChangeLog
 from memory.store.rows import FIELDS, content_hash, dumps, to_column
+from memory.store.writer import relation_rows
 
 UNFINISHED_KEY = "import_unfinished"
 # Page cache (KiB) of the connection while an import runs. Each chunk updates indexes keyed by
@@ -47,6 +49,9 @@ class ImportRow:
     versions: list[dict[str, Any]]  # {version, op, at, client, changes}
     feedback: list[dict[str, Any]]  # {at, tried, result, client}
     vector: np.ndarray | None = None
+    # Relations read from the text ({source, type, target, ended}: ``memory.io.archive_relations``);
+    # None: not known yet. A memory with the client's relations keeps none (as on any write).
+    relations: list[dict[str, Any]] | None = None
 
 
 def known(conn: sqlite3.Connection, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -128,6 +133,16 @@ def insert(
     conn.executemany(
         "INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)",
         [(row_id, name, key) for row_id, item in live_rows for key, name in _entity_keys(item.row["entities"]).items()],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO memory_relations(memory_rowid, source, source_norm, type, target, target_norm, ended) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (row_id, r.source, r.source_norm, r.type, r.target, r.target_norm, int(r.ended))
+            for row_id, item in live_rows
+            if not item.row["relations"]
+            for r in relation_rows(item.relations or [])
+        ],
     )
     conn.executemany(
         "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
