@@ -89,9 +89,7 @@ def ttft(kind: str, folder: Path, text: str, cold_runs: int, warm_runs: int) -> 
 
     backend = load_backend(folder, folder.name, kind)
     context = backend.encode(text)[:CONTEXT_TOKENS]
-    question = backend.encode("Question: when did Caroline go to the LGBTQ support group, and who went with her? " * 4)[
-        :QUESTION_TOKENS
-    ]
+    question = backend.encode("Question: when did Maya go to the choir rehearsal, and who went with her? " * 4)[:QUESTION_TOKENS]
     assert len(context) == CONTEXT_TOKENS and len(question) == QUESTION_TOKENS
     first_token_ms(backend, backend.new_cache(), question)  # first-call costs (allocators, kernels) out of the timings
     colds = [first_token_ms(backend, backend.new_cache(), context + question) for _ in range(cold_runs)]

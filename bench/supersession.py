@@ -169,7 +169,7 @@ def run_pairs(path: Path, show_errors: bool) -> int:
 
 
 def session_date(text: str) -> str:
-    """'1:56 pm on 8 May, 2023' -> '2023-05-08T13:56:00Z'."""
+    """'4:05 pm on 19 March, 2022' -> '2022-03-19T16:05:00Z'."""
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -262,7 +262,7 @@ TIME_NAMES = frozenset(
     + ["aug", "sep", "sept", "oct", "nov", "dec", "spring", "summer", "autumn", "fall", "winter", "weekend", "tonight"]
     + ["morning", "afternoon", "evening", "night", "noon", "midnight", "am", "pm", "q1", "q2", "q3", "q4", "h1", "h2"]
 )
-# Chat interjections, capitalised when they open a message ("Congrats!", "Bye Jon").
+# Chat interjections, capitalised when they open a message ("Congrats!", "Bye Tomas").
 _CHAT = frozenset(
     ["congrats", "congratulations", "bye", "goodbye", "yay", "wanna", "gonna", "gon", "lemme", "woohoo", "woah", "whoa"]
     + ["oof", "gotcha", "phew", "yall", "y'all", "haha", "hahaha", "lol", "omg", "btw", "aww", "aw", "ah", "ha", "hah"]
@@ -458,7 +458,7 @@ def _starts_clause(token: Token) -> bool:
     if token.is_sent_start or token.i == 0:
         return True
     before = token.doc[token.i - 1]
-    # After a comma a capital is meaningful ("That's nice, Caroline!"); after other punctuation it may just open a part.
+    # After a comma a capital is meaningful ("Good luck, Maya!"); after other punctuation it may just open a part.
     return before.is_space or (before.is_punct and before.text not in ("'", "’", "&", "-", ",")) or "\n" in before.whitespace_
 
 
@@ -719,7 +719,7 @@ def _person_evidence(tokens: list[Token], strong: bool = False) -> bool:
         return True  # "Grace is Maya's mentor"
     following = doc[token.i + 1] if token.i + 1 < len(doc) else None
     if following is not None and following.text == "," and token.pos_ in ("PROPN", "NOUN") and len(tokens) == 1:
-        return True  # addressed: "Caroline, it's got to be tough"
+        return True  # addressed: "Maya, the bus is late again"
     return following is not None and following.text == ":" and _starts_clause(tokens[0])
 
 
@@ -766,7 +766,7 @@ def _model_number(token: Token) -> Token | None:
 
 
 def _span_mention(tokens: list[Token], kind: str) -> Mention:
-    """The mention of these tokens, less trailing symbols a query's words never hold ("LGBTQ+")."""
+    """The mention of these tokens, less trailing symbols a query's words never hold ("C++")."""
     doc = tokens[0].doc
     start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
     text = doc.text[start:end].rstrip("+*-–—/")

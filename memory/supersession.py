@@ -259,7 +259,7 @@ _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*")
 
 
 def names_in_order(text: str) -> list[str]:
-    """Capitalised words that are not common words, in order ("Gina supports Jon" -> gina, jon)."""
+    """Capitalised words that are not common words, in order ("Wen coaches Tomas" -> wen, tomas)."""
     found = []
     for word in _CAPITALISED.findall(text):
         key = normalize(word.replace("’", "'").removesuffix("'s"))
@@ -269,8 +269,8 @@ def names_in_order(text: str) -> list[str]:
 
 
 def same_roles(new: str, old: str) -> bool:
-    """The names both texts share come in the same order: "Gina supports Jon" does not restate
-    "Jon is grateful for Gina's support", whatever their words."""
+    """The names both texts share come in the same order: "Wen coaches Tomas" does not restate
+    "Tomas is thankful for Wen's coaching", whatever their words."""
     a, b = names_in_order(new), names_in_order(old)
     shared = set(a) & set(b)
     return [n for n in a if n in shared] == [n for n in b if n in shared]

@@ -25,10 +25,10 @@ from server.app import build_server
 
 BACKENDS = ["mlx", "onnx"]
 FACTS = [
-    "Caroline went to the LGBTQ support group on 7 May 2023",
-    "Melanie paints sunsets and ran a charity race",
-    "Jon lost his job as a banker in January 2023",
-    "Gina opened an online clothing store",
+    "Maya went to the choir rehearsal on 12 March 2023",
+    "Ana knits scarves and ran a half marathon",
+    "Tomas quit his job as a pilot in January 2023",
+    "Wen opened an online flower shop",
 ]
 
 
@@ -59,8 +59,8 @@ def kv_files(home: Path) -> list[Path]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_logits_from_a_warm_cache_equal_a_cold_prefill(models, backend, tmp_path):
     model = load_backend(models[backend], "tiny", backend)
-    context = model.encode("Memories: [mem_1] Caroline went to a support group.\n[mem_2] Melanie paints.\n")
-    question = model.encode("Question: what does Melanie do?\nAnswer:")
+    context = model.encode("Memories: [mem_1] Maya went to a choir rehearsal.\n[mem_2] Ana knits.\n")
+    question = model.encode("Question: what does Ana do?\nAnswer:")
 
     cold, _ = model.prefill(model.new_cache(), context + question)
     _, warm_cache = model.prefill(model.new_cache(), context)
@@ -75,8 +75,8 @@ def test_logits_from_a_warm_cache_equal_a_cold_prefill(models, backend, tmp_path
 def test_both_backends_compute_the_same_network(models):
     """The ONNX decoder built here is the same Qwen2 network mlx-lm runs: same weights, same logits."""
     mlx_model, onnx_model = load_backend(models["mlx"], "tiny", "mlx"), load_backend(models["onnx"], "tiny", "onnx")
-    tokens = mlx_model.encode("Gina opened an online clothing store.")
-    assert tokens == onnx_model.encode("Gina opened an online clothing store.")
+    tokens = mlx_model.encode("Wen opened an online flower shop.")
+    assert tokens == onnx_model.encode("Wen opened an online flower shop.")
     a, _ = mlx_model.prefill(mlx_model.new_cache(), tokens)
     b, _ = onnx_model.prefill(onnx_model.new_cache(), tokens)
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
@@ -94,8 +94,8 @@ def test_a_stored_cache_is_byte_identical_after_a_generation_used_it(models, bac
     [entry] = engine.store(cube.folder).entries()
     in_ram = _arrays(engine.backend(), entry.cache)
 
-    first = engine.ask(cube.folder, memories[:2], "What does Melanie paint?")
-    second = engine.ask(cube.folder, memories[:2], "What does Melanie paint?")
+    first = engine.ask(cube.folder, memories[:2], "What does Ana knit?")
+    second = engine.ask(cube.folder, memories[:2], "What does Ana knit?")
 
     assert first.reused_tokens == entry.meta.tokens > 0
     assert first.answer == second.answer  # greedy decoding from an unchanged cache
@@ -125,7 +125,7 @@ def test_a_cache_survives_a_restart(models, backend, home):
     restarted = engine_for(models, backend, home.root)  # a new process: nothing in RAM
     [entry] = restarted.store(cube.folder).entries()
     assert entry.cache is None and entry.meta.ids == [m.id for m in memories]
-    outcome = restarted.ask(cube.folder, memories[:1], "When did Caroline go to the support group?")
+    outcome = restarted.ask(cube.folder, memories[:1], "When did Maya go to the choir rehearsal?")
     assert outcome.reused_tokens == entry.meta.tokens
     assert outcome.prefilled_tokens < entry.meta.tokens
 
@@ -163,7 +163,7 @@ async def test_a_cache_is_dropped_when_any_of_its_memories_changes(models, backe
         assert held, "the scheduler warmed a cache of the new memories"
 
         if change == "memory_update":
-            await ok(client, change, id=ids[1], text="Melanie paints seascapes now")
+            await ok(client, change, id=ids[1], text="Ana knits hats now")
         else:
             await ok(client, change, ids=ids[1])
         await server.scheduler.settled()
@@ -180,7 +180,7 @@ def test_a_change_made_by_another_process_is_caught_before_the_cache_is_used(mod
     ids = [o.id for o in cube.add([{"text": t} for t in FACTS])]
     engine = engine_for(models, backend, home.root)
     engine.warm(cube.folder, cube.recent(10))
-    cube.update(ids[0], {"text": "Caroline went to a pride parade"})  # no scheduler event: a library write
+    cube.update(ids[0], {"text": "Maya went to a jazz concert"})  # no scheduler event: a library write
     live = cube.store.live_versions()
     assert engine.sweep(cube.folder, live) == 1
     assert kv_files(home.root) == []
@@ -195,7 +195,7 @@ async def test_memory_ask_answers_with_cited_ids_through_an_mcp_client(models, b
         ids = (await ok(client, "memory_add", memories=[{"text": t} for t in FACTS]))["ids"]
         await server.scheduler.settled()
 
-        result = await ok(client, "memory_ask", question="When did Caroline go to the support group?")
+        result = await ok(client, "memory_ask", question="When did Maya go to the choir rehearsal?")
 
         assert isinstance(result["answer"], str)
         # The memories the model read are context_ids (issue 27); cited_ids, those its answer uses, are
@@ -213,8 +213,8 @@ async def test_memory_ask_answers_with_cited_ids_through_an_mcp_client(models, b
 async def test_memory_ask_without_a_local_model_says_how_to_configure_one(tmp_path, shared_embedder):
     server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
     async with Client(server, client_info=CLIENT_INFO) as client:
-        await ok(client, "memory_add", text="Jon lost his job as a banker")
-        message = await error(client, "memory_ask", question="What happened to Jon?")
+        await ok(client, "memory_add", text="Tomas quit his job as a pilot")
+        message = await error(client, "memory_ask", question="What happened to Tomas?")
     assert "MEMCUBE_LOCAL_MODEL" in message and "memcube model pull" in message
     server.memory_home.close()
 
@@ -222,7 +222,7 @@ async def test_memory_ask_without_a_local_model_says_how_to_configure_one(tmp_pa
 def test_a_batch_of_memories_enters_the_working_set_in_predicted_rank_order(home):
     """One memory_add batch shares its created_at, and its ids differ in random bits: the prompt order
     must come from the prediction, not from the ids, or it differs from machine to machine (and a
-    small model's answer with it: CI once answered 'Melanie' where every local run said 'Biscuit')."""
+    small model's answer with it: CI once answered with a person's name where every local run gave the dog's)."""
     from memory.activation.scheduler import Scheduler
 
     cube = home.cube("default")

@@ -20,14 +20,14 @@ from memory import MemoryHome
 from server.app import build_server
 
 FACTS = [
-    "Caroline went to the LGBTQ support group on 7 May 2023",
-    "Melanie paints sunsets and ran a charity race",
-    "Jon lost his job as a banker in January 2023",
-    "Gina opened an online clothing store",
-    "Caroline's dog is named Biscuit",
-    "Melanie took her kids camping at the lake in June",
-    "Jon started a dance studio after losing his job",
-    "Gina's store sells vintage jackets",
+    "Maya went to the choir rehearsal on 12 March 2023",
+    "Ana knits scarves and ran a half marathon",
+    "Tomas quit his job as a pilot in January 2023",
+    "Wen opened an online flower shop",
+    "Maya's dog is named Pickle",
+    "Ana took her kids kayaking on the river in June",
+    "Tomas started a cycling school after quitting his job",
+    "Wen's shop sells vintage vases",
 ]
 
 
@@ -59,11 +59,11 @@ def cited(answer: str, question: str, memories) -> list[int]:
 @pytest.mark.parametrize(
     ("question", "answer", "source"),
     [
-        ("What is the name of Caroline's dog?", "Caroline's dog is named Biscuit.", 4),
-        ("What was Jon's job?", "Jon worked as a banker until he lost his job in January 2023.", 2),
-        ("What does Melanie paint?", "She paints sunsets.", 1),
-        ("What did Jon do after he lost his job?", "He opened a dance studio.", 6),
-        ("What does Gina sell?", "Vintage jackets, in her store.", 7),
+        ("What is the name of Maya's dog?", "Maya's dog is named Pickle.", 4),
+        ("What was Tomas's job?", "Tomas worked as a pilot until he quit his job in January 2023.", 2),
+        ("What does Ana knit?", "She knits scarves.", 1),
+        ("What did Tomas do after he quit his job?", "He opened a cycling school.", 6),
+        ("What does Wen sell?", "Vintage vases, in her shop.", 7),
     ],
 )
 def test_an_answer_cites_only_the_memory_its_content_comes_from(memories, question, answer, source):
@@ -71,17 +71,17 @@ def test_an_answer_cites_only_the_memory_its_content_comes_from(memories, questi
 
 
 def test_an_answer_drawing_on_two_memories_cites_both(memories):
-    answer = "Melanie ran a charity race and took her kids camping at the lake."
-    assert cited(answer, "What did Melanie do?", memories) == [1, 5]
+    answer = "Ana ran a half marathon and took her kids kayaking on the river."
+    assert cited(answer, "What did Ana do?", memories) == [1, 5]
 
 
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
-        ("Where does Gina live?", "The memories do not say where she lives."),
-        ("Did Caroline go to the support group?", "Yes, Caroline went to the support group."),  # only the question's words
+        ("Where does Wen live?", "The memories do not say where she lives."),
+        ("Did Maya go to the choir rehearsal?", "Yes, Maya went to the choir rehearsal."),  # only the question's words
         ("What is the capital of France?", "Paris is the capital of France."),  # from the model, not the memories
-        ("Who is Jon?", ""),
+        ("Who is Tomas?", ""),
     ],
 )
 def test_an_answer_that_uses_no_memory_cites_none(memories, question, answer):
@@ -99,19 +99,19 @@ def test_dates_in_the_answer_are_matched_to_the_memory_s_time(home):
 
 def test_ids_the_answer_writes_are_checked_against_the_prompt(memories):
     context = [m.id for m in memories[:3]]
-    answer = f"Jon was a banker [{context[2].upper()}]. See [mem_01abc] and [{context[0]}, mem_01zzzz]; {context[1]} too."
+    answer = f"Tomas was a pilot [{context[2].upper()}]. See [mem_01abc] and [{context[0]}, mem_01zzzz]; {context[1]} too."
     text, named = checked_citations(answer, context)
     assert named == [context[2], context[0], context[1]]
-    assert text == f"Jon was a banker [{context[2]}]. See and [{context[0]}]; {context[1]} too."
-    assert checked_citations(f"Gina [{memories[3].id}].", context) == ("Gina.", [])  # a real memory, but not in the prompt
+    assert text == f"Tomas was a pilot [{context[2]}]. See and [{context[0]}]; {context[1]} too."
+    assert checked_citations(f"Wen [{memories[3].id}].", context) == ("Wen.", [])  # a real memory, but not in the prompt
     assert checked_citations("No citation here.", context) == ("No citation here.", [])
 
 
 def test_line_numbers_the_answer_writes_become_the_ids_of_the_prompt_s_lines(memories):
     context = [m.id for m in memories[:3]]
-    text, named = checked_citations("Jon was a banker [3]; see [1, 02] and [7]. In [2023] too.", context)
+    text, named = checked_citations("Tomas was a pilot [3]; see [1, 02] and [7]. In [2023] too.", context)
     assert named == [context[2], context[0], context[1]]
-    assert text == f"Jon was a banker [{context[2]}]; see [{context[0]}, {context[1]}] and. In [2023] too."
+    assert text == f"Tomas was a pilot [{context[2]}]; see [{context[0]}, {context[1]}] and. In [2023] too."
 
 
 def _stream(text: str, *, one_sentence: bool = False) -> str | None:
@@ -129,20 +129,20 @@ def _stream(text: str, *, one_sentence: bool = False) -> str | None:
 @pytest.mark.parametrize(
     ("streamed", "kept"),
     [
-        ("Biscuit is Caroline's dog.\nQuestion: What is Jon's job?\nAnswer: banker", "Biscuit is Caroline's dog."),
-        ("Biscuit.\nMemories:\n[1] Caroline", "Biscuit."),
-        ("Biscuit [1].\n[2] Melanie paints", "Biscuit [1]."),  # listing the memory lines again
-        ("Biscuit.\n\nExample:\n[1] Sam", "Biscuit."),
-        ("She paints sunsets. She paints sunsets. She paints sunsets.", "She paints sunsets."),
-        ("Jon lost his job\nJon lost his job\nJon lost", "Jon lost his job"),
+        ("Pickle is Maya's dog.\nQuestion: What is Tomas's job?\nAnswer: pilot", "Pickle is Maya's dog."),
+        ("Pickle.\nMemories:\n[1] Maya", "Pickle."),
+        ("Pickle [1].\n[2] Ana knits", "Pickle [1]."),  # listing the memory lines again
+        ("Pickle.\n\nExample:\n[1] Sam", "Pickle."),
+        ("She knits scarves. She knits scarves. She knits scarves.", "She knits scarves."),
+        ("Tomas quit his job\nTomas quit his job\nTomas quit", "Tomas quit his job"),
         (
             "It was in May 2023 because it was in May 2023 because it was in May 2023",
             "It was in May 2023 because",
         ),
         ("Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes. Yes.", "Yes."),
         (  # a loop that begins mid-sentence is cut back to the last whole sentence
-            "Jon opened a studio. He wants a line that mixes old and new clothes, and a line that mixes old and new clothes and",
-            "Jon opened a studio.",
+            "Tomas opened a school. He wants a class that mixes road and trail rides, and a class that mixes road and trail rides and",
+            "Tomas opened a school.",
         ),
     ],
 )
@@ -153,10 +153,10 @@ def test_an_answer_stops_at_a_new_header_or_where_it_repeats(streamed, kept):
 @pytest.mark.parametrize(
     "streamed",
     [
-        "Answer: Caroline's dog is named Biscuit.",
+        "Answer: Maya's dog is named Pickle.",
         "Dr. Okafor called. Dr. Okafor said she would come on Monday.",
         "- milk\n- eggs\n- milk again, the oat one",
-        "Jon lost his job as a banker in January 2023 and then started a dance studio with a friend.",
+        "Tomas quit his job as a pilot in January 2023 and then started a cycling school with a friend.",
     ],
 )
 def test_an_answer_that_does_not_repeat_runs_on(streamed):
@@ -172,7 +172,7 @@ def random_model(tmp_path_factory) -> Path:
 async def test_memory_ask_cites_what_the_answer_uses_apart_from_what_it_read(random_model, tmp_path, shared_embedder):
     (tmp_path / "config.toml").write_text(f'[local_model]\npath = "{random_model}"\nbackend = "onnx"\nmax_tokens = 8\n')
     server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
-    question = "When did Caroline go to the support group?"
+    question = "When did Maya go to the choir rehearsal?"
     async with Client(server, client_info=CLIENT_INFO) as client:
         ids = (await ok(client, "memory_add", memories=[{"text": t} for t in FACTS]))["ids"]
         await server.scheduler.settled()
@@ -204,7 +204,7 @@ async def test_a_real_model_s_answer_cites_the_memory_it_uses_and_ends_on_its_ow
     async with Client(server, client_info=CLIENT_INFO) as client:
         ids = (await ok(client, "memory_add", memories=[{"text": t} for t in facts]))["ids"]
         await server.scheduler.settled()
-        result = await ok(client, "memory_ask", question="Where does Caroline live?")
+        result = await ok(client, "memory_ask", question="Where does Maya live?")
     backend = server.scheduler.engine.backend()
     server.memory_home.close()
 
@@ -230,7 +230,7 @@ def test_the_cli_names_only_the_memories_the_answer_uses(random_model, tmp_path,
 
     def ask(*options: str) -> str:
         done = subprocess.run(
-            [*command, "--home", str(tmp_path), "ask", "What is the name of Caroline's dog?", *options],
+            [*command, "--home", str(tmp_path), "ask", "What is the name of Maya's dog?", *options],
             capture_output=True,
             text=True,
             timeout=300,
@@ -250,14 +250,14 @@ def test_the_cli_names_only_the_memories_the_answer_uses(random_model, tmp_path,
 @pytest.mark.parametrize(
     ("question", "one"),
     [
-        ("Where does Caroline live?", True),
+        ("Where does Maya live?", True),
         ("How many sons does Ines have?", True),
         ("what is Ana's job?", True),
-        ("What did Melanie and Jon do?", False),  # two people
+        ("What did Ana and Tomas do?", False),  # two people
         ("Which places have we both visited?", False),
-        ("Tell me about Jon.", False),
+        ("Tell me about Tomas.", False),
         ("How does Farid get to work?", True),
-        ("Why did Jon leave?", False),  # a reason can take more than one sentence
+        ("Why did Tomas leave?", False),  # a reason can take more than one sentence
         ("Where is it? And when?", False),
     ],
 )

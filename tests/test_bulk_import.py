@@ -212,7 +212,7 @@ def test_a_bad_record_after_the_first_chunk_refuses_the_whole_archive(home, tmp_
         import_archive(home, path)
     assert home.cube_names() == []  # not even the cube was made
 
-    kept = home.cube("bulk", create=True).add([{"text": "Gina waters the tomatoes every morning"}])[0].id
+    kept = home.cube("bulk", create=True).add([{"text": "Greta waters the tomatoes every morning"}])[0].id
     with pytest.raises(InvalidInput, match="line 8"):
         import_archive(home, path)
     cube = home.cube("bulk")

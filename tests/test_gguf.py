@@ -23,7 +23,7 @@ from memory.activation.onnx_quant import quantize_blockwise
 from memory.config import LocalModelConfig
 from server.cli import main as cli
 
-TEXT = "Gina opened an online clothing store in 2023."
+TEXT = "Wen opened an online flower shop in 2023."
 
 
 @pytest.mark.parametrize("backend", ["mlx", "onnx"])

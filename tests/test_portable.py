@@ -23,7 +23,7 @@ NOTES = [
         "relations": [{"subject": "Carol", "predicate": "flies_to", "object": "Lisbon"}],
     },
     {"text": "Eve is learning to play the cello", "entities": ["Eve"], "session_id": "chat-1"},
-    {"text": "Gina ran her first half marathon in Porto", "entities": ["Gina", "Porto"], "session_id": "chat-1"},
+    {"text": "Greta ran her first half marathon in Porto", "entities": ["Greta", "Porto"], "session_id": "chat-1"},
     {"text": "The dishwasher makes a grinding noise", "tags": ["house"]},
     {"text": "Renew the car insurance before March", "type": "task", "state": "todo", "due_at": "2027-03-01"},
 ]
@@ -87,7 +87,7 @@ def test_an_exported_cube_imports_into_a_fresh_home_with_the_same_memories_histo
             "memory_id": ids["Carol's flight to Lisbon leaves at 7am"],
         }
     ]
-    assert {"Alice", "Carol", "Lisbon", "Gina"} <= entities
+    assert {"Alice", "Carol", "Lisbon", "Greta"} <= entities
 
     fresh = MemoryHome(tmp_path / "fresh", embedder=shared_embedder)
     try:
@@ -132,7 +132,7 @@ def test_an_import_into_a_home_with_another_embedding_model_re_embeds_every_memo
         assert cube.stats().embedding_model == other.model_id
         assert {m.embedding_model for m in cube.store.iter_all()} == {other.model_id}
         assert _search(cube, "hot drinks")[0] == ids["Alice prefers green tea over coffee"]
-        assert _search(cube, "running races")[0] == ids["Gina ran her first half marathon in Porto"]
+        assert _search(cube, "running races")[0] == ids["Greta ran her first half marathon in Porto"]
     finally:
         moved.close()
 

@@ -62,23 +62,23 @@ def test_a_question_with_a_shared_photo_after_it_still_asks(cube):
 
 def test_people_named_together_take_turns_in_the_results(cube):
     lines = [
-        "Jon: On weekends I love dancing, it is my whole life.",
-        "Gina: My store opened in May, it sells unique clothes.",
-        "Jon: On weekends I love teaching dancing to kids.",
-        "Gina: The rent for the store is high this year.",
-        "Jon: On weekends I love the music we dance to in the studio.",
-        "Gina: I hired a new assistant for the store.",
-        "Jon: On weekends I love dancing competitions on a big stage.",
-        "Gina: Sales were good in June.",
+        "Tomas: On weekends I love cycling, it is my whole life.",
+        "Wen: My bakery opened in May, it sells rye bread.",
+        "Tomas: On weekends I love teaching cycling to kids.",
+        "Wen: The rent for the bakery is high this year.",
+        "Tomas: On weekends I love the playlists we ride to in spin class.",
+        "Wen: I hired a new assistant for the bakery.",
+        "Tomas: On weekends I love cycling races on mountain roads.",
+        "Wen: Sales were good in June.",
     ]
     ids = _chat(cube, lines)
-    jon = [i for i, t in zip(ids, lines, strict=True) if t.startswith("Jon")]
-    alone = cube.search(SearchQuery(query="What does Jon love doing on weekends?", limit=3)).hits
-    assert {h.id for h in alone} <= set(jon)  # one person named: no turns taken
-    hits = cube.search(SearchQuery(query="What do Jon and Gina love doing on weekends?", limit=6)).hits
+    tomas = [i for i, t in zip(ids, lines, strict=True) if t.startswith("Tomas")]
+    alone = cube.search(SearchQuery(query="What does Tomas love doing on weekends?", limit=3)).hits
+    assert {h.id for h in alone} <= set(tomas)  # one person named: no turns taken
+    hits = cube.search(SearchQuery(query="What do Tomas and Wen love doing on weekends?", limit=6)).hits
     by_score = sorted(hits, key=lambda h: -h.score)
-    # By fused score Jon's memories come first; taking turns puts Gina's best second.
-    assert [h.text.split(":")[0] for h in by_score[:3]] == ["Jon", "Jon", "Jon"]
-    assert [h.text.split(":")[0] for h in hits[:4]] == ["Jon", "Gina", "Jon", "Gina"]
-    jon_hits = [h for h in hits if h.id in jon]
-    assert jon_hits == sorted(jon_hits, key=lambda h: -h.score)  # each speaker's memories keep their order
+    # By fused score Tomas's memories come first; taking turns puts Wen's best second.
+    assert [h.text.split(":")[0] for h in by_score[:3]] == ["Tomas", "Tomas", "Tomas"]
+    assert [h.text.split(":")[0] for h in hits[:4]] == ["Tomas", "Wen", "Tomas", "Wen"]
+    tomas_hits = [h for h in hits if h.id in tomas]
+    assert tomas_hits == sorted(tomas_hits, key=lambda h: -h.score)  # each speaker's memories keep their order

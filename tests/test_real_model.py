@@ -28,11 +28,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 MEMCUBE = Path(sys.executable).with_name("memcube")
 FACTS = [
-    "Caroline's dog is named Biscuit",
-    "Melanie paints sunsets and ran a charity race",
-    "Jon lost his job as a banker in January 2023",
-    "Gina opened an online clothing store",
-    "Caroline moved to Lisbon in 2021",
+    "Maya's dog is named Pickle",
+    "Ana knits scarves and ran a half marathon",
+    "Tomas quit his job as a pilot in January 2023",
+    "Wen opened an online flower shop",
+    "Maya moved to Lisbon in 2021",
 ]
 CHATML = "<|im_start|>system\n\x00CONTEXT\x00<|im_end|>\n<|im_start|>user\n\x00QUESTION\x00<|im_end|>\n<|im_start|>assistant\n"
 
@@ -67,11 +67,11 @@ def vocabulary(file_fields) -> list[str]:
 # "smollm" pre-tokenizer, which splits every digit apart before the GPT-2 rules.
 EXPECTED_PIECES = {
     "Hello world": ["Hello", "Ġworld"],
-    "In 2023, Caroline": ["In", "Ġ", "2", "0", "2", "3", ",", "ĠCaroline"],
+    "In 2023, Maya": ["In", "Ġ", "2", "0", "2", "3", ",", "ĠMaya"],
     "<|im_start|>user\nHi<|im_end|>": ["<|im_start|>", "user", "Ċ", "Hi", "<|im_end|>"],
 }
 ROUND_TRIPS = [
-    "Jon lost his job as a banker in January 2023.",
+    "Tomas quit his job as a pilot in January 2023.",
     "café naïve 東京 🙂",
     "  two spaces\n\nand\ttabs ",
     "[mem_01abc] cites",
@@ -109,7 +109,7 @@ def test_the_chat_template_renders_as_the_file_specifies(backends, file_fields, 
 def test_logits_from_a_warm_cache_equal_a_cold_prefill(backends, backend, tmp_path):
     model = backends[backend]
     context = model.encode("".join(f"[mem_{i}] {fact}\n" for i, fact in enumerate(FACTS)))
-    question = model.encode("Question: what is the name of Caroline's dog?\nAnswer:")
+    question = model.encode("Question: what is the name of Maya's dog?\nAnswer:")
 
     cold, _ = model.prefill(model.new_cache(), context + question)
     _, warm_cache = model.prefill(model.new_cache(), context)
@@ -123,7 +123,7 @@ def test_logits_from_a_warm_cache_equal_a_cold_prefill(backends, backend, tmp_pa
 
 def test_both_backends_compute_the_same_model(backends):
     """The ONNX decoder (dequantized float32) and MLX (Q4_1 blocks kept) read the same weights."""
-    tokens = backends["onnx"].encode("Caroline moved to Lisbon in 2021 and her dog is named")
+    tokens = backends["onnx"].encode("Maya moved to Lisbon in 2021 and her dog is named")
     a, _ = backends["onnx"].prefill(backends["onnx"].new_cache(), tokens)
     b, _ = backends["mlx"].prefill(backends["mlx"].new_cache(), tokens)
     assert int(np.argmax(a)) == int(np.argmax(b))
@@ -135,8 +135,8 @@ async def test_memory_ask_answers_a_factual_question_from_memory_through_an_mcp_
     """Greedy decoding over a prompt that is the same on every run: the batch enters in predicted rank
     order and the lines are numbered, not labelled with their (random) ids. With ids the answer
     changed from run to run (about one run in twenty named the wrong memory, which failed CI). The
-    135M model answers some questions over these five memories wrongly whatever the labels (the
-    dog's name: "Gina", the last line's name): its accuracy is bench/ask.py's to measure; this test
+    135M model answers some questions over these five memories wrongly whatever the labels (what
+    Ana knits: it talks about another word): its accuracy is bench/ask.py's to measure; this test
     checks the path end to end on a question it answers."""
     (tmp_path / "config.toml").write_text(f'[local_model]\npath = "{converted["onnx"]}"\nmax_tokens = 32\n')
     server = build_server(MemoryHome(tmp_path, embedder=shared_embedder), warm_up=False)
@@ -144,7 +144,7 @@ async def test_memory_ask_answers_a_factual_question_from_memory_through_an_mcp_
         ids = (await ok(client, "memory_add", memories=[{"text": t} for t in FACTS]))["ids"]
         await server.scheduler.settled()
 
-        result = await ok(client, "memory_ask", question="Where does Caroline live?")
+        result = await ok(client, "memory_ask", question="Where does Maya live?")
 
     assert "Lisbon" in result["answer"], result
     assert ids[4] in result["cited_ids"]
@@ -173,8 +173,8 @@ async def test_memcube_serve_with_the_gguf_as_local_model_answers_over_stdio(tmp
                 status["working_set"]
             ) != set(ids):
                 await anyio.sleep(0.5)
-            result = await ok(client, "memory_ask", question="What did Jon lose in January 2023?", max_tokens=32)
-    assert "banker" in result["answer"], result
+            result = await ok(client, "memory_ask", question="What did Tomas quit in January 2023?", max_tokens=32)
+    assert "pilot" in result["answer"], result
     assert ids[2] in result["cited_ids"]
     assert result["reused_tokens"] > 0
     assert result["model"]["name"] == "SmolLM2-135M-Instruct.Q4_1"

@@ -148,5 +148,5 @@ async def test_a_mistyped_type_is_refused_through_mcp_and_creates_no_cube(client
 def test_labels_and_sentence_openers_are_not_entities():
     assert extract_entities("Goal: run a half marathon") == []
     assert extract_entities("Note: Marco Bianchi called") == ["Marco Bianchi"]
-    assert extract_entities("Caroline: Glad you came") == ["Caroline"]  # a speaker stays a name
+    assert extract_entities("Maya: Glad you came") == ["Maya"]  # a speaker stays a name
     assert extract_entities("Finished the report for Priya") == ["Priya"]

@@ -44,8 +44,8 @@ async def test_a_supersession_is_reported_with_the_memory_and_the_reason(client)
 
 async def test_distinct_true_facts_about_the_same_person_all_stay(client):
     facts = [
-        ("Melissa went to the support group on Tuesday.", "Melissa went to the support group again on Friday."),
-        ("Melissa painted a sunrise over the lake.", "Melissa painted a sunset over the lake."),
+        ("Melissa went to the book club on Tuesday.", "Melissa went to the book club again on Friday."),
+        ("Melissa sketched the harbour at dawn.", "Melissa sketched the harbour at dusk."),
         ("Melissa got a job as a junior designer.", "Melissa was promoted to senior designer."),
     ]
     for first, second in facts:
@@ -156,8 +156,8 @@ def test_the_doctor_command_lists_with_dry_run_and_restores_without(tmp_path, ca
         o.id
         for o in cube.add(
             [
-                {"text": "Lena painted the lake in winter.", "type": "fact", "entities": ["Lena"]},
-                {"text": "Lena painted the lake again in spring.", "type": "fact", "entities": ["Lena"]},
+                {"text": "Lena sketched the old bridge in winter.", "type": "fact", "entities": ["Lena"]},
+                {"text": "Lena sketched the old bridge again in spring.", "type": "fact", "entities": ["Lena"]},
             ]
         )
     )
@@ -190,7 +190,7 @@ def _fact(text: str, *entities: str, subject: str | None = None, type_: str = "f
         # a word of change about the same thing replaces a statement of how things are
         ("Sam lives in Oslo.", "Sam moved from Oslo to Bergen.", 0.83, "replace"),
         # ... but not a past occasion, which stays true
-        ("Sam took a pottery class last month.", "Sam now takes pottery classes every week.", 0.92, "distinct"),
+        ("Sam took a woodworking class last month.", "Sam now takes woodworking classes every week.", 0.92, "distinct"),
         # ... nor when the new memory adds to the old one
         ("Sam likes hiking.", "Sam now likes trail running as well.", 0.85, "distinct"),
         # ... nor when it is not close enough to be about the same thing

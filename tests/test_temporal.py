@@ -42,6 +42,6 @@ def test_the_last_x_asks_for_the_most_recent_occasion_up_to_now():
 
 
 def test_a_query_without_time_words_is_left_alone():
-    assert resolve("When did Caroline go to the support group?", NOW) == (None, "When did Caroline go to the support group?")
+    assert resolve("When did Maya go to the choir rehearsal?", NOW) == (None, "When did Maya go to the choir rehearsal?")
     assert resolve("what did we say last time", NOW)[0] is None
     assert resolve("a year of 1234 cats", NOW)[0] is None

@@ -200,8 +200,8 @@ async def test_update_changes_only_the_fields_given_and_bumps_the_version(client
 
 
 async def test_history_lists_every_version_with_old_and_new_values_and_the_client(client):
-    memory_id = await add(client, "Gina's birthday is on March 3")
-    await ok(client, "memory_update", id=memory_id, text="Gina's birthday is on March 4")
+    memory_id = await add(client, "Greta's birthday is on March 3")
+    await ok(client, "memory_update", id=memory_id, text="Greta's birthday is on March 4")
     await ok(client, "memory_update", id=memory_id, tags=["birthdays"])
     await ok(client, "memory_archive", ids=memory_id)
     await ok(client, "memory_restore", ids=[memory_id])
@@ -213,8 +213,8 @@ async def test_history_lists_every_version_with_old_and_new_values_and_the_clien
     assert [v["version"] for v in versions] == [1, 2, 3, 4, 5, 6]
     assert [v["op"] for v in versions] == ["add", "update", "update", "archive", "restore", "delete"]
     assert {v["client"] for v in versions} == {CLIENT_NAME}
-    assert versions[0]["changes"]["text"] == {"old": None, "new": "Gina's birthday is on March 3"}
-    assert versions[1]["changes"]["text"] == {"old": "Gina's birthday is on March 3", "new": "Gina's birthday is on March 4"}
+    assert versions[0]["changes"]["text"] == {"old": None, "new": "Greta's birthday is on March 3"}
+    assert versions[1]["changes"]["text"] == {"old": "Greta's birthday is on March 3", "new": "Greta's birthday is on March 4"}
     assert versions[2]["changes"] == {"tags": {"old": [], "new": ["birthdays"]}}
     assert versions[3]["changes"] == {"status": {"old": "active", "new": "archived"}}
     assert versions[4]["changes"] == {"status": {"old": "archived", "new": "active"}}

@@ -35,7 +35,7 @@ _CITATION = re.compile(
     re.IGNORECASE,
 )
 _CONTENT_POS = {"NOUN", "PROPN", "VERB", "ADJ", "ADV", "NUM", "X"}
-_ON_ITS_OWN = {"NOUN", "PROPN", "NUM", "ADJ", "X"}  # a word that alone can be an answer ("Biscuit", "contemporary")
+_ON_ITS_OWN = {"NOUN", "PROPN", "NUM", "ADJ", "X"}  # a word that alone can be an answer ("Pickle", "vegetarian")
 # Words of answers about the memories themselves ("the memories do not mention it"), never their content.
 _META = {"memory", "answer", "question", "information", "mention", "know", "context", "user", "say", "provide", "detail"}
 _MONTHS = (

@@ -1,7 +1,7 @@
-"""A name written one letter off: "John" in a question about the cube's Jon, "Katherine" for Katharine.
+"""A name written one letter off: "Anna" in a question about the cube's Ana, "Katherine" for Katharine.
 
-People misspell names in questions ("Which city have both Jean and John visited?" of a cube that
-knows Jon and Gina); the entity stage matches names exactly, so such a question lost its entity
+People misspell names in questions ("Which towns did Ines and Anna go to?" of a cube that
+knows Ana and Tomas); the entity stage matches names exactly, so such a question lost its entity
 and its memories fell to the vector alone. A capitalised query word (not the first of a
 sentence) that names no entity of the cube stands for the one entity one edit away (a letter
 dropped, added, changed, or two swapped), when exactly one such entity is known; two or more

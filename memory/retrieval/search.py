@@ -499,7 +499,7 @@ def _someone_elses_kin(ranked: list[ScoredRow], rows: dict[int, tuple], query: s
 def _each_speaker_in_turn(ranked: list[ScoredRow], said: dict[int, str]) -> list[ScoredRow]:
     """When the query names several people who speak in the cube, their memories take turns.
 
-    "What do Jon and Gina have in common?" needs what each of them said; the fused score
+    "What do Tomas and Wen both enjoy?" needs what each of them said; the fused score
     alone can fill the top with one of them. Each named speaker's memories keep their order
     and alternate, starting with the speaker of the best one; a memory said by nobody named
     keeps its place ahead of any speaker's memory it outranked.
