@@ -130,3 +130,29 @@ def test_moving_holidays_fall_on_their_days(year, good_friday, thanksgiving):
     assert easter is not None and easter.since == f"{good_friday}T00:00:00Z"
     turkey, _ = resolve("dinner on Thanksgiving", now)
     assert turkey is not None and (turkey.since, turkey.until) == (f"{thanksgiving}T00:00:00Z", f"{thanksgiving}T23:59:59Z")
+
+
+DAY = [
+    "Bought new running shoes at the mall",
+    "The dentist said my teeth are fine",
+    "Watered the plants on the balcony",
+    "Called mom about the holidays",
+    "Fixed the squeaky hinge on the bedroom door",
+    "Paid the electricity bill",
+    "Finished the crossword in record time",
+    "Booked a table for Saturday dinner",
+]
+
+
+def test_a_window_with_a_topic_is_not_padded_with_the_rest_of_the_day(cube):
+    ids = [o.id for o in cube.add([{"text": t, "occurred_at": f"2026-12-05T{8 + i:02d}:00:00Z"} for i, t in enumerate(DAY)])]
+    asked = cube.search(SearchQuery(query="what shoes did I buy yesterday", limit=10), now=NOW)
+    assert asked.time_applied and asked.hits[0].id == ids[0]
+    # The day's other memories share nothing with the question and are far weaker than its answer.
+    assert len(asked.hits) < len(DAY), [h.text for h in asked.hits]
+    # A question about the time alone gets the whole day.
+    whole = cube.search(SearchQuery(query="what did I do yesterday", limit=10), now=NOW)
+    assert {h.id for h in whole.hits} == set(ids)
+    # include_weak still returns every memory of the window.
+    every = cube.search(SearchQuery(query="what shoes did I buy yesterday", limit=10, include_weak=True), now=NOW)
+    assert {h.id for h in every.hits} == set(ids)

@@ -13,7 +13,9 @@
    can name the window ("before the budget meeting": ``memory.retrieval.event_anchor``).
 3. When the goal the words named leaves nothing, the search runs again without it.
 4. The relevance floor (``memory.retrieval.relevance``) applies to free text only: structured
-   filters already say what is relevant.
+   filters already say what is relevant. Inside a time window a query with a topic keeps no
+   absolute floor but leaves out the hits far weaker than its best that share nothing with it
+   (the rest of the day is not padding); a query about the time alone keeps the whole window.
 5. Questions about due dates ("what is overdue", "what's due next week") and listings of a
    type ("what are my goals?") come back by due date, earliest first (undated last).
 
@@ -120,8 +122,17 @@ def answer(q: SearchQuery, rank: Rank, now: datetime | None = None) -> Answer:
         q = q.model_copy(update={"limit": limit})
     # Structured filters (task words, a time window, the caller's types, tags or dates) say
     # what is relevant; the floor is for free text.
-    structured = applied or has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
-    hits, dropped = apply_floor(hits, keep_weak=q.include_weak or structured, filtered=has_task_filter(q), query=text)
+    filters = has_task_filter(q) or bool(q.types or q.tags or q.since or q.until)
+    # Inside a window, a query with a topic ("what did I buy last week") still leaves out the hits
+    # far weaker than its best that share nothing with it; one about the time alone keeps them all.
+    windowed = applied and not filters and not names_no_topic(cleaned)
+    hits, dropped = apply_floor(
+        hits,
+        keep_weak=q.include_weak or filters or (applied and not windowed),
+        filtered=has_task_filter(q),
+        query=text,
+        windowed=windowed,
+    )
     return Answer(
         query=q,
         hits=hits,
