@@ -50,7 +50,7 @@ from memory.io.progress import CHECKING, EMBEDDING, GRAPH, IMPORTING, Progress, 
 from memory.relations import read_relations_many
 from memory.retrieval.search import embedding_text
 from memory.store import filemodes
-from memory.store.bulk_import import ImportRow
+from memory.store.import_rows import ImportRow, ImportRun
 from memory.store.rows import content_hash
 from memory.supersession_links import broken_links
 from memory.timeutil import now_stored
@@ -326,7 +326,7 @@ def import_archive(
             target = home.cube(cube or manifest.get("cube") or "default", create=True)
             target.ensure_vectors()  # the vector table exists, sized for this home's model
             report = ImportReport(cube=target.name, archive_model=archive_model, cube_model=model_id, total=checked.count)
-            report.resumed = target.folder_store.unfinished_import()
+            report.resumed = target.store.unfinished_import()
             broken = broken_links(links, lambda ids: _existing(target, archived, ids))
             report.links_dropped = sum(len(fields) for fields in broken.values())
             if broken:
@@ -334,7 +334,7 @@ def import_archive(
                     "%s: dropped %d supersession links that lead nowhere or round a cycle", path.name, report.links_dropped
                 )
             unfinished = {"source": path.name, "records": checked.count, "started_at": now_stored()}
-            with target.folder_store.bulk_writes():
+            with target.store.bulk_writes():
                 rows = _without_links(iter(checked), broken)
                 _write(target, rows, vectors, read_relations, report, progress, source=path.name, unfinished=unfinished)
     # Memories still without a vector from this model (written by a process that raced this one,
@@ -346,7 +346,7 @@ def import_archive(
         target.ensure_vectors()
         progress(EMBEDDING, stale, stale)
         report.reembedded += stale
-    target.folder_store.finish_import()
+    target.store.finish_import()
     target.try_merge_fulltext()  # an import is the bulk of a cube's growth: its searches start merged
     if graph:
         _apply_graph(target, progress)
@@ -385,7 +385,7 @@ def _existing(cube: MemCube, archived: set[str], ids: Iterable[str]) -> set[str]
     """Those of ``ids`` that are in the archive or already in ``cube``."""
     wanted = set(ids)
     outside = sorted(wanted - archived)
-    return (wanted & archived) | (cube.folder_store.import_known(outside, [])[0] if outside else set())
+    return (wanted & archived) | (cube.store.import_known(outside, [])[0] if outside else set())
 
 
 def _without_links(records: Iterator[ImportRow], broken: dict[str, set[str]]) -> Iterator[ImportRow]:
@@ -450,7 +450,7 @@ def _write_chunk(
     hashes = [content_hash(item.row["text"]) for item in rows]
     # What the store would skip, read before the (slow) embedding so a resumed import embeds
     # only what it will write; the store checks again inside its transaction.
-    taken, live = cube.folder_store.import_known([item.row["id"] for item in rows], hashes)
+    taken, live = cube.store.import_known([item.row["id"] for item in rows], hashes)
     missing = [
         i
         for i, (item, hash_) in enumerate(zip(rows, hashes, strict=True))
@@ -473,9 +473,7 @@ def _write_chunk(
     if unread:
         for i, found in zip(unread, read_relations_many([rows[i].row["text"] for i in unread], cube.knows_entity()), strict=True):
             rows[i].relations = found
-    outcomes = cube.folder_store.import_rows(
-        rows, model_id=model_id, client=IMPORT_CLIENT, note=note, at=at, unfinished=unfinished
-    )
+    outcomes = cube.store.import_rows(rows, ImportRun(model_id, IMPORT_CLIENT, note, at, unfinished))
     fresh = set(missing)
     for i, (item, outcome) in enumerate(zip(rows, outcomes, strict=True)):
         if outcome in ("existing", "duplicate"):

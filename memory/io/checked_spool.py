@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from memory.io.archive_records import CheckedRecord
-from memory.store.bulk_import import ImportRow
+from memory.store.import_rows import ImportRow
 
 
 class CheckedSpool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,27 +30,14 @@ import numpy as np
 from memory.entities import normalize
 from memory.store import threads
 from memory.store.change_log import ChangeLog
+from memory.store.import_rows import UNFINISHED_KEY, ImportRow, choose, unfinished_from
 from memory.store.rows import FIELDS, content_hash, dumps, to_column
 from memory.store.writer import relation_rows
 
-UNFINISHED_KEY = "import_unfinished"
 # Page cache (KiB) of the connection while an import runs. Each chunk updates indexes keyed by
 # random values (content hashes) and the FTS index all over the file; with SQLite's default
 # 2 MB cache a large cube's pages are read back from the OS for every chunk.
 IMPORT_CACHE_KIB = 64 * 1024
-
-
-@dataclass
-class ImportRow:
-    """One memory from an archive, checked: its stored values by column, history, feedback log and vector."""
-
-    row: dict[str, Any]  # Memory fields as Python values (lists and dicts unencoded)
-    versions: list[dict[str, Any]]  # {version, op, at, client, changes}
-    feedback: list[dict[str, Any]]  # {at, tried, result, client}
-    vector: np.ndarray | None = None
-    # Relations read from the text ({source, type, target, ended}: ``memory.io.archive_relations``);
-    # None: not known yet. A memory with the client's relations keeps none (as on any write).
-    relations: list[dict[str, Any]] | None = None
 
 
 def known(conn: sqlite3.Connection, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -80,25 +66,10 @@ def insert(
 ) -> list[str]:
     """Store ``items`` inside the caller's write transaction; per item "imported", "imported with
     vector", "existing" (the id is taken) or "duplicate" (a live memory has the same text)."""
-    hashes = [content_hash(item.row["text"]) for item in items]
-    taken, live = known(conn, [item.row["id"] for item in items], hashes)
+    taken, live = known(conn, [item.row["id"] for item in items], [content_hash(item.row["text"]) for item in items])
+    outcomes, picked = choose(items, taken, live)
     next_row_id = int(conn.execute("SELECT coalesce(max(row_id), 0) FROM memories").fetchone()[0]) + 1
-    outcomes: list[str] = []
-    chosen: list[tuple[int, ImportRow, str]] = []
-    for item, hash_ in zip(items, hashes, strict=True):
-        memory_id, live_row = item.row["id"], item.row["status"] != "deleted"
-        if memory_id in taken:
-            outcomes.append("existing")
-            continue
-        if live_row and hash_ in live:
-            outcomes.append("duplicate")
-            continue
-        taken.add(memory_id)  # a later record of this chunk with the same id or text is skipped too
-        if live_row:
-            live.add(hash_)
-        chosen.append((next_row_id, item, hash_))
-        next_row_id += 1
-        outcomes.append("imported with vector" if item.vector is not None and live_row else "imported")
+    chosen = [(next_row_id + i, item, hash_) for i, (item, hash_) in enumerate(picked)]
     if not chosen:
         return outcomes
 
@@ -196,10 +167,4 @@ def clear_unfinished(conn: sqlite3.Connection) -> None:
 def unfinished(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """The import that started writing into this cube and has not finished, as ``mark_unfinished`` named it."""
     row = conn.execute("SELECT value FROM cube_meta WHERE key = ?", (UNFINISHED_KEY,)).fetchone()
-    if row is None:
-        return None
-    try:
-        value = json.loads(row[0])
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return unfinished_from(row[0] if row else None)

@@ -29,11 +29,11 @@ from memory.store import bulk_import, export, fulltext_merge, maintenance, schem
 from memory.store import connection as db
 from memory.store import threads as context
 from memory.store.browse import BrowseFilter, count_query, page_end, page_query
-from memory.store.bulk_import import ImportRow
 from memory.store.change_log import ChangeLog
 from memory.store.contract import GraphOutbox, HitRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.filter_sql import SQLITE
+from memory.store.import_rows import ImportRow, ImportRun
 from memory.store.read_rules import (
     MAX_DENIALS,
     ProfileRows,
@@ -477,33 +477,26 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
             fulltext_merge.mark_merged(conn, at_row)
         return True
 
-    def import_rows(
-        self,
-        items: Sequence[ImportRow],
-        *,
-        model_id: str,
-        client: str,
-        note: dict[str, Any],
-        at: str,
-        unfinished: dict[str, Any] | None = None,
-    ) -> list[str]:
-        """Store archived memories as they were (ids, times, status, history) in one transaction.
+    def import_rows(self, items: Sequence[ImportRow], run: ImportRun) -> list[str]:
+        """Store archived memories as they were (ids, times, status, history) in one transaction, in
+        bulk statements (``memory.store.bulk_import``; the store writes the same rows through
+        ``MemoryWriter.import_rows``).
 
-        Each gets an ``import`` version carrying ``note``. Returns, per item, "imported",
+        Each gets an ``import`` version carrying ``run.note``. Returns, per item, "imported",
         "imported with vector", "existing" (the id is taken) or "duplicate" (a live memory
-        has the same text). ``unfinished`` names the import in the cube until ``finish_import``.
+        has the same text). ``run.unfinished`` names the import in the cube until ``finish_import``.
         """
         with self.write() as conn:
-            if unfinished is not None:
-                bulk_import.mark_unfinished(conn, unfinished)
+            if run.unfinished is not None:
+                bulk_import.mark_unfinished(conn, run.unfinished)
             return bulk_import.insert(
                 conn,
                 items,
                 seq=SqliteWriteTables(self.cube, conn, self.changes).next_seq(),
-                model_id=model_id,
-                client=client,
-                note=note,
-                at=at,
+                model_id=run.model_id,
+                client=run.client,
+                note=run.note,
+                at=run.at,
                 changes=self.changes,
             )
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from memory.models import FeedbackEntry, Memory
-from memory.store import threads
+from memory.store import bulk_import, threads
 from memory.store.change_log import ChangeLog
 from memory.store.contract import LiveDuplicate, RelationRow
 from memory.store.rows import MEMORY_COLUMNS, dumps, insert_sql, row_to_memory, to_column
@@ -60,6 +60,18 @@ class SqliteWriteTables:
             (type_, subject, role),
         ).fetchall()
         return [r[0] for r in rows]
+
+    def known(self, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
+        return bulk_import.known(self._conn, ids, hashes)
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._conn.execute("DELETE FROM cube_meta WHERE key = ?", (key,))
+        else:
+            self._conn.execute(
+                "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def insert_memory(self, values: dict[str, Any]) -> int:
         return int(self._conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0])

@@ -19,6 +19,7 @@ write does commits together or not at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
 from memory.store.contract import LiveDuplicate, RelationRow, WriteTables
+from memory.store.import_rows import UNFINISHED_KEY, ImportRow, ImportRun, choose
 from memory.store.rows import FIELDS, content_hash
 from memory.timeutil import now_stored
 
@@ -436,6 +438,56 @@ class MemoryWriter:
         t.record(memory_id, current.version + 1, "restore", now, client, changes)
         t.queue([memory_id])
 
+    def import_rows(self, items: Sequence[ImportRow], run: ImportRun) -> list[str]:
+        """Store archived memories as they were, in one transaction (``memory.store.import_rows``).
+
+        Each keeps its id, times, status and history, gets one ``import`` version carrying ``note``,
+        its feedback log, entity rows, the relations read from its text and its vector; all are
+        queued for the graph and the windows of the threads they join rebuilt. Returns, per item,
+        its outcome (``import_rows.choose``). ``run.unfinished`` names the import in the cube until
+        the caller's ``finish_import``. (The data folder writes a chunk in bulk statements instead:
+        ``memory.store.bulk_import``, the same rows.)
+        """
+        with self._transaction() as t:
+            if run.unfinished is not None:
+                t.set_setting(UNFINISHED_KEY, json.dumps(run.unfinished, ensure_ascii=False))
+            taken, live = t.known([i.row["id"] for i in items], [content_hash(i.row["text"]) for i in items])
+            outcomes, chosen = choose(items, taken, live)
+            seq = t.next_seq()
+            row_ids = []
+            for item, hash_ in chosen:
+                memory_id = item.row["id"]
+                vector = item.vector if item.live else None
+                row_id = t.insert_memory(
+                    {
+                        **item.row,
+                        "content_hash": hash_,
+                        "seq": seq,
+                        "embedding_model": run.model_id if vector is not None else None,
+                    }
+                )
+                imported = {
+                    "version": item.row["version"],
+                    "op": "import",
+                    "at": run.at,
+                    "client": run.client,
+                    "changes": run.note,
+                }
+                for v in [*item.versions, imported]:
+                    t.record(memory_id, v["version"], v["op"], v["at"], v["client"], v["changes"])
+                for entry in item.feedback:
+                    t.insert_feedback(memory_id, FeedbackEntry.model_validate(entry), entry.get("client"))
+                if item.live:
+                    t.insert_entities(row_id, entity_rows(item.row["entities"]))
+                    if not item.row["relations"]:  # the client's relations win over those read from the text
+                        t.insert_relations(row_id, relation_rows(item.relations or []))
+                if vector is not None:
+                    t.put_vector(row_id, vector, replace=False)
+                row_ids.append(row_id)
+            t.queue([item.row["id"] for item, _ in chosen])
+            t.refresh_windows(row_ids)
+        return outcomes
+
 
 class WritesThroughWriter:
     """A store's write methods, each ``MemoryWriter``'s: both engines' stores take them from here."""
@@ -479,3 +531,7 @@ class WritesThroughWriter:
     def store_vectors(self, rows: Sequence[tuple[int, np.ndarray]], model_id: str) -> None:
         """Replace vectors (re-embedding after a model change)."""
         self._writer.store_vectors(rows, model_id)
+
+    def import_rows(self, items: Sequence[ImportRow], run: ImportRun) -> list[str]:
+        """Archived memories as they were, in one transaction (``MemoryWriter.import_rows``)."""
+        return self._writer.import_rows(items, run)

@@ -31,8 +31,8 @@ from memory.store import export
 from memory.store.cube_store import CubeStore
 from memory.store.postgres.change_log import PostgresChangeLog
 from memory.store.postgres.cube_store import ensure_cube
-from memory.store.postgres.memory_reads import meta, set_meta
 from memory.store.postgres.schema import EMBEDDING_DIM
+from memory.store.postgres.settings import meta, set_meta
 from memory.store.postgres.vectors import vector_text
 from memory.store.rows import JSON_FIELDS
 

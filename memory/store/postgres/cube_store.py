@@ -23,12 +23,14 @@ import psycopg
 
 from memory.errors import NotFound
 from memory.models import Memory
+from memory.store.import_rows import UNFINISHED_KEY, unfinished_from
 from memory.store.postgres.change_log import PostgresChangeLog, lock_cube
 from memory.store.postgres.connect import connect
 from memory.store.postgres.graph_reads import PostgresGraphReads
-from memory.store.postgres.memory_reads import PostgresMemoryReads, meta
+from memory.store.postgres.memory_reads import PostgresMemoryReads
 from memory.store.postgres.schema import SCHEMA_VERSION
 from memory.store.postgres.search_source import PostgresSearchSource, PostgresVectorScores
+from memory.store.postgres.settings import meta
 from memory.store.postgres.write_tables import MEMORY_SELECT, PostgresWriteTables
 from memory.store.rows import row_to_memory
 from memory.store.writer import MemoryWriter, WritesThroughWriter, check_ids
@@ -104,6 +106,28 @@ class PostgresCubeStore(PostgresGraphReads, PostgresMemoryReads, WritesThroughWr
     def _tables(self) -> Iterator[PostgresWriteTables]:
         with self.write() as conn:
             yield PostgresWriteTables(self.cube, self.cube_id, conn, self.changes)
+
+    # -- imports (``memory.io.archive``) --------------------------------------------------------
+
+    # ``import_rows`` is ``WritesThroughWriter``'s: ``MemoryWriter.import_rows``, under the cube's lock.
+
+    @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Nothing to set: the data folder enlarges its page cache for an import; the server has its own."""
+        yield
+
+    def import_known(self, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
+        """(those of ``ids`` already in the cube, those of ``hashes`` a live memory has): what an import would skip."""
+        with self._lock:
+            return PostgresWriteTables(self.cube, self.cube_id, self._conn, self.changes).known(ids, hashes)
+
+    def unfinished_import(self) -> dict[str, Any] | None:
+        """The import that began writing into this cube and did not finish (killed), if any."""
+        return unfinished_from(self.meta(UNFINISHED_KEY))
+
+    def finish_import(self) -> None:
+        with self._tables() as tables:
+            tables.set_setting(UNFINISHED_KEY, None)
 
     def purge(self, ids: Sequence[str], *, client: str | None) -> None:
         """Erase memories for good; the history keeps one contentless 'purge' row each.

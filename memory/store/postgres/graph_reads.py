@@ -27,8 +27,8 @@ from memory.store.contract import GraphOutbox, HitRow
 from memory.store.cube_store import IN_GRAPH, GraphRow, RelationPeer, graph_rows_of, relation_peers_of
 from memory.store.postgres import threads
 from memory.store.postgres.change_log import PostgresChangeLog
-from memory.store.postgres.memory_reads import set_meta
 from memory.store.postgres.search_source import hit_rows
+from memory.store.postgres.settings import set_meta
 from memory.store.postgres.vectors import PostgresVectors
 from memory.store.postgres.write_tables import PostgresWriteTables
 from memory.store.threads import neighbours_by_id

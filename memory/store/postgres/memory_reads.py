@@ -25,26 +25,13 @@ from memory.store import read_rules
 from memory.store.browse import BrowseFilter, Cursor, count_query, page_end, page_query
 from memory.store.filter_sql import POSTGRES
 from memory.store.postgres.schema import EMBEDDING_DIM
+from memory.store.postgres.settings import meta, set_meta
 from memory.store.postgres.write_tables import MEMORY_SELECT
 from memory.store.read_rules import ProfileRows, by_row_id, goals_and_tasks_query, kept_denial, profile_sections
 from memory.store.rows import row_to_memory
 from memory.timeutil import now_stored
 
 _C = POSTGRES.byte_order  # after a text column: SQLite's (byte) order
-
-
-def meta(conn: psycopg.Connection[Any], cube_id: int, key: str) -> str | None:
-    """One setting of the cube ``cube_id`` (None: not set)."""
-    row = conn.execute("SELECT value FROM cube_meta WHERE cube = %s AND key = %s", (cube_id, key)).fetchone()
-    return str(row[0]) if row and row[0] is not None else None
-
-
-def set_meta(conn: psycopg.Connection[Any], cube_id: int, key: str, value: str | None) -> None:
-    """Set one setting of the cube ``cube_id`` in the caller's transaction."""
-    conn.execute(
-        "INSERT INTO cube_meta (cube, key, value) VALUES (%s, %s, %s) ON CONFLICT (cube, key) DO UPDATE SET value = excluded.value",
-        (cube_id, key, value),
-    )
 
 
 class PostgresMemoryReads:

@@ -22,6 +22,7 @@ from memory.store.contract import LiveDuplicate, RelationRow
 from memory.store.postgres import threads
 from memory.store.postgres.change_log import PostgresChangeLog
 from memory.store.postgres.schema import EMBEDDING_DIM
+from memory.store.postgres.settings import set_meta
 from memory.store.postgres.vectors import vector_text
 from memory.store.rows import FIELDS, JSON_FIELDS, dumps, row_to_memory, to_column
 
@@ -76,6 +77,22 @@ class PostgresWriteTables:
             (self.cube_id, type_, subject, role),
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def known(self, ids: Sequence[str], hashes: Sequence[str]) -> tuple[set[str], set[str]]:
+        taken = self._conn.execute(
+            "SELECT id FROM memories WHERE cube = %s AND id = ANY(%s)", (self.cube_id, list(ids))
+        ).fetchall()
+        live = self._conn.execute(
+            "SELECT content_hash FROM memories WHERE cube = %s AND content_hash = ANY(%s) AND status != 'deleted'",
+            (self.cube_id, list(hashes)),
+        ).fetchall()
+        return {r[0] for r in taken}, {r[0] for r in live}
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._conn.execute("DELETE FROM cube_meta WHERE cube = %s AND key = %s", (self.cube_id, key))
+        else:
+            set_meta(self._conn, self.cube_id, key, value)
 
     def insert_memory(self, values: dict[str, Any]) -> int:
         names = _columns(values)
