@@ -32,6 +32,10 @@ NOW = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)  # Sunday 6 December 2026, 15:00
         ("projects before 2020", None, "2019-12-31T23:59:59Z"),
         ("what changed after 2020", "2021-01-01T00:00:00Z", "2026-12-06T14:59:59Z"),
         ("what was decided after Monday", "2026-12-01T00:00:00Z", "2026-12-06T14:59:59Z"),
+        ("trips before June", None, "2026-05-31T23:59:59Z"),
+        ("what changed after March", "2026-04-01T00:00:00Z", "2026-12-06T14:59:59Z"),
+        ("the lease prior to May", None, "2026-04-30T23:59:59Z"),
+        ("swims after summer", "2026-09-01T00:00:00Z", "2026-12-06T14:59:59Z"),
         # An event of that day bounds it: the day itself.
         ("notes after Monday's standup", "2026-11-30T00:00:00Z", "2026-11-30T23:59:59Z"),
         # Hours.
@@ -80,6 +84,8 @@ def test_phrases_people_use_become_the_window_they_mean(query, since, until):
         "leg before wicket",
         "what did I do after lunch",
         "what did we do after the Christmas party",  # an event: memory.retrieval.event_anchor reads it
+        "what did we do after the summer party",
+        "the test before may fail",
     ],
 )
 def test_words_that_only_look_like_time_are_left_alone(query):

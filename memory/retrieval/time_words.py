@@ -113,6 +113,10 @@ _COUNT = r"(?P<count>\d{1,3}|" + "|".join(NUMBERS) + r"|(?:a\s+)?(?:couple|few)(
 _UNIT = r"(?P<unit>hour|day|week|fortnight|month|year)s?"
 _PREP = r"(?:(?:back\s+)?(?:in|during|over|within|throughout|from|since|for|of|on|at)\s+)"
 _END = r"(?:'s)?\b"
+# A month or season bounded on one side ("before June", "until spring"; read by ``resolve``). Not a
+# lower-case "may" ("the test before may fail"), nor "the": "after the summer party" is an event
+# (``memory.retrieval.event_anchor``).
+_BOUND = r"(?:(?:before|after|until|till|prior\s+to)\s+(?!(?-i:may)\b))"
 # "early September", "mid-2024", "late last year", "the end of last month": a third of the period.
 _PART = r"(?P<part>early|mid|late|the\s+(?:start|beginning|middle|end)\s+of)[\s-]+"
 _PART2 = _PART.replace("?P<part>", "?P<part2>")
@@ -548,7 +552,7 @@ _PHRASES: list[_Phrase] = [
     _Phrase(
         _p(
             rf"\b(?:{_PREP}?(?:the\s+)?{_PART}(?:(?P<which2>last|this|next|past|previous)\s+)?"
-            rf"|{_PREP}(?:the\s+month\s+of\s+)?|(?P<which>last|this|next|past|previous)\s+)(?P<month>{_MONTH_FULL})(?P<year>)\b(?!\s+\d)"
+            rf"|(?:{_PREP}|{_BOUND})(?:the\s+month\s+of\s+)?|(?P<which>last|this|next|past|previous)\s+)(?P<month>{_MONTH_FULL})(?P<year>)\b(?!\s+\d)"
         ),
         _month,
         True,
@@ -556,7 +560,7 @@ _PHRASES: list[_Phrase] = [
     _Phrase(
         _p(
             rf"\b(?:{_PREP}?(?:the\s+)?(?:{_PART2})?(?P<season>{_SEASON})\s+(?:of\s+)?(?P<year>\d{{4}})\b"
-            rf"|(?:{_PREP}?(?:the\s+)?{_PART}(?:(?P<which2>last|this|next|past|previous)\s+)?|{_PREP}(?:the\s+)?"
+            rf"|(?:{_PREP}?(?:the\s+)?{_PART}(?:(?P<which2>last|this|next|past|previous)\s+)?|{_PREP}(?:the\s+)?|{_BOUND}"
             rf"|(?:{_PREP}?(?P<which>last|this|next|past|previous)\s+))(?P<season2>{_SEASON})\b)"
         ),
         _season,
@@ -651,7 +655,7 @@ def _read(query: str, now: datetime) -> tuple[_Span, re.Match[str], bool] | None
 # A time phrase bounded on one side: "since May" runs from its start to now, "before May" up to its
 # start, "after May" from its end (to now, when that is past).
 _BOUND_BEFORE = re.compile(r"\b(?P<bound>since|before|after|until|till|prior\s+to)\s+$", re.I)
-_BOUND_WORD = re.compile(r"\s*(?P<bound>since|before|after|until|till)\b", re.I)
+_BOUND_WORD = re.compile(r"\s*(?P<bound>since|before|after|until|till|prior\s+to)\b", re.I)
 # A range: "between May 3 and May 9", "from Monday to Wednesday", "March through May".
 _RANGE_JOIN = re.compile(r"\s*(?:and|to|until|till|through|thru|-|–)\s+", re.I)
 _BARE_DAY = re.compile(r"(?:the\s+)?(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b(?!\s*(?:am|pm|:|%))", re.I)
