@@ -287,7 +287,9 @@ def test_entity_mentions_of_live_memories(cube: Cube) -> None:
 def test_access_counts_add_up(cube: Cube) -> None:
     first = add_one(cube, new("Read me often."))
     second = add_one(cube, new("Read me once."))
-    rows = dict(zip([first, second], cube.store.row_ids_of([first, second]), strict=True))
+    # row_ids_of answers by memory id (as SQLite's index reads them), not in the order asked: two ids
+    # made in the same millisecond may sort either way (CI once got the second one first).
+    rows = dict(zip(sorted([first, second]), cube.store.row_ids_of([first, second]), strict=True))
     cube.store.add_access({rows[first]: 2, rows[second]: 1})
     cube.store.add_access({rows[first]: 3})
     cube.store.add_access({})
