@@ -396,15 +396,20 @@ def _without_links(records: Iterator[ImportRow], broken: dict[str, set[str]]) ->
         yield record
 
 
-def _chunks(records: Iterator[ImportRow], vectors: VectorSpool, dim: int) -> Iterator[list[ImportRow]]:
-    """Records with the archive's vector for each live one, in chunks of ``CHUNK`` or ``EMBED_CHUNK`` to embed."""
+def _chunks(
+    records: Iterator[ImportRow], vectors: VectorSpool, read_relations: dict[str, list[dict[str, Any]]] | None, dim: int
+) -> Iterator[list[ImportRow]]:
+    """Records with the archive's vector for each live one and the relations it carries for them
+    (``read_relations`` None: none carried, they are read from the texts), in chunks of ``CHUNK``
+    or ``EMBED_CHUNK`` to embed."""
     chunk: list[ImportRow] = []
     to_embed = 0
     for record in records:
-        live = record.row["status"] != "deleted"
-        record.vector = vectors.get(record.row["id"], dim) if live else None
+        record.vector = vectors.get(record.row["id"], dim) if record.live else None
+        if read_relations is not None:
+            record.relations = read_relations.get(record.row["id"], [])
         chunk.append(record)
-        to_embed += live and record.vector is None
+        to_embed += record.live and record.vector is None
         if len(chunk) >= CHUNK or to_embed >= EMBED_CHUNK:
             yield chunk
             chunk, to_embed = [], 0
@@ -427,10 +432,7 @@ def _write(
     at = now_stored()
     done = 0
     progress(IMPORTING, 0, report.total)
-    for chunk in _chunks(records, vectors, cube.embedder.dim):
-        for item in chunk:
-            if read_relations is not None:
-                item.relations = read_relations.get(item.row["id"], [])
+    for chunk in _chunks(records, vectors, read_relations, cube.embedder.dim):
         _write_chunk(cube, chunk, report, note=note, at=at, unfinished=unfinished)
         done += len(chunk)
         progress(IMPORTING, done, report.total)
@@ -451,25 +453,20 @@ def _write_chunk(
     # What the store would skip, read before the (slow) embedding so a resumed import embeds
     # only what it will write; the store checks again inside its transaction.
     taken, live = cube.store.import_known([item.row["id"] for item in rows], hashes)
-    missing = [
+    # The live records the store will write; deleted ones need neither a vector nor relations.
+    written = [
         i
         for i, (item, hash_) in enumerate(zip(rows, hashes, strict=True))
-        if item.vector is None and item.row["status"] != "deleted" and item.row["id"] not in taken and hash_ not in live
+        if item.live and item.row["id"] not in taken and hash_ not in live
     ]
+    missing = [i for i in written if rows[i].vector is None]
     if missing:
         embedded = cube.embedder.embed([embedding_text(rows[i].row["text"]) for i in missing])
         for position, i in enumerate(missing):
             rows[i].vector = embedded[position]
-    # An archive written before it carried them: the relations are read from the texts, as a write reads them.
-    unread = [
-        i
-        for i, (item, hash_) in enumerate(zip(rows, hashes, strict=True))
-        if item.relations is None
-        and item.row["status"] != "deleted"
-        and not item.row["relations"]
-        and item.row["id"] not in taken
-        and hash_ not in live
-    ]
+    # An archive written before it carried them: the relations are read from the texts, as a write
+    # reads them (not for a memory whose client gave relations: those win).
+    unread = [i for i in written if rows[i].relations is None and not rows[i].row["relations"]]
     if unread:
         for i, found in zip(unread, read_relations_many([rows[i].row["text"] for i in unread], cube.knows_entity()), strict=True):
             rows[i].relations = found

@@ -116,7 +116,8 @@ _END = r"(?:'s)?\b"
 # A month or season bounded on one side ("before June", "until spring"; read by ``resolve``). Not a
 # lower-case "may" ("the test before may fail"), nor "the": "after the summer party" is an event
 # (``memory.retrieval.event_anchor``).
-_BOUND = r"(?:(?:before|after|until|till|prior\s+to)\s+(?!(?-i:may)\b))"
+_ONE_SIDED = r"before|after|until|till|prior\s+to"
+_BOUND = rf"(?:(?:{_ONE_SIDED})\s+(?!(?-i:may)\b))"
 # "early September", "mid-2024", "late last year", "the end of last month": a third of the period.
 _PART = r"(?P<part>early|mid|late|the\s+(?:start|beginning|middle|end)\s+of)[\s-]+"
 _PART2 = _PART.replace("?P<part>", "?P<part2>")
@@ -654,8 +655,8 @@ def _read(query: str, now: datetime) -> tuple[_Span, re.Match[str], bool] | None
 
 # A time phrase bounded on one side: "since May" runs from its start to now, "before May" up to its
 # start, "after May" from its end (to now, when that is past).
-_BOUND_BEFORE = re.compile(r"\b(?P<bound>since|before|after|until|till|prior\s+to)\s+$", re.I)
-_BOUND_WORD = re.compile(r"\s*(?P<bound>since|before|after|until|till|prior\s+to)\b", re.I)
+_BOUND_BEFORE = re.compile(rf"\b(?P<bound>since|{_ONE_SIDED})\s+$", re.I)
+_BOUND_WORD = re.compile(rf"\s*(?P<bound>since|{_ONE_SIDED})\b", re.I)
 # A range: "between May 3 and May 9", "from Monday to Wednesday", "March through May".
 _RANGE_JOIN = re.compile(r"\s*(?:and|to|until|till|through|thru|-|–)\s+", re.I)
 _BARE_DAY = re.compile(r"(?:the\s+)?(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b(?!\s*(?:am|pm|:|%))", re.I)
@@ -683,42 +684,47 @@ def _range_end(query: str, first: re.Match[str], now: datetime) -> tuple[_Span, 
     return None
 
 
+def _bounded(query: str, match: re.Match[str], span: _Span, now: datetime) -> tuple[datetime | None, datetime | None, int, int]:
+    """The window a phrase read at ``match`` names, with what bounds it or continues it in ``query``
+    ("since ...", "before ...", "... to Wednesday"): (since, until exclusive; None: open on that side,
+    and where the whole expression starts and ends in ``query``)."""
+    start, end = match.start(), match.end()
+    before = _BOUND_BEFORE.search(query[:start])
+    bounded = before or _BOUND_WORD.match(match.group(0))  # "since" before the phrase, or its own first word
+    bound = bounded.group("bound").lower().split()[0] if bounded else ""
+    possessive = _POSSESSIVE.match(query, end)
+    if possessive and bound != "since":
+        bound = ""  # "before Monday's meeting": bounded by an event of that day, which the day holds
+        end = possessive.end()
+    if before:
+        start = before.start()
+    ranged = _range_end(query, match, now) if not bound else None
+    if ranged is not None:
+        opening = _RANGE_OPEN.search(query[:start])
+        start = opening.start() if opening else start
+        second, end = ranged
+        span = _Span(min(span.start, second.start), max(span.end, second.end))
+    if bound == "since":
+        return span.start, (max(now, span.end) if span.start > now else now), start, end
+    if bound in ("before", "until", "till", "prior"):
+        return None, span.start, start, end
+    if bound == "after":
+        return span.end, (now if span.end < now else None), start, end
+    return span.start, span.end, start, end
+
+
 def resolve(query: str, now: datetime | None = None) -> tuple[TimeWindow | None, str]:
     """The time window a query names (or None), and the query without the time words."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if not _ANY_TIME_WORD.search(query):
         return None, query
     read = _read(query, now)
-    span: _Span | None = None
     since: datetime | None = None
     until: datetime | None = None
     expression = ""
     cleaned = query
     if read is not None:
-        span, match, _ = read
-        start, end = match.start(), match.end()
-        before = _BOUND_BEFORE.search(query[:start])
-        bounded = before or _BOUND_WORD.match(match.group(0))  # "since" before the phrase, or its own first word
-        bound = bounded.group("bound").lower().split()[0] if bounded else ""
-        possessive = _POSSESSIVE.match(query, end)
-        if possessive and bound != "since":
-            bound = ""  # "before Monday's meeting": bounded by an event of that day, which the day holds
-            end = possessive.end()
-        if before:
-            start = before.start()
-        ranged = _range_end(query, match, now) if not bound else None
-        if ranged is not None:
-            opening = _RANGE_OPEN.search(query[:start])
-            start = opening.start() if opening else start
-            second, end = ranged
-            span = _Span(min(span.start, second.start), max(span.end, second.end))
-        since, until = span.start, span.end
-        if bound == "since":
-            until = max(now, span.end) if span.start > now else now
-        elif bound in ("before", "until", "till", "prior"):
-            since, until = None, span.start
-        elif bound == "after":
-            since, until = span.end, (now if span.end < now else None)
+        since, until, start, end = _bounded(query, read[1], read[0], now)
         expression = query[start:end].strip()
         cleaned = (query[:start] + " " + query[end:]).strip()
     latest = _LATEST.search(cleaned)

@@ -14,13 +14,12 @@ The work per chunk is a few statements, not a few per record: one lookup of the 
 ids and content hashes (a JSON array as one bound parameter, so no limit on bound
 variables), then one ``executemany`` per table.
 
-While an import runs, ``cube_meta.import_unfinished`` names it (written with every
-chunk, removed when the import is complete), so a later run can say that it resumes one.
+While an import runs, the cube's setting ``import_rows.UNFINISHED_KEY`` names it (written
+with every chunk, removed when the import is complete), so a later run can say that it resumes one.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +29,8 @@ import numpy as np
 from memory.entities import normalize
 from memory.store import threads
 from memory.store.change_log import ChangeLog
-from memory.store.import_rows import UNFINISHED_KEY, ImportRow, choose, unfinished_from
+from memory.store.contract import RelationRow
+from memory.store.import_rows import ImportRow, choose
 from memory.store.rows import FIELDS, content_hash, dumps, to_column
 from memory.store.writer import relation_rows
 
@@ -105,15 +105,9 @@ def insert(
         "INSERT OR IGNORE INTO memory_entities(memory_rowid, name, norm) VALUES (?, ?, ?)",
         [(row_id, name, key) for row_id, item in live_rows for key, name in _entity_keys(item.row["entities"]).items()],
     )
-    conn.executemany(
-        "INSERT OR IGNORE INTO memory_relations(memory_rowid, source, source_norm, type, target, target_norm, ended) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (row_id, r.source, r.source_norm, r.type, r.target, r.target_norm, int(r.ended))
-            for row_id, item in live_rows
-            if not item.row["relations"]
-            for r in relation_rows(item.relations or [])
-        ],
+    insert_relations(
+        conn,
+        [(row_id, r) for row_id, item in live_rows if not item.row["relations"] for r in relation_rows(item.relations or [])],
     )
     conn.executemany(
         "INSERT INTO memory_vec(rowid, embedding) VALUES (?, ?)",
@@ -128,6 +122,15 @@ def insert(
     ).fetchall()
     threads.refresh_threads(conn, [key for (key,) in keys])
     return outcomes
+
+
+def insert_relations(conn: sqlite3.Connection, rows: Sequence[tuple[int, RelationRow]]) -> None:
+    """Relations read from texts, each ``(memory row id, relation)`` (``SqliteWriteTables.insert_relations`` writes through here)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO memory_relations(memory_rowid, source, source_norm, type, target, target_norm, ended) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(row_id, r.source, r.source_norm, r.type, r.target, r.target_norm, int(r.ended)) for row_id, r in rows],
+    )
 
 
 def _entity_keys(names: Sequence[str]) -> dict[str, str]:
@@ -151,20 +154,3 @@ def enlarge_cache(conn: sqlite3.Connection) -> int:
 
 def restore_cache(conn: sqlite3.Connection, before: int) -> None:
     conn.execute(f"PRAGMA cache_size = {int(before)}")
-
-
-def mark_unfinished(conn: sqlite3.Connection, what: dict[str, Any]) -> None:
-    conn.execute(
-        "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (UNFINISHED_KEY, json.dumps(what, ensure_ascii=False)),
-    )
-
-
-def clear_unfinished(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM cube_meta WHERE key = ?", (UNFINISHED_KEY,))
-
-
-def unfinished(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    """The import that started writing into this cube and has not finished, as ``mark_unfinished`` named it."""
-    row = conn.execute("SELECT value FROM cube_meta WHERE key = ?", (UNFINISHED_KEY,)).fetchone()
-    return unfinished_from(row[0] if row else None)

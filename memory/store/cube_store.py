@@ -25,7 +25,7 @@ import numpy as np
 from memory.entities import normalize
 from memory.errors import NotFound, Unavailable
 from memory.models import FeedbackEntry, Memory, MemoryStatus
-from memory.store import bulk_import, export, fulltext_merge, maintenance, schema
+from memory.store import bulk_import, export, fulltext_merge, maintenance, schema, settings
 from memory.store import connection as db
 from memory.store import threads as context
 from memory.store.browse import BrowseFilter, count_query, page_end, page_query
@@ -33,7 +33,7 @@ from memory.store.change_log import ChangeLog
 from memory.store.contract import GraphOutbox, HitRow
 from memory.store.file_watch import FileWatch, disk_full, full_disk_error
 from memory.store.filter_sql import SQLITE
-from memory.store.import_rows import ImportRow, ImportRun
+from memory.store.import_rows import UNFINISHED_KEY, ImportRow, ImportRun, unfinished_from, unfinished_value
 from memory.store.read_rules import (
     MAX_DENIALS,
     ProfileRows,
@@ -179,13 +179,10 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
 
     def meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM cube_meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+            return settings.meta(self._conn, key)
 
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
-        conn.execute(
-            "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
-        )
+        settings.set_meta(conn, key, value)
 
     def save_meta(self, key: str, value: str) -> None:
         """Set one cube setting in its own transaction (e.g. the client's entity alias choices)."""
@@ -488,7 +485,7 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
         """
         with self.write() as conn:
             if run.unfinished is not None:
-                bulk_import.mark_unfinished(conn, run.unfinished)
+                settings.set_meta(conn, UNFINISHED_KEY, unfinished_value(run.unfinished))
             return bulk_import.insert(
                 conn,
                 items,
@@ -519,11 +516,11 @@ class CubeStore(GraphOutbox, WritesThroughWriter):
     def unfinished_import(self) -> dict[str, Any] | None:
         """The import that began writing into this cube and did not finish (killed), if any."""
         with self._lock:
-            return bulk_import.unfinished(self._conn)
+            return unfinished_from(settings.meta(self._conn, UNFINISHED_KEY))
 
     def finish_import(self) -> None:
         with self.write() as conn:
-            bulk_import.clear_unfinished(conn)
+            settings.set_meta(conn, UNFINISHED_KEY, None)
 
     def raw_memory_rows(self) -> list[tuple[Any, ...]]:
         """Every memory row as stored (``MEMORY_COLUMNS``), unparsed: for repairs of rows no reader can serve."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from memory.store import settings
+
 TABLES = ("memory_fts", "memory_context_fts")
 GROWTH = 0.1  # merge again once the cube holds 10% more memories than at the last merge
 MIN_NEW_ROWS = 1_000  # and at least this many: a small cube's index is cheap to read anyway
@@ -52,7 +54,4 @@ def step(conn: sqlite3.Connection, table: str, *, first: bool) -> bool:
 
 
 def mark_merged(conn: sqlite3.Connection, at_row: int) -> None:
-    conn.execute(
-        "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (MERGED_AT, str(at_row)),
-    )
+    settings.set_meta(conn, MERGED_AT, str(at_row))

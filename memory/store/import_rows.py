@@ -57,6 +57,11 @@ class ImportRun:
     unfinished: dict[str, Any] | None = None
 
 
+def unfinished_value(what: dict[str, Any]) -> str:
+    """How ``UNFINISHED_KEY`` names an import (``unfinished_from`` reads it back)."""
+    return json.dumps(what, ensure_ascii=False)
+
+
 def unfinished_from(value: str | None) -> dict[str, Any] | None:
     """The import a cube's ``UNFINISHED_KEY`` setting names ({} when it cannot be read), None when none."""
     if value is None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from memory.models import FeedbackEntry, Memory
-from memory.store import bulk_import, threads
+from memory.store import bulk_import, settings, threads
 from memory.store.change_log import ChangeLog
 from memory.store.contract import LiveDuplicate, RelationRow
 from memory.store.rows import MEMORY_COLUMNS, dumps, insert_sql, row_to_memory, to_column
@@ -65,13 +65,7 @@ class SqliteWriteTables:
         return bulk_import.known(self._conn, ids, hashes)
 
     def set_setting(self, key: str, value: str | None) -> None:
-        if value is None:
-            self._conn.execute("DELETE FROM cube_meta WHERE key = ?", (key,))
-        else:
-            self._conn.execute(
-                "INSERT INTO cube_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        settings.set_meta(self._conn, key, value)
 
     def insert_memory(self, values: dict[str, Any]) -> int:
         return int(self._conn.execute(insert_sql(values), [to_column(k, v) for k, v in values.items()]).fetchone()[0])
@@ -113,11 +107,7 @@ class SqliteWriteTables:
         self.entities_removed()
 
     def insert_relations(self, row_id: int, rows: Sequence[RelationRow]) -> None:
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO memory_relations(memory_rowid, source, source_norm, type, target, target_norm, ended) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(row_id, r.source, r.source_norm, r.type, r.target, r.target_norm, int(r.ended)) for r in rows],
-        )
+        bulk_import.insert_relations(self._conn, [(row_id, r) for r in rows])
 
     def drop_relations(self, row_id: int) -> None:
         self._conn.execute("DELETE FROM memory_relations WHERE memory_rowid = ?", (row_id,))

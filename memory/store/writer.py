@@ -19,7 +19,6 @@ write does commits together or not at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from memory.errors import Conflict, InvalidInput, NotFound
 from memory.ids import is_memory_id, new_memory_id
 from memory.models import SUPERSEDING_TYPES, AddOutcome, FeedbackEntry, Memory, MemoryStatus, Superseded
 from memory.store.contract import LiveDuplicate, RelationRow, WriteTables
-from memory.store.import_rows import UNFINISHED_KEY, ImportRow, ImportRun, choose
+from memory.store.import_rows import UNFINISHED_KEY, ImportRow, ImportRun, choose, unfinished_value
 from memory.store.rows import FIELDS, content_hash
 from memory.timeutil import now_stored
 
@@ -450,7 +449,7 @@ class MemoryWriter:
         """
         with self._transaction() as t:
             if run.unfinished is not None:
-                t.set_setting(UNFINISHED_KEY, json.dumps(run.unfinished, ensure_ascii=False))
+                t.set_setting(UNFINISHED_KEY, unfinished_value(run.unfinished))
             taken, live = t.known([i.row["id"] for i in items], [content_hash(i.row["text"]) for i in items])
             outcomes, chosen = choose(items, taken, live)
             seq = t.next_seq()

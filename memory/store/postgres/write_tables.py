@@ -89,10 +89,7 @@ class PostgresWriteTables:
         return {r[0] for r in taken}, {r[0] for r in live}
 
     def set_setting(self, key: str, value: str | None) -> None:
-        if value is None:
-            self._conn.execute("DELETE FROM cube_meta WHERE cube = %s AND key = %s", (self.cube_id, key))
-        else:
-            set_meta(self._conn, self.cube_id, key, value)
+        set_meta(self._conn, self.cube_id, key, value)
 
     def insert_memory(self, values: dict[str, Any]) -> int:
         names = _columns(values)
